@@ -1,0 +1,252 @@
+//! Matches a request line to a modelled operation, using the models' own URI templates.
+//!
+//! Both planes share one port: the control- and data-plane templates never overlap (api-wire.md §1),
+//! so the path alone selects the operation. A trailing slash is optional (botocore sends it, the
+//! Rust and JS SDKs do not) and each `{label}` is one percent-decoded segment.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use super::model::{self, ServiceModel};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Plane {
+    Control,
+    Data,
+}
+
+impl Plane {
+    pub fn model(self) -> &'static ServiceModel {
+        match self {
+            Plane::Control => model::control(),
+            Plane::Data => model::data(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    Label(String),
+    Greedy(String),
+}
+
+#[derive(Debug)]
+struct Template {
+    plane: Plane,
+    operation: String,
+    method: String,
+    segments: Vec<Segment>,
+    implemented: bool,
+}
+
+/// A matched operation and its decoded URI labels.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub plane: Plane,
+    pub operation: &'static str,
+    pub labels: HashMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoRoute {
+    /// The path is a modelled operation that agentcore-local does not serve.
+    NotImplemented {
+        service: &'static str,
+        operation: String,
+    },
+    /// The path exists but not with this method.
+    WrongMethod { allowed: Vec<String> },
+    /// Nothing in either model looks like this path.
+    Unknown,
+}
+
+fn parse_template(uri: &str) -> Vec<Segment> {
+    let path = uri.split('?').next().unwrap_or("");
+    split_path(path)
+        .into_iter()
+        .map(|s| {
+            if let Some(name) = s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                match name.strip_suffix('+') {
+                    Some(greedy) => Segment::Greedy(greedy.to_string()),
+                    None => Segment::Label(name.to_string()),
+                }
+            } else {
+                Segment::Literal(s.to_string())
+            }
+        })
+        .collect()
+}
+
+/// Path segments, without the leading slash and without an empty trailing one.
+fn split_path(path: &str) -> Vec<&str> {
+    let trimmed = path.strip_prefix('/').unwrap_or(path);
+    let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
+    if trimmed.is_empty() {
+        Vec::new()
+    } else {
+        trimmed.split('/').collect()
+    }
+}
+
+fn decode(segment: &str) -> String {
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+fn templates() -> &'static [Template] {
+    static TEMPLATES: OnceLock<Vec<Template>> = OnceLock::new();
+    TEMPLATES.get_or_init(|| {
+        let mut out = Vec::new();
+        for plane in [Plane::Control, Plane::Data] {
+            let m = plane.model();
+            for (name, summary) in &m.all_operations {
+                out.push(Template {
+                    plane,
+                    operation: name.clone(),
+                    method: summary.method.clone(),
+                    segments: parse_template(&summary.request_uri),
+                    implemented: m.operations.contains_key(name),
+                });
+            }
+        }
+        // Literal segments beat labels when two templates could match (e.g. `/gateways/x/rules`).
+        out.sort_by_key(|t| {
+            std::cmp::Reverse(
+                t.segments
+                    .iter()
+                    .filter(|s| matches!(s, Segment::Literal(_)))
+                    .count(),
+            )
+        });
+        out
+    })
+}
+
+fn match_template(t: &Template, segments: &[&str]) -> Option<HashMap<String, String>> {
+    let mut labels = HashMap::new();
+    for (i, seg) in t.segments.iter().enumerate() {
+        match seg {
+            Segment::Greedy(name) => {
+                if i >= segments.len() {
+                    return None;
+                }
+                labels.insert(name.clone(), decode(&segments[i..].join("/")));
+                return Some(labels);
+            }
+            _ if i >= segments.len() => return None,
+            Segment::Literal(lit) => {
+                if decode(segments[i]) != *lit {
+                    return None;
+                }
+            }
+            Segment::Label(name) => {
+                if segments[i].is_empty() {
+                    return None;
+                }
+                labels.insert(name.clone(), decode(segments[i]));
+            }
+        }
+    }
+    (t.segments.len() == segments.len()).then_some(labels)
+}
+
+pub fn route(method: &str, raw_path: &str) -> Result<Route, NoRoute> {
+    let segments = split_path(raw_path);
+    let mut allowed = Vec::new();
+    let mut unimplemented = None;
+    for t in templates() {
+        let Some(labels) = match_template(t, &segments) else {
+            continue;
+        };
+        if t.method != method {
+            allowed.push(t.method.clone());
+            continue;
+        }
+        if t.implemented {
+            let operation = t.plane.model().operation(&t.operation).name.as_str();
+            return Ok(Route {
+                plane: t.plane,
+                operation,
+                labels,
+            });
+        }
+        unimplemented.get_or_insert_with(|| NoRoute::NotImplemented {
+            service: match t.plane {
+                Plane::Control => "bedrock-agentcore-control",
+                Plane::Data => "bedrock-agentcore",
+            },
+            operation: t.operation.clone(),
+        });
+    }
+    if let Some(nr) = unimplemented {
+        return Err(nr);
+    }
+    if !allowed.is_empty() {
+        allowed.sort();
+        allowed.dedup();
+        return Err(NoRoute::WrongMethod { allowed });
+    }
+    Err(NoRoute::Unknown)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(method: &str, path: &str) -> &'static str {
+        route(method, path)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e:?}"))
+            .operation
+    }
+
+    #[test]
+    fn control_plane_with_and_without_trailing_slash() {
+        assert_eq!(op("PUT", "/runtimes/"), "CreateAgentRuntime");
+        assert_eq!(op("PUT", "/runtimes"), "CreateAgentRuntime");
+        assert_eq!(op("POST", "/runtimes"), "ListAgentRuntimes");
+        assert_eq!(op("GET", "/runtimes/a-AbCdEf1234/"), "GetAgentRuntime");
+        assert_eq!(
+            op("POST", "/runtimes/a-AbCdEf1234/versions"),
+            "ListAgentRuntimeVersions"
+        );
+        assert_eq!(
+            op("DELETE", "/runtimes/a-AbCdEf1234/runtime-endpoints/prod/"),
+            "DeleteAgentRuntimeEndpoint"
+        );
+        assert_eq!(op("GET", "/tags/arn%3Aaws%3Abedrock-agentcore%3Aus-east-1%3A123456789012%3Aruntime%2Fa-AbCdEf1234"), "ListTagsForResource");
+    }
+
+    #[test]
+    fn data_plane_and_decoded_labels() {
+        let r = route("POST", "/runtimes/arn%3Aaws%3Abedrock-agentcore%3Aus-east-1%3A123456789012%3Aruntime%2Fa-AbCdEf1234/invocations").unwrap();
+        assert_eq!(r.operation, "InvokeAgentRuntime");
+        assert_eq!(r.plane, Plane::Data);
+        assert_eq!(
+            r.labels["agentRuntimeArn"],
+            "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/a-AbCdEf1234"
+        );
+        assert_eq!(
+            op("GET", "/runtimes/x/invocations/.well-known/agent-card.json"),
+            "GetAgentCard"
+        );
+        assert_eq!(
+            op("POST", "/runtimes/x/stopruntimesession"),
+            "StopRuntimeSession"
+        );
+    }
+
+    #[test]
+    fn unknown_and_unimplemented_paths_are_told_apart() {
+        assert!(
+            matches!(route("POST", "/gateways/"), Err(NoRoute::NotImplemented { operation, .. }) if operation == "CreateGateway")
+        );
+        assert!(matches!(
+            route("PATCH", "/runtimes/"),
+            Err(NoRoute::WrongMethod { .. })
+        ));
+        assert_eq!(route("GET", "/nothing/here").unwrap_err(), NoRoute::Unknown);
+        assert_eq!(route("GET", "/").unwrap_err(), NoRoute::Unknown);
+    }
+}

@@ -1,0 +1,12 @@
+//! agentcore-local: Amazon Bedrock AgentCore Runtime on your machine.
+//!
+//! See ARCHITECTURE.md for the map of modules and how a request flows.
+
+pub mod api;
+pub mod config;
+pub mod control;
+pub mod error;
+pub mod sandbox;
+pub mod server;
+pub mod sigv4;
+pub mod store;

@@ -1,0 +1,166 @@
+//! Command-line entry point: parses flags, starts the server, handles signals.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use agentcore_local::config::{self, AuthMode, Config};
+use agentcore_local::{sandbox, server};
+
+#[derive(Parser)]
+#[command(
+    name = "agentcore-local",
+    version,
+    about = "Amazon Bedrock AgentCore Runtime on your machine",
+    long_about = "agentcore-local emulates the Amazon Bedrock AgentCore Runtime APIs (bedrock-agentcore-control and \
+bedrock-agentcore) on one local port, so the unmodified AWS CLI, boto3 and AWS SDKs can create agent runtimes \
+and invoke agents against it.\n\nQuick start:\n  agentcore-local serve\n  export AWS_ENDPOINT_URL=http://127.0.0.1:4599 \
+AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1\n  aws bedrock-agentcore-control list-agent-runtimes"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the emulator (both API planes on one port).
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port and prints it.
+    #[arg(long, env = "AGENTCORE_LOCAL_LISTEN", default_value = config::DEFAULT_LISTEN)]
+    listen: SocketAddr,
+    /// Directory for the SQLite database and other state [default: per-user data dir, e.g. ~/.local/share/agentcore-local].
+    #[arg(long, env = "AGENTCORE_LOCAL_DATA_DIR", conflicts_with = "in_memory")]
+    data_dir: Option<PathBuf>,
+    /// Keep all state in memory; nothing is written to disk and nothing survives a restart.
+    #[arg(long, env = "AGENTCORE_LOCAL_IN_MEMORY")]
+    in_memory: bool,
+    /// Region used for requests that carry no SigV4 credential scope (only with --auth off).
+    #[arg(long, env = "AGENTCORE_LOCAL_REGION", default_value = config::DEFAULT_REGION)]
+    region: String,
+    /// Account id for the default credentials and for unsigned requests.
+    #[arg(long, env = "AGENTCORE_LOCAL_ACCOUNT_ID", default_value = config::DEFAULT_ACCOUNT_ID)]
+    account_id: String,
+    /// Accepted credentials as ACCESS_KEY:SECRET[:ACCOUNT_ID]; repeatable (env: comma separated).
+    /// Default: test:test.
+    #[arg(
+        long = "credentials",
+        env = "AGENTCORE_LOCAL_CREDENTIALS",
+        value_delimiter = ','
+    )]
+    credentials: Vec<String>,
+    /// Also accept the static keys of your shared AWS credentials/config files (read locally, never sent anywhere).
+    #[arg(long, env = "AGENTCORE_LOCAL_AWS_PROFILES")]
+    aws_profiles: bool,
+    /// verify: require valid SigV4 signatures; off: accept any request.
+    #[arg(
+        long,
+        env = "AGENTCORE_LOCAL_AUTH",
+        value_enum,
+        default_value = "verify"
+    )]
+    auth: AuthMode,
+    /// Log filter, e.g. info, debug, agentcore_local=trace.
+    #[arg(long, env = "AGENTCORE_LOCAL_LOG_LEVEL", default_value = "info")]
+    log_level: String,
+}
+
+fn build_config(args: &ServeArgs) -> Result<Config, String> {
+    if args.account_id.len() != 12 || !args.account_id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "--account-id must be 12 digits, got '{}'",
+            args.account_id
+        ));
+    }
+    let mut credentials = std::collections::HashMap::new();
+    for flag in &args.credentials {
+        let c = config::parse_credential_flag(flag, &args.account_id)?;
+        credentials.insert(c.access_key_id.clone(), c);
+    }
+    if args.credentials.is_empty() {
+        config::add_credential(&mut credentials, "test", "test", &args.account_id);
+    }
+    if args.aws_profiles {
+        let found = config::profile_credentials(&args.account_id);
+        tracing::info!(profiles = ?found.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(), "accepting keys of shared AWS profiles");
+        for (_, c) in found {
+            credentials.entry(c.access_key_id.clone()).or_insert(c);
+        }
+    }
+    let data_dir = if args.in_memory {
+        None
+    } else {
+        Some(
+            args.data_dir
+                .clone()
+                .unwrap_or_else(config::default_data_dir),
+        )
+    };
+    Ok(Config {
+        listen: args.listen,
+        data_dir,
+        region: args.region.clone(),
+        account_id: args.account_id.clone(),
+        credentials,
+        auth: args.auth,
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let config = build_config(&args)?;
+    let store_desc = match &config.data_dir {
+        Some(d) => d.display().to_string(),
+        None => "memory".into(),
+    };
+    let running = server::start(config, Arc::new(sandbox::AcceptAll))
+        .await
+        .map_err(|e| e.to_string())?;
+    let url = running.url();
+    println!(
+        "agentcore-local listening on {url} (state: {store_desc}) -- export AWS_ENDPOINT_URL={url}"
+    );
+    tracing::info!(%url, "ready");
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    running.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let Command::Serve(args) = cli.command;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&args.log_level)
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    if let Err(e) = runtime.block_on(serve(args)) {
+        eprintln!("agentcore-local: {e}");
+        std::process::exit(1);
+    }
+}

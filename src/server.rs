@@ -1,0 +1,166 @@
+//! The listener: accepts connections, serves them with `api::handle`, shuts down gracefully.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::api::{self, AppState};
+use crate::config::Config;
+use crate::control::{ControlPlane, Provisioner};
+use crate::store::{OpenError, Store};
+
+/// How long in-flight requests get to finish after a shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] OpenError),
+    #[error("cannot listen on {addr}: {source} (is another agentcore-local running? choose another --listen)")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub state: Arc<AppState>,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Stop accepting, let in-flight requests finish, stop background work, close the database.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Wait until the server stops by itself (it does not, unless shut down from elsewhere).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+
+    pub fn shutdown_handle(&self) -> watch::Sender<bool> {
+        self.shutdown.clone()
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+pub async fn start(
+    config: Config,
+    provisioner: Arc<dyn Provisioner>,
+) -> Result<RunningServer, StartError> {
+    let store = match &config.data_dir {
+        Some(dir) => Store::open(dir)?,
+        None => Store::in_memory()?,
+    };
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let control = ControlPlane::new(store.clone());
+    let reconciler = control.reconciler(provisioner);
+    let state = Arc::new(AppState { config, control });
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+
+    let reconciler_task = {
+        let mut rx = shutdown_rx.clone();
+        tokio::spawn(reconciler.run(async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }))
+    };
+    let task = tokio::spawn(accept_loop(
+        listener,
+        state.clone(),
+        shutdown_rx,
+        async move {
+            let _ = reconciler_task.await;
+            store.checkpoint();
+        },
+    ));
+    Ok(RunningServer {
+        addr,
+        state,
+        shutdown: shutdown_tx,
+        task,
+    })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    mut shutdown: watch::Receiver<bool>,
+    on_stopped: impl std::future::Future<Output = ()>,
+) {
+    // Every connection task holds a clone of `alive`; when all are dropped, all connections are done.
+    let (alive, mut all_closed) = tokio::sync::mpsc::channel::<()>(1);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let state = state.clone();
+                let service = service_fn(move |req| {
+                    let state = state.clone();
+                    async move { Ok::<_, Infallible>(api::handle(state, req).await) }
+                });
+                let conn = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(60))
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades();
+                let mut stop = shutdown.clone();
+                let alive = alive.clone();
+                tokio::spawn(async move {
+                    let _alive = alive;
+                    tokio::pin!(conn);
+                    let result = tokio::select! {
+                        r = conn.as_mut() => r,
+                        _ = async { let _ = stop.wait_for(|s| *s).await; } => {
+                            // Finish the request in flight, then close instead of keeping the connection alive.
+                            conn.as_mut().graceful_shutdown();
+                            conn.await
+                        }
+                    };
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            _ = async { let _ = shutdown.wait_for(|stop| *stop).await; } => break,
+        }
+    }
+    drop(listener);
+    drop(alive);
+    tokio::select! {
+        _ = all_closed.recv() => tracing::info!("all connections closed"),
+        _ = tokio::time::sleep(SHUTDOWN_GRACE) => tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; closing them"),
+    }
+    on_stopped.await;
+}

@@ -1,0 +1,495 @@
+//! Verification of SigV4 requests (Authorization header or presigned query string).
+
+use std::collections::HashMap;
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use super::canonical::{self, RequestParts, UriEncoding, ALGORITHM, EMPTY_SHA256};
+use super::time::{amz_date_to_epoch, epoch_to_amz_date};
+
+/// AWS accepts requests signed up to 15 minutes before or after its own clock.
+pub const MAX_CLOCK_SKEW_SECS: i64 = 15 * 60;
+/// Presigned URLs may live at most seven days.
+pub const MAX_PRESIGN_EXPIRES_SECS: i64 = 7 * 24 * 3600;
+
+pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
+
+/// A secret the emulator accepts, and the account that its requests act in.
+#[derive(Debug, Clone)]
+pub struct Credential {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub account_id: String,
+}
+
+/// The identity and scope of a verified request.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub access_key_id: String,
+    pub account_id: String,
+    pub region: String,
+    pub service: String,
+    /// `x-amz-date` of the request, needed to verify aws-chunked bodies.
+    pub amz_date: String,
+    /// The payload hash the signature covers (hex digest, `UNSIGNED-PAYLOAD` or a `STREAMING-*` marker).
+    pub payload_hash: String,
+    pub signature: String,
+    pub signing_key: Vec<u8>,
+    pub presigned: bool,
+}
+
+/// Why a request was not authenticated. The `api` layer renders these in the protocol's error shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthError {
+    /// Neither an Authorization header nor presigned query parameters.
+    Missing,
+    /// Authorization present but malformed or missing a part.
+    Incomplete(String),
+    UnknownAccessKey(String),
+    SignatureMismatch {
+        canonical_request: String,
+        string_to_sign: String,
+    },
+    /// Outside the clock-skew window, or a presigned URL past its expiry.
+    Expired(String),
+    /// `x-amz-content-sha256` names a digest that the body does not have.
+    ContentHashMismatch {
+        declared: String,
+        computed: String,
+    },
+}
+
+impl AuthError {
+    /// Error code and message as the JSON (non-S3) services return them.
+    pub fn json_code_and_message(&self) -> (&'static str, String) {
+        match self {
+            AuthError::Missing => ("MissingAuthenticationTokenException", "Missing Authentication Token".into()),
+            AuthError::Incomplete(m) => ("IncompleteSignatureException", m.clone()),
+            AuthError::UnknownAccessKey(_) => (
+                "UnrecognizedClientException",
+                "The security token included in the request is invalid.".into(),
+            ),
+            AuthError::SignatureMismatch { canonical_request, string_to_sign } => (
+                "InvalidSignatureException",
+                format!(
+                    "The request signature we calculated does not match the signature you provided. \
+                     Check your AWS Secret Access Key and signing method. Consult the service documentation for details.\n\n\
+                     The Canonical String for this request should have been\n'{canonical_request}'\n\n\
+                     The String-to-Sign should have been\n'{string_to_sign}'\n"
+                ),
+            ),
+            AuthError::Expired(m) => ("InvalidSignatureException", m.clone()),
+            AuthError::ContentHashMismatch { declared, computed } => (
+                "InvalidSignatureException",
+                format!(
+                    "The provided 'x-amz-content-sha256' header does not match what was computed. \
+                     Client computed: {declared}, server computed: {computed}"
+                ),
+            ),
+        }
+    }
+}
+
+/// How the payload of this request is to be hashed.
+pub enum Payload<'a> {
+    /// The whole body is in memory.
+    Buffered(&'a [u8]),
+    /// The body is streamed by the caller; only allowed when `x-amz-content-sha256` declares the hash
+    /// (a hex digest the caller then checks itself, `UNSIGNED-PAYLOAD` or a streaming marker).
+    Streamed,
+}
+
+pub struct Verifier<'c> {
+    credentials: &'c HashMap<String, Credential>,
+}
+
+fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(data);
+    mac.finalize().into_bytes().to_vec()
+}
+
+pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> Vec<u8> {
+    let k_date = hmac(format!("AWS4{secret}").as_bytes(), date.as_bytes());
+    let k_region = hmac(&k_date, region.as_bytes());
+    let k_service = hmac(&k_region, service.as_bytes());
+    hmac(&k_service, b"aws4_request")
+}
+
+pub fn sign(signing_key: &[u8], string_to_sign: &str) -> String {
+    hex::encode(hmac(signing_key, string_to_sign.as_bytes()))
+}
+
+/// The pieces of a SigV4 signature, from either the header or the query string.
+struct SignatureInput {
+    access_key_id: String,
+    date: String,
+    region: String,
+    service: String,
+    terminator: String,
+    signed_headers: Vec<String>,
+    signature: String,
+    amz_date: String,
+    presign_expires: Option<i64>,
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+fn query_params(raw_query: &str) -> Vec<(String, String)> {
+    raw_query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (
+                String::from_utf8_lossy(&canonical::percent_decode(k)).into_owned(),
+                String::from_utf8_lossy(&canonical::percent_decode(v)).into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Parses `AK/20261124/us-east-1/service/aws4_request`.
+fn parse_credential(value: &str) -> Result<(String, String, String, String, String), AuthError> {
+    let parts: Vec<&str> = value.split('/').collect();
+    if parts.len() != 5 || parts.iter().any(|p| p.is_empty()) {
+        return Err(AuthError::Incomplete(format!(
+            "Credential should be scoped to a valid region, service and terminator: \
+             expected '<access key>/<YYYYMMDD>/<region>/<service>/aws4_request', got '{value}'."
+        )));
+    }
+    Ok((
+        parts[0].to_string(),
+        parts[1].to_string(),
+        parts[2].to_string(),
+        parts[3].to_string(),
+        parts[4].to_string(),
+    ))
+}
+
+fn from_authorization_header(
+    auth: &str,
+    headers: &[(String, String)],
+) -> Result<SignatureInput, AuthError> {
+    let rest = auth.strip_prefix(ALGORITHM).filter(|r| r.starts_with(' ')).ok_or_else(|| {
+        AuthError::Incomplete(format!(
+            "Authorization header requires the '{ALGORITHM}' algorithm; got '{}'. Sign the request with SigV4.",
+            auth.split_whitespace().next().unwrap_or("")
+        ))
+    })?;
+    let mut fields: HashMap<&str, &str> = HashMap::new();
+    for part in rest.split(',') {
+        let part = part.trim();
+        if part.is_empty() {
+            continue;
+        }
+        let (k, v) = part.split_once('=').ok_or_else(|| {
+            AuthError::Incomplete(format!(
+                "Invalid key=value pair (missing equal-sign) in Authorization header: '{part}'."
+            ))
+        })?;
+        fields.insert(k.trim(), v.trim());
+    }
+    let mut missing = Vec::new();
+    for required in ["Credential", "Signature", "SignedHeaders"] {
+        if !fields.contains_key(required) {
+            missing.push(format!(
+                "Authorization header requires '{required}' parameter."
+            ));
+        }
+    }
+    let amz_date = header(headers, "x-amz-date").map(str::to_string);
+    let amz_date = match amz_date {
+        Some(d) => Some(d),
+        None => header(headers, "date")
+            .map(http_date_to_amz_date)
+            .transpose()?,
+    };
+    if amz_date.is_none() {
+        missing.push(
+            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
+                .into(),
+        );
+    }
+    if !missing.is_empty() {
+        return Err(AuthError::Incomplete(format!(
+            "{} Authorization={auth}",
+            missing.join(" ")
+        )));
+    }
+    let (access_key_id, date, region, service, terminator) =
+        parse_credential(fields["Credential"])?;
+    Ok(SignatureInput {
+        access_key_id,
+        date,
+        region,
+        service,
+        terminator,
+        signed_headers: fields["SignedHeaders"]
+            .split(';')
+            .map(|s| s.to_ascii_lowercase())
+            .collect(),
+        signature: fields["Signature"].to_string(),
+        amz_date: amz_date.unwrap_or_default(),
+        presign_expires: None,
+    })
+}
+
+fn http_date_to_amz_date(value: &str) -> Result<String, AuthError> {
+    let parsed =
+        aws_smithy_types::DateTime::from_str(value, aws_smithy_types::date_time::Format::HttpDate)
+            .map_err(|_| {
+                AuthError::Incomplete(format!("Date header '{value}' is not a valid HTTP date."))
+            })?;
+    Ok(epoch_to_amz_date(parsed.secs()))
+}
+
+fn from_query(params: &[(String, String)]) -> Result<SignatureInput, AuthError> {
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let algorithm = get("X-Amz-Algorithm").unwrap_or_default();
+    if algorithm != ALGORITHM {
+        return Err(AuthError::Incomplete(format!(
+            "X-Amz-Algorithm only supports '{ALGORITHM}'; got '{algorithm}'."
+        )));
+    }
+    let mut missing = Vec::new();
+    for name in [
+        "X-Amz-Credential",
+        "X-Amz-Date",
+        "X-Amz-SignedHeaders",
+        "X-Amz-Signature",
+        "X-Amz-Expires",
+    ] {
+        if get(name).is_none() {
+            missing.push(format!(
+                "AWS query-string parameters must include '{name}'."
+            ));
+        }
+    }
+    if !missing.is_empty() {
+        return Err(AuthError::Incomplete(missing.join(" ")));
+    }
+    let expires_raw = get("X-Amz-Expires").unwrap_or_default();
+    let expires: i64 = expires_raw.parse().map_err(|_| {
+        AuthError::Incomplete(format!(
+            "X-Amz-Expires should be a number of seconds; got '{expires_raw}'."
+        ))
+    })?;
+    if !(0..=MAX_PRESIGN_EXPIRES_SECS).contains(&expires) {
+        return Err(AuthError::Incomplete(format!(
+            "X-Amz-Expires must be non-negative and less than a week (in seconds) that is {MAX_PRESIGN_EXPIRES_SECS}; got {expires}."
+        )));
+    }
+    let (access_key_id, date, region, service, terminator) =
+        parse_credential(&get("X-Amz-Credential").unwrap_or_default())?;
+    Ok(SignatureInput {
+        access_key_id,
+        date,
+        region,
+        service,
+        terminator,
+        signed_headers: get("X-Amz-SignedHeaders")
+            .unwrap_or_default()
+            .split(';')
+            .map(|s| s.to_ascii_lowercase())
+            .collect(),
+        signature: get("X-Amz-Signature").unwrap_or_default(),
+        amz_date: get("X-Amz-Date").unwrap_or_default(),
+        presign_expires: Some(expires),
+    })
+}
+
+/// Where a request keeps its signature, if anywhere. Used to route before verifying.
+pub fn credential_scope(parts: &RequestParts<'_>) -> Option<(String, String)> {
+    let input = if let Some(auth) = header(parts.headers, "authorization") {
+        from_authorization_header(auth, parts.headers).ok()?
+    } else if parts.raw_query.contains("X-Amz-Credential=") {
+        from_query(&query_params(parts.raw_query)).ok()?
+    } else {
+        return None;
+    };
+    Some((input.region, input.service))
+}
+
+impl<'c> Verifier<'c> {
+    pub fn new(credentials: &'c HashMap<String, Credential>) -> Self {
+        Verifier { credentials }
+    }
+
+    /// Verify `parts` at time `now` (unix seconds). `encoding` is chosen by the caller from the
+    /// credential scope's service (S3 or not).
+    pub fn verify(
+        &self,
+        parts: &RequestParts<'_>,
+        payload: Payload<'_>,
+        encoding: UriEncoding,
+        now: i64,
+    ) -> Result<Verified, AuthError> {
+        let auth_header = header(parts.headers, "authorization");
+        let query = query_params(parts.raw_query);
+        let presigned = auth_header.is_none() && query.iter().any(|(k, _)| k == "X-Amz-Algorithm");
+        let input = match (auth_header, presigned) {
+            (Some(auth), _) => from_authorization_header(auth, parts.headers)?,
+            (None, true) => from_query(&query)?,
+            (None, false) => return Err(AuthError::Missing),
+        };
+
+        if input.terminator != "aws4_request" {
+            return Err(AuthError::Incomplete(format!(
+                "Credential should be scoped with a valid terminator: 'aws4_request', not '{}'.",
+                input.terminator
+            )));
+        }
+        if !input.signed_headers.iter().any(|h| h == "host") {
+            return Err(AuthError::Incomplete(
+                "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.".into(),
+            ));
+        }
+        let request_time = amz_date_to_epoch(&input.amz_date).ok_or_else(|| {
+            AuthError::Incomplete(format!(
+                "X-Amz-Date must be in the ISO8601 basic format 'YYYYMMDDTHHMMSSZ'; got '{}'.",
+                input.amz_date
+            ))
+        })?;
+        if !input.amz_date.starts_with(&input.date) {
+            return Err(AuthError::Expired(format!(
+                "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '{}' != '{}', from '{}'.",
+                input.date,
+                &input.amz_date[..8.min(input.amz_date.len())],
+                input.amz_date
+            )));
+        }
+        check_time(&input, request_time, now)?;
+
+        let credential = self
+            .credentials
+            .get(&input.access_key_id)
+            .ok_or_else(|| AuthError::UnknownAccessKey(input.access_key_id.clone()))?;
+
+        let declared = if presigned {
+            query
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("x-amz-content-sha256"))
+                .map(|(_, v)| v.clone())
+                .or_else(|| header(parts.headers, "x-amz-content-sha256").map(str::to_string))
+        } else {
+            header(parts.headers, "x-amz-content-sha256").map(str::to_string)
+        };
+        let mut candidate_hashes = Vec::with_capacity(2);
+        match (&declared, &payload) {
+            (Some(d), Payload::Buffered(body)) if is_hex_digest(d) => {
+                let computed = canonical::sha256_hex(body);
+                if !computed.eq_ignore_ascii_case(d) {
+                    return Err(AuthError::ContentHashMismatch {
+                        declared: d.clone(),
+                        computed,
+                    });
+                }
+                candidate_hashes.push(d.clone());
+            }
+            (Some(d), _) => candidate_hashes.push(d.clone()),
+            (None, Payload::Buffered(body)) => {
+                candidate_hashes.push(if body.is_empty() {
+                    EMPTY_SHA256.to_string()
+                } else {
+                    canonical::sha256_hex(body)
+                });
+                if presigned {
+                    // Presigned URLs made by S3-style signers say UNSIGNED-PAYLOAD without a header.
+                    candidate_hashes.push(UNSIGNED_PAYLOAD.to_string());
+                }
+            }
+            (None, Payload::Streamed) => {
+                return Err(AuthError::Incomplete(
+                    "A streamed body requires the 'x-amz-content-sha256' header.".into(),
+                ))
+            }
+        }
+
+        let scope = format!(
+            "{}/{}/{}/aws4_request",
+            input.date, input.region, input.service
+        );
+        let key = signing_key(
+            &credential.secret_access_key,
+            &input.date,
+            &input.region,
+            &input.service,
+        );
+        let skip = presigned.then_some("X-Amz-Signature");
+        let mut first_failure = None;
+        for payload_hash in candidate_hashes {
+            let creq = canonical::canonical_request(
+                parts,
+                &input.signed_headers,
+                &payload_hash,
+                encoding,
+                skip,
+            );
+            let sts = canonical::string_to_sign(&input.amz_date, &scope, &creq);
+            let expected = sign(&key, &sts);
+            if bool::from(
+                expected
+                    .as_bytes()
+                    .ct_eq(input.signature.to_ascii_lowercase().as_bytes()),
+            ) {
+                return Ok(Verified {
+                    access_key_id: credential.access_key_id.clone(),
+                    account_id: credential.account_id.clone(),
+                    region: input.region,
+                    service: input.service,
+                    amz_date: input.amz_date,
+                    payload_hash,
+                    signature: input.signature,
+                    signing_key: key,
+                    presigned,
+                });
+            }
+            first_failure.get_or_insert(AuthError::SignatureMismatch {
+                canonical_request: creq,
+                string_to_sign: sts,
+            });
+        }
+        Err(first_failure.expect("at least one candidate hash"))
+    }
+}
+
+fn is_hex_digest(value: &str) -> bool {
+    value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn check_time(input: &SignatureInput, request_time: i64, now: i64) -> Result<(), AuthError> {
+    let now_s = epoch_to_amz_date(now);
+    if request_time > now + MAX_CLOCK_SKEW_SECS {
+        return Err(AuthError::Expired(format!(
+            "Signature not yet current: {} is still later than {} ({now_s} + 15 min.)",
+            input.amz_date,
+            epoch_to_amz_date(now + MAX_CLOCK_SKEW_SECS)
+        )));
+    }
+    match input.presign_expires {
+        Some(expires) if now > request_time + expires => Err(AuthError::Expired(format!(
+            "Signature expired: {} is now earlier than {now_s} ({} + {expires} sec.)",
+            epoch_to_amz_date(request_time + expires),
+            input.amz_date
+        ))),
+        None if request_time < now - MAX_CLOCK_SKEW_SECS => Err(AuthError::Expired(format!(
+            "Signature expired: {} is now earlier than {} ({now_s} - 15 min.)",
+            input.amz_date,
+            epoch_to_amz_date(now - MAX_CLOCK_SKEW_SECS)
+        ))),
+        _ => Ok(()),
+    }
+}

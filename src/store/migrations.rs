@@ -1,0 +1,98 @@
+//! Schema migrations, numbered by `PRAGMA user_version`. Append only: never edit a shipped step.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use super::OpenError;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: control plane
+    r#"
+    CREATE TABLE runtimes (
+        seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+        id             TEXT NOT NULL UNIQUE,
+        account        TEXT NOT NULL,
+        region         TEXT NOT NULL,
+        name           TEXT NOT NULL,
+        arn            TEXT NOT NULL,
+        created_at     INTEGER NOT NULL,
+        latest_version INTEGER NOT NULL,
+        deleting       INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (account, region, name)
+    );
+    CREATE TABLE runtime_versions (
+        runtime_id     TEXT NOT NULL REFERENCES runtimes(id) ON DELETE CASCADE,
+        version        INTEGER NOT NULL,
+        config         TEXT NOT NULL,
+        status         TEXT NOT NULL,
+        failure_reason TEXT,
+        created_at     INTEGER NOT NULL,
+        updated_at     INTEGER NOT NULL,
+        PRIMARY KEY (runtime_id, version)
+    );
+    CREATE TABLE runtime_endpoints (
+        seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+        runtime_id     TEXT NOT NULL REFERENCES runtimes(id) ON DELETE CASCADE,
+        name           TEXT NOT NULL,
+        id             TEXT NOT NULL,
+        arn            TEXT NOT NULL,
+        live_version   INTEGER,
+        target_version INTEGER NOT NULL,
+        description    TEXT,
+        status         TEXT NOT NULL,
+        failure_reason TEXT,
+        created_at     INTEGER NOT NULL,
+        updated_at     INTEGER NOT NULL,
+        UNIQUE (runtime_id, name)
+    );
+    CREATE TABLE tags (
+        resource_arn TEXT NOT NULL,
+        key          TEXT NOT NULL,
+        value        TEXT NOT NULL,
+        PRIMARY KEY (resource_arn, key)
+    );
+    CREATE TABLE idempotency_tokens (
+        account     TEXT NOT NULL,
+        region      TEXT NOT NULL,
+        operation   TEXT NOT NULL,
+        token       TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        resource    TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        PRIMARY KEY (account, region, operation, token)
+    );
+    "#,
+];
+
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+pub fn migrate(conn: &mut Connection, path: &Path) -> Result<(), OpenError> {
+    let corrupt = |e: rusqlite::Error| OpenError::Corrupt {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    };
+    let found: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(corrupt)?;
+    if found > SCHEMA_VERSION {
+        return Err(OpenError::TooNew {
+            path: path.to_path_buf(),
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let step = index as i64 + 1;
+        let migrate_err = |source| OpenError::Migrate {
+            path: path.to_path_buf(),
+            source,
+        };
+        let txn = conn.transaction().map_err(migrate_err)?;
+        txn.execute_batch(sql).map_err(migrate_err)?;
+        txn.execute_batch(&format!("PRAGMA user_version = {step};"))
+            .map_err(migrate_err)?;
+        txn.commit().map_err(migrate_err)?;
+    }
+    Ok(())
+}
