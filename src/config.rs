@@ -45,12 +45,7 @@ impl Config {
     }
 }
 
-pub fn add_credential(
-    map: &mut HashMap<String, Credential>,
-    access_key_id: &str,
-    secret: &str,
-    account_id: &str,
-) {
+pub fn add_credential(map: &mut HashMap<String, Credential>, access_key_id: &str, secret: &str, account_id: &str) {
     map.insert(
         access_key_id.to_string(),
         Credential {
@@ -67,27 +62,15 @@ pub fn parse_credential_flag(value: &str, default_account: &str) -> Result<Crede
     let (ak, secret, account) = match parts.as_slice() {
         [ak, secret] => (*ak, *secret, default_account),
         [ak, secret, account] => (*ak, *secret, *account),
-        _ => {
-            return Err(format!(
-                "--credentials expects ACCESS_KEY:SECRET[:ACCOUNT_ID], got '{value}'"
-            ))
-        }
+        _ => return Err(format!("--credentials expects ACCESS_KEY:SECRET[:ACCOUNT_ID], got '{value}'")),
     };
     if ak.is_empty() || secret.is_empty() {
-        return Err(format!(
-            "--credentials '{value}': access key and secret must not be empty"
-        ));
+        return Err(format!("--credentials '{value}': access key and secret must not be empty"));
     }
     if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!(
-            "--credentials '{value}': account id must be 12 digits, got '{account}'"
-        ));
+        return Err(format!("--credentials '{value}': account id must be 12 digits, got '{account}'"));
     }
-    Ok(Credential {
-        access_key_id: ak.into(),
-        secret_access_key: secret.into(),
-        account_id: account.into(),
-    })
+    Ok(Credential { access_key_id: ak.into(), secret_access_key: secret.into(), account_id: account.into() })
 }
 
 /// Static keys from the user's shared credentials and config files (`AWS_SHARED_CREDENTIALS_FILE`,
@@ -99,14 +82,9 @@ pub fn profile_credentials(default_account: &str) -> Vec<(String, Credential)> {
         std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
             .map(PathBuf::from)
             .unwrap_or_else(|| home.join(".aws/credentials")),
-        std::env::var_os("AWS_CONFIG_FILE")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| home.join(".aws/config")),
+        std::env::var_os("AWS_CONFIG_FILE").map(PathBuf::from).unwrap_or_else(|| home.join(".aws/config")),
     ];
-    files
-        .iter()
-        .flat_map(|f| credentials_in_file(f, default_account))
-        .collect()
+    files.iter().flat_map(|f| credentials_in_file(f, default_account)).collect()
 }
 
 /// `(profile, credential)` for each section of an INI-style AWS file that has both keys.
@@ -122,22 +100,13 @@ fn parse_profiles(text: &str, default_account: &str) -> Vec<(String, Credential)
     let mut section: Option<String> = None;
     let mut keys: HashMap<String, String> = HashMap::new();
     let mut flush = |section: &Option<String>, keys: &mut HashMap<String, String>| {
-        if let (Some(name), Some(ak), Some(sk)) = (
-            section,
-            keys.get("aws_access_key_id"),
-            keys.get("aws_secret_access_key"),
-        ) {
-            let account = keys
-                .get("aws_account_id")
-                .cloned()
-                .unwrap_or_else(|| default_account.to_string());
+        if let (Some(name), Some(ak), Some(sk)) =
+            (section, keys.get("aws_access_key_id"), keys.get("aws_secret_access_key"))
+        {
+            let account = keys.get("aws_account_id").cloned().unwrap_or_else(|| default_account.to_string());
             out.push((
                 name.clone(),
-                Credential {
-                    access_key_id: ak.clone(),
-                    secret_access_key: sk.clone(),
-                    account_id: account,
-                },
+                Credential { access_key_id: ak.clone(), secret_access_key: sk.clone(), account_id: account },
             ));
         }
         keys.clear();
@@ -150,12 +119,7 @@ fn parse_profiles(text: &str, default_account: &str) -> Vec<(String, Credential)
         if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
             flush(&section, &mut keys);
             let name = name.trim();
-            section = Some(
-                name.strip_prefix("profile ")
-                    .unwrap_or(name)
-                    .trim()
-                    .to_string(),
-            );
+            section = Some(name.strip_prefix("profile ").unwrap_or(name).trim().to_string());
         } else if let Some((k, v)) = line.split_once('=') {
             keys.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
         }
@@ -166,9 +130,7 @@ fn parse_profiles(text: &str, default_account: &str) -> Vec<(String, Credential)
 
 /// The per-user data directory, e.g. `~/.local/share/agentcore-local`.
 pub fn default_data_dir() -> PathBuf {
-    dirs::data_dir()
-        .unwrap_or_else(std::env::temp_dir)
-        .join("agentcore-local")
+    dirs::data_dir().unwrap_or_else(std::env::temp_dir).join("agentcore-local")
 }
 
 #[cfg(test)]
@@ -179,24 +141,12 @@ mod tests {
     fn parses_credential_flags() {
         let c = parse_credential_flag("AK:SK", "123456789012").unwrap();
         assert_eq!(
-            (
-                c.access_key_id.as_str(),
-                c.secret_access_key.as_str(),
-                c.account_id.as_str()
-            ),
+            (c.access_key_id.as_str(), c.secret_access_key.as_str(), c.account_id.as_str()),
             ("AK", "SK", "123456789012")
         );
         let c = parse_credential_flag("AK:S:K:111111111111", "123456789012");
-        assert!(
-            c.is_err(),
-            "a colon in the secret makes the account part invalid"
-        );
-        assert_eq!(
-            parse_credential_flag("AK:SK:210987654321", "1")
-                .unwrap()
-                .account_id,
-            "210987654321"
-        );
+        assert!(c.is_err(), "a colon in the secret makes the account part invalid");
+        assert_eq!(parse_credential_flag("AK:SK:210987654321", "1").unwrap().account_id, "210987654321");
         assert!(parse_credential_flag("AK", "1").is_err());
     }
 

@@ -61,20 +61,11 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error {
-            kind,
-            message: message.into(),
-        }
+        Error { kind, message: message.into() }
     }
 
     pub fn validation(message: impl Into<String>) -> Self {
-        Error::new(
-            ErrorKind::Validation {
-                reason: ValidationReason::FieldValidationFailed,
-                fields: vec![],
-            },
-            message,
-        )
+        Error::new(ErrorKind::Validation { reason: ValidationReason::FieldValidationFailed, fields: vec![] }, message)
     }
 
     /// A validation error about one named field.
@@ -83,10 +74,7 @@ impl Error {
         Error::new(
             ErrorKind::Validation {
                 reason: ValidationReason::FieldValidationFailed,
-                fields: vec![FieldProblem {
-                    name: field.to_string(),
-                    message: message.clone(),
-                }],
+                fields: vec![FieldProblem { name: field.to_string(), message: message.clone() }],
             },
             message,
         )
@@ -168,12 +156,7 @@ mod tests {
             Error::internal("x"),
         ];
         for e in samples {
-            assert_eq!(
-                model::control().error_status(e.code()),
-                Some(e.status()),
-                "{}",
-                e.code()
-            );
+            assert_eq!(model::control().error_status(e.code()), Some(e.status()), "{}", e.code());
         }
         let rce = Error::new(ErrorKind::RuntimeClientError, "x");
         assert_eq!(model::data().error_status(rce.code()), Some(rce.status()));

@@ -49,22 +49,13 @@ struct ServeArgs {
     account_id: String,
     /// Accepted credentials as ACCESS_KEY:SECRET[:ACCOUNT_ID]; repeatable (env: comma separated).
     /// Default: test:test.
-    #[arg(
-        long = "credentials",
-        env = "AGENTCORE_LOCAL_CREDENTIALS",
-        value_delimiter = ','
-    )]
+    #[arg(long = "credentials", env = "AGENTCORE_LOCAL_CREDENTIALS", value_delimiter = ',')]
     credentials: Vec<String>,
     /// Also accept the static keys of your shared AWS credentials/config files (read locally, never sent anywhere).
     #[arg(long, env = "AGENTCORE_LOCAL_AWS_PROFILES")]
     aws_profiles: bool,
     /// verify: require valid SigV4 signatures; off: accept any request.
-    #[arg(
-        long,
-        env = "AGENTCORE_LOCAL_AUTH",
-        value_enum,
-        default_value = "verify"
-    )]
+    #[arg(long, env = "AGENTCORE_LOCAL_AUTH", value_enum, default_value = "verify")]
     auth: AuthMode,
     /// Log filter, e.g. info, debug, agentcore_local=trace.
     #[arg(long, env = "AGENTCORE_LOCAL_LOG_LEVEL", default_value = "info")]
@@ -73,10 +64,7 @@ struct ServeArgs {
 
 fn build_config(args: &ServeArgs) -> Result<Config, String> {
     if args.account_id.len() != 12 || !args.account_id.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!(
-            "--account-id must be 12 digits, got '{}'",
-            args.account_id
-        ));
+        return Err(format!("--account-id must be 12 digits, got '{}'", args.account_id));
     }
     let mut credentials = std::collections::HashMap::new();
     for flag in &args.credentials {
@@ -93,15 +81,8 @@ fn build_config(args: &ServeArgs) -> Result<Config, String> {
             credentials.entry(c.access_key_id.clone()).or_insert(c);
         }
     }
-    let data_dir = if args.in_memory {
-        None
-    } else {
-        Some(
-            args.data_dir
-                .clone()
-                .unwrap_or_else(config::default_data_dir),
-        )
-    };
+    let data_dir =
+        if args.in_memory { None } else { Some(args.data_dir.clone().unwrap_or_else(config::default_data_dir)) };
     Ok(Config {
         listen: args.listen,
         data_dir,
@@ -116,8 +97,8 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -133,13 +114,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         Some(d) => d.display().to_string(),
         None => "memory".into(),
     };
-    let running = server::start(config, Arc::new(sandbox::AcceptAll))
-        .await
-        .map_err(|e| e.to_string())?;
+    let running = server::start(config, Arc::new(sandbox::AcceptAll)).await.map_err(|e| e.to_string())?;
     let url = running.url();
-    println!(
-        "agentcore-local listening on {url} (state: {store_desc}) -- export AWS_ENDPOINT_URL={url}"
-    );
+    println!("agentcore-local listening on {url} (state: {store_desc}) -- export AWS_ENDPOINT_URL={url}");
     tracing::info!(%url, "ready");
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");
@@ -152,10 +129,7 @@ fn main() {
     let cli = Cli::parse();
     let Command::Serve(args) = cli.command;
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&args.log_level)
-                .unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log_level).unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");

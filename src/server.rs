@@ -25,10 +25,7 @@ pub enum StartError {
     #[error(transparent)]
     Store(#[from] OpenError),
     #[error("cannot listen on {addr}: {source} (is another agentcore-local running? choose another --listen)")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
 }
 
 pub struct RunningServer {
@@ -59,24 +56,14 @@ impl RunningServer {
     }
 }
 
-pub async fn start(
-    config: Config,
-    provisioner: Arc<dyn Provisioner>,
-) -> Result<RunningServer, StartError> {
+pub async fn start(config: Config, provisioner: Arc<dyn Provisioner>) -> Result<RunningServer, StartError> {
     let store = match &config.data_dir {
         Some(dir) => Store::open(dir)?,
         None => Store::in_memory()?,
     };
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: config.listen,
-        source,
-    })?;
+    let listener =
+        TcpListener::bind(config.listen).await.map_err(|source| StartError::Bind { addr: config.listen, source })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
     let control = ControlPlane::new(store.clone());
     let reconciler = control.reconciler(provisioner);
     let state = Arc::new(AppState { config, control });
@@ -88,21 +75,11 @@ pub async fn start(
             let _ = rx.wait_for(|stop| *stop).await;
         }))
     };
-    let task = tokio::spawn(accept_loop(
-        listener,
-        state.clone(),
-        shutdown_rx,
-        async move {
-            let _ = reconciler_task.await;
-            store.checkpoint();
-        },
-    ));
-    Ok(RunningServer {
-        addr,
-        state,
-        shutdown: shutdown_tx,
-        task,
-    })
+    let task = tokio::spawn(accept_loop(listener, state.clone(), shutdown_rx, async move {
+        let _ = reconciler_task.await;
+        store.checkpoint();
+    }));
+    Ok(RunningServer { addr, state, shutdown: shutdown_tx, task })
 }
 
 async fn accept_loop(

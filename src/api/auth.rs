@@ -15,10 +15,7 @@ pub struct Identity {
 }
 
 pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 pub fn auth_error(e: &AuthError) -> Error {
@@ -35,20 +32,11 @@ fn encoding_for(service: &str) -> UriEncoding {
     }
 }
 
-pub fn authenticate(
-    config: &Config,
-    parts: &RequestParts<'_>,
-    body: &[u8],
-) -> Result<Identity, AuthError> {
+pub fn authenticate(config: &Config, parts: &RequestParts<'_>, body: &[u8]) -> Result<Identity, AuthError> {
     let scope = sigv4::verify::credential_scope(parts);
     if config.auth == AuthMode::Off {
-        let (region, service) =
-            scope.unwrap_or_else(|| (config.region.clone(), "bedrock-agentcore".into()));
-        return Ok(Identity {
-            account: config.account_id.clone(),
-            region,
-            service,
-        });
+        let (region, service) = scope.unwrap_or_else(|| (config.region.clone(), "bedrock-agentcore".into()));
+        return Ok(Identity { account: config.account_id.clone(), region, service });
     }
     let service = scope.map(|(_, s)| s).unwrap_or_default();
     let verified = Verifier::new(&config.credentials).verify(
@@ -57,9 +45,5 @@ pub fn authenticate(
         encoding_for(&service),
         unix_now(),
     )?;
-    Ok(Identity {
-        account: verified.account_id,
-        region: verified.region,
-        service: verified.service,
-    })
+    Ok(Identity { account: verified.account_id, region: verified.region, service: verified.service })
 }

@@ -22,24 +22,15 @@ pub fn query_pairs(raw_query: &str) -> Vec<(String, String)> {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            let dec = |s: &str| {
-                percent_encoding::percent_decode_str(&s.replace('+', " "))
-                    .decode_utf8_lossy()
-                    .into_owned()
-            };
+            let dec =
+                |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
             (dec(k), dec(v))
         })
         .collect()
 }
 
 fn cannot_parse(message: String) -> Error {
-    Error::new(
-        ErrorKind::Validation {
-            reason: ValidationReason::CannotParse,
-            fields: vec![],
-        },
-        message,
-    )
+    Error::new(ErrorKind::Validation { reason: ValidationReason::CannotParse, fields: vec![] }, message)
 }
 
 /// Convert a query-string or header text to the JSON type of `shape`.
@@ -53,9 +44,7 @@ fn typed(model: &ServiceModel, shape_name: &str, text: &str, member: &str) -> Re
         "boolean" => match text {
             "true" => Ok(Value::Bool(true)),
             "false" => Ok(Value::Bool(false)),
-            _ => Err(cannot_parse(format!(
-                "Value '{text}' at '{member}' is not a boolean."
-            ))),
+            _ => Err(cannot_parse(format!("Value '{text}' at '{member}' is not a boolean."))),
         },
         _ => Ok(Value::String(text.to_string())),
     }
@@ -63,11 +52,7 @@ fn typed(model: &ServiceModel, shape_name: &str, text: &str, member: &str) -> Re
 
 /// Build the input object for `operation`. Members bound to the raw payload (blobs) are skipped;
 /// their handlers read the body themselves.
-pub fn bind(
-    model: &ServiceModel,
-    operation: &str,
-    http: &HttpInput<'_>,
-) -> Result<Map<String, Value>, Error> {
+pub fn bind(model: &ServiceModel, operation: &str, http: &HttpInput<'_>) -> Result<Map<String, Value>, Error> {
     let op = model.operation(operation);
     let Some(input_ref) = &op.input else {
         return Ok(Map::new());
@@ -85,25 +70,14 @@ pub fn bind(
                 }
             }
             Some("querystring") => {
-                let values: Vec<&String> = query
-                    .iter()
-                    .filter(|(k, _)| k == location_name)
-                    .map(|(_, v)| v)
-                    .collect();
+                let values: Vec<&String> = query.iter().filter(|(k, _)| k == location_name).map(|(_, v)| v).collect();
                 if values.is_empty() {
                     continue;
                 }
                 let member_shape = model.shape(&member.shape);
                 if member_shape.kind == "list" {
-                    let item = member_shape
-                        .member
-                        .as_ref()
-                        .map(|m| m.shape.as_str())
-                        .unwrap_or("String");
-                    let items = values
-                        .iter()
-                        .map(|v| typed(model, item, v, name))
-                        .collect::<Result<Vec<_>, _>>()?;
+                    let item = member_shape.member.as_ref().map(|m| m.shape.as_str()).unwrap_or("String");
+                    let items = values.iter().map(|v| typed(model, item, v, name)).collect::<Result<Vec<_>, _>>()?;
                     out.insert(name.clone(), Value::Array(items));
                 } else {
                     out.insert(name.clone(), typed(model, &member.shape, values[0], name)?);
@@ -117,10 +91,7 @@ pub fn bind(
                     .map(|(_, v)| v.as_str())
                     .collect();
                 if !values.is_empty() {
-                    out.insert(
-                        name.clone(),
-                        typed(model, &member.shape, &values.join(","), name)?,
-                    );
+                    out.insert(name.clone(), typed(model, &member.shape, &values.join(","), name)?);
                 }
             }
             Some(_) => {}
@@ -135,9 +106,7 @@ pub fn bind(
         let body: Value = serde_json::from_slice(http.body)
             .map_err(|e| cannot_parse(format!("The request body is not valid JSON: {e}.")))?;
         let Value::Object(body) = body else {
-            return Err(cannot_parse(
-                "The request body must be a JSON object.".into(),
-            ));
+            return Err(cannot_parse("The request body must be a JSON object.".into()));
         };
         for (name, member) in shape.members.iter() {
             if member.location.is_none() && shape.payload.as_deref() != Some(name.as_str()) {
@@ -169,11 +138,7 @@ pub fn bind_and_validate(
 pub fn validation_error(problems: &[model::FieldError]) -> Error {
     let n = problems.len();
     let messages: Vec<String> = problems.iter().map(model::FieldError::message).collect();
-    let message = format!(
-        "{n} validation error{} detected: {}",
-        if n == 1 { "" } else { "s" },
-        messages.join("; ")
-    );
+    let message = format!("{n} validation error{} detected: {}", if n == 1 { "" } else { "s" }, messages.join("; "));
     let reason = if problems.iter().any(|p| p.wrong_type) {
         ValidationReason::CannotParse
     } else {
@@ -182,13 +147,7 @@ pub fn validation_error(problems: &[model::FieldError]) -> Error {
     Error::new(
         ErrorKind::Validation {
             reason,
-            fields: problems
-                .iter()
-                .map(|p| FieldProblem {
-                    name: p.path.clone(),
-                    message: p.message(),
-                })
-                .collect(),
+            fields: problems.iter().map(|p| FieldProblem { name: p.path.clone(), message: p.message() }).collect(),
         },
         message,
     )
@@ -201,11 +160,7 @@ pub fn canonical_json(v: &Value) -> String {
             Value::Object(m) => {
                 let mut keys: Vec<&String> = m.keys().collect();
                 keys.sort();
-                Value::Object(
-                    keys.into_iter()
-                        .map(|k| (k.clone(), sorted(&m[k])))
-                        .collect(),
-                )
+                Value::Object(keys.into_iter().map(|k| (k.clone(), sorted(&m[k]))).collect())
             }
             Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
             other => other.clone(),
@@ -221,12 +176,7 @@ mod tests {
     #[test]
     fn binds_query_labels_and_body() {
         let labels = HashMap::from([("agentRuntimeId".to_string(), "a-AbCdEf1234".to_string())]);
-        let http = HttpInput {
-            labels: &labels,
-            raw_query: "version=3",
-            headers: &[],
-            body: b"",
-        };
+        let http = HttpInput { labels: &labels, raw_query: "version=3", headers: &[], body: b"" };
         let input = bind_and_validate(model::control(), "GetAgentRuntime", &http).unwrap();
         assert_eq!(input["agentRuntimeId"], "a-AbCdEf1234");
         assert_eq!(input["agentRuntimeVersion"], "3");
@@ -235,12 +185,7 @@ mod tests {
             "resourceArn".to_string(),
             "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/a-AbCdEf1234".to_string(),
         )]);
-        let http = HttpInput {
-            labels: &labels,
-            raw_query: "tagKeys=k1&tagKeys=k%202",
-            headers: &[],
-            body: b"",
-        };
+        let http = HttpInput { labels: &labels, raw_query: "tagKeys=k1&tagKeys=k%202", headers: &[], body: b"" };
         let input = bind_and_validate(model::control(), "UntagResource", &http).unwrap();
         assert_eq!(input["tagKeys"], serde_json::json!(["k1", "k 2"]));
     }
@@ -248,40 +193,18 @@ mod tests {
     #[test]
     fn integers_in_the_query_are_checked() {
         let labels = HashMap::new();
-        let http = HttpInput {
-            labels: &labels,
-            raw_query: "maxResults=abc",
-            headers: &[],
-            body: b"",
-        };
+        let http = HttpInput { labels: &labels, raw_query: "maxResults=abc", headers: &[], body: b"" };
         let err = bind_and_validate(model::control(), "ListAgentRuntimes", &http).unwrap_err();
-        assert!(matches!(
-            err.kind,
-            ErrorKind::Validation {
-                reason: ValidationReason::CannotParse,
-                ..
-            }
-        ));
-        let http = HttpInput {
-            labels: &labels,
-            raw_query: "maxResults=500",
-            headers: &[],
-            body: b"",
-        };
+        assert!(matches!(err.kind, ErrorKind::Validation { reason: ValidationReason::CannotParse, .. }));
+        let http = HttpInput { labels: &labels, raw_query: "maxResults=500", headers: &[], body: b"" };
         let err = bind_and_validate(model::control(), "ListAgentRuntimes", &http).unwrap_err();
-        assert!(
-            err.message.contains("less than or equal to 100"),
-            "{}",
-            err.message
-        );
+        assert!(err.message.contains("less than or equal to 100"), "{}", err.message);
     }
 
     #[test]
     fn canonical_json_ignores_key_order() {
-        let a: Value =
-            serde_json::from_str(r#"{"b":1,"a":{"y":2,"x":[1,{"d":1,"c":2}]}}"#).unwrap();
-        let b: Value =
-            serde_json::from_str(r#"{"a":{"x":[1,{"c":2,"d":1}],"y":2},"b":1}"#).unwrap();
+        let a: Value = serde_json::from_str(r#"{"b":1,"a":{"y":2,"x":[1,{"d":1,"c":2}]}}"#).unwrap();
+        let b: Value = serde_json::from_str(r#"{"a":{"x":[1,{"c":2,"d":1}],"y":2},"b":1}"#).unwrap();
         assert_eq!(canonical_json(&a), canonical_json(&b));
     }
 }

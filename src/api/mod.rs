@@ -80,12 +80,7 @@ where
     let headers: Vec<(String, String)> = parts
         .headers
         .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
+        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
     let route = router::route(&method, &raw_path);
 
@@ -93,10 +88,7 @@ where
     let body = match Limited::new(body, limit).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) => {
-            let message = if e
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
+            let message = if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
                 format!("The request body exceeds the limit of {limit} bytes for this operation.")
             } else {
                 format!("Could not read the request body: {e}")
@@ -105,12 +97,7 @@ where
         }
     };
 
-    let request_parts = RequestParts {
-        method: &method,
-        raw_path: &raw_path,
-        raw_query: &raw_query,
-        headers: &headers,
-    };
+    let request_parts = RequestParts { method: &method, raw_path: &raw_path, raw_query: &raw_query, headers: &headers };
     let identity = match auth::authenticate(&state.config, &request_parts, &body) {
         Ok(id) => id,
         Err(e) => {
@@ -135,10 +122,7 @@ where
     let operation = route.operation;
     let call = Call {
         request_id: &request_id,
-        caller: Caller {
-            account: identity.account,
-            region: identity.region,
-        },
+        caller: Caller { account: identity.account, region: identity.region },
         route,
         raw_query: &raw_query,
         headers: &headers,
@@ -148,9 +132,7 @@ where
         Plane::Control => control::dispatch(&state, &call).await,
         Plane::Data => Err(Error::new(
             ErrorKind::UnknownOperation,
-            format!(
-                "bedrock-agentcore {operation} is not available in this build of agentcore-local."
-            ),
+            format!("bedrock-agentcore {operation} is not available in this build of agentcore-local."),
         )),
     };
     match result {

@@ -11,9 +11,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type Body = BoxBody<Bytes, BoxError>;
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed()
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
 }
 
 pub fn empty() -> Body {
@@ -30,8 +28,7 @@ fn with_request_id(mut resp: Response<Body>, request_id: &str) -> Response<Body>
 pub fn json(status: u16, body: &Value, request_id: &str) -> Response<Body> {
     let mut resp = Response::new(full(body.to_string()));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-    resp.headers_mut()
-        .insert("content-type", HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
     with_request_id(resp, request_id)
 }
 
@@ -48,27 +45,19 @@ pub fn error(err: &Error, request_id: &str) -> Response<Body> {
     if let ErrorKind::Validation { reason, fields } = &err.kind {
         body["reason"] = json!(reason.as_str());
         if !fields.is_empty() {
-            body["fieldList"] = Value::Array(
-                fields
-                    .iter()
-                    .map(|f| json!({"name": f.name, "message": f.message}))
-                    .collect(),
-            );
+            body["fieldList"] =
+                Value::Array(fields.iter().map(|f| json!({"name": f.name, "message": f.message})).collect());
         }
     }
     let mut resp = json(err.status(), &body, request_id);
-    resp.headers_mut()
-        .insert("x-amzn-ErrorType", HeaderValue::from_static(err.code()));
+    resp.headers_mut().insert("x-amzn-ErrorType", HeaderValue::from_static(err.code()));
     resp
 }
 
 /// ISO-8601 with milliseconds, the only timestamp form every SDK parses (api-wire.md §9).
 pub fn timestamp(ms: i64) -> Value {
     let dt = aws_smithy_types::DateTime::from_millis(ms);
-    Value::String(
-        dt.fmt(aws_smithy_types::date_time::Format::DateTime)
-            .unwrap_or_default(),
-    )
+    Value::String(dt.fmt(aws_smithy_types::date_time::Format::DateTime).unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -51,10 +51,7 @@ pub struct Route {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NoRoute {
     /// The path is a modelled operation that agentcore-local does not serve.
-    NotImplemented {
-        service: &'static str,
-        operation: String,
-    },
+    NotImplemented { service: &'static str, operation: String },
     /// The path exists but not with this method.
     WrongMethod { allowed: Vec<String> },
     /// Nothing in either model looks like this path.
@@ -90,9 +87,7 @@ fn split_path(path: &str) -> Vec<&str> {
 }
 
 fn decode(segment: &str) -> String {
-    percent_encoding::percent_decode_str(segment)
-        .decode_utf8_lossy()
-        .into_owned()
+    percent_encoding::percent_decode_str(segment).decode_utf8_lossy().into_owned()
 }
 
 fn templates() -> &'static [Template] {
@@ -112,14 +107,7 @@ fn templates() -> &'static [Template] {
             }
         }
         // Literal segments beat labels when two templates could match (e.g. `/gateways/x/rules`).
-        out.sort_by_key(|t| {
-            std::cmp::Reverse(
-                t.segments
-                    .iter()
-                    .filter(|s| matches!(s, Segment::Literal(_)))
-                    .count(),
-            )
-        });
+        out.sort_by_key(|t| std::cmp::Reverse(t.segments.iter().filter(|s| matches!(s, Segment::Literal(_))).count()));
         out
     })
 }
@@ -166,11 +154,7 @@ pub fn route(method: &str, raw_path: &str) -> Result<Route, NoRoute> {
         }
         if t.implemented {
             let operation = t.plane.model().operation(&t.operation).name.as_str();
-            return Ok(Route {
-                plane: t.plane,
-                operation,
-                labels,
-            });
+            return Ok(Route { plane: t.plane, operation, labels });
         }
         unimplemented.get_or_insert_with(|| NoRoute::NotImplemented {
             service: match t.plane {
@@ -196,9 +180,7 @@ mod tests {
     use super::*;
 
     fn op(method: &str, path: &str) -> &'static str {
-        route(method, path)
-            .unwrap_or_else(|e| panic!("{method} {path}: {e:?}"))
-            .operation
+        route(method, path).unwrap_or_else(|e| panic!("{method} {path}: {e:?}")).operation
     }
 
     #[test]
@@ -207,34 +189,29 @@ mod tests {
         assert_eq!(op("PUT", "/runtimes"), "CreateAgentRuntime");
         assert_eq!(op("POST", "/runtimes"), "ListAgentRuntimes");
         assert_eq!(op("GET", "/runtimes/a-AbCdEf1234/"), "GetAgentRuntime");
+        assert_eq!(op("POST", "/runtimes/a-AbCdEf1234/versions"), "ListAgentRuntimeVersions");
+        assert_eq!(op("DELETE", "/runtimes/a-AbCdEf1234/runtime-endpoints/prod/"), "DeleteAgentRuntimeEndpoint");
         assert_eq!(
-            op("POST", "/runtimes/a-AbCdEf1234/versions"),
-            "ListAgentRuntimeVersions"
+            op("GET", "/tags/arn%3Aaws%3Abedrock-agentcore%3Aus-east-1%3A123456789012%3Aruntime%2Fa-AbCdEf1234"),
+            "ListTagsForResource"
         );
-        assert_eq!(
-            op("DELETE", "/runtimes/a-AbCdEf1234/runtime-endpoints/prod/"),
-            "DeleteAgentRuntimeEndpoint"
-        );
-        assert_eq!(op("GET", "/tags/arn%3Aaws%3Abedrock-agentcore%3Aus-east-1%3A123456789012%3Aruntime%2Fa-AbCdEf1234"), "ListTagsForResource");
     }
 
     #[test]
     fn data_plane_and_decoded_labels() {
-        let r = route("POST", "/runtimes/arn%3Aaws%3Abedrock-agentcore%3Aus-east-1%3A123456789012%3Aruntime%2Fa-AbCdEf1234/invocations").unwrap();
+        let r = route(
+            "POST",
+            "/runtimes/arn%3Aaws%3Abedrock-agentcore%3Aus-east-1%3A123456789012%3Aruntime%2Fa-AbCdEf1234/invocations",
+        )
+        .unwrap();
         assert_eq!(r.operation, "InvokeAgentRuntime");
         assert_eq!(r.plane, Plane::Data);
         assert_eq!(
             r.labels["agentRuntimeArn"],
             "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/a-AbCdEf1234"
         );
-        assert_eq!(
-            op("GET", "/runtimes/x/invocations/.well-known/agent-card.json"),
-            "GetAgentCard"
-        );
-        assert_eq!(
-            op("POST", "/runtimes/x/stopruntimesession"),
-            "StopRuntimeSession"
-        );
+        assert_eq!(op("GET", "/runtimes/x/invocations/.well-known/agent-card.json"), "GetAgentCard");
+        assert_eq!(op("POST", "/runtimes/x/stopruntimesession"), "StopRuntimeSession");
     }
 
     #[test]
@@ -242,10 +219,7 @@ mod tests {
         assert!(
             matches!(route("POST", "/gateways/"), Err(NoRoute::NotImplemented { operation, .. }) if operation == "CreateGateway")
         );
-        assert!(matches!(
-            route("PATCH", "/runtimes/"),
-            Err(NoRoute::WrongMethod { .. })
-        ));
+        assert!(matches!(route("PATCH", "/runtimes/"), Err(NoRoute::WrongMethod { .. })));
         assert_eq!(route("GET", "/nothing/here").unwrap_err(), NoRoute::Unknown);
         assert_eq!(route("GET", "/").unwrap_err(), NoRoute::Unknown);
     }

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use super::pagination::{self, Page};
 use super::{
-    ids, now_ms, remember, replayed, runtime_not_found, Caller, ControlPlane, Idempotency,
-    DEFAULT_ENDPOINT, MAX_ENDPOINTS_PER_RUNTIME,
+    ids, now_ms, remember, replayed, runtime_not_found, Caller, ControlPlane, Idempotency, DEFAULT_ENDPOINT,
+    MAX_ENDPOINTS_PER_RUNTIME,
 };
 use crate::error::{Error, Result};
 use crate::store::{EndpointRow, ResourceStatus, RuntimeRow, Tx};
@@ -24,38 +24,31 @@ fn runtime_for_endpoints(tx: &Tx<'_>, caller: &Caller, runtime_id: &str) -> Resu
 }
 
 fn endpoint_not_found(runtime_id: &str, name: &str) -> Error {
-    Error::not_found(format!(
-        "Agent runtime '{runtime_id}' has no endpoint named '{name}'."
-    ))
+    Error::not_found(format!("Agent runtime '{runtime_id}' has no endpoint named '{name}'."))
 }
 
 /// A version an endpoint may point at: it exists and did not fail.
 fn check_servable_version(tx: &Tx<'_>, runtime_id: &str, version: u32) -> Result<()> {
     let row = tx.version(runtime_id, version)?.ok_or_else(|| {
-        Error::not_found(format!(
-            "Version {version} of agent runtime '{runtime_id}' does not exist."
-        ))
+        Error::not_found(format!("Version {version} of agent runtime '{runtime_id}' does not exist."))
     })?;
     match row.status {
-        ResourceStatus::CreateFailed | ResourceStatus::UpdateFailed | ResourceStatus::Deleting => Err(Error::invalid_field(
-            "agentRuntimeVersion",
-            format!(
-                "Version {version} of agent runtime '{runtime_id}' is {} and cannot serve an endpoint{}.",
-                row.status.as_str(),
-                row.failure_reason.map(|r| format!(": {r}")).unwrap_or_default()
-            ),
-        )),
+        ResourceStatus::CreateFailed | ResourceStatus::UpdateFailed | ResourceStatus::Deleting => {
+            Err(Error::invalid_field(
+                "agentRuntimeVersion",
+                format!(
+                    "Version {version} of agent runtime '{runtime_id}' is {} and cannot serve an endpoint{}.",
+                    row.status.as_str(),
+                    row.failure_reason.map(|r| format!(": {r}")).unwrap_or_default()
+                ),
+            ))
+        }
         _ => Ok(()),
     }
 }
 
 fn parse_version(v: &str) -> Result<u32> {
-    v.parse().map_err(|_| {
-        Error::invalid_field(
-            "agentRuntimeVersion",
-            format!("'{v}' is not a version number."),
-        )
-    })
+    v.parse().map_err(|_| Error::invalid_field("agentRuntimeVersion", format!("'{v}' is not a version number.")))
 }
 
 impl ControlPlane {
@@ -169,18 +162,12 @@ impl ControlPlane {
         Ok(view)
     }
 
-    pub async fn get_endpoint(
-        &self,
-        caller: Caller,
-        runtime_id: String,
-        name: String,
-    ) -> Result<EndpointView> {
+    pub async fn get_endpoint(&self, caller: Caller, runtime_id: String, name: String) -> Result<EndpointView> {
         self.store
             .read(move |tx| {
                 let runtime = runtime_for_endpoints(tx, &caller, &runtime_id)?;
-                let endpoint = tx
-                    .endpoint(&runtime_id, &name)?
-                    .ok_or_else(|| endpoint_not_found(&runtime_id, &name))?;
+                let endpoint =
+                    tx.endpoint(&runtime_id, &name)?.ok_or_else(|| endpoint_not_found(&runtime_id, &name))?;
                 Ok(EndpointView { runtime, endpoint })
             })
             .await
@@ -230,16 +217,10 @@ impl ControlPlane {
         self.store
             .read(move |tx| {
                 let runtime = runtime_for_endpoints(tx, &caller, &runtime_id)?;
-                let rows =
-                    tx.list_endpoints(&runtime_id, page.after.unwrap_or(0), page.max_results + 1)?;
+                let rows = tx.list_endpoints(&runtime_id, page.after.unwrap_or(0), page.max_results + 1)?;
                 let (rows, next) = pagination::finish(rows, &page, &list, |e| e.seq);
                 Ok((
-                    rows.into_iter()
-                        .map(|endpoint| EndpointView {
-                            runtime: runtime.clone(),
-                            endpoint,
-                        })
-                        .collect(),
+                    rows.into_iter().map(|endpoint| EndpointView { runtime: runtime.clone(), endpoint }).collect(),
                     next,
                 ))
             })

@@ -32,19 +32,11 @@ pub fn partition_of(region: &str) -> &'static str {
 
 /// `{name}-{10 alphanumerics}`: the only generated part of runtime and endpoint ids.
 pub fn new_resource_id(name: &str) -> String {
-    format!(
-        "{name}-{}",
-        Alphanumeric.sample_string(&mut rand::rng(), 10)
-    )
+    format!("{name}-{}", Alphanumeric.sample_string(&mut rand::rng(), 10))
 }
 
 pub fn runtime_arn(caller: &Caller, runtime_id: &str) -> String {
-    format!(
-        "arn:{}:bedrock-agentcore:{}:{}:runtime/{runtime_id}",
-        caller.partition(),
-        caller.region,
-        caller.account
-    )
+    format!("arn:{}:bedrock-agentcore:{}:{}:runtime/{runtime_id}", caller.partition(), caller.region, caller.account)
 }
 
 pub fn endpoint_arn(runtime_arn: &str, endpoint_name: &str) -> String {
@@ -71,14 +63,8 @@ pub struct RuntimeArn {
 
 pub fn parse_runtime_arn(arn: &str) -> Option<RuntimeArn> {
     let mut parts = arn.splitn(6, ':');
-    let (prefix, _partition, service, region, account, resource) = (
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-    );
+    let (prefix, _partition, service, region, account, resource) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?);
     if prefix != "arn" || service != "bedrock-agentcore" {
         return None;
     }
@@ -91,12 +77,7 @@ pub fn parse_runtime_arn(arn: &str) -> Option<RuntimeArn> {
     if runtime_id.is_empty() {
         return None;
     }
-    Some(RuntimeArn {
-        region: region.into(),
-        account: account.into(),
-        runtime_id: runtime_id.into(),
-        endpoint,
-    })
+    Some(RuntimeArn { region: region.into(), account: account.into(), runtime_id: runtime_id.into(), endpoint })
 }
 
 #[cfg(test)]
@@ -106,39 +87,17 @@ mod tests {
     #[test]
     fn ids_and_arns_have_the_service_shape() {
         let id = new_resource_id("my_agent");
-        assert!(
-            regex::Regex::new(r"^my_agent-[A-Za-z0-9]{10}$")
-                .unwrap()
-                .is_match(&id),
-            "{id}"
-        );
-        let caller = Caller {
-            account: "123456789012".into(),
-            region: "us-east-1".into(),
-        };
+        assert!(regex::Regex::new(r"^my_agent-[A-Za-z0-9]{10}$").unwrap().is_match(&id), "{id}");
+        let caller = Caller { account: "123456789012".into(), region: "us-east-1".into() };
         let arn = runtime_arn(&caller, &id);
-        assert_eq!(
-            arn,
-            format!("arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/{id}")
-        );
+        assert_eq!(arn, format!("arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/{id}"));
         let parsed = parse_runtime_arn(&endpoint_arn(&arn, "prod")).unwrap();
         assert_eq!(parsed.runtime_id, id);
         assert_eq!(parsed.endpoint.as_deref(), Some("prod"));
         assert_eq!(
-            runtime_arn(
-                &Caller {
-                    account: "1".into(),
-                    region: "cn-north-1".into()
-                },
-                "x-1"
-            )
-            .split(':')
-            .nth(1),
+            runtime_arn(&Caller { account: "1".into(), region: "cn-north-1".into() }, "x-1").split(':').nth(1),
             Some("aws-cn")
         );
-        assert!(
-            parse_runtime_arn("arn:aws:bedrock-agentcore:us-east-1:123456789012:gateway/g-1")
-                .is_none()
-        );
+        assert!(parse_runtime_arn("arn:aws:bedrock-agentcore:us-east-1:123456789012:gateway/g-1").is_none());
     }
 }

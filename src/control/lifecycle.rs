@@ -25,10 +25,7 @@ pub fn effective(config: &Map<String, Value>) -> Lifecycle {
     let (idle, max) = given(config);
     let max_lifetime_secs = max.unwrap_or(DEFAULT_MAX_LIFETIME_SECS);
     let idle_timeout_secs = idle.unwrap_or(DEFAULT_IDLE_TIMEOUT_SECS.min(max_lifetime_secs));
-    Lifecycle {
-        idle_timeout_secs,
-        max_lifetime_secs,
-    }
+    Lifecycle { idle_timeout_secs, max_lifetime_secs }
 }
 
 /// Reject an idle timeout longer than the lifetime, which the service refuses too.
@@ -55,36 +52,18 @@ mod tests {
     use serde_json::json;
 
     fn cfg(v: Value) -> Map<String, Value> {
-        json!({"lifecycleConfiguration": v})
-            .as_object()
-            .unwrap()
-            .clone()
+        json!({"lifecycleConfiguration": v}).as_object().unwrap().clone()
     }
 
     #[test]
     fn defaults_and_derived_idle() {
-        assert_eq!(
-            effective(&Map::new()),
-            Lifecycle {
-                idle_timeout_secs: 900,
-                max_lifetime_secs: 28800
-            }
-        );
+        assert_eq!(effective(&Map::new()), Lifecycle { idle_timeout_secs: 900, max_lifetime_secs: 28800 });
         assert_eq!(
             effective(&cfg(json!({"maxLifetime": 300}))),
-            Lifecycle {
-                idle_timeout_secs: 300,
-                max_lifetime_secs: 300
-            }
+            Lifecycle { idle_timeout_secs: 300, max_lifetime_secs: 300 }
         );
-        assert_eq!(
-            effective(&cfg(json!({"maxLifetime": 3000}))).idle_timeout_secs,
-            900
-        );
-        assert!(check(&cfg(
-            json!({"idleRuntimeSessionTimeout": 600, "maxLifetime": 300})
-        ))
-        .is_err());
+        assert_eq!(effective(&cfg(json!({"maxLifetime": 3000}))).idle_timeout_secs, 900);
+        assert!(check(&cfg(json!({"idleRuntimeSessionTimeout": 600, "maxLifetime": 300}))).is_err());
         assert!(check(&cfg(json!({"idleRuntimeSessionTimeout": 60}))).is_ok());
     }
 }

@@ -44,11 +44,7 @@ pub trait Provisioner: Send + Sync + 'static {
         version: &'a crate::store::VersionRow,
     ) -> BoxFuture<'a, std::result::Result<(), String>>;
     /// The runtime (or one of its versions, when `version` is given) is being deleted: stop its sessions.
-    fn retire<'a>(
-        &'a self,
-        runtime: &'a crate::store::RuntimeRow,
-        version: Option<u32>,
-    ) -> BoxFuture<'a, ()>;
+    fn retire<'a>(&'a self, runtime: &'a crate::store::RuntimeRow, version: Option<u32>) -> BoxFuture<'a, ()>;
 }
 
 /// A `clientToken` and a digest of the request it came with.
@@ -65,18 +61,12 @@ pub struct ControlPlane {
 }
 
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 impl ControlPlane {
     pub fn new(store: Store) -> Self {
-        ControlPlane {
-            store,
-            wake: Arc::new(Notify::new()),
-        }
+        ControlPlane { store, wake: Arc::new(Notify::new()) }
     }
 
     pub fn store(&self) -> &Store {
@@ -96,12 +86,7 @@ impl ControlPlane {
 /// Look up a remembered token inside the mutation's transaction. `Some(resource)` means "this is a
 /// retry of the request that produced `resource`"; a token reused with other parameters is the
 /// `IdempotentParameterMismatchException` reason of ValidationException.
-fn replayed(
-    tx: &Tx<'_>,
-    caller: &Caller,
-    operation: &str,
-    idem: &Idempotency,
-) -> Result<Option<String>> {
+fn replayed(tx: &Tx<'_>, caller: &Caller, operation: &str, idem: &Idempotency) -> Result<Option<String>> {
     let Some(token) = &idem.token else {
         return Ok(None);
     };
@@ -119,13 +104,7 @@ fn replayed(
     }
 }
 
-fn remember(
-    tx: &Tx<'_>,
-    caller: &Caller,
-    operation: &str,
-    idem: &Idempotency,
-    resource: String,
-) -> Result<()> {
+fn remember(tx: &Tx<'_>, caller: &Caller, operation: &str, idem: &Idempotency, resource: String) -> Result<()> {
     let Some(token) = &idem.token else {
         return Ok(());
     };
@@ -134,11 +113,7 @@ fn remember(
         &caller.region,
         operation,
         token,
-        &IdempotencyRecord {
-            fingerprint: idem.fingerprint.clone(),
-            resource,
-            created_at: now_ms(),
-        },
+        &IdempotencyRecord { fingerprint: idem.fingerprint.clone(), resource, created_at: now_ms() },
     )
 }
 

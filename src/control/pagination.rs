@@ -18,12 +18,7 @@ pub struct Page {
 impl Page {
     pub fn new(max_results: Option<i64>, next_token: Option<&str>, list: &str) -> Result<Page> {
         let after = next_token.map(|t| decode(t, list)).transpose()?;
-        Ok(Page {
-            max_results: max_results
-                .map(|m| m as usize)
-                .unwrap_or(DEFAULT_MAX_RESULTS),
-            after,
-        })
+        Ok(Page { max_results: max_results.map(|m| m as usize).unwrap_or(DEFAULT_MAX_RESULTS), after })
     }
 }
 
@@ -45,12 +40,7 @@ fn decode(token: &str, list: &str) -> Result<i64> {
 }
 
 /// Trim a fetched page of `max + 1` items and produce the token for the next one.
-pub fn finish<T>(
-    mut items: Vec<T>,
-    page: &Page,
-    list: &str,
-    position: impl Fn(&T) -> i64,
-) -> (Vec<T>, Option<String>) {
+pub fn finish<T>(mut items: Vec<T>, page: &Page, list: &str, position: impl Fn(&T) -> i64) -> (Vec<T>, Option<String>) {
     if items.len() > page.max_results {
         items.truncate(page.max_results);
         let next = items.last().map(|last| encode(list, position(last)));
@@ -67,10 +57,7 @@ mod tests {
     #[test]
     fn tokens_round_trip_and_are_bound_to_their_list() {
         let t = encode("runtimes", 42);
-        assert_eq!(
-            Page::new(Some(5), Some(&t), "runtimes").unwrap().after,
-            Some(42)
-        );
+        assert_eq!(Page::new(Some(5), Some(&t), "runtimes").unwrap().after, Some(42));
         assert!(Page::new(None, Some(&t), "endpoints:x").is_err());
         assert!(Page::new(None, Some("garbage!"), "runtimes").is_err());
     }

@@ -23,11 +23,7 @@ pub struct Reconciler {
 
 impl Reconciler {
     pub(super) fn new(store: Store, wake: Arc<Notify>, provisioner: Arc<dyn Provisioner>) -> Self {
-        Reconciler {
-            store,
-            wake,
-            provisioner,
-        }
+        Reconciler { store, wake, provisioner }
     }
 
     /// Run until `shutdown` resolves.
@@ -50,9 +46,7 @@ impl Reconciler {
         self.settle_versions().await?;
         self.settle_endpoints().await?;
         self.finish_runtime_deletions().await?;
-        self.store
-            .write(|tx| tx.purge_idempotency_records(now_ms() - IDEMPOTENCY_TTL_MS))
-            .await?;
+        self.store.write(|tx| tx.purge_idempotency_records(now_ms() - IDEMPOTENCY_TTL_MS)).await?;
         Ok(())
     }
 
@@ -66,18 +60,14 @@ impl Reconciler {
             match version.status {
                 ResourceStatus::Deleting => {
                     self.provisioner.retire(&runtime, Some(v)).await;
-                    self.store
-                        .write(move |tx| tx.delete_version(&rid, v))
-                        .await?;
+                    self.store.write(move |tx| tx.delete_version(&rid, v)).await?;
                     tracing::info!(runtime = %runtime.id, version = v, "version deleted");
                 }
                 status => {
                     let outcome = self.provisioner.prepare(&runtime, &version).await;
                     let (next, reason) = match (&outcome, status) {
                         (Ok(()), _) => (ResourceStatus::Ready, None),
-                        (Err(r), ResourceStatus::Creating) => {
-                            (ResourceStatus::CreateFailed, Some(r.clone()))
-                        }
+                        (Err(r), ResourceStatus::Creating) => (ResourceStatus::CreateFailed, Some(r.clone())),
                         (Err(r), _) => (ResourceStatus::UpdateFailed, Some(r.clone())),
                     };
                     match &reason {
@@ -106,10 +96,7 @@ impl Reconciler {
             .write(|tx| {
                 for mut ep in tx.endpoints_in_progress()? {
                     if ep.status == ResourceStatus::Deleting {
-                        if !tx
-                            .runtime_by_id(&ep.runtime_id)?
-                            .is_some_and(|r| r.deleting)
-                        {
+                        if !tx.runtime_by_id(&ep.runtime_id)?.is_some_and(|r| r.deleting) {
                             tx.delete_endpoint(&ep)?;
                         }
                         continue;
@@ -140,11 +127,7 @@ impl Reconciler {
 }
 
 /// Apply the outcome of the endpoint's target version to the endpoint.
-fn settle_endpoint(
-    ep: &mut EndpointRow,
-    target_status: ResourceStatus,
-    target_reason: Option<&str>,
-) {
+fn settle_endpoint(ep: &mut EndpointRow, target_status: ResourceStatus, target_reason: Option<&str>) {
     let was = ep.status;
     ep.updated_at = now_ms();
     if target_status == ResourceStatus::Ready {
@@ -153,11 +136,7 @@ fn settle_endpoint(
         ep.failure_reason = None;
         return;
     }
-    let reason = format!(
-        "Version {} failed: {}",
-        ep.target_version,
-        target_reason.unwrap_or("unknown reason")
-    );
+    let reason = format!("Version {} failed: {}", ep.target_version, target_reason.unwrap_or("unknown reason"));
     ep.failure_reason = Some(reason);
     match (was, ep.live_version) {
         // An update that failed leaves the endpoint serving what it served before.

@@ -6,8 +6,8 @@ use serde_json::{Map, Value};
 
 use super::pagination::{self, Page};
 use super::{
-    ids, now_ms, remember, replayed, runtime_not_found, Caller, ControlPlane, Idempotency,
-    DEFAULT_ENDPOINT, MAX_VERSIONS_PER_RUNTIME,
+    ids, now_ms, remember, replayed, runtime_not_found, Caller, ControlPlane, Idempotency, DEFAULT_ENDPOINT,
+    MAX_VERSIONS_PER_RUNTIME,
 };
 use crate::error::{Error, Result};
 use crate::store::{EndpointRow, ResourceStatus, RuntimeRow, Tx, VersionRow};
@@ -38,20 +38,13 @@ pub struct DeleteRuntimeOutcome {
 
 fn load_view(tx: &Tx<'_>, runtime: RuntimeRow, version: u32) -> Result<RuntimeView> {
     let version_row = tx.version(&runtime.id, version)?.ok_or_else(|| {
-        Error::not_found(format!(
-            "Version {version} of agent runtime '{}' does not exist.",
-            runtime.id
-        ))
+        Error::not_found(format!("Version {version} of agent runtime '{}' does not exist.", runtime.id))
     })?;
-    Ok(RuntimeView {
-        runtime,
-        version: version_row,
-    })
+    Ok(RuntimeView { runtime, version: version_row })
 }
 
 fn live_runtime(tx: &Tx<'_>, caller: &Caller, id: &str) -> Result<RuntimeRow> {
-    tx.runtime(&caller.account, &caller.region, id)?
-        .ok_or_else(|| runtime_not_found(id, caller))
+    tx.runtime(&caller.account, &caller.region, id)?.ok_or_else(|| runtime_not_found(id, caller))
 }
 
 fn parse_resource(resource: &str) -> Option<(String, u32)> {
@@ -194,12 +187,7 @@ impl ControlPlane {
         Ok(view)
     }
 
-    pub async fn get_runtime(
-        &self,
-        caller: Caller,
-        id: String,
-        version: Option<u32>,
-    ) -> Result<RuntimeView> {
+    pub async fn get_runtime(&self, caller: Caller, id: String, version: Option<u32>) -> Result<RuntimeView> {
         self.store
             .read(move |tx| {
                 let runtime = live_runtime(tx, &caller, &id)?;
@@ -261,19 +249,11 @@ impl ControlPlane {
     }
 
     /// Runtimes of the caller's account and Region, each through its latest version.
-    pub async fn list_runtimes(
-        &self,
-        caller: Caller,
-        page: Page,
-    ) -> Result<(Vec<RuntimeView>, Option<String>)> {
+    pub async fn list_runtimes(&self, caller: Caller, page: Page) -> Result<(Vec<RuntimeView>, Option<String>)> {
         self.store
             .read(move |tx| {
-                let rows = tx.list_runtimes(
-                    &caller.account,
-                    &caller.region,
-                    page.after.unwrap_or(0),
-                    page.max_results + 1,
-                )?;
+                let rows =
+                    tx.list_runtimes(&caller.account, &caller.region, page.after.unwrap_or(0), page.max_results + 1)?;
                 let (rows, next) = pagination::finish(rows, &page, "runtimes", |r| r.seq);
                 let views = rows
                     .into_iter()
@@ -301,15 +281,7 @@ impl ControlPlane {
                 let before = page.after.map(|a| a as u32).unwrap_or(u32::MAX);
                 let rows = tx.list_versions(&id, before, page.max_results + 1)?;
                 let (rows, next) = pagination::finish(rows, &page, &list, |v| v.version as i64);
-                Ok((
-                    rows.into_iter()
-                        .map(|version| RuntimeView {
-                            runtime: runtime.clone(),
-                            version,
-                        })
-                        .collect(),
-                    next,
-                ))
+                Ok((rows.into_iter().map(|version| RuntimeView { runtime: runtime.clone(), version }).collect(), next))
             })
             .await
     }

@@ -19,9 +19,7 @@ fn check_taggable(tx: &Tx<'_>, caller: &Caller, arn: &str) -> Result<()> {
     if parsed.account != caller.account || parsed.region != caller.region {
         return Err(missing());
     }
-    let runtime = tx
-        .runtime(&caller.account, &caller.region, &parsed.runtime_id)?
-        .ok_or_else(missing)?;
+    let runtime = tx.runtime(&caller.account, &caller.region, &parsed.runtime_id)?.ok_or_else(missing)?;
     if runtime.arn != arn.split("/runtime-endpoint/").next().unwrap_or_default() {
         return Err(missing());
     }
@@ -32,20 +30,9 @@ fn check_taggable(tx: &Tx<'_>, caller: &Caller, arn: &str) -> Result<()> {
 }
 
 impl ControlPlane {
-    pub async fn tag_resource(
-        &self,
-        caller: Caller,
-        arn: String,
-        tags: BTreeMap<String, String>,
-    ) -> Result<()> {
-        if let Some(reserved) = tags
-            .keys()
-            .find(|k| k.to_ascii_lowercase().starts_with("aws:"))
-        {
-            return Err(Error::invalid_field(
-                "tags",
-                format!("Tag key '{reserved}' uses the reserved prefix 'aws:'."),
-            ));
+    pub async fn tag_resource(&self, caller: Caller, arn: String, tags: BTreeMap<String, String>) -> Result<()> {
+        if let Some(reserved) = tags.keys().find(|k| k.to_ascii_lowercase().starts_with("aws:")) {
+            return Err(Error::invalid_field("tags", format!("Tag key '{reserved}' uses the reserved prefix 'aws:'.")));
         }
         self.store
             .write(move |tx| {
@@ -63,12 +50,7 @@ impl ControlPlane {
             .await
     }
 
-    pub async fn untag_resource(
-        &self,
-        caller: Caller,
-        arn: String,
-        keys: Vec<String>,
-    ) -> Result<()> {
+    pub async fn untag_resource(&self, caller: Caller, arn: String, keys: Vec<String>) -> Result<()> {
         self.store
             .write(move |tx| {
                 check_taggable(tx, &caller, &arn)?;

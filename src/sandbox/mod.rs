@@ -8,11 +8,7 @@ use crate::store::{RuntimeRow, VersionRow};
 pub struct AcceptAll;
 
 impl Provisioner for AcceptAll {
-    fn prepare<'a>(
-        &'a self,
-        _runtime: &'a RuntimeRow,
-        _version: &'a VersionRow,
-    ) -> BoxFuture<'a, Result<(), String>> {
+    fn prepare<'a>(&'a self, _runtime: &'a RuntimeRow, _version: &'a VersionRow) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async { Ok(()) })
     }
 

@@ -76,9 +76,7 @@ fn normalize_path(path: &str) -> String {
 
 pub fn canonical_uri(raw_path: &str, encoding: UriEncoding) -> String {
     match encoding {
-        UriEncoding::NormalizeAndDoubleEncode => {
-            uri_encode(normalize_path(raw_path).as_bytes(), true)
-        }
+        UriEncoding::NormalizeAndDoubleEncode => uri_encode(normalize_path(raw_path).as_bytes(), true),
         UriEncoding::SingleEncode => {
             if raw_path.is_empty() {
                 return "/".to_string();
@@ -86,11 +84,7 @@ pub fn canonical_uri(raw_path: &str, encoding: UriEncoding) -> String {
             // Re-encode each segment from its decoded bytes so that clients that encode more or
             // less than AWS's unreserved set still produce the canonical form; `%2F` inside a
             // segment stays encoded.
-            raw_path
-                .split('/')
-                .map(|segment| uri_encode(&percent_decode(segment), false))
-                .collect::<Vec<_>>()
-                .join("/")
+            raw_path.split('/').map(|segment| uri_encode(&percent_decode(segment), false)).collect::<Vec<_>>().join("/")
         }
     }
 }
@@ -102,19 +96,12 @@ pub fn canonical_query(raw_query: &str, skip: Option<&str>) -> String {
         .filter(|p| !p.is_empty())
         .map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (
-                uri_encode(&percent_decode(k), false),
-                uri_encode(&percent_decode(v), false),
-            )
+            (uri_encode(&percent_decode(k), false), uri_encode(&percent_decode(v), false))
         })
         .filter(|(k, _)| skip.is_none_or(|s| k != s))
         .collect();
     pairs.sort();
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("&")
+    pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
 }
 
 /// Trim and fold runs of whitespace inside a header value, as AWS does.
@@ -126,15 +113,38 @@ fn fold_header_value(value: &str) -> String {
 pub fn canonical_headers(headers: &[(String, String)], signed: &[String]) -> String {
     let mut out = String::new();
     for name in signed {
-        let values: Vec<String> = headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| fold_header_value(v))
-            .collect();
+        let values: Vec<String> =
+            headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| fold_header_value(v)).collect();
         out.push_str(name);
         out.push(':');
         out.push_str(&values.join(","));
         out.push('\n');
+    }
+    out
+}
+
+/// The canonical URIs a correct signer may have used. For S3 that is the path re-encoded from its
+/// decoded bytes and, when the client encoded more than AWS requires, the path exactly as sent.
+pub fn canonical_uri_candidates(raw_path: &str, encoding: UriEncoding) -> Vec<String> {
+    let mut out = vec![canonical_uri(raw_path, encoding)];
+    match encoding {
+        UriEncoding::SingleEncode => {
+            if !raw_path.is_empty() && out[0] != raw_path {
+                out.push(raw_path.to_string());
+            }
+        }
+        UriEncoding::NormalizeAndDoubleEncode => {
+            // botocore drops the slash after a final dot segment (`/a/.` → `/a`); RFC 3986 and the
+            // Rust SDK keep it (`/a/`). Accept both signers.
+            let last = raw_path.rsplit('/').next().unwrap_or("");
+            if raw_path.len() > 1 && (last == "." || last == "..") {
+                let mut rfc = normalize_path(raw_path);
+                if !rfc.ends_with('/') {
+                    rfc.push('/');
+                }
+                out.push(uri_encode(rfc.as_bytes(), true));
+            }
+        }
     }
     out
 }
@@ -146,10 +156,26 @@ pub fn canonical_request(
     encoding: UriEncoding,
     skip_query_param: Option<&str>,
 ) -> String {
+    canonical_request_for_uri(
+        parts,
+        &canonical_uri(parts.raw_path, encoding),
+        signed_headers,
+        payload_hash,
+        skip_query_param,
+    )
+}
+
+pub fn canonical_request_for_uri(
+    parts: &RequestParts<'_>,
+    canonical_uri: &str,
+    signed_headers: &[String],
+    payload_hash: &str,
+    skip_query_param: Option<&str>,
+) -> String {
     format!(
         "{}\n{}\n{}\n{}\n{}\n{}",
         parts.method,
-        canonical_uri(parts.raw_path, encoding),
+        canonical_uri,
         canonical_query(parts.raw_query, skip_query_param),
         canonical_headers(parts.headers, signed_headers),
         signed_headers.join(";"),
@@ -162,10 +188,7 @@ pub fn sha256_hex(data: &[u8]) -> String {
 }
 
 pub fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &str) -> String {
-    format!(
-        "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
-        sha256_hex(canonical_request.as_bytes())
-    )
+    format!("{ALGORITHM}\n{amz_date}\n{scope}\n{}", sha256_hex(canonical_request.as_bytes()))
 }
 
 #[cfg(test)]
@@ -194,23 +217,14 @@ mod tests {
 
     #[test]
     fn s3_keeps_encoded_slash_inside_a_segment() {
-        assert_eq!(
-            canonical_uri("/b/a%2Fb c", UriEncoding::SingleEncode),
-            "/b/a%2Fb%20c"
-        );
-        assert_eq!(
-            canonical_uri("/b/x/../y", UriEncoding::SingleEncode),
-            "/b/x/../y"
-        );
+        assert_eq!(canonical_uri("/b/a%2Fb c", UriEncoding::SingleEncode), "/b/a%2Fb%20c");
+        assert_eq!(canonical_uri("/b/x/../y", UriEncoding::SingleEncode), "/b/x/../y");
     }
 
     #[test]
     fn query_is_sorted_and_reencoded() {
         assert_eq!(canonical_query("b=2&a=1&a=0&c", None), "a=0&a=1&b=2&c=");
         assert_eq!(canonical_query("k=a+b&s=a%20b", None), "k=a%2Bb&s=a%20b");
-        assert_eq!(
-            canonical_query("X-Amz-Signature=abc&a=1", Some("X-Amz-Signature")),
-            "a=1"
-        );
+        assert_eq!(canonical_query("X-Amz-Signature=abc&a=1", Some("X-Amz-Signature")), "a=1");
     }
 }

@@ -20,16 +20,12 @@ pub fn amz_date_to_epoch(value: &str) -> Option<i64> {
         &value[11..13],
         &value[13..15]
     );
-    DateTime::from_str(&extended, Format::DateTime)
-        .ok()
-        .map(|d| d.secs())
+    DateTime::from_str(&extended, Format::DateTime).ok().map(|d| d.secs())
 }
 
 /// Unix seconds → `YYYYMMDDTHHMMSSZ`.
 pub fn epoch_to_amz_date(secs: i64) -> String {
-    let iso = DateTime::from_secs(secs)
-        .fmt(Format::DateTime)
-        .unwrap_or_default();
+    let iso = DateTime::from_secs(secs).fmt(Format::DateTime).unwrap_or_default();
     // `2026-11-24T22:13:14Z` → `20261124T221314Z`
     iso.chars().filter(|c| *c != '-' && *c != ':').collect()
 }

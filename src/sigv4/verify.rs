@@ -136,10 +136,7 @@ struct SignatureInput {
 }
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
+    headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
 }
 
 fn query_params(raw_query: &str) -> Vec<(String, String)> {
@@ -165,19 +162,10 @@ fn parse_credential(value: &str) -> Result<(String, String, String, String, Stri
              expected '<access key>/<YYYYMMDD>/<region>/<service>/aws4_request', got '{value}'."
         )));
     }
-    Ok((
-        parts[0].to_string(),
-        parts[1].to_string(),
-        parts[2].to_string(),
-        parts[3].to_string(),
-        parts[4].to_string(),
-    ))
+    Ok((parts[0].to_string(), parts[1].to_string(), parts[2].to_string(), parts[3].to_string(), parts[4].to_string()))
 }
 
-fn from_authorization_header(
-    auth: &str,
-    headers: &[(String, String)],
-) -> Result<SignatureInput, AuthError> {
+fn from_authorization_header(auth: &str, headers: &[(String, String)]) -> Result<SignatureInput, AuthError> {
     let rest = auth.strip_prefix(ALGORITHM).filter(|r| r.starts_with(' ')).ok_or_else(|| {
         AuthError::Incomplete(format!(
             "Authorization header requires the '{ALGORITHM}' algorithm; got '{}'. Sign the request with SigV4.",
@@ -200,42 +188,28 @@ fn from_authorization_header(
     let mut missing = Vec::new();
     for required in ["Credential", "Signature", "SignedHeaders"] {
         if !fields.contains_key(required) {
-            missing.push(format!(
-                "Authorization header requires '{required}' parameter."
-            ));
+            missing.push(format!("Authorization header requires '{required}' parameter."));
         }
     }
     let amz_date = header(headers, "x-amz-date").map(str::to_string);
     let amz_date = match amz_date {
         Some(d) => Some(d),
-        None => header(headers, "date")
-            .map(http_date_to_amz_date)
-            .transpose()?,
+        None => header(headers, "date").map(http_date_to_amz_date).transpose()?,
     };
     if amz_date.is_none() {
-        missing.push(
-            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
-                .into(),
-        );
+        missing.push("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.".into());
     }
     if !missing.is_empty() {
-        return Err(AuthError::Incomplete(format!(
-            "{} Authorization={auth}",
-            missing.join(" ")
-        )));
+        return Err(AuthError::Incomplete(format!("{} Authorization={auth}", missing.join(" "))));
     }
-    let (access_key_id, date, region, service, terminator) =
-        parse_credential(fields["Credential"])?;
+    let (access_key_id, date, region, service, terminator) = parse_credential(fields["Credential"])?;
     Ok(SignatureInput {
         access_key_id,
         date,
         region,
         service,
         terminator,
-        signed_headers: fields["SignedHeaders"]
-            .split(';')
-            .map(|s| s.to_ascii_lowercase())
-            .collect(),
+        signed_headers: fields["SignedHeaders"].split(';').map(|s| s.to_ascii_lowercase()).collect(),
         signature: fields["Signature"].to_string(),
         amz_date: amz_date.unwrap_or_default(),
         presign_expires: None,
@@ -243,39 +217,21 @@ fn from_authorization_header(
 }
 
 fn http_date_to_amz_date(value: &str) -> Result<String, AuthError> {
-    let parsed =
-        aws_smithy_types::DateTime::from_str(value, aws_smithy_types::date_time::Format::HttpDate)
-            .map_err(|_| {
-                AuthError::Incomplete(format!("Date header '{value}' is not a valid HTTP date."))
-            })?;
+    let parsed = aws_smithy_types::DateTime::from_str(value, aws_smithy_types::date_time::Format::HttpDate)
+        .map_err(|_| AuthError::Incomplete(format!("Date header '{value}' is not a valid HTTP date.")))?;
     Ok(epoch_to_amz_date(parsed.secs()))
 }
 
 fn from_query(params: &[(String, String)]) -> Result<SignatureInput, AuthError> {
-    let get = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
+    let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let algorithm = get("X-Amz-Algorithm").unwrap_or_default();
     if algorithm != ALGORITHM {
-        return Err(AuthError::Incomplete(format!(
-            "X-Amz-Algorithm only supports '{ALGORITHM}'; got '{algorithm}'."
-        )));
+        return Err(AuthError::Incomplete(format!("X-Amz-Algorithm only supports '{ALGORITHM}'; got '{algorithm}'.")));
     }
     let mut missing = Vec::new();
-    for name in [
-        "X-Amz-Credential",
-        "X-Amz-Date",
-        "X-Amz-SignedHeaders",
-        "X-Amz-Signature",
-        "X-Amz-Expires",
-    ] {
+    for name in ["X-Amz-Credential", "X-Amz-Date", "X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Expires"] {
         if get(name).is_none() {
-            missing.push(format!(
-                "AWS query-string parameters must include '{name}'."
-            ));
+            missing.push(format!("AWS query-string parameters must include '{name}'."));
         }
     }
     if !missing.is_empty() {
@@ -283,9 +239,7 @@ fn from_query(params: &[(String, String)]) -> Result<SignatureInput, AuthError> 
     }
     let expires_raw = get("X-Amz-Expires").unwrap_or_default();
     let expires: i64 = expires_raw.parse().map_err(|_| {
-        AuthError::Incomplete(format!(
-            "X-Amz-Expires should be a number of seconds; got '{expires_raw}'."
-        ))
+        AuthError::Incomplete(format!("X-Amz-Expires should be a number of seconds; got '{expires_raw}'."))
     })?;
     if !(0..=MAX_PRESIGN_EXPIRES_SECS).contains(&expires) {
         return Err(AuthError::Incomplete(format!(
@@ -313,7 +267,7 @@ fn from_query(params: &[(String, String)]) -> Result<SignatureInput, AuthError> 
 
 /// Where a request keeps its signature, if anywhere. Used to route before verifying.
 pub fn credential_scope(parts: &RequestParts<'_>) -> Option<(String, String)> {
-    let input = if let Some(auth) = header(parts.headers, "authorization") {
+    let input = if let Some(auth) = header(parts.headers, "authorization").map(str::trim) {
         from_authorization_header(auth, parts.headers).ok()?
     } else if parts.raw_query.contains("X-Amz-Credential=") {
         from_query(&query_params(parts.raw_query)).ok()?
@@ -337,7 +291,7 @@ impl<'c> Verifier<'c> {
         encoding: UriEncoding,
         now: i64,
     ) -> Result<Verified, AuthError> {
-        let auth_header = header(parts.headers, "authorization");
+        let auth_header = header(parts.headers, "authorization").map(str::trim);
         let query = query_params(parts.raw_query);
         let presigned = auth_header.is_none() && query.iter().any(|(k, _)| k == "X-Amz-Algorithm");
         let input = match (auth_header, presigned) {
@@ -392,10 +346,7 @@ impl<'c> Verifier<'c> {
             (Some(d), Payload::Buffered(body)) if is_hex_digest(d) => {
                 let computed = canonical::sha256_hex(body);
                 if !computed.eq_ignore_ascii_case(d) {
-                    return Err(AuthError::ContentHashMismatch {
-                        declared: d.clone(),
-                        computed,
-                    });
+                    return Err(AuthError::ContentHashMismatch { declared: d.clone(), computed });
                 }
                 candidate_hashes.push(d.clone());
             }
@@ -412,55 +363,33 @@ impl<'c> Verifier<'c> {
                 }
             }
             (None, Payload::Streamed) => {
-                return Err(AuthError::Incomplete(
-                    "A streamed body requires the 'x-amz-content-sha256' header.".into(),
-                ))
+                return Err(AuthError::Incomplete("A streamed body requires the 'x-amz-content-sha256' header.".into()))
             }
         }
 
-        let scope = format!(
-            "{}/{}/{}/aws4_request",
-            input.date, input.region, input.service
-        );
-        let key = signing_key(
-            &credential.secret_access_key,
-            &input.date,
-            &input.region,
-            &input.service,
-        );
+        let scope = format!("{}/{}/{}/aws4_request", input.date, input.region, input.service);
+        let key = signing_key(&credential.secret_access_key, &input.date, &input.region, &input.service);
         let skip = presigned.then_some("X-Amz-Signature");
         let mut first_failure = None;
-        for payload_hash in candidate_hashes {
-            let creq = canonical::canonical_request(
-                parts,
-                &input.signed_headers,
-                &payload_hash,
-                encoding,
-                skip,
-            );
+        let uris = canonical::canonical_uri_candidates(parts.raw_path, encoding);
+        for (uri, payload_hash) in candidate_hashes.iter().flat_map(|h| uris.iter().map(move |u| (u, h))) {
+            let creq = canonical::canonical_request_for_uri(parts, uri, &input.signed_headers, payload_hash, skip);
             let sts = canonical::string_to_sign(&input.amz_date, &scope, &creq);
             let expected = sign(&key, &sts);
-            if bool::from(
-                expected
-                    .as_bytes()
-                    .ct_eq(input.signature.to_ascii_lowercase().as_bytes()),
-            ) {
+            if bool::from(expected.as_bytes().ct_eq(input.signature.to_ascii_lowercase().as_bytes())) {
                 return Ok(Verified {
                     access_key_id: credential.access_key_id.clone(),
                     account_id: credential.account_id.clone(),
                     region: input.region,
                     service: input.service,
                     amz_date: input.amz_date,
-                    payload_hash,
+                    payload_hash: payload_hash.clone(),
                     signature: input.signature,
                     signing_key: key,
                     presigned,
                 });
             }
-            first_failure.get_or_insert(AuthError::SignatureMismatch {
-                canonical_request: creq,
-                string_to_sign: sts,
-            });
+            first_failure.get_or_insert(AuthError::SignatureMismatch { canonical_request: creq, string_to_sign: sts });
         }
         Err(first_failure.expect("at least one candidate hash"))
     }

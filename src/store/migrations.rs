@@ -68,30 +68,17 @@ const MIGRATIONS: &[&str] = &[
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 pub fn migrate(conn: &mut Connection, path: &Path) -> Result<(), OpenError> {
-    let corrupt = |e: rusqlite::Error| OpenError::Corrupt {
-        path: path.to_path_buf(),
-        detail: e.to_string(),
-    };
-    let found: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(corrupt)?;
+    let corrupt = |e: rusqlite::Error| OpenError::Corrupt { path: path.to_path_buf(), detail: e.to_string() };
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(corrupt)?;
     if found > SCHEMA_VERSION {
-        return Err(OpenError::TooNew {
-            path: path.to_path_buf(),
-            found,
-            known: SCHEMA_VERSION,
-        });
+        return Err(OpenError::TooNew { path: path.to_path_buf(), found, known: SCHEMA_VERSION });
     }
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         let step = index as i64 + 1;
-        let migrate_err = |source| OpenError::Migrate {
-            path: path.to_path_buf(),
-            source,
-        };
+        let migrate_err = |source| OpenError::Migrate { path: path.to_path_buf(), source };
         let txn = conn.transaction().map_err(migrate_err)?;
         txn.execute_batch(sql).map_err(migrate_err)?;
-        txn.execute_batch(&format!("PRAGMA user_version = {step};"))
-            .map_err(migrate_err)?;
+        txn.execute_batch(&format!("PRAGMA user_version = {step};")).map_err(migrate_err)?;
         txn.commit().map_err(migrate_err)?;
     }
     Ok(())

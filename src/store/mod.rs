@@ -31,97 +31,54 @@ pub struct Store {
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error("cannot create data directory {dir}: {source}")]
-    DataDir {
-        dir: PathBuf,
-        source: std::io::Error,
-    },
+    DataDir { dir: PathBuf, source: std::io::Error },
     #[error("cannot open database {path}: {source}")]
-    Open {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
+    Open { path: PathBuf, source: rusqlite::Error },
     #[error("database {path} is corrupt or not an agentcore-local database ({detail}); move it aside or choose another --data-dir")]
     Corrupt { path: PathBuf, detail: String },
     #[error("database {path} has schema version {found}, newer than this build of agentcore-local understands ({known}); upgrade agentcore-local or use another --data-dir")]
-    TooNew {
-        path: PathBuf,
-        found: i64,
-        known: i64,
-    },
+    TooNew { path: PathBuf, found: i64, known: i64 },
     #[error("migrating database {path} failed: {source}")]
-    Migrate {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
+    Migrate { path: PathBuf, source: rusqlite::Error },
 }
 
 impl Store {
     /// Open (creating if needed) the database inside `data_dir`.
     pub fn open(data_dir: &Path) -> std::result::Result<Store, OpenError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| OpenError::DataDir {
-            dir: data_dir.to_path_buf(),
-            source,
-        })?;
+        std::fs::create_dir_all(data_dir)
+            .map_err(|source| OpenError::DataDir { dir: data_dir.to_path_buf(), source })?;
         let path = data_dir.join(DB_FILE_NAME);
         let conn = Connection::open_with_flags(
             &path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
-        .map_err(|source| OpenError::Open {
-            path: path.clone(),
-            source,
-        })?;
+        .map_err(|source| OpenError::Open { path: path.clone(), source })?;
         Self::prepare(conn, Some(path))
     }
 
     /// A database that lives only in memory (tests, `--in-memory`).
     pub fn in_memory() -> std::result::Result<Store, OpenError> {
-        let conn = Connection::open_in_memory().map_err(|source| OpenError::Open {
-            path: PathBuf::from(":memory:"),
-            source,
-        })?;
+        let conn = Connection::open_in_memory()
+            .map_err(|source| OpenError::Open { path: PathBuf::from(":memory:"), source })?;
         Self::prepare(conn, None)
     }
 
-    fn prepare(
-        mut conn: Connection,
-        path: Option<PathBuf>,
-    ) -> std::result::Result<Store, OpenError> {
+    fn prepare(mut conn: Connection, path: Option<PathBuf>) -> std::result::Result<Store, OpenError> {
         let shown = path.clone().unwrap_or_else(|| PathBuf::from(":memory:"));
-        let corrupt = |e: rusqlite::Error| OpenError::Corrupt {
-            path: shown.clone(),
-            detail: e.to_string(),
-        };
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(corrupt)?;
+        let corrupt = |e: rusqlite::Error| OpenError::Corrupt { path: shown.clone(), detail: e.to_string() };
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(corrupt)?;
         // journal_mode is the first statement that reads the file, so a non-database fails here.
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(corrupt)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(corrupt)?;
         if path.is_some() && !mode.eq_ignore_ascii_case("wal") {
-            return Err(OpenError::Corrupt {
-                path: shown,
-                detail: format!("could not enable WAL (got {mode})"),
-            });
+            return Err(OpenError::Corrupt { path: shown, detail: format!("could not enable WAL (got {mode})") });
         }
-        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
-            .map_err(corrupt)?;
-        let check: String = conn
-            .query_row("PRAGMA quick_check", [], |r| r.get(0))
-            .map_err(corrupt)?;
+        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;").map_err(corrupt)?;
+        let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(corrupt)?;
         if check != "ok" {
-            return Err(OpenError::Corrupt {
-                path: shown,
-                detail: check,
-            });
+            return Err(OpenError::Corrupt { path: shown, detail: check });
         }
         migrations::migrate(&mut conn, &shown)?;
-        Ok(Store {
-            conn: Arc::new(Mutex::new(conn)),
-            path,
-        })
+        Ok(Store { conn: Arc::new(Mutex::new(conn)), path })
     }
 
     pub fn path(&self) -> Option<&Path> {
@@ -154,9 +111,7 @@ impl Store {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
             let mut guard = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            let txn = guard
-                .transaction_with_behavior(behavior)
-                .map_err(db_error)?;
+            let txn = guard.transaction_with_behavior(behavior).map_err(db_error)?;
             let result = f(&Tx::new(&txn))?;
             txn.commit().map_err(db_error)?;
             Ok(result)

@@ -24,8 +24,7 @@ fn status_of(row: &Row<'_>, idx: usize) -> rusqlite::Result<ResourceStatus> {
     })
 }
 
-const RUNTIME_COLS: &str =
-    "seq, id, account, region, name, arn, created_at, latest_version, deleting";
+const RUNTIME_COLS: &str = "seq, id, account, region, name, arn, created_at, latest_version, deleting";
 
 fn runtime_row(row: &Row<'_>) -> rusqlite::Result<RuntimeRow> {
     Ok(RuntimeRow {
@@ -41,14 +40,12 @@ fn runtime_row(row: &Row<'_>) -> rusqlite::Result<RuntimeRow> {
     })
 }
 
-const VERSION_COLS: &str =
-    "runtime_id, version, config, status, failure_reason, created_at, updated_at";
+const VERSION_COLS: &str = "runtime_id, version, config, status, failure_reason, created_at, updated_at";
 
 fn version_row(row: &Row<'_>) -> rusqlite::Result<VersionRow> {
     let config: String = row.get(2)?;
-    let config: Map<String, Value> = serde_json::from_str(&config).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e))
-    })?;
+    let config: Map<String, Value> = serde_json::from_str(&config)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e)))?;
     Ok(VersionRow {
         runtime_id: row.get(0)?,
         version: row.get(1)?,
@@ -105,10 +102,7 @@ impl<'a> Tx<'a> {
     }
 
     fn exec(&self, sql: &str, p: impl rusqlite::Params) -> Result<usize> {
-        self.txn
-            .prepare_cached(sql)
-            .and_then(|mut s| s.execute(p))
-            .map_err(db_error)
+        self.txn.prepare_cached(sql).and_then(|mut s| s.execute(p)).map_err(db_error)
     }
 
     // ---- runtimes ----
@@ -122,19 +116,10 @@ impl<'a> Tx<'a> {
     }
 
     pub fn runtime_by_id(&self, id: &str) -> Result<Option<RuntimeRow>> {
-        self.query_opt(
-            &format!("SELECT {RUNTIME_COLS} FROM runtimes WHERE id = ?1"),
-            params![id],
-            runtime_row,
-        )
+        self.query_opt(&format!("SELECT {RUNTIME_COLS} FROM runtimes WHERE id = ?1"), params![id], runtime_row)
     }
 
-    pub fn runtime_by_name(
-        &self,
-        account: &str,
-        region: &str,
-        name: &str,
-    ) -> Result<Option<RuntimeRow>> {
+    pub fn runtime_by_name(&self, account: &str, region: &str, name: &str) -> Result<Option<RuntimeRow>> {
         self.query_opt(
             &format!("SELECT {RUNTIME_COLS} FROM runtimes WHERE account = ?1 AND region = ?2 AND name = ?3"),
             params![account, region, name],
@@ -143,13 +128,7 @@ impl<'a> Tx<'a> {
     }
 
     /// Runtimes of one account and region in creation order, after `after_seq`.
-    pub fn list_runtimes(
-        &self,
-        account: &str,
-        region: &str,
-        after_seq: i64,
-        limit: usize,
-    ) -> Result<Vec<RuntimeRow>> {
+    pub fn list_runtimes(&self, account: &str, region: &str, after_seq: i64, limit: usize) -> Result<Vec<RuntimeRow>> {
         self.query_all(
             &format!("SELECT {RUNTIME_COLS} FROM runtimes WHERE account = ?1 AND region = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4"),
             params![account, region, after_seq, limit as i64],
@@ -158,11 +137,7 @@ impl<'a> Tx<'a> {
     }
 
     pub fn runtimes_deleting(&self) -> Result<Vec<RuntimeRow>> {
-        self.query_all(
-            &format!("SELECT {RUNTIME_COLS} FROM runtimes WHERE deleting = 1 ORDER BY seq"),
-            [],
-            runtime_row,
-        )
+        self.query_all(&format!("SELECT {RUNTIME_COLS} FROM runtimes WHERE deleting = 1 ORDER BY seq"), [], runtime_row)
     }
 
     /// Inserts and returns the row with its sequence number.
@@ -171,25 +146,16 @@ impl<'a> Tx<'a> {
             "INSERT INTO runtimes (id, account, region, name, arn, created_at, latest_version, deleting) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![r.id, r.account, r.region, r.name, r.arn, r.created_at, r.latest_version, r.deleting],
         )?;
-        Ok(RuntimeRow {
-            seq: self.txn.last_insert_rowid(),
-            ..r.clone()
-        })
+        Ok(RuntimeRow { seq: self.txn.last_insert_rowid(), ..r.clone() })
     }
 
     pub fn set_latest_version(&self, runtime_id: &str, version: u32) -> Result<()> {
-        self.exec(
-            "UPDATE runtimes SET latest_version = ?2 WHERE id = ?1",
-            params![runtime_id, version],
-        )?;
+        self.exec("UPDATE runtimes SET latest_version = ?2 WHERE id = ?1", params![runtime_id, version])?;
         Ok(())
     }
 
     pub fn mark_runtime_deleting(&self, runtime_id: &str) -> Result<()> {
-        self.exec(
-            "UPDATE runtimes SET deleting = 1 WHERE id = ?1",
-            params![runtime_id],
-        )?;
+        self.exec("UPDATE runtimes SET deleting = 1 WHERE id = ?1", params![runtime_id])?;
         Ok(())
     }
 
@@ -197,10 +163,7 @@ impl<'a> Tx<'a> {
     pub fn delete_runtime(&self, runtime: &RuntimeRow) -> Result<()> {
         self.exec(
             "DELETE FROM tags WHERE resource_arn = ?1 OR resource_arn LIKE ?2 ESCAPE '\\'",
-            params![
-                runtime.arn,
-                format!("{}/runtime-endpoint/%", like_escape(&runtime.arn))
-            ],
+            params![runtime.arn, format!("{}/runtime-endpoint/%", like_escape(&runtime.arn))],
         )?;
         self.exec("DELETE FROM runtimes WHERE id = ?1", params![runtime.id])?;
         Ok(())
@@ -216,12 +179,7 @@ impl<'a> Tx<'a> {
         )
     }
 
-    pub fn list_versions(
-        &self,
-        runtime_id: &str,
-        before_version: u32,
-        limit: usize,
-    ) -> Result<Vec<VersionRow>> {
+    pub fn list_versions(&self, runtime_id: &str, before_version: u32, limit: usize) -> Result<Vec<VersionRow>> {
         // Newest first, as the console and CLI show them.
         self.query_all(
             &format!("SELECT {VERSION_COLS} FROM runtime_versions WHERE runtime_id = ?1 AND version < ?2 ORDER BY version DESC LIMIT ?3"),
@@ -232,11 +190,7 @@ impl<'a> Tx<'a> {
 
     pub fn count_versions(&self, runtime_id: &str) -> Result<u32> {
         self.txn
-            .query_row(
-                "SELECT COUNT(*) FROM runtime_versions WHERE runtime_id = ?1",
-                params![runtime_id],
-                |r| r.get(0),
-            )
+            .query_row("SELECT COUNT(*) FROM runtime_versions WHERE runtime_id = ?1", params![runtime_id], |r| r.get(0))
             .map_err(db_error)
     }
 
@@ -249,8 +203,7 @@ impl<'a> Tx<'a> {
     }
 
     pub fn insert_version(&self, v: &VersionRow) -> Result<()> {
-        let config =
-            serde_json::to_string(&v.config).map_err(|e| Error::internal(e.to_string()))?;
+        let config = serde_json::to_string(&v.config).map_err(|e| Error::internal(e.to_string()))?;
         self.exec(
             "INSERT INTO runtime_versions (runtime_id, version, config, status, failure_reason, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![v.runtime_id, v.version, config, v.status.as_str(), v.failure_reason, v.created_at, v.updated_at],
@@ -274,10 +227,7 @@ impl<'a> Tx<'a> {
     }
 
     pub fn delete_version(&self, runtime_id: &str, version: u32) -> Result<()> {
-        self.exec(
-            "DELETE FROM runtime_versions WHERE runtime_id = ?1 AND version = ?2",
-            params![runtime_id, version],
-        )?;
+        self.exec("DELETE FROM runtime_versions WHERE runtime_id = ?1 AND version = ?2", params![runtime_id, version])?;
         Ok(())
     }
 
@@ -285,20 +235,13 @@ impl<'a> Tx<'a> {
 
     pub fn endpoint(&self, runtime_id: &str, name: &str) -> Result<Option<EndpointRow>> {
         self.query_opt(
-            &format!(
-                "SELECT {ENDPOINT_COLS} FROM runtime_endpoints WHERE runtime_id = ?1 AND name = ?2"
-            ),
+            &format!("SELECT {ENDPOINT_COLS} FROM runtime_endpoints WHERE runtime_id = ?1 AND name = ?2"),
             params![runtime_id, name],
             endpoint_row,
         )
     }
 
-    pub fn list_endpoints(
-        &self,
-        runtime_id: &str,
-        after_seq: i64,
-        limit: usize,
-    ) -> Result<Vec<EndpointRow>> {
+    pub fn list_endpoints(&self, runtime_id: &str, after_seq: i64, limit: usize) -> Result<Vec<EndpointRow>> {
         self.query_all(
             &format!("SELECT {ENDPOINT_COLS} FROM runtime_endpoints WHERE runtime_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"),
             params![runtime_id, after_seq, limit as i64],
@@ -308,11 +251,9 @@ impl<'a> Tx<'a> {
 
     pub fn count_endpoints(&self, runtime_id: &str) -> Result<u32> {
         self.txn
-            .query_row(
-                "SELECT COUNT(*) FROM runtime_endpoints WHERE runtime_id = ?1",
-                params![runtime_id],
-                |r| r.get(0),
-            )
+            .query_row("SELECT COUNT(*) FROM runtime_endpoints WHERE runtime_id = ?1", params![runtime_id], |r| {
+                r.get(0)
+            })
             .map_err(db_error)
     }
 
@@ -339,10 +280,7 @@ impl<'a> Tx<'a> {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![e.runtime_id, e.name, e.id, e.arn, e.live_version, e.target_version, e.description, e.status.as_str(), e.failure_reason, e.created_at, e.updated_at],
         )?;
-        Ok(EndpointRow {
-            seq: self.txn.last_insert_rowid(),
-            ..e.clone()
-        })
+        Ok(EndpointRow { seq: self.txn.last_insert_rowid(), ..e.clone() })
     }
 
     /// Writes back every mutable column of `e`.
@@ -357,10 +295,7 @@ impl<'a> Tx<'a> {
 
     pub fn delete_endpoint(&self, e: &EndpointRow) -> Result<()> {
         self.exec("DELETE FROM tags WHERE resource_arn = ?1", params![e.arn])?;
-        self.exec(
-            "DELETE FROM runtime_endpoints WHERE runtime_id = ?1 AND name = ?2",
-            params![e.runtime_id, e.name],
-        )?;
+        self.exec("DELETE FROM runtime_endpoints WHERE runtime_id = ?1 AND name = ?2", params![e.runtime_id, e.name])?;
         Ok(())
     }
 
@@ -368,11 +303,9 @@ impl<'a> Tx<'a> {
 
     pub fn tags(&self, arn: &str) -> Result<BTreeMap<String, String>> {
         Ok(self
-            .query_all(
-                "SELECT key, value FROM tags WHERE resource_arn = ?1",
-                params![arn],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?
+            .query_all("SELECT key, value FROM tags WHERE resource_arn = ?1", params![arn], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
             .into_iter()
             .collect())
     }
@@ -389,10 +322,7 @@ impl<'a> Tx<'a> {
 
     pub fn remove_tags(&self, arn: &str, keys: &[String]) -> Result<()> {
         for k in keys {
-            self.exec(
-                "DELETE FROM tags WHERE resource_arn = ?1 AND key = ?2",
-                params![arn, k],
-            )?;
+            self.exec("DELETE FROM tags WHERE resource_arn = ?1 AND key = ?2", params![arn, k])?;
         }
         Ok(())
     }
@@ -429,15 +359,10 @@ impl<'a> Tx<'a> {
     }
 
     pub fn purge_idempotency_records(&self, older_than: i64) -> Result<usize> {
-        self.exec(
-            "DELETE FROM idempotency_tokens WHERE created_at < ?1",
-            params![older_than],
-        )
+        self.exec("DELETE FROM idempotency_tokens WHERE created_at < ?1", params![older_than])
     }
 }
 
 fn like_escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
+    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }

@@ -42,10 +42,7 @@ impl ResourceStatus {
 
     /// Still moving towards a final state.
     pub fn in_progress(self) -> bool {
-        matches!(
-            self,
-            ResourceStatus::Creating | ResourceStatus::Updating | ResourceStatus::Deleting
-        )
+        matches!(self, ResourceStatus::Creating | ResourceStatus::Updating | ResourceStatus::Deleting)
     }
 }
 

@@ -24,12 +24,7 @@ pub async fn dispatch(state: &AppState, call: &Call<'_>) -> Result<Response<Body
     let input = bind_and_validate(
         model,
         operation,
-        &HttpInput {
-            labels: &call.route.labels,
-            raw_query: call.raw_query,
-            headers: call.headers,
-            body: &call.body,
-        },
+        &HttpInput { labels: &call.route.labels, raw_query: call.raw_query, headers: call.headers, body: &call.body },
     )?;
     let cp = &state.control;
     let caller = call.caller.clone();
@@ -51,31 +46,18 @@ pub async fn dispatch(state: &AppState, call: &Call<'_>) -> Result<Response<Body
         "UpdateAgentRuntime" => {
             let config = runtime_config(&input, &["agentRuntimeId", "clientToken"])?;
             let view = cp
-                .update_runtime(
-                    caller,
-                    string(&input, "agentRuntimeId"),
-                    config,
-                    idempotency(operation, &input),
-                )
+                .update_runtime(caller, string(&input, "agentRuntimeId"), config, idempotency(operation, &input))
                 .await?;
             views::runtime_mutation(&view, true)
         }
         "GetAgentRuntime" => {
             let version = opt_version(&input)?;
-            views::runtime_detail(
-                &cp.get_runtime(caller, string(&input, "agentRuntimeId"), version)
-                    .await?,
-            )
+            views::runtime_detail(&cp.get_runtime(caller, string(&input, "agentRuntimeId"), version).await?)
         }
         "DeleteAgentRuntime" => {
             let version = opt_version(&input)?;
             let out = cp
-                .delete_runtime(
-                    caller,
-                    string(&input, "agentRuntimeId"),
-                    version,
-                    idempotency(operation, &input),
-                )
+                .delete_runtime(caller, string(&input, "agentRuntimeId"), version, idempotency(operation, &input))
                 .await?;
             let mut body = json!({"status": "DELETING", "agentRuntimeId": out.runtime_id});
             if let Some(v) = out.version {
@@ -86,21 +68,13 @@ pub async fn dispatch(state: &AppState, call: &Call<'_>) -> Result<Response<Body
         "ListAgentRuntimes" => {
             let page = page(&input, "runtimes")?;
             let (items, next) = cp.list_runtimes(caller, page).await?;
-            views::list(
-                "agentRuntimes",
-                items.iter().map(views::runtime_summary),
-                next,
-            )
+            views::list("agentRuntimes", items.iter().map(views::runtime_summary), next)
         }
         "ListAgentRuntimeVersions" => {
             let id = string(&input, "agentRuntimeId");
             let page = page(&input, &format!("versions:{id}"))?;
             let (items, next) = cp.list_versions(caller, id, page).await?;
-            views::list(
-                "agentRuntimes",
-                items.iter().map(views::runtime_summary),
-                next,
-            )
+            views::list("agentRuntimes", items.iter().map(views::runtime_summary), next)
         }
         "CreateAgentRuntimeEndpoint" => {
             let view = cp
@@ -117,12 +91,7 @@ pub async fn dispatch(state: &AppState, call: &Call<'_>) -> Result<Response<Body
             views::endpoint_created(&view)
         }
         "GetAgentRuntimeEndpoint" => views::endpoint_detail(
-            &cp.get_endpoint(
-                caller,
-                string(&input, "agentRuntimeId"),
-                string(&input, "endpointName"),
-            )
-            .await?,
+            &cp.get_endpoint(caller, string(&input, "agentRuntimeId"), string(&input, "endpointName")).await?,
         ),
         "UpdateAgentRuntimeEndpoint" => {
             let view = cp
@@ -152,49 +121,31 @@ pub async fn dispatch(state: &AppState, call: &Call<'_>) -> Result<Response<Body
             let id = string(&input, "agentRuntimeId");
             let page = page(&input, &format!("endpoints:{id}"))?;
             let (items, next) = cp.list_endpoints(caller, id, page).await?;
-            views::list(
-                "runtimeEndpoints",
-                items.iter().map(views::endpoint_summary),
-                next,
-            )
+            views::list("runtimeEndpoints", items.iter().map(views::endpoint_summary), next)
         }
         "TagResource" => {
-            cp.tag_resource(caller, string(&input, "resourceArn"), tags(&input))
-                .await?;
+            cp.tag_resource(caller, string(&input, "resourceArn"), tags(&input)).await?;
             return Ok(response::no_content(status, call.request_id));
         }
         "UntagResource" => {
             let keys = input["tagKeys"]
                 .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|k| k.as_str().map(String::from))
-                        .collect()
-                })
+                .map(|a| a.iter().filter_map(|k| k.as_str().map(String::from)).collect())
                 .unwrap_or_default();
-            cp.untag_resource(caller, string(&input, "resourceArn"), keys)
-                .await?;
+            cp.untag_resource(caller, string(&input, "resourceArn"), keys).await?;
             return Ok(response::no_content(status, call.request_id));
         }
         "ListTagsForResource" => {
             json!({"tags": cp.list_tags(caller, string(&input, "resourceArn")).await?})
         }
-        other => {
-            return Err(Error::internal(format!(
-                "operation {other} is routed but has no handler"
-            )))
-        }
+        other => return Err(Error::internal(format!("operation {other} is routed but has no handler"))),
     };
     Ok(response::json(status, &body, call.request_id))
 }
 
 /// A required string member; validation has already guaranteed it is present.
 fn string(input: &Input, name: &str) -> String {
-    input
-        .get(name)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
+    input.get(name).and_then(Value::as_str).unwrap_or_default().to_string()
 }
 
 fn opt_string(input: &Input, name: &str) -> Option<String> {
@@ -204,12 +155,8 @@ fn opt_string(input: &Input, name: &str) -> Option<String> {
 fn opt_version(input: &Input) -> Result<Option<u32>> {
     opt_string(input, "agentRuntimeVersion")
         .map(|v| {
-            v.parse().map_err(|_| {
-                Error::invalid_field(
-                    "agentRuntimeVersion",
-                    format!("'{v}' is not a version number."),
-                )
-            })
+            v.parse()
+                .map_err(|_| Error::invalid_field("agentRuntimeVersion", format!("'{v}' is not a version number.")))
         })
         .transpose()
 }
@@ -218,29 +165,18 @@ fn tags(input: &Input) -> BTreeMap<String, String> {
     input
         .get("tags")
         .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-                .collect()
-        })
+        .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string()))).collect())
         .unwrap_or_default()
 }
 
 fn page(input: &Input, list: &str) -> Result<Page> {
-    Page::new(
-        input.get("maxResults").and_then(Value::as_i64),
-        input.get("nextToken").and_then(Value::as_str),
-        list,
-    )
+    Page::new(input.get("maxResults").and_then(Value::as_i64), input.get("nextToken").and_then(Value::as_str), list)
 }
 
 /// The version configuration: every member given, except the ones that are not configuration.
 fn runtime_config(input: &Input, exclude: &[&str]) -> Result<Input> {
-    let config: Input = input
-        .iter()
-        .filter(|(k, _)| !exclude.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let config: Input =
+        input.iter().filter(|(k, _)| !exclude.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
     crate::control::lifecycle::check(&config)?;
     Ok(config)
 }
@@ -248,15 +184,7 @@ fn runtime_config(input: &Input, exclude: &[&str]) -> Result<Input> {
 /// The token and a digest of everything else in the request.
 fn idempotency(operation: &str, input: &Input) -> Idempotency {
     let token = opt_string(input, "clientToken");
-    let rest: Input = input
-        .iter()
-        .filter(|(k, _)| *k != "clientToken")
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let digest =
-        Sha256::digest(format!("{operation}\n{}", canonical_json(&Value::Object(rest))).as_bytes());
-    Idempotency {
-        token,
-        fingerprint: hex::encode(digest),
-    }
+    let rest: Input = input.iter().filter(|(k, _)| *k != "clientToken").map(|(k, v)| (k.clone(), v.clone())).collect();
+    let digest = Sha256::digest(format!("{operation}\n{}", canonical_json(&Value::Object(rest))).as_bytes());
+    Idempotency { token, fingerprint: hex::encode(digest) }
 }

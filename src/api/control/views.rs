@@ -10,10 +10,7 @@ use crate::control::runtimes::RuntimeView;
 use crate::control::{ids, lifecycle};
 
 fn workload_identity(view: &RuntimeView) -> Value {
-    let caller = Caller {
-        account: view.runtime.account.clone(),
-        region: view.runtime.region.clone(),
-    };
+    let caller = Caller { account: view.runtime.account.clone(), region: view.runtime.region.clone() };
     json!({"workloadIdentityArn": ids::workload_identity_arn(&caller, &view.runtime.id)})
 }
 
@@ -46,10 +43,7 @@ pub fn runtime_detail(view: &RuntimeView) -> Value {
     body.insert("agentRuntimeArn".into(), json!(view.runtime.arn));
     body.insert("agentRuntimeName".into(), json!(view.runtime.name));
     body.insert("agentRuntimeId".into(), json!(view.runtime.id));
-    body.insert(
-        "agentRuntimeVersion".into(),
-        json!(view.version.version.to_string()),
-    );
+    body.insert("agentRuntimeVersion".into(), json!(view.version.version.to_string()));
     body.insert("createdAt".into(), timestamp(view.runtime.created_at));
     body.insert("lastUpdatedAt".into(), timestamp(view.version.updated_at));
     body.insert("status".into(), json!(view.status().as_str()));

@@ -63,11 +63,7 @@ impl Shape {
     /// The model's pattern, matched against the whole value as AWS's validators do.
     pub fn pattern_regex(&self) -> Option<&Regex> {
         self.compiled_pattern
-            .get_or_init(|| {
-                self.pattern
-                    .as_ref()
-                    .and_then(|p| Regex::new(&format!("^(?:{p})$")).ok())
-            })
+            .get_or_init(|| self.pattern.as_ref().and_then(|p| Regex::new(&format!("^(?:{p})$")).ok()))
             .as_ref()
     }
 }
@@ -85,10 +81,7 @@ mod indexmap_lite {
             let map = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
             let mut out = Vec::with_capacity(map.len());
             for (k, v) in map {
-                out.push((
-                    k,
-                    serde_json::from_value(v).map_err(serde::de::Error::custom)?,
-                ));
+                out.push((k, serde_json::from_value(v).map_err(serde::de::Error::custom)?));
             }
             Ok(OrderedMembers(out))
         }
@@ -151,23 +144,16 @@ pub struct ServiceModel {
 
 impl ServiceModel {
     pub fn shape(&self, name: &str) -> &Shape {
-        self.shapes
-            .get(name)
-            .unwrap_or_else(|| panic!("model has no shape {name}"))
+        self.shapes.get(name).unwrap_or_else(|| panic!("model has no shape {name}"))
     }
 
     pub fn operation(&self, name: &str) -> &Operation {
-        self.operations
-            .get(name)
-            .unwrap_or_else(|| panic!("model has no operation {name}"))
+        self.operations.get(name).unwrap_or_else(|| panic!("model has no operation {name}"))
     }
 
     /// The HTTP status AWS uses for a modelled error shape.
     pub fn error_status(&self, code: &str) -> Option<u16> {
-        self.shapes
-            .get(code)
-            .and_then(|s| s.error.as_ref())
-            .map(|e| e.http_status_code)
+        self.shapes.get(code).and_then(|s| s.error.as_ref()).map(|e| e.http_status_code)
     }
 }
 
@@ -206,18 +192,12 @@ mod tests {
         for model in [control(), data()] {
             for (name, shape) in &model.shapes {
                 if shape.pattern.is_some() {
-                    assert!(
-                        shape.pattern_regex().is_some(),
-                        "pattern of {name} does not compile"
-                    );
+                    assert!(shape.pattern_regex().is_some(), "pattern of {name} does not compile");
                 }
             }
         }
         assert_eq!(control().metadata.api_version, "2023-06-05");
         assert_eq!(data().metadata.api_version, "2024-02-28");
-        assert_eq!(
-            control().operation("CreateAgentRuntime").http.response_code,
-            202
-        );
+        assert_eq!(control().operation("CreateAgentRuntime").http.response_code, 202);
     }
 }

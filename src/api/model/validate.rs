@@ -25,14 +25,8 @@ pub struct FieldError {
 impl FieldError {
     pub fn message(&self) -> String {
         match &self.shown_value {
-            Some(v) => format!(
-                "Value {v} at '{}' failed to satisfy constraint: {}",
-                self.path, self.constraint
-            ),
-            None => format!(
-                "Value at '{}' failed to satisfy constraint: {}",
-                self.path, self.constraint
-            ),
+            Some(v) => format!("Value {v} at '{}' failed to satisfy constraint: {}", self.path, self.constraint),
+            None => format!("Value at '{}' failed to satisfy constraint: {}", self.path, self.constraint),
         }
     }
 }
@@ -40,14 +34,7 @@ impl FieldError {
 /// Check `value` against the shape named `shape_name`; returns every violation.
 pub fn validate(model: &ServiceModel, shape_name: &str, value: &Value) -> Vec<FieldError> {
     let mut errors = Vec::new();
-    check(
-        model,
-        model.shape(shape_name),
-        value,
-        "",
-        false,
-        &mut errors,
-    );
+    check(model, model.shape(shape_name), value, "", false, &mut errors);
     errors
 }
 
@@ -70,13 +57,7 @@ fn join(path: &str, member: &str) -> String {
     }
 }
 
-fn push(
-    errors: &mut Vec<FieldError>,
-    path: &str,
-    value: &Value,
-    sensitive: bool,
-    constraint: String,
-) {
+fn push(errors: &mut Vec<FieldError>, path: &str, value: &Value, sensitive: bool, constraint: String) {
     errors.push(FieldError {
         path: path.to_string(),
         constraint,
@@ -124,27 +105,14 @@ fn check(
         Value::Object(map) if shape.kind == "structure" => {
             for required in &shape.required {
                 if map.get(required).is_none_or(Value::is_null) {
-                    push(
-                        errors,
-                        &join(path, required),
-                        &Value::Null,
-                        false,
-                        "Member must not be null".into(),
-                    );
+                    push(errors, &join(path, required), &Value::Null, false, "Member must not be null".into());
                 }
             }
             let mut set_members = 0;
             for (name, member) in shape.members.iter() {
                 if let Some(v) = map.get(name).filter(|v| !v.is_null()) {
                     set_members += 1;
-                    check(
-                        model,
-                        model.shape(&member.shape),
-                        v,
-                        &join(path, name),
-                        sensitive,
-                        errors,
-                    );
+                    check(model, model.shape(&member.shape), v, &join(path, name), sensitive, errors);
                 }
             }
             if shape.union && set_members != 1 {
@@ -154,36 +122,18 @@ fn check(
                     if path.is_empty() { "<root>" } else { path },
                     value,
                     sensitive,
-                    format!(
-                        "Member must have exactly one of [{}] set, found {set_members}",
-                        names.join(", ")
-                    ),
+                    format!("Member must have exactly one of [{}] set, found {set_members}", names.join(", ")),
                 );
             }
         }
         Value::Object(map) => {
-            check_size(
-                shape,
-                map.len(),
-                path,
-                value,
-                sensitive,
-                "number of entries",
-                errors,
-            );
+            check_size(shape, map.len(), path, value, sensitive, "number of entries", errors);
             let (key_shape, value_shape) = match (&shape.key, &shape.value) {
                 (Some(k), Some(v)) => (model.shape(&k.shape), model.shape(&v.shape)),
                 _ => return,
             };
             for (k, v) in map {
-                check(
-                    model,
-                    key_shape,
-                    &Value::String(k.clone()),
-                    &join(path, k),
-                    sensitive,
-                    errors,
-                );
+                check(model, key_shape, &Value::String(k.clone()), &join(path, k), sensitive, errors);
                 check(model, value_shape, v, &join(path, k), sensitive, errors);
             }
         }
@@ -192,14 +142,7 @@ fn check(
             if let Some(member) = &shape.member {
                 let member_shape = model.shape(&member.shape);
                 for (i, item) in items.iter().enumerate() {
-                    check(
-                        model,
-                        member_shape,
-                        item,
-                        &format!("{path}.{}", i + 1),
-                        sensitive,
-                        errors,
-                    );
+                    check(model, member_shape, item, &format!("{path}.{}", i + 1), sensitive, errors);
                 }
             }
         }
@@ -207,15 +150,7 @@ fn check(
             if shape.kind != "string" {
                 return;
             }
-            check_size(
-                shape,
-                s.chars().count(),
-                path,
-                value,
-                sensitive,
-                "length",
-                errors,
-            );
+            check_size(shape, s.chars().count(), path, value, sensitive, "length", errors);
             if let Some(allowed) = &shape.enum_values {
                 if !allowed.iter().any(|a| a == s) {
                     push(
@@ -223,10 +158,7 @@ fn check(
                         path,
                         value,
                         sensitive,
-                        format!(
-                            "Member must satisfy enum value set: [{}]",
-                            allowed.join(", ")
-                        ),
+                        format!("Member must satisfy enum value set: [{}]", allowed.join(", ")),
                     );
                 }
             }
@@ -267,13 +199,7 @@ fn check(
             }
             if let Some(max) = shape.max {
                 if x > max {
-                    push(
-                        errors,
-                        path,
-                        value,
-                        sensitive,
-                        format!("Member must have value less than or equal to {max}"),
-                    );
+                    push(errors, path, value, sensitive, format!("Member must have value less than or equal to {max}"));
                 }
             }
         }
@@ -293,24 +219,12 @@ fn check_size(
     let size = size as f64;
     if let Some(min) = shape.min {
         if size < min {
-            push(
-                errors,
-                path,
-                value,
-                sensitive,
-                format!("Member must have {what} greater than or equal to {min}"),
-            );
+            push(errors, path, value, sensitive, format!("Member must have {what} greater than or equal to {min}"));
         }
     }
     if let Some(max) = shape.max {
         if size > max {
-            push(
-                errors,
-                path,
-                value,
-                sensitive,
-                format!("Member must have {what} less than or equal to {max}"),
-            );
+            push(errors, path, value, sensitive, format!("Member must have {what} less than or equal to {max}"));
         }
     }
 }
@@ -322,10 +236,7 @@ mod tests {
     use serde_json::json;
 
     fn messages(shape: &str, v: Value) -> Vec<String> {
-        validate(control(), shape, &v)
-            .iter()
-            .map(FieldError::message)
-            .collect()
+        validate(control(), shape, &v).iter().map(FieldError::message).collect()
     }
 
     #[test]
@@ -335,18 +246,11 @@ mod tests {
             json!({"agentRuntimeName": "bad-name", "agentRuntimeArtifact": {"containerConfiguration": {"containerUri": "nope"}}}),
         );
         assert!(
-            m.contains(
-                &"Value null at 'roleArn' failed to satisfy constraint: Member must not be null"
-                    .to_string()
-            ),
+            m.contains(&"Value null at 'roleArn' failed to satisfy constraint: Member must not be null".to_string()),
             "{m:?}"
         );
         assert!(m.iter().any(|s| s.starts_with("Value 'bad-name' at 'agentRuntimeName' failed to satisfy constraint: Member must satisfy regular expression pattern")), "{m:?}");
-        assert!(
-            m.iter()
-                .any(|s| s.contains("'agentRuntimeArtifact.containerConfiguration.containerUri'")),
-            "{m:?}"
-        );
+        assert!(m.iter().any(|s| s.contains("'agentRuntimeArtifact.containerConfiguration.containerUri'")), "{m:?}");
     }
 
     #[test]
@@ -374,30 +278,17 @@ mod tests {
                    "description": ""}),
         );
         assert!(
-            m.iter().any(
-                |s| s.contains("'lifecycleConfiguration.idleRuntimeSessionTimeout'")
-                    && s.contains("greater than or equal to 60")
-            ),
+            m.iter().any(|s| s.contains("'lifecycleConfiguration.idleRuntimeSessionTimeout'")
+                && s.contains("greater than or equal to 60")),
             "{m:?}"
         );
-        assert!(
-            m.iter()
-                .any(|s| s.contains("enum value set: [MCP, HTTP, A2A, AGUI]")),
-            "{m:?}"
-        );
-        assert!(
-            m.iter().any(|s| s.starts_with("Value at 'description'")),
-            "{m:?}"
-        );
+        assert!(m.iter().any(|s| s.contains("enum value set: [MCP, HTTP, A2A, AGUI]")), "{m:?}");
+        assert!(m.iter().any(|s| s.starts_with("Value at 'description'")), "{m:?}");
     }
 
     #[test]
     fn wrong_types_are_flagged() {
-        let e = validate(
-            control(),
-            "LifecycleConfiguration",
-            &json!({"maxLifetime": "long"}),
-        );
+        let e = validate(control(), "LifecycleConfiguration", &json!({"maxLifetime": "long"}));
         assert_eq!(e.len(), 1);
         assert!(e[0].wrong_type);
     }
