@@ -251,7 +251,10 @@ fn segment() -> impl Strategy<Value = String> {
     ]
 }
 
-fn request() -> impl Strategy<Value = (String, String, Vec<(String, String)>, Vec<(String, String)>, Vec<u8>)> {
+/// (method, path, query pairs, headers, body)
+type GeneratedRequest = (String, String, Vec<(String, String)>, Vec<(String, String)>, Vec<u8>);
+
+fn request() -> impl Strategy<Value = GeneratedRequest> {
     (
         prop_oneof![Just("GET"), Just("POST"), Just("PUT"), Just("DELETE")],
         prop::collection::vec(segment(), 0..4),
