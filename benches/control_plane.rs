@@ -1,0 +1,212 @@
+//! Control-plane benchmark: start-up to first accepted request, idle RSS, and signed
+//! Get/List/Create throughput over loopback with concurrent keep-alive clients, next to a baseline
+//! measured in the same run (a bare hyper server answering `{}`: the ceiling loopback and this
+//! client allow on this machine).
+//!
+//! Run: `cargo bench --bench control_plane` (release build of the real binary).
+
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use agentcore_local::sigv4::canonical::{canonical_request, sha256_hex, string_to_sign, RequestParts, UriEncoding};
+use agentcore_local::sigv4::time::epoch_to_amz_date;
+use agentcore_local::sigv4::verify::{sign, signing_key};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use std::io::BufRead;
+
+const CONCURRENCY: usize = 32;
+const RUN_FOR: Duration = Duration::from_secs(4);
+
+struct Spawned {
+    child: std::process::Child,
+    addr: SocketAddr,
+}
+
+fn spawn_server() -> (Spawned, Duration) {
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agentcore-local"))
+        .args(["serve", "--in-memory", "--listen", "127.0.0.1:0", "--log-level", "warn"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn agentcore-local");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.split_whitespace().find(|w| w.starts_with("http://")).expect("url line");
+    let addr: SocketAddr = url.trim_start_matches("http://").parse().unwrap();
+    // First accepted request: a TCP connect plus one HTTP round trip.
+    loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(addr) {
+            use std::io::{Read, Write};
+            s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+            let mut buf = [0u8; 12];
+            if s.read(&mut buf).map(|n| n > 0).unwrap_or(false) {
+                break;
+            }
+        }
+    }
+    (Spawned { child, addr }, started.elapsed())
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A SigV4-signed request, built with the emulator's own (suite-verified) signer.
+fn signed(method: &str, addr: SocketAddr, path: &str, query: &str, body: &[u8]) -> Request<Full<Bytes>> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    let amz_date = epoch_to_amz_date(now);
+    let host = addr.to_string();
+    let mut headers = vec![("host".to_string(), host.clone()), ("x-amz-date".to_string(), amz_date.clone())];
+    if !body.is_empty() {
+        headers.push(("content-type".into(), "application/json".into()));
+    }
+    let signed_names: Vec<String> = headers.iter().map(|(k, _)| k.clone()).collect();
+    let parts = RequestParts { method, raw_path: path, raw_query: query, headers: &headers };
+    let creq = canonical_request(&parts, &signed_names, &sha256_hex(body), UriEncoding::NormalizeAndDoubleEncode, None);
+    let scope = format!("{}/us-east-1/bedrock-agentcore/aws4_request", &amz_date[..8]);
+    let sts = string_to_sign(&amz_date, &scope, &creq);
+    let sig = sign(&signing_key("test", &amz_date[..8], "us-east-1", "bedrock-agentcore"), &sts);
+    let uri = if query.is_empty() { format!("http://{host}{path}") } else { format!("http://{host}{path}?{query}") };
+    let mut b = Request::builder().method(method).uri(uri);
+    for (k, v) in &headers {
+        if k != "host" {
+            b = b.header(k, v);
+        }
+    }
+    b.header(
+        "authorization",
+        format!("AWS4-HMAC-SHA256 Credential=test/{scope}, SignedHeaders={}, Signature={sig}", signed_names.join(";")),
+    )
+    .body(Full::new(Bytes::copy_from_slice(body)))
+    .unwrap()
+}
+
+type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+/// Requests per second with CONCURRENCY workers for RUN_FOR; `make` builds each request.
+async fn throughput(client: &HttpClient, make: Arc<dyn Fn(u64) -> Request<Full<Bytes>> + Send + Sync>) -> (f64, u64) {
+    let done = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + RUN_FOR;
+    let mut tasks = Vec::new();
+    for w in 0..CONCURRENCY {
+        let (client, make, done, failed) = (client.clone(), make.clone(), done.clone(), failed.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut i = w as u64 * 1_000_000;
+            while Instant::now() < deadline {
+                i += 1;
+                match client.request(make(i)).await {
+                    Ok(resp) => {
+                        let ok = resp.status().is_success();
+                        let _ = resp.into_body().collect().await;
+                        if ok {
+                            done.fetch_add(1, Ordering::Relaxed)
+                        } else {
+                            failed.fetch_add(1, Ordering::Relaxed)
+                        };
+                    }
+                    Err(_) => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    (done.load(Ordering::Relaxed) as f64 / RUN_FOR.as_secs_f64(), failed.load(Ordering::Relaxed))
+}
+
+async fn baseline_server() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (s, _) = listener.accept().await.unwrap();
+            let _ = s.set_nodelay(true);
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::from_static(b"{}"))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    // Start-up: median of 7 cold process starts.
+    let mut startups = Vec::new();
+    for _ in 0..7 {
+        let (mut s, took) = spawn_server();
+        startups.push(took);
+        s.child.kill().unwrap();
+        s.child.wait().unwrap();
+    }
+    startups.sort();
+    let startup_p50 = startups[startups.len() / 2];
+
+    let (mut server, _) = spawn_server();
+    std::thread::sleep(Duration::from_millis(300));
+    let idle_rss = rss_kib(server.child.id());
+    let addr = server.addr;
+
+    rt.block_on(async move {
+        let client: HttpClient = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(CONCURRENCY).build_http();
+        // One runtime to read.
+        let create_body = |name: &str| {
+            format!(r#"{{"agentRuntimeName":"{name}","agentRuntimeArtifact":{{"containerConfiguration":{{"containerUri":"123456789012.dkr.ecr.us-east-1.amazonaws.com/a:b"}}}},"roleArn":"arn:aws:iam::123456789012:role/R"}}"#)
+        };
+        let resp = client.request(signed("PUT", addr, "/runtimes/", "", create_body("bench_seed").as_bytes())).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+        let id = body["agentRuntimeId"].as_str().unwrap().to_string();
+        for i in 0..20 {
+            let _ = client.request(signed("PUT", addr, "/runtimes/", "", create_body(&format!("seed_{i}")).as_bytes())).await;
+        }
+
+        let base = baseline_server().await;
+        let (baseline, _) = throughput(&client, Arc::new(move |_| Request::get(format!("http://{base}/")).body(Full::new(Bytes::new())).unwrap())).await;
+
+        // Requests are signed once per second of wall time by the clients in real SDKs; here each
+        // request is signed fresh, so client signing cost is included in every row.
+        let get_path = format!("/runtimes/{id}/");
+        let (get, get_failed) = throughput(&client, Arc::new(move |_| signed("GET", addr, &get_path, "", b""))).await;
+        let (list, list_failed) = throughput(&client, Arc::new(move |_| signed("POST", addr, "/runtimes/", "maxResults=10", b""))).await;
+        let (create, create_failed) = throughput(
+            &client,
+            Arc::new(move |i| signed("PUT", addr, "/runtimes/", "", create_body(&format!("b{i}")).as_bytes())),
+        )
+        .await;
+
+        println!("\ncontrol-plane benchmark ({CONCURRENCY} keep-alive connections, {}s per row, loopback)", RUN_FOR.as_secs());
+        println!("| measurement                         | value        | target      |");
+        println!("|-------------------------------------|--------------|-------------|");
+        println!("| start-up to first accepted request  | {:>9.1} ms | < 50 ms     |", startup_p50.as_secs_f64() * 1e3);
+        println!("| idle RSS                            | {:>9.1} MB | < 20 MB     |", idle_rss as f64 / 1024.0);
+        println!("| baseline: bare hyper `{{}}` req/s     | {:>12.0} |             |", baseline);
+        println!("| GetAgentRuntime signed req/s        | {:>12.0} | > 5000      | ({:.0}% of baseline, {get_failed} failed)", get, 100.0 * get / baseline);
+        println!("| ListAgentRuntimes signed req/s      | {:>12.0} |             | ({:.0}% of baseline, {list_failed} failed)", list, 100.0 * list / baseline);
+        println!("| CreateAgentRuntime signed req/s     | {:>12.0} |             | ({:.0}% of baseline, {create_failed} failed)", create, 100.0 * create / baseline);
+    });
+    server.child.kill().unwrap();
+    let _ = server.child.wait();
+}
