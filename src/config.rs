@@ -18,6 +18,14 @@ pub enum AuthMode {
     Off,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SandboxKind {
+    /// One Docker container per runtime session.
+    Docker,
+    /// No execution: the control plane only; invocations are refused.
+    None,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
@@ -27,10 +35,13 @@ pub struct Config {
     pub account_id: String,
     pub credentials: HashMap<String, Credential>,
     pub auth: AuthMode,
+    pub sandbox: SandboxKind,
+    pub sessions: crate::sessions::SessionConfig,
 }
 
 impl Config {
-    /// In-memory, verifying, `test`/`test` credentials, ephemeral port: what tests start.
+    /// In-memory, verifying, `test`/`test` credentials, ephemeral port, no sandboxes: what
+    /// control-plane tests start.
     pub fn for_tests() -> Config {
         let mut credentials = HashMap::new();
         add_credential(&mut credentials, "test", "test", DEFAULT_ACCOUNT_ID);
@@ -41,6 +52,8 @@ impl Config {
             account_id: DEFAULT_ACCOUNT_ID.into(),
             credentials,
             auth: AuthMode::Verify,
+            sandbox: SandboxKind::None,
+            sessions: crate::sessions::SessionConfig::default(),
         }
     }
 }

@@ -8,5 +8,6 @@ pub mod control;
 pub mod error;
 pub mod sandbox;
 pub mod server;
+pub mod sessions;
 pub mod sigv4;
 pub mod store;

@@ -2,12 +2,13 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use agentcore_local::config::{self, AuthMode, Config};
-use agentcore_local::{sandbox, server};
+use agentcore_local::config::{self, AuthMode, Config, SandboxKind};
+use agentcore_local::sandbox::Limits;
+use agentcore_local::server;
+use agentcore_local::sessions::{self, SessionConfig};
 
 #[derive(Parser)]
 #[command(
@@ -60,6 +61,39 @@ struct ServeArgs {
     /// Log filter, e.g. info, debug, agentcore_local=trace.
     #[arg(long, env = "AGENTCORE_LOCAL_LOG_LEVEL", default_value = "info")]
     log_level: String,
+    /// Where sessions run: docker (one container per session) or none (control plane only).
+    #[arg(long, env = "AGENTCORE_LOCAL_SANDBOX", value_enum, default_value = "docker")]
+    sandbox: SandboxKind,
+    /// Active runtime sessions per account (ServiceQuotaExceededException beyond).
+    #[arg(long, env = "AGENTCORE_LOCAL_MAX_SESSIONS", default_value_t = sessions::MAX_SESSIONS_PER_ACCOUNT)]
+    max_sessions: usize,
+    /// InvokeAgentRuntime requests per second per endpoint (ThrottlingException beyond); 0 disables.
+    #[arg(long, env = "AGENTCORE_LOCAL_MAX_TPS_PER_ENDPOINT", default_value_t = sessions::MAX_TPS_PER_ENDPOINT)]
+    max_tps_per_endpoint: u32,
+    /// Memory limit of each session sandbox, in MiB.
+    #[arg(long, env = "AGENTCORE_LOCAL_SANDBOX_MEMORY_MIB", default_value_t = 8192)]
+    sandbox_memory_mib: i64,
+    /// CPU limit of each session sandbox, in vCPUs.
+    #[arg(long, env = "AGENTCORE_LOCAL_SANDBOX_CPUS", default_value_t = 2.0)]
+    sandbox_cpus: f64,
+    /// Process limit of each session sandbox.
+    #[arg(long, env = "AGENTCORE_LOCAL_SANDBOX_PIDS", default_value_t = 1024)]
+    sandbox_pids: i64,
+    /// Run sandboxes with a read-only root filesystem (a tmpfs on /tmp).
+    #[arg(long, env = "AGENTCORE_LOCAL_READ_ONLY_ROOT")]
+    read_only_root: bool,
+    /// Seconds an agent has to answer /ping after its sandbox starts.
+    #[arg(long, env = "AGENTCORE_LOCAL_STARTUP_TIMEOUT", default_value_t = 60)]
+    startup_timeout: u64,
+    /// Include the agent's own error status and body in RuntimeClientError messages.
+    #[arg(long, env = "AGENTCORE_LOCAL_DEBUG_ERRORS")]
+    debug_errors: bool,
+    /// Leave session sandboxes running at shutdown; the next start re-adopts them.
+    #[arg(long, env = "AGENTCORE_LOCAL_KEEP_SESSIONS")]
+    keep_sessions: bool,
+    /// Multiply idle timeouts, max lifetimes and the ping interval (for tests, e.g. 0.05).
+    #[arg(long, env = "AGENTCORE_LOCAL_LIFECYCLE_TIME_SCALE", default_value_t = 1.0)]
+    lifecycle_time_scale: f64,
 }
 
 fn build_config(args: &ServeArgs) -> Result<Config, String> {
@@ -90,6 +124,22 @@ fn build_config(args: &ServeArgs) -> Result<Config, String> {
         account_id: args.account_id.clone(),
         credentials,
         auth: args.auth,
+        sandbox: args.sandbox,
+        sessions: SessionConfig {
+            max_sessions_per_account: args.max_sessions,
+            max_tps_per_endpoint: args.max_tps_per_endpoint,
+            startup_timeout: std::time::Duration::from_secs(args.startup_timeout),
+            limits: Limits {
+                memory_bytes: args.sandbox_memory_mib * 1024 * 1024,
+                nano_cpus: (args.sandbox_cpus * 1e9) as i64,
+                pids: args.sandbox_pids,
+            },
+            read_only_root: args.read_only_root,
+            debug_errors: args.debug_errors,
+            keep_sessions: args.keep_sessions,
+            time_scale: args.lifecycle_time_scale,
+            ..SessionConfig::default()
+        },
     })
 }
 
@@ -114,7 +164,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         Some(d) => d.display().to_string(),
         None => "memory".into(),
     };
-    let running = server::start(config, Arc::new(sandbox::AcceptAll)).await.map_err(|e| e.to_string())?;
+    if args.lifecycle_time_scale.is_nan() || args.lifecycle_time_scale <= 0.0 {
+        return Err("--lifecycle-time-scale must be greater than 0".into());
+    }
+    let running = server::start(config).await.map_err(|e| e.to_string())?;
     let url = running.url();
     println!("agentcore-local listening on {url} (state: {store_desc}) -- export AWS_ENDPOINT_URL={url}");
     tracing::info!(%url, "ready");

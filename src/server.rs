@@ -13,8 +13,12 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api::{self, AppState};
-use crate::config::Config;
+use crate::config::{Config, SandboxKind};
 use crate::control::{ControlPlane, Provisioner};
+use crate::sandbox::docker::DockerBackend;
+use crate::sandbox::provisioner::{ControlPlaneOnly, SandboxProvisioner};
+use crate::sandbox::SandboxBackend;
+use crate::sessions::Sessions;
 use crate::store::{OpenError, Store};
 
 /// How long in-flight requests get to finish after a shutdown signal.
@@ -56,7 +60,23 @@ impl RunningServer {
     }
 }
 
-pub async fn start(config: Config, provisioner: Arc<dyn Provisioner>) -> Result<RunningServer, StartError> {
+/// The emulator instance id: persisted with the data so a restarted emulator recognises (and
+/// re-adopts) the sandboxes it started before; random for in-memory state.
+async fn instance_id(store: &Store) -> String {
+    let fresh = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+    store
+        .write(move |tx| match tx.meta("instance_id")? {
+            Some(id) => Ok(id),
+            None => {
+                tx.set_meta("instance_id", &fresh)?;
+                Ok(fresh)
+            }
+        })
+        .await
+        .unwrap_or_else(|_| uuid::Uuid::new_v4().simple().to_string()[..12].to_string())
+}
+
+pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     let store = match &config.data_dir {
         Some(dir) => Store::open(dir)?,
         None => Store::in_memory()?,
@@ -65,8 +85,18 @@ pub async fn start(config: Config, provisioner: Arc<dyn Provisioner>) -> Result<
         TcpListener::bind(config.listen).await.map_err(|source| StartError::Bind { addr: config.listen, source })?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
     let control = ControlPlane::new(store.clone());
+    let (sessions, provisioner): (Option<Arc<Sessions>>, Arc<dyn Provisioner>) = match config.sandbox {
+        SandboxKind::Docker => {
+            let backend: Arc<dyn SandboxBackend> = Arc::new(DockerBackend::new());
+            let sessions = Arc::new(Sessions::new(backend.clone(), config.sessions.clone(), instance_id(&store).await));
+            sessions.set_emulator_url(format!("http://{addr}"));
+            sessions.recover(&control).await;
+            (Some(sessions.clone()), Arc::new(SandboxProvisioner::new(backend, sessions)))
+        }
+        SandboxKind::None => (None, Arc::new(ControlPlaneOnly)),
+    };
     let reconciler = control.reconciler(provisioner);
-    let state = Arc::new(AppState { config, control });
+    let state = Arc::new(AppState { config, control, sessions: sessions.clone() });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
     let reconciler_task = {
@@ -76,6 +106,9 @@ pub async fn start(config: Config, provisioner: Arc<dyn Provisioner>) -> Result<
         }))
     };
     let task = tokio::spawn(accept_loop(listener, state.clone(), shutdown_rx, async move {
+        if let Some(sessions) = sessions {
+            sessions.shutdown().await;
+        }
         let _ = reconciler_task.await;
         store.checkpoint();
     }));

@@ -102,6 +102,21 @@ pub fn bind(model: &ServiceModel, operation: &str, http: &HttpInput<'_>) -> Resu
             }
         }
     }
+    if let Some(payload) = &shape.payload {
+        let member = shape.members.get(payload).map(|m| model.shape(&m.shape));
+        if member.is_some_and(|m| m.kind == "structure") {
+            // A structure payload is the whole JSON body (InvokeAgentRuntimeCommand's `body`).
+            if !http.body.iter().all(u8::is_ascii_whitespace) {
+                let v: Value = serde_json::from_slice(http.body)
+                    .map_err(|e| cannot_parse(format!("The request body is not valid JSON: {e}.")))?;
+                out.insert(payload.clone(), v);
+            }
+        } else {
+            // Blob payloads (InvokeAgentRuntime's `payload`) are read raw by their handler; this
+            // marks the member present for validation.
+            out.insert(payload.clone(), Value::String(String::new()));
+        }
+    }
     if has_body_members && !http.body.iter().all(u8::is_ascii_whitespace) {
         let body: Value = serde_json::from_slice(http.body)
             .map_err(|e| cannot_parse(format!("The request body is not valid JSON: {e}.")))?;

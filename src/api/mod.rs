@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod control;
+pub mod data;
 pub mod input;
 pub mod model;
 pub mod response;
@@ -34,6 +35,8 @@ pub const MAX_CONTROL_BODY_BYTES: usize = 10 * 1024 * 1024;
 pub struct AppState {
     pub config: Config,
     pub control: ControlPlane,
+    /// `None` with `--sandbox none`.
+    pub sessions: Option<Arc<crate::sessions::Sessions>>,
 }
 
 /// One incoming request as handlers see it, with the body fully read.
@@ -130,10 +133,7 @@ where
     };
     let result = match call.route.plane {
         Plane::Control => control::dispatch(&state, &call).await,
-        Plane::Data => Err(Error::new(
-            ErrorKind::UnknownOperation,
-            format!("bedrock-agentcore {operation} is not available in this build of agentcore-local."),
-        )),
+        Plane::Data => data::dispatch(&state, &call).await,
     };
     match result {
         Ok(resp) => {

@@ -8,7 +8,9 @@ pub mod endpoints;
 pub mod ids;
 pub mod lifecycle;
 pub mod pagination;
+pub mod protocol;
 mod reconcile;
+pub mod resolve;
 pub mod runtimes;
 mod tags;
 
@@ -37,12 +39,13 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// What the reconciler asks of the execution layer. The sandbox module implements it; the control
 /// plane only needs to know whether a version can run and when a runtime is gone.
 pub trait Provisioner: Send + Sync + 'static {
-    /// Make `version` runnable (resolve its image, unpack its code). `Err` is the `failureReason`.
+    /// Make `version` runnable (resolve its image, unpack its code). `Ok` is what sessions start
+    /// from (e.g. the local image id), stored with the version; `Err` is the `failureReason`.
     fn prepare<'a>(
         &'a self,
         runtime: &'a crate::store::RuntimeRow,
         version: &'a crate::store::VersionRow,
-    ) -> BoxFuture<'a, std::result::Result<(), String>>;
+    ) -> BoxFuture<'a, std::result::Result<String, String>>;
     /// The runtime (or one of its versions, when `version` is given) is being deleted: stop its sessions.
     fn retire<'a>(&'a self, runtime: &'a crate::store::RuntimeRow, version: Option<u32>) -> BoxFuture<'a, ()>;
 }

@@ -65,8 +65,9 @@ impl Reconciler {
                 }
                 status => {
                     let outcome = self.provisioner.prepare(&runtime, &version).await;
+                    let artifact = outcome.as_ref().ok().filter(|a| !a.is_empty()).cloned();
                     let (next, reason) = match (&outcome, status) {
-                        (Ok(()), _) => (ResourceStatus::Ready, None),
+                        (Ok(_), _) => (ResourceStatus::Ready, None),
                         (Err(r), ResourceStatus::Creating) => (ResourceStatus::CreateFailed, Some(r.clone())),
                         (Err(r), _) => (ResourceStatus::UpdateFailed, Some(r.clone())),
                     };
@@ -80,6 +81,7 @@ impl Reconciler {
                         .write(move |tx| {
                             // Only move a version that is still where we found it.
                             if tx.version(&rid, v)?.is_some_and(|row| row.status == status) {
+                                tx.set_version_artifact(&rid, v, artifact.as_deref())?;
                                 tx.set_version_status(&rid, v, next, reason.as_deref(), now_ms())?;
                             }
                             Ok(())

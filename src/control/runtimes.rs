@@ -100,6 +100,7 @@ impl ControlPlane {
                     failure_reason: None,
                     created_at: now,
                     updated_at: now,
+                    artifact: None,
                 };
                 tx.insert_version(&version)?;
                 tx.insert_endpoint(&EndpointRow {
@@ -169,6 +170,7 @@ impl ControlPlane {
                     failure_reason: None,
                     created_at: now,
                     updated_at: now,
+                    artifact: None,
                 };
                 tx.insert_version(&version)?;
                 tx.set_latest_version(&id, next)?;

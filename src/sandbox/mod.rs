@@ -1,18 +1,114 @@
-//! Sandboxes that run agent sessions. Until the Docker backend lands, versions are accepted as they
-//! are (no image is resolved) and nothing runs; see issue "Real agent sessions".
+//! Sandboxes that run agent sessions: one trait, one backend per isolation technology.
+//!
+//! A backend knows nothing of AgentCore: it resolves images, starts a sandbox from a spec, reports
+//! its state and logs, stops it, and lists the sandboxes it owns (by label). It returns the
+//! loopback address of each exposed port; readiness probing and request forwarding are plain HTTP
+//! to that address (`crate::sessions`), so a microVM or namespace backend only has to provide an
+//! address too.
 
-use crate::control::{BoxFuture, Provisioner};
-use crate::store::{RuntimeRow, VersionRow};
+pub mod docker;
+pub mod image;
+pub mod provisioner;
 
-/// Accepts every version and has no sessions to stop.
-pub struct AcceptAll;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
 
-impl Provisioner for AcceptAll {
-    fn prepare<'a>(&'a self, _runtime: &'a RuntimeRow, _version: &'a VersionRow) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(async { Ok(()) })
+use crate::control::BoxFuture;
+
+/// Label keys on every sandbox the emulator starts.
+pub mod labels {
+    pub const MANAGED: &str = "agentcore-local.managed";
+    pub const INSTANCE: &str = "agentcore-local.instance";
+    pub const OWNER_PID: &str = "agentcore-local.owner-pid";
+    pub const ACCOUNT: &str = "agentcore-local.account";
+    pub const REGION: &str = "agentcore-local.region";
+    pub const RUNTIME_ID: &str = "agentcore-local.runtime-id";
+    pub const VERSION: &str = "agentcore-local.version";
+    pub const ENDPOINT: &str = "agentcore-local.endpoint";
+    pub const SESSION_ID: &str = "agentcore-local.session-id";
+    pub const STARTED_AT_MS: &str = "agentcore-local.started-at-ms";
+}
+
+/// Resource limits of one sandbox. Defaults are the service's: 2 vCPU, 8 GB per session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub memory_bytes: i64,
+    pub nano_cpus: i64,
+    pub pids: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { memory_bytes: 8 * 1024 * 1024 * 1024, nano_cpus: 2_000_000_000, pids: 1024 }
     }
+}
 
-    fn retire<'a>(&'a self, _runtime: &'a RuntimeRow, _version: Option<u32>) -> BoxFuture<'a, ()> {
-        Box::pin(async {})
-    }
+#[derive(Debug, Clone)]
+pub struct Mount {
+    pub host_path: String,
+    pub container_path: String,
+    pub read_only: bool,
+}
+
+/// Everything needed to start one sandbox.
+#[derive(Debug, Clone)]
+pub struct SandboxSpec {
+    pub name: String,
+    /// A local image reference or id (already resolved).
+    pub image: String,
+    pub env: Vec<(String, String)>,
+    /// Ports inside the sandbox to expose on the loopback interface.
+    pub ports: Vec<u16>,
+    pub labels: HashMap<String, String>,
+    pub limits: Limits,
+    pub read_only_root: bool,
+    pub command: Option<Vec<String>>,
+    pub workdir: Option<String>,
+    pub mounts: Vec<Mount>,
+}
+
+/// A started sandbox and where its ports are reachable.
+#[derive(Debug, Clone)]
+pub struct SandboxHandle {
+    pub id: String,
+    pub ports: HashMap<u16, SocketAddr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SandboxState {
+    Running,
+    Exited { code: i64 },
+    Missing,
+}
+
+/// A sandbox found by `list_owned`, with its labels.
+#[derive(Debug, Clone)]
+pub struct OwnedSandbox {
+    pub handle: SandboxHandle,
+    pub labels: HashMap<String, String>,
+    pub running: bool,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SandboxError {
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+pub trait SandboxBackend: Send + Sync + 'static {
+    /// Find `reference` locally (or fetch it); returns the id to start sandboxes from, or a
+    /// message that says what is missing and how to provide it.
+    fn resolve_image<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<String, String>>;
+    /// Create and start a sandbox.
+    fn start<'a>(&'a self, spec: &'a SandboxSpec) -> BoxFuture<'a, Result<SandboxHandle, SandboxError>>;
+    fn state<'a>(&'a self, id: &'a str) -> BoxFuture<'a, SandboxState>;
+    /// The last `lines` lines of output (stdout and stderr interleaved).
+    fn logs<'a>(&'a self, id: &'a str, lines: usize) -> BoxFuture<'a, String>;
+    /// SIGTERM, up to `grace` to exit, then SIGKILL; the sandbox is removed.
+    fn stop<'a>(&'a self, id: &'a str, grace: Duration) -> BoxFuture<'a, Result<(), SandboxError>>;
+    /// Every sandbox carrying the `managed` label, whichever emulator instance started it.
+    fn list_owned<'a>(&'a self) -> BoxFuture<'a, Result<Vec<OwnedSandbox>, SandboxError>>;
 }

@@ -63,6 +63,14 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (account, region, operation, token)
     );
     "#,
+    // 2: what preparing a version produced (the local image id), and emulator-wide settings
+    r#"
+    ALTER TABLE runtime_versions ADD COLUMN artifact TEXT;
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    "#,
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

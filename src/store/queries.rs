@@ -40,7 +40,7 @@ fn runtime_row(row: &Row<'_>) -> rusqlite::Result<RuntimeRow> {
     })
 }
 
-const VERSION_COLS: &str = "runtime_id, version, config, status, failure_reason, created_at, updated_at";
+const VERSION_COLS: &str = "runtime_id, version, config, status, failure_reason, created_at, updated_at, artifact";
 
 fn version_row(row: &Row<'_>) -> rusqlite::Result<VersionRow> {
     let config: String = row.get(2)?;
@@ -54,6 +54,7 @@ fn version_row(row: &Row<'_>) -> rusqlite::Result<VersionRow> {
         failure_reason: row.get(4)?,
         created_at: row.get(5)?,
         updated_at: row.get(6)?,
+        artifact: row.get(7)?,
     })
 }
 
@@ -226,6 +227,14 @@ impl<'a> Tx<'a> {
         Ok(())
     }
 
+    pub fn set_version_artifact(&self, runtime_id: &str, version: u32, artifact: Option<&str>) -> Result<()> {
+        self.exec(
+            "UPDATE runtime_versions SET artifact = ?3 WHERE runtime_id = ?1 AND version = ?2",
+            params![runtime_id, version, artifact],
+        )?;
+        Ok(())
+    }
+
     pub fn delete_version(&self, runtime_id: &str, version: u32) -> Result<()> {
         self.exec("DELETE FROM runtime_versions WHERE runtime_id = ?1 AND version = ?2", params![runtime_id, version])?;
         Ok(())
@@ -324,6 +333,20 @@ impl<'a> Tx<'a> {
         for k in keys {
             self.exec("DELETE FROM tags WHERE resource_arn = ?1 AND key = ?2", params![arn, k])?;
         }
+        Ok(())
+    }
+
+    // ---- meta ----
+
+    pub fn meta(&self, key: &str) -> Result<Option<String>> {
+        self.query_opt("SELECT value FROM meta WHERE key = ?1", params![key], |r| r.get(0))
+    }
+
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.exec(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
         Ok(())
     }
 

@@ -69,6 +69,8 @@ pub struct VersionRow {
     pub failure_reason: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// What preparing the version produced (for containers: the local image id).
+    pub artifact: Option<String>,
 }
 
 #[derive(Debug, Clone)]

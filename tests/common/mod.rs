@@ -1,8 +1,6 @@
 //! Start agentcore-local in-process on an ephemeral port and build official SDK clients for it.
 #![allow(dead_code)]
 
-use std::sync::Arc;
-
 use agentcore_local::config::Config;
 use agentcore_local::server::{self, RunningServer};
 use aws_credential_types::Credentials;
@@ -17,7 +15,7 @@ pub async fn start() -> RunningServer {
 }
 
 pub async fn start_with(config: Config) -> RunningServer {
-    server::start(config, Arc::new(agentcore_local::sandbox::AcceptAll)).await.expect("server starts")
+    server::start(config).await.expect("server starts")
 }
 
 pub fn control_client(url: &str, region: &str, key: &str, secret: &str) -> aws_sdk_bedrockagentcorecontrol::Client {

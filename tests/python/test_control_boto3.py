@@ -256,6 +256,13 @@ VALIDATION_CASES = {
     "bad-server-protocol": ({"protocolConfiguration": {"serverProtocol": "FTP"}}, "protocolConfiguration.serverProtocol"),
     "port-out-of-range": ({"protocolConfiguration": {"serverProtocol": "HTTP", "port": 80}}, "protocolConfiguration.port"),
     "reserved-port-8443": ({"protocolConfiguration": {"serverProtocol": "HTTP", "port": 8443}}, "protocolConfiguration.port"),
+    "port-range-reversed": ({"allowedPorts": [{"portRange": {"from": 9200, "to": 9100}}]}, "allowedPorts"),
+    "allowed-ports-overlapping": ({"allowedPorts": [{"port": 9000}, {"portRange": {"from": 8990, "to": 9010}}]}, "allowedPorts"),
+    "discovery-url-not-well-known": (
+        {"authorizerConfiguration": {"customJWTAuthorizer": {"discoveryUrl": "https://idp.example.com/keys", "allowedClients": ["a"]}}},
+        "authorizerConfiguration.customJWTAuthorizer.discoveryUrl",
+    ),
+    "session-storage-outside-mnt": ({"filesystemConfigurations": [{"sessionStorage": {"mountPath": "/data"}}]}, "filesystemConfigurations"),
     "artifact-union-with-two-members": (
         {"agentRuntimeArtifact": {**ARTIFACT, "codeConfiguration": {"code": {"s3": {"bucket": "my-bucket", "prefix": "a.zip"}}, "runtime": "PYTHON_3_12", "entryPoint": ["main.py"]}}},
         "agentRuntimeArtifact",
@@ -287,6 +294,18 @@ def test_invalid_create_is_rejected_by_the_server(emulator, control, case):
         f"fieldList {resp.get('fieldList')} does not name {field}"
     )
     assert control.list_agent_runtimes()["agentRuntimes"] == [], "a rejected create must not create anything"
+
+
+def test_validation_errors_use_the_aws_message_format(emulator):
+    nv = unvalidated(emulator.url)
+    with pytest.raises(ClientError) as exc:
+        create_runtime(nv, "bad-name", lifecycleConfiguration={"idleRuntimeSessionTimeout": 30})
+    resp = assert_client_error(exc, "ValidationException", 400)
+    message = resp["Error"]["Message"]
+    assert message.startswith("2 validation errors detected: "), message
+    assert "Value 'bad-name' at 'agentRuntimeName' failed to satisfy constraint" in message
+    assert "at 'lifecycleConfiguration.idleRuntimeSessionTimeout' failed to satisfy constraint" in message
+    assert sorted(f["name"] for f in resp["fieldList"]) == ["agentRuntimeName", "lifecycleConfiguration.idleRuntimeSessionTimeout"]
 
 
 def test_unparsable_value_is_cannot_parse(emulator):

@@ -1,0 +1,307 @@
+//! The Docker backend: one container per sandbox, through the Docker Engine API (bollard).
+//!
+//! Containers join one emulator-owned bridge network with inter-container communication
+//! disabled, so sessions cannot reach each other; ports are published on 127.0.0.1 only. Each
+//! container runs with every capability dropped, no-new-privileges, an init process (signals and
+//! zombies handled for the agent), and pids, memory and CPU limits.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bollard::models::{ContainerCreateBody, HostConfig, NetworkCreateRequest, PortBinding};
+use bollard::query_parameters::{
+    CreateContainerOptions, CreateImageOptions, ListContainersOptions, LogsOptions, RemoveContainerOptions,
+    StopContainerOptions,
+};
+use bollard::Docker;
+use futures_util::StreamExt;
+use tokio::sync::OnceCell;
+
+use super::{image, labels, OwnedSandbox, SandboxBackend, SandboxError, SandboxHandle, SandboxSpec, SandboxState};
+use crate::control::BoxFuture;
+
+/// The bridge network every sandbox joins.
+pub const NETWORK: &str = "agentcore-local-sandboxes";
+/// How long an image pull may take before the version fails.
+const PULL_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub struct DockerBackend {
+    docker: Result<Docker, String>,
+    network_ready: OnceCell<()>,
+}
+
+fn docker_host() -> String {
+    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
+}
+
+fn is_not_found(e: &bollard::errors::Error) -> bool {
+    matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
+}
+
+impl DockerBackend {
+    /// Does not contact Docker yet; the first operation does, and says clearly if it cannot.
+    pub fn new() -> DockerBackend {
+        let docker =
+            Docker::connect_with_defaults().map_err(|e| format!("cannot use Docker at {}: {e}", docker_host()));
+        DockerBackend { docker, network_ready: OnceCell::new() }
+    }
+
+    fn client(&self) -> Result<&Docker, SandboxError> {
+        self.docker.as_ref().map_err(|e| SandboxError::Unavailable(e.clone()))
+    }
+
+    fn unavailable(e: bollard::errors::Error) -> SandboxError {
+        SandboxError::Unavailable(format!(
+            "Docker is not reachable at {} ({e}). Start the Docker daemon or set DOCKER_HOST.",
+            docker_host()
+        ))
+    }
+
+    /// Create the sandbox network once (idempotent across emulator processes).
+    async fn ensure_network(&self) -> Result<(), SandboxError> {
+        let docker = self.client()?;
+        self.network_ready
+            .get_or_try_init(|| async {
+                docker.ping().await.map_err(Self::unavailable)?;
+                let request = NetworkCreateRequest {
+                    name: NETWORK.to_string(),
+                    driver: Some("bridge".into()),
+                    labels: Some(HashMap::from([(labels::MANAGED.to_string(), "true".to_string())])),
+                    options: Some(HashMap::from([(
+                        "com.docker.network.bridge.enable_icc".to_string(),
+                        "false".to_string(),
+                    )])),
+                    ..Default::default()
+                };
+                match docker.create_network(request).await {
+                    Ok(_) => Ok(()),
+                    Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
+                    Err(e) if e.to_string().contains("already exists") => Ok(()),
+                    Err(e) => Err(SandboxError::Failed(format!("cannot create Docker network {NETWORK}: {e}"))),
+                }
+            })
+            .await
+            .map(|_| ())
+    }
+
+    async fn pull(&self, docker: &Docker, reference: &str) -> Result<(), String> {
+        let options = CreateImageOptions { from_image: Some(reference.to_string()), ..Default::default() };
+        let pull = async {
+            let mut stream = docker.create_image(Some(options), None, None);
+            while let Some(item) = stream.next().await {
+                item.map_err(|e| e.to_string())?;
+            }
+            Ok::<(), String>(())
+        };
+        tokio::time::timeout(PULL_TIMEOUT, pull).await.map_err(|_| "the pull timed out".to_string())?
+    }
+
+    fn ports_of(inspect: &bollard::models::ContainerInspectResponse) -> HashMap<u16, SocketAddr> {
+        let mut out = HashMap::new();
+        let ports = inspect.network_settings.as_ref().and_then(|n| n.ports.as_ref());
+        for (key, bindings) in ports.into_iter().flatten() {
+            let Some(container_port) = key.split('/').next().and_then(|p| p.parse::<u16>().ok()) else { continue };
+            let binding = bindings.iter().flatten().find(|b| b.host_ip.as_deref() == Some("127.0.0.1"));
+            if let Some(port) = binding.and_then(|b| b.host_port.as_deref()).and_then(|p| p.parse::<u16>().ok()) {
+                out.insert(container_port, SocketAddr::from(([127, 0, 0, 1], port)));
+            }
+        }
+        out
+    }
+
+    async fn remove(docker: &Docker, id: &str) {
+        let options = RemoveContainerOptions { force: true, v: true, ..Default::default() };
+        if let Err(e) = docker.remove_container(id, Some(options)).await {
+            if !is_not_found(&e) {
+                tracing::warn!(container = id, error = %e, "could not remove container");
+            }
+        }
+    }
+}
+
+impl Default for DockerBackend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SandboxBackend for DockerBackend {
+    fn resolve_image<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<String, String>> {
+        Box::pin(async move {
+            let docker = self.client().map_err(|e| e.to_string())?;
+            let candidates = image::local_candidates(reference);
+            for candidate in &candidates {
+                match docker.inspect_image(candidate).await {
+                    Ok(found) => return Ok(found.id.unwrap_or_else(|| candidate.clone())),
+                    Err(e) if is_not_found(&e) => continue,
+                    Err(e) => return Err(Self::unavailable(e).to_string()),
+                }
+            }
+            let pulled = self.pull(docker, reference).await;
+            if pulled.is_ok() {
+                if let Ok(found) = docker.inspect_image(reference).await {
+                    return Ok(found.id.unwrap_or_else(|| reference.to_string()));
+                }
+            }
+            let short = candidates.last().cloned().unwrap_or_else(|| reference.to_string());
+            Err(format!(
+                "Container image '{reference}' was not found in the local Docker image store (looked for {}) \
+                 and pulling it failed ({}). Build or tag the image locally, e.g. `docker build -t {short} .` \
+                 or `docker tag <your-image> {reference}`, then update the agent runtime.",
+                candidates.iter().map(|c| format!("'{c}'")).collect::<Vec<_>>().join(", "),
+                pulled.err().unwrap_or_else(|| "the image was not found after pulling".into())
+            ))
+        })
+    }
+
+    fn start<'a>(&'a self, spec: &'a SandboxSpec) -> BoxFuture<'a, Result<SandboxHandle, SandboxError>> {
+        Box::pin(async move {
+            self.ensure_network().await?;
+            let docker = self.client()?;
+            let exposed: HashMap<String, HashMap<(), ()>> =
+                spec.ports.iter().map(|p| (format!("{p}/tcp"), HashMap::new())).collect();
+            let bindings: HashMap<String, Option<Vec<PortBinding>>> = spec
+                .ports
+                .iter()
+                .map(|p| {
+                    let binding = PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(String::new()) };
+                    (format!("{p}/tcp"), Some(vec![binding]))
+                })
+                .collect();
+            let mut tmpfs = HashMap::new();
+            if spec.read_only_root {
+                tmpfs.insert("/tmp".to_string(), "rw,nosuid,size=1g".to_string());
+            }
+            let host_config = HostConfig {
+                port_bindings: Some(bindings),
+                network_mode: Some(NETWORK.into()),
+                cap_drop: Some(vec!["ALL".into()]),
+                security_opt: Some(vec!["no-new-privileges".into()]),
+                init: Some(true),
+                pids_limit: Some(spec.limits.pids),
+                memory: Some(spec.limits.memory_bytes),
+                nano_cpus: Some(spec.limits.nano_cpus),
+                readonly_rootfs: Some(spec.read_only_root),
+                tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
+                binds: (!spec.mounts.is_empty()).then(|| {
+                    spec.mounts
+                        .iter()
+                        .map(|m| {
+                            format!("{}:{}:{}", m.host_path, m.container_path, if m.read_only { "ro" } else { "rw" })
+                        })
+                        .collect()
+                }),
+                ..Default::default()
+            };
+            let body = ContainerCreateBody {
+                image: Some(spec.image.clone()),
+                env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+                labels: Some(spec.labels.clone()),
+                exposed_ports: Some(exposed),
+                cmd: spec.command.clone(),
+                working_dir: spec.workdir.clone(),
+                host_config: Some(host_config),
+                ..Default::default()
+            };
+            let options = CreateContainerOptions { name: Some(spec.name.clone()), ..Default::default() };
+            let created = docker.create_container(Some(options), body).await.map_err(|e| {
+                SandboxError::Failed(format!("creating the container from image {} failed: {e}", spec.image))
+            })?;
+            let id = created.id;
+            if let Err(e) = docker.start_container(&id, None::<bollard::query_parameters::StartContainerOptions>).await
+            {
+                Self::remove(docker, &id).await;
+                return Err(SandboxError::Failed(format!("starting the container failed: {e}")));
+            }
+            let inspect =
+                match docker.inspect_container(&id, None::<bollard::query_parameters::InspectContainerOptions>).await {
+                    Ok(i) => i,
+                    Err(e) => {
+                        Self::remove(docker, &id).await;
+                        return Err(SandboxError::Failed(format!("inspecting the new container failed: {e}")));
+                    }
+                };
+            let ports = Self::ports_of(&inspect);
+            if let Some(missing) = spec.ports.iter().find(|p| !ports.contains_key(p)) {
+                Self::remove(docker, &id).await;
+                return Err(SandboxError::Failed(format!(
+                    "Docker did not publish container port {missing} on 127.0.0.1"
+                )));
+            }
+            Ok(SandboxHandle { id, ports })
+        })
+    }
+
+    fn state<'a>(&'a self, id: &'a str) -> BoxFuture<'a, SandboxState> {
+        Box::pin(async move {
+            let Ok(docker) = self.client() else { return SandboxState::Missing };
+            match docker.inspect_container(id, None::<bollard::query_parameters::InspectContainerOptions>).await {
+                Ok(i) => {
+                    let state = i.state.unwrap_or_default();
+                    if state.running.unwrap_or(false) {
+                        SandboxState::Running
+                    } else {
+                        SandboxState::Exited { code: state.exit_code.unwrap_or(-1) }
+                    }
+                }
+                Err(_) => SandboxState::Missing,
+            }
+        })
+    }
+
+    fn logs<'a>(&'a self, id: &'a str, lines: usize) -> BoxFuture<'a, String> {
+        Box::pin(async move {
+            let Ok(docker) = self.client() else { return String::new() };
+            let options = LogsOptions { stdout: true, stderr: true, tail: lines.to_string(), ..Default::default() };
+            let mut stream = docker.logs(id, Some(options));
+            let mut out = String::new();
+            while let Some(Ok(chunk)) = stream.next().await {
+                out.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+            }
+            out
+        })
+    }
+
+    fn stop<'a>(&'a self, id: &'a str, grace: Duration) -> BoxFuture<'a, Result<(), SandboxError>> {
+        Box::pin(async move {
+            let docker = self.client()?;
+            let options = StopContainerOptions { t: Some(grace.as_secs() as i32), signal: None };
+            match docker.stop_container(id, Some(options)).await {
+                Ok(()) => {}
+                Err(e) if is_not_found(&e) => return Ok(()),
+                Err(e) => tracing::debug!(container = id, error = %e, "stop failed; removing by force"),
+            }
+            Self::remove(docker, id).await;
+            Ok(())
+        })
+    }
+
+    fn list_owned<'a>(&'a self) -> BoxFuture<'a, Result<Vec<OwnedSandbox>, SandboxError>> {
+        Box::pin(async move {
+            let docker = self.client()?;
+            let filters = HashMap::from([("label".to_string(), vec![format!("{}=true", labels::MANAGED)])]);
+            let options = ListContainersOptions { all: true, filters: Some(filters), ..Default::default() };
+            let containers = docker.list_containers(Some(options)).await.map_err(Self::unavailable)?;
+            Ok(containers
+                .into_iter()
+                .filter_map(|c| {
+                    let id = c.id?;
+                    let ports = c
+                        .ports
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|p| p.ip.as_deref() == Some("127.0.0.1"))
+                        .filter_map(|p| Some((p.private_port, SocketAddr::from(([127, 0, 0, 1], p.public_port?)))))
+                        .collect();
+                    let running = c.state.map(|s| s.to_string() == "running").unwrap_or(false);
+                    Some(OwnedSandbox {
+                        handle: SandboxHandle { id, ports },
+                        labels: c.labels.unwrap_or_default(),
+                        running,
+                    })
+                })
+                .collect())
+        })
+    }
+}

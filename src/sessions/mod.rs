@@ -1,0 +1,403 @@
+//! The live-session table: one sandbox per (runtime, session id), created exactly once however
+//! many requests race for it, supervised until it idles out, outlives its lifetime, crashes or is
+//! stopped, and always removed afterwards.
+
+pub mod forward;
+pub mod readiness;
+pub mod recover;
+mod session;
+pub mod spec;
+mod supervisor;
+mod throttle;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::future::{FutureExt, Shared};
+use http_body_util::Full;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use crate::control::now_ms;
+use crate::control::resolve::InvocationTarget;
+use crate::control::BoxFuture;
+use crate::error::{Error, ErrorKind, Result};
+use crate::sandbox::{Limits, SandboxBackend};
+
+pub use session::{ActivityGuard, EndReason, PingReport, Session, SessionKey};
+use throttle::Throttle;
+
+pub type AgentClient = Client<HttpConnector, Full<Bytes>>;
+
+/// The service's limits and the emulator's knobs for sessions.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Active sessions per account (ServiceQuotaExceededException beyond).
+    pub max_sessions_per_account: usize,
+    /// InvokeAgentRuntime requests per second per endpoint (ThrottlingException beyond); 0 = off.
+    pub max_tps_per_endpoint: u32,
+    /// How long an agent may take to answer `/ping` after its sandbox starts.
+    pub startup_timeout: Duration,
+    /// SIGTERM-to-SIGKILL grace when a session stops.
+    pub stop_grace: Duration,
+    /// Time to the response headers of a synchronous request.
+    pub request_timeout: Duration,
+    /// Longest a streamed response may last.
+    pub stream_timeout: Duration,
+    pub limits: Limits,
+    pub read_only_root: bool,
+    /// Put the agent's own error status and body into RuntimeClientError messages.
+    pub debug_errors: bool,
+    /// Leave sandboxes running at shutdown (they are re-adopted at the next start).
+    pub keep_sessions: bool,
+    /// Multiplies idle timeout, max lifetime and the ping interval (tests use < 1).
+    pub time_scale: f64,
+}
+
+/// Service values (field-notes.md, runtime-contract.md §8).
+pub const MAX_SESSIONS_PER_ACCOUNT: usize = 1000;
+pub const MAX_TPS_PER_ENDPOINT: u32 = 25;
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+pub const STOP_GRACE: Duration = Duration::from_secs(15);
+pub const PING_INTERVAL: Duration = Duration::from_secs(2);
+pub const SYNC_REQUEST_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+pub const STREAM_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            max_sessions_per_account: MAX_SESSIONS_PER_ACCOUNT,
+            max_tps_per_endpoint: MAX_TPS_PER_ENDPOINT,
+            startup_timeout: STARTUP_TIMEOUT,
+            stop_grace: STOP_GRACE,
+            request_timeout: SYNC_REQUEST_TIMEOUT,
+            stream_timeout: STREAM_TIMEOUT,
+            limits: Limits::default(),
+            read_only_root: false,
+            debug_errors: false,
+            keep_sessions: false,
+            time_scale: 1.0,
+        }
+    }
+}
+
+impl SessionConfig {
+    pub fn scaled(&self, d: Duration) -> Duration {
+        d.mul_f64(self.time_scale)
+    }
+
+    pub fn ping_interval(&self) -> Duration {
+        self.scaled(PING_INTERVAL).max(Duration::from_millis(50))
+    }
+}
+
+type StartFuture = Shared<BoxFuture<'static, Result<Arc<Session>>>>;
+
+/// A table entry: the (possibly still running) start of one session.
+struct Slot {
+    id: u64,
+    account: String,
+    start: StartFuture,
+}
+
+pub struct Sessions {
+    backend: Arc<dyn SandboxBackend>,
+    pub config: SessionConfig,
+    instance_id: String,
+    client: AgentClient,
+    table: Mutex<HashMap<SessionKey, Arc<Slot>>>,
+    next_slot: AtomicU64,
+    throttle: Throttle,
+    emulator_url: OnceLock<String>,
+    /// Sandbox stops in progress, so shutdown and deletions can wait for them.
+    stopping: Mutex<tokio::task::JoinSet<()>>,
+}
+
+fn runtime_client_error(message: String) -> Error {
+    Error::new(ErrorKind::RuntimeClientError, message)
+}
+
+/// AWS's message for an agent that did not come up in time (runtime-contract.md §1.3).
+pub const INIT_TIMEOUT_MESSAGE: &str =
+    "Runtime initialization time exceeded. Please make sure that initialization completes in 60s.";
+
+impl Sessions {
+    pub fn new(backend: Arc<dyn SandboxBackend>, config: SessionConfig, instance_id: String) -> Sessions {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(connector);
+        Sessions {
+            backend,
+            throttle: Throttle::new(config.max_tps_per_endpoint),
+            config,
+            instance_id,
+            client,
+            table: Mutex::new(HashMap::new()),
+            next_slot: AtomicU64::new(1),
+            emulator_url: OnceLock::new(),
+            stopping: Mutex::new(tokio::task::JoinSet::new()),
+        }
+    }
+
+    pub fn client(&self) -> &AgentClient {
+        &self.client
+    }
+
+    pub fn backend(&self) -> &Arc<dyn SandboxBackend> {
+        &self.backend
+    }
+
+    pub fn instance_id(&self) -> &str {
+        &self.instance_id
+    }
+
+    /// The URL clients reach the emulator at (known once the listener is bound).
+    pub fn set_emulator_url(&self, url: String) {
+        let _ = self.emulator_url.set(url);
+    }
+
+    fn emulator_url(&self) -> &str {
+        self.emulator_url.get().map(String::as_str).unwrap_or("http://127.0.0.1:4599")
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<SessionKey, Arc<Slot>>> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// ThrottlingException when the endpoint is over its invocations-per-second quota.
+    pub fn admit(&self, endpoint_arn: &str) -> Result<()> {
+        if self.throttle.admit(endpoint_arn) {
+            Ok(())
+        } else {
+            Err(Error::new(
+                ErrorKind::Throttling,
+                format!(
+                    "Rate exceeded: more than {} invocations per second on endpoint {endpoint_arn}.",
+                    self.config.max_tps_per_endpoint
+                ),
+            ))
+        }
+    }
+
+    /// The live session for `session_id`, starting its sandbox if there is none. Concurrent callers
+    /// for one new id share a single start. Returns whether this call waited for a cold start.
+    pub async fn session(
+        self: &Arc<Self>,
+        target: &InvocationTarget,
+        session_id: &str,
+    ) -> Result<(Arc<Session>, bool)> {
+        let key = SessionKey { runtime_id: target.runtime_id.clone(), session_id: session_id.to_string() };
+        loop {
+            let (slot, created) = {
+                let mut table = self.table();
+                match table.get(&key) {
+                    Some(slot) => (slot.clone(), false),
+                    None => {
+                        self.check_quota(&table, &target.account)?;
+                        let slot = self.new_slot(key.clone(), target.clone());
+                        table.insert(key.clone(), slot.clone());
+                        (slot, true)
+                    }
+                }
+            };
+            let cold = created || slot.start.peek().is_none();
+            let session = slot.start.clone().await?;
+            if session.ended().is_none() {
+                return Ok((session, cold));
+            }
+            self.remove_slot(&key, slot.id);
+        }
+    }
+
+    fn check_quota(&self, table: &HashMap<SessionKey, Arc<Slot>>, account: &str) -> Result<()> {
+        let live = table.values().filter(|s| s.account == account).count();
+        if live >= self.config.max_sessions_per_account {
+            return Err(Error::quota(format!(
+                "Account {account} already has {live} active runtime sessions, the maximum \
+                 (--max-sessions). Stop sessions with StopRuntimeSession or wait for them to idle out."
+            )));
+        }
+        Ok(())
+    }
+
+    fn new_slot(self: &Arc<Self>, key: SessionKey, target: InvocationTarget) -> Arc<Slot> {
+        let id = self.next_slot.fetch_add(1, Ordering::Relaxed);
+        let account = target.account.clone();
+        let this = self.clone();
+        // Spawned, so a client that disconnects mid cold start neither cancels it half way nor
+        // leaves a sandbox behind.
+        let task = tokio::spawn(async move {
+            let result = this.start(id, key.clone(), target).await;
+            if result.is_err() {
+                this.remove_slot(&key, id);
+            }
+            result
+        });
+        let start: BoxFuture<'static, Result<Arc<Session>>> = Box::pin(async move {
+            task.await.unwrap_or_else(|e| Err(Error::internal(format!("session start task failed: {e}"))))
+        });
+        Arc::new(Slot { id, account, start: start.shared() })
+    }
+
+    fn remove_slot(&self, key: &SessionKey, slot_id: u64) {
+        let mut table = self.table();
+        if table.get(key).is_some_and(|s| s.id == slot_id) {
+            table.remove(key);
+        }
+    }
+
+    async fn start(self: &Arc<Self>, slot_id: u64, key: SessionKey, target: InvocationTarget) -> Result<Arc<Session>> {
+        let began = Instant::now();
+        let started_ms = now_ms();
+        let spec =
+            spec::build(&self.config, &self.instance_id, self.emulator_url(), &target, &key.session_id, started_ms);
+        let handle = self.backend.start(&spec).await.map_err(|e| {
+            tracing::warn!(session = %key.session_id, runtime = %key.runtime_id, error = %e, "sandbox did not start");
+            runtime_client_error(format!("Runtime initialization failed: {e}"))
+        })?;
+        let addr = handle
+            .ports
+            .get(&target.protocol.port)
+            .copied()
+            .ok_or_else(|| Error::internal("sandbox has no agent port"))?;
+        if let Err(failure) = readiness::wait_ready(
+            self.backend.as_ref(),
+            &self.client,
+            &handle.id,
+            addr,
+            &target.protocol,
+            self.config.startup_timeout,
+        )
+        .await
+        {
+            let logs = self.backend.logs(&handle.id, 40).await;
+            let _ = self.backend.stop(&handle.id, Duration::ZERO).await;
+            let what = match failure.exit_code {
+                Some(code) => format!("the agent exited with code {code} during initialization"),
+                None => format!(
+                    "the agent did not answer {} within {:?} (last probe: {})",
+                    if target.protocol.has_ping() { "GET /ping with 200" } else { "on its port" },
+                    self.config.startup_timeout,
+                    failure.last_probe_error
+                ),
+            };
+            tracing::warn!(
+                session = %key.session_id,
+                runtime = %key.runtime_id,
+                version = target.version,
+                "session failed to start: {what}; last agent output:\n{}",
+                logs.trim_end()
+            );
+            return Err(runtime_client_error(format!(
+                "{INIT_TIMEOUT_MESSAGE}\n\nagentcore-local: {what}. Last agent output:\n{}",
+                last_lines(&logs, 20)
+            )));
+        }
+        let session = Arc::new(Session::new(key, target, handle, began, started_ms, slot_id));
+        tracing::info!(
+            session = %session.key.session_id,
+            runtime = %session.key.runtime_id,
+            version = session.target.version,
+            sandbox = %session.sandbox.id,
+            cold_start_ms = began.elapsed().as_millis() as u64,
+            "session started"
+        );
+        tokio::spawn(supervisor::supervise(self.clone(), session.clone()));
+        Ok(session)
+    }
+
+    /// End a session: drop it from the table now (the next request with its id starts fresh),
+    /// stop its sandbox in the background. Returns false if it had already ended.
+    pub fn end(self: &Arc<Self>, session: &Arc<Session>, reason: EndReason) -> bool {
+        if !session.mark_ended(reason.clone()) {
+            return false;
+        }
+        self.remove_slot(&session.key, session.slot_id);
+        tracing::info!(
+            session = %session.key.session_id,
+            runtime = %session.key.runtime_id,
+            invocations = session.invocations(),
+            lived_ms = session.started_at.elapsed().as_millis() as u64,
+            "session ended: {}",
+            reason.describe()
+        );
+        let (backend, id, grace) = (self.backend.clone(), session.sandbox.id.clone(), self.config.stop_grace);
+        let mut stopping = self.stopping.lock().unwrap_or_else(|p| p.into_inner());
+        while stopping.try_join_next().is_some() {}
+        stopping.spawn(async move {
+            if let Err(e) = backend.stop(&id, grace).await {
+                tracing::warn!(sandbox = %id, error = %e, "could not stop sandbox");
+            }
+        });
+        true
+    }
+
+    /// Sessions that are up (started and not ended).
+    pub fn live(&self) -> Vec<Arc<Session>> {
+        let slots: Vec<Arc<Slot>> = self.table().values().cloned().collect();
+        slots
+            .iter()
+            .filter_map(|s| s.start.peek().and_then(|r| r.as_ref().ok()).cloned())
+            .filter(|s| s.ended().is_none())
+            .collect()
+    }
+
+    /// StopRuntimeSession.
+    pub fn stop(self: &Arc<Self>, runtime_id: &str, session_id: &str) -> Result<()> {
+        let session = self
+            .live()
+            .into_iter()
+            .find(|s| s.key.runtime_id == runtime_id && s.key.session_id == session_id)
+            .ok_or_else(|| {
+                Error::not_found(format!("No active runtime session '{session_id}' for agent runtime '{runtime_id}'."))
+            })?;
+        self.end(&session, EndReason::Stopped);
+        Ok(())
+    }
+
+    /// End the sessions of a runtime (or one version of it) and wait until their sandboxes are gone.
+    pub async fn retire(self: &Arc<Self>, runtime_id: &str, version: Option<u32>) {
+        for s in self.live() {
+            if s.key.runtime_id == runtime_id && version.is_none_or(|v| v == s.target.version) {
+                self.end(&s, EndReason::RuntimeDeleted);
+            }
+        }
+        self.wait_for_stops().await;
+    }
+
+    /// Wait until every sandbox being stopped is gone.
+    pub async fn wait_for_stops(&self) {
+        let mut stopping = std::mem::take(&mut *self.stopping.lock().unwrap_or_else(|p| p.into_inner()));
+        while stopping.join_next().await.is_some() {}
+    }
+
+    /// At shutdown: stop every sandbox unless `keep_sessions`.
+    pub async fn shutdown(self: &Arc<Self>) {
+        if self.config.keep_sessions {
+            tracing::info!(sessions = self.live().len(), "leaving sessions running (--keep-sessions)");
+            return;
+        }
+        let live = self.live();
+        for s in &live {
+            self.end(s, EndReason::Shutdown);
+        }
+        // Starts still in flight finish first, then their sandboxes are stopped too.
+        let starting: Vec<Arc<Slot>> = self.table().values().cloned().collect();
+        for slot in starting {
+            if let Ok(s) = slot.start.clone().await {
+                self.end(&s, EndReason::Shutdown);
+            }
+        }
+        self.wait_for_stops().await;
+        tracing::info!(stopped = live.len(), "all sandboxes stopped");
+    }
+}
+
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.trim_end().lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}

@@ -1,0 +1,85 @@
+//! Is the agent up? `GET /ping` for HTTP and AG-UI agents, a TCP connect for MCP and A2A servers
+//! (which usually have no /ping), polled until ready, until the sandbox exits, or until the budget.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+
+use super::session::PingReport;
+use super::AgentClient;
+use crate::control::protocol::Protocol;
+use crate::sandbox::{SandboxBackend, SandboxState};
+
+/// One `GET /ping`: the report on 200, otherwise why not.
+pub async fn ping(client: &AgentClient, addr: SocketAddr, timeout: Duration) -> Result<PingReport, String> {
+    let request =
+        http::Request::get(format!("http://{addr}/ping")).body(Full::new(Bytes::new())).map_err(|e| e.to_string())?;
+    let response = tokio::time::timeout(timeout, client.request(request))
+        .await
+        .map_err(|_| format!("no answer within {timeout:?}"))?
+        .map_err(|e| format!("{e}"))?;
+    let status = response.status();
+    let body = tokio::time::timeout(timeout, response.into_body().collect())
+        .await
+        .map_err(|_| "ping body timed out".to_string())?
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    if status != http::StatusCode::OK {
+        return Err(format!("/ping answered {status}"));
+    }
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    Ok(PingReport {
+        status: json.get("status").and_then(|s| s.as_str()).unwrap_or("Healthy").to_string(),
+        time_of_last_update: json.get("time_of_last_update").and_then(|t| t.as_i64()),
+    })
+}
+
+async fn probe(client: &AgentClient, addr: SocketAddr, protocol: &Protocol) -> Result<(), String> {
+    if protocol.has_ping() {
+        ping(client, addr, Duration::from_secs(2)).await.map(|_| ())
+    } else {
+        tokio::net::TcpStream::connect(addr).await.map(|_| ()).map_err(|e| e.to_string())
+    }
+}
+
+/// Why a sandbox never became ready.
+#[derive(Debug)]
+pub struct NotReady {
+    pub exit_code: Option<i64>,
+    pub last_probe_error: String,
+}
+
+/// Poll until ready; fast at first (cold starts are usually sub-second), then backing off.
+pub async fn wait_ready(
+    backend: &dyn SandboxBackend,
+    client: &AgentClient,
+    sandbox_id: &str,
+    addr: SocketAddr,
+    protocol: &Protocol,
+    budget: Duration,
+) -> Result<(), NotReady> {
+    let started = Instant::now();
+    let mut last_state_check = Instant::now();
+    let mut last_error = String::from("not probed yet");
+    while started.elapsed() < budget {
+        match probe(client, addr, protocol).await {
+            Ok(()) => return Ok(()),
+            Err(e) => last_error = e,
+        }
+        if last_state_check.elapsed() >= Duration::from_millis(200) {
+            last_state_check = Instant::now();
+            if let SandboxState::Exited { code } = backend.state(sandbox_id).await {
+                return Err(NotReady { exit_code: Some(code), last_probe_error: last_error });
+            }
+        }
+        let pause = match started.elapsed() {
+            e if e < Duration::from_millis(500) => Duration::from_millis(5),
+            e if e < Duration::from_secs(5) => Duration::from_millis(25),
+            _ => Duration::from_millis(100),
+        };
+        tokio::time::sleep(pause).await;
+    }
+    Err(NotReady { exit_code: None, last_probe_error: last_error })
+}

@@ -1,0 +1,91 @@
+//! At start-up: re-adopt this instance's sandboxes that are still healthy, remove the rest, and
+//! remove sandboxes left behind by emulator processes that no longer exist.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+
+use super::session::{Session, SessionKey};
+use super::{readiness, supervisor, Sessions, Slot};
+use crate::control::BoxFuture;
+use crate::control::{now_ms, ControlPlane};
+use crate::error::Result;
+use crate::sandbox::{labels, OwnedSandbox};
+
+fn owner_alive(sandbox: &OwnedSandbox) -> bool {
+    sandbox
+        .labels
+        .get(labels::OWNER_PID)
+        .and_then(|p| p.parse::<u32>().ok())
+        .is_some_and(|pid| pid == std::process::id() || std::path::Path::new(&format!("/proc/{pid}")).exists())
+}
+
+impl Sessions {
+    /// Returns (adopted, removed).
+    pub async fn recover(self: &Arc<Self>, control: &ControlPlane) -> (usize, usize) {
+        let owned = match self.backend.list_owned().await {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list sandboxes at start-up; none re-adopted");
+                return (0, 0);
+            }
+        };
+        let (mut adopted, mut removed) = (0, 0);
+        for sandbox in owned {
+            let ours = sandbox.labels.get(labels::INSTANCE).map(String::as_str) == Some(self.instance_id.as_str());
+            if ours && sandbox.running && self.adopt(control, &sandbox).await {
+                adopted += 1;
+                continue;
+            }
+            if ours || !owner_alive(&sandbox) {
+                tracing::info!(sandbox = %sandbox.handle.id, ours, "removing leftover sandbox");
+                let _ = self.backend.stop(&sandbox.handle.id, Duration::ZERO).await;
+                removed += 1;
+            }
+        }
+        if adopted + removed > 0 {
+            tracing::info!(adopted, removed, "sandboxes from before the restart handled");
+        }
+        (adopted, removed)
+    }
+
+    async fn adopt(self: &Arc<Self>, control: &ControlPlane, sandbox: &OwnedSandbox) -> bool {
+        let label = |k: &str| sandbox.labels.get(k).cloned().unwrap_or_default();
+        let (runtime_id, session_id, endpoint) =
+            (label(labels::RUNTIME_ID), label(labels::SESSION_ID), label(labels::ENDPOINT));
+        let Ok(version) = label(labels::VERSION).parse::<u32>() else { return false };
+        let target = match control.version_target(runtime_id.clone(), version, endpoint).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::info!(sandbox = %sandbox.handle.id, error = %e, "not re-adopting sandbox");
+                return false;
+            }
+        };
+        let Some(addr) = sandbox.handle.ports.get(&target.protocol.port).copied() else { return false };
+        let healthy = if target.protocol.has_ping() {
+            readiness::ping(&self.client, addr, Duration::from_secs(2)).await.is_ok()
+        } else {
+            tokio::net::TcpStream::connect(addr).await.is_ok()
+        };
+        if !healthy {
+            return false;
+        }
+        let started_ms: i64 = label(labels::STARTED_AT_MS).parse().unwrap_or_else(|_| now_ms());
+        let age = Duration::from_millis((now_ms() - started_ms).max(0) as u64);
+        let started_at = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+        let key = SessionKey { runtime_id, session_id };
+        let slot_id = self.next_slot.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let session =
+            Arc::new(Session::new(key.clone(), target, sandbox.handle.clone(), started_at, started_ms, slot_id));
+        let ready = session.clone();
+        let start: BoxFuture<'static, Result<Arc<Session>>> = Box::pin(async move { Ok(ready) });
+        let slot = Arc::new(Slot { id: slot_id, account: session.target.account.clone(), start: start.shared() });
+        // Resolve the shared future once so `live()` sees the session.
+        let _ = slot.start.clone().await;
+        self.table().insert(key, slot);
+        tracing::info!(session = %session.key.session_id, runtime = %session.key.runtime_id, sandbox = %session.sandbox.id, "re-adopted session");
+        tokio::spawn(supervisor::supervise(self.clone(), session));
+        true
+    }
+}

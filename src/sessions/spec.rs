@@ -1,0 +1,67 @@
+//! What a session's sandbox is started with: image, environment, labels, ports, limits.
+
+use std::collections::HashMap;
+
+use sha2::{Digest, Sha256};
+
+use super::SessionConfig;
+use crate::control::resolve::InvocationTarget;
+use crate::sandbox::{labels, SandboxSpec};
+
+/// The public invocation URL of a runtime, as `AGENTCORE_RUNTIME_URL` tells the agent (A2A cards).
+pub fn invocation_url(emulator_url: &str, runtime_arn: &str) -> String {
+    let encoded = percent_encoding::utf8_percent_encode(runtime_arn, percent_encoding::NON_ALPHANUMERIC);
+    format!("{emulator_url}/runtimes/{encoded}/invocations/")
+}
+
+pub fn build(
+    config: &SessionConfig,
+    instance_id: &str,
+    emulator_url: &str,
+    target: &InvocationTarget,
+    session_id: &str,
+    now_ms: i64,
+) -> SandboxSpec {
+    // The runtime's variables first; the service's own variables win, as in the cloud.
+    let mut env: Vec<(String, String)> = target.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let service_env = [
+        ("AWS_REGION", target.region.clone()),
+        ("AWS_DEFAULT_REGION", target.region.clone()),
+        ("DOCKER_CONTAINER", "1".to_string()),
+        ("AGENTCORE_RUNTIME_URL", invocation_url(emulator_url, &target.runtime_arn)),
+        (
+            "OTEL_RESOURCE_ATTRIBUTES",
+            format!("cloud.resource_id={},service.name={}", target.runtime_arn, target.runtime_name),
+        ),
+    ];
+    env.retain(|(k, _)| !service_env.iter().any(|(s, _)| s == k));
+    env.extend(service_env.iter().map(|(k, v)| (k.to_string(), v.clone())));
+
+    let session_hash = hex::encode(&Sha256::digest(session_id.as_bytes())[..6]);
+    let suffix: u16 = rand::random();
+    let name = format!("agentcore-{}-{session_hash}-{suffix:04x}", target.runtime_id);
+    let labels = HashMap::from([
+        (labels::MANAGED.to_string(), "true".to_string()),
+        (labels::INSTANCE.to_string(), instance_id.to_string()),
+        (labels::OWNER_PID.to_string(), std::process::id().to_string()),
+        (labels::ACCOUNT.to_string(), target.account.clone()),
+        (labels::REGION.to_string(), target.region.clone()),
+        (labels::RUNTIME_ID.to_string(), target.runtime_id.clone()),
+        (labels::VERSION.to_string(), target.version.to_string()),
+        (labels::ENDPOINT.to_string(), target.endpoint_name.clone()),
+        (labels::SESSION_ID.to_string(), session_id.to_string()),
+        (labels::STARTED_AT_MS.to_string(), now_ms.to_string()),
+    ]);
+    SandboxSpec {
+        name,
+        image: target.image.clone(),
+        env,
+        ports: vec![target.protocol.port],
+        labels,
+        limits: config.limits,
+        read_only_root: config.read_only_root,
+        command: None,
+        workdir: None,
+        mounts: Vec::new(),
+    }
+}

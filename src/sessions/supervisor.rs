@@ -1,0 +1,84 @@
+//! Watches one session: pings the agent about every 2 s, and ends the session when it has been
+//! idle too long, has lived too long, or its agent died.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::readiness;
+use super::session::{EndReason, Session};
+use super::Sessions;
+use crate::sandbox::SandboxState;
+
+/// Consecutive failed pings after which a running-but-silent agent is reported.
+const SILENT_PINGS_BEFORE_WARNING: u32 = 5;
+
+pub(super) async fn supervise(sessions: Arc<Sessions>, session: Arc<Session>) {
+    let config = &sessions.config;
+    let interval = config.ping_interval();
+    let idle_limit = config.scaled(Duration::from_secs(session.target.lifecycle.idle_timeout_secs));
+    let lifetime_limit = config.scaled(Duration::from_secs(session.target.lifecycle.max_lifetime_secs));
+    let mut ended = session.ended_signal();
+    let mut failed_pings = 0u32;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = ended.wait_for(|e| *e) => return,
+        }
+        let Some(addr) = session.agent_address() else { return };
+        if session.target.protocol.has_ping() {
+            match readiness::ping(&sessions.client, addr, Duration::from_secs(2)).await {
+                Ok(report) => {
+                    failed_pings = 0;
+                    session.record_ping(Some(report));
+                }
+                Err(e) => {
+                    failed_pings += 1;
+                    session.record_ping(None);
+                    if let Some(reason) = sessions.crashed(&session).await {
+                        sessions.end_logged(&session, reason).await;
+                        return;
+                    }
+                    if failed_pings == SILENT_PINGS_BEFORE_WARNING {
+                        tracing::warn!(session = %session.key.session_id, runtime = %session.key.runtime_id, error = %e, "agent is running but /ping keeps failing");
+                    }
+                }
+            }
+        } else if let Some(reason) = sessions.crashed(&session).await {
+            sessions.end_logged(&session, reason).await;
+            return;
+        }
+        if session.started_at.elapsed() >= lifetime_limit {
+            sessions.end(&session, EndReason::MaxLifetime);
+            return;
+        }
+        let (idle_for, in_flight) = session.idle_state();
+        if in_flight == 0 && idle_for >= idle_limit {
+            sessions.end(&session, EndReason::IdleTimeout);
+            return;
+        }
+    }
+}
+
+impl Sessions {
+    /// `Some(reason)` when the session's sandbox is no longer running.
+    pub(super) async fn crashed(&self, session: &Session) -> Option<EndReason> {
+        match self.backend.state(&session.sandbox.id).await {
+            SandboxState::Running => None,
+            SandboxState::Exited { code } => Some(EndReason::Crashed { exit_code: Some(code) }),
+            SandboxState::Missing => Some(EndReason::Crashed { exit_code: None }),
+        }
+    }
+
+    /// End a session whose agent died, logging its last output so nobody has to go looking.
+    pub(super) async fn end_logged(self: &Arc<Self>, session: &Arc<Session>, reason: EndReason) {
+        let logs = self.backend.logs(&session.sandbox.id, 30).await;
+        tracing::warn!(
+            session = %session.key.session_id,
+            runtime = %session.key.runtime_id,
+            "session ended: {}; last agent output:\n{}",
+            reason.describe(),
+            logs.trim_end()
+        );
+        self.end(session, reason);
+    }
+}
