@@ -61,7 +61,7 @@ mod tests {
         let d = "sha256:".to_string() + &"a".repeat(64);
         assert_eq!(
             local_candidates(&format!("public.ecr.aws/x/agent:v2@{d}"))[1..],
-            [format!("x/agent:v2"), format!("x/agent@{d}")]
+            ["x/agent:v2".to_string(), format!("x/agent@{d}")]
         );
     }
 }
