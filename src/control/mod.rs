@@ -11,6 +11,7 @@ pub mod pagination;
 pub mod protocol;
 mod reconcile;
 pub mod resolve;
+pub mod rules;
 pub mod runtimes;
 mod tags;
 

@@ -28,7 +28,8 @@ const PULL_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub struct DockerBackend {
     docker: Result<Docker, String>,
-    network_ready: OnceCell<()>,
+    /// Id of the sandbox network (ids, not the name: concurrent creators can make duplicates).
+    network_id: OnceCell<String>,
 }
 
 fn docker_host() -> String {
@@ -44,7 +45,7 @@ impl DockerBackend {
     pub fn new() -> DockerBackend {
         let docker =
             Docker::connect_with_defaults().map_err(|e| format!("cannot use Docker at {}: {e}", docker_host()));
-        DockerBackend { docker, network_ready: OnceCell::new() }
+        DockerBackend { docker, network_id: OnceCell::new() }
     }
 
     fn client(&self) -> Result<&Docker, SandboxError> {
@@ -58,31 +59,55 @@ impl DockerBackend {
         ))
     }
 
-    /// Create the sandbox network once (idempotent across emulator processes).
-    async fn ensure_network(&self) -> Result<(), SandboxError> {
+    /// The sandbox network's id, creating the network if needed. Docker allows several networks
+    /// with one name when two emulators create it at once; every process then picks the lowest id,
+    /// and a creator that lost the race removes its own copy.
+    async fn network(&self) -> Result<String, SandboxError> {
         let docker = self.client()?;
-        self.network_ready
+        self.network_id
             .get_or_try_init(|| async {
                 docker.ping().await.map_err(Self::unavailable)?;
-                let request = NetworkCreateRequest {
-                    name: NETWORK.to_string(),
-                    driver: Some("bridge".into()),
-                    labels: Some(HashMap::from([(labels::MANAGED.to_string(), "true".to_string())])),
-                    options: Some(HashMap::from([(
-                        "com.docker.network.bridge.enable_icc".to_string(),
-                        "false".to_string(),
-                    )])),
-                    ..Default::default()
-                };
-                match docker.create_network(request).await {
-                    Ok(_) => Ok(()),
-                    Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
-                    Err(e) if e.to_string().contains("already exists") => Ok(()),
-                    Err(e) => Err(SandboxError::Failed(format!("cannot create Docker network {NETWORK}: {e}"))),
+                let mut ids = self.network_ids(docker).await?;
+                let mut created = None;
+                if ids.is_empty() {
+                    let request = NetworkCreateRequest {
+                        name: NETWORK.to_string(),
+                        driver: Some("bridge".into()),
+                        labels: Some(HashMap::from([(labels::MANAGED.to_string(), "true".to_string())])),
+                        options: Some(HashMap::from([(
+                            "com.docker.network.bridge.enable_icc".to_string(),
+                            "false".to_string(),
+                        )])),
+                        ..Default::default()
+                    };
+                    let response = docker
+                        .create_network(request)
+                        .await
+                        .map_err(|e| SandboxError::Failed(format!("cannot create Docker network {NETWORK}: {e}")))?;
+                    created = Some(response.id);
+                    ids = self.network_ids(docker).await?;
                 }
+                let chosen = ids
+                    .first()
+                    .cloned()
+                    .ok_or_else(|| SandboxError::Failed(format!("Docker network {NETWORK} vanished")))?;
+                if let Some(mine) = created.filter(|c| *c != chosen) {
+                    let _ = docker.remove_network(&mine).await;
+                }
+                Ok(chosen)
             })
             .await
-            .map(|_| ())
+            .cloned()
+    }
+
+    async fn network_ids(&self, docker: &Docker) -> Result<Vec<String>, SandboxError> {
+        let filters = HashMap::from([("name".to_string(), vec![NETWORK.to_string()])]);
+        let options = bollard::query_parameters::ListNetworksOptions { filters: Some(filters) };
+        let networks = docker.list_networks(Some(options)).await.map_err(Self::unavailable)?;
+        let mut ids: Vec<String> =
+            networks.into_iter().filter(|n| n.name.as_deref() == Some(NETWORK)).filter_map(|n| n.id).collect();
+        ids.sort();
+        Ok(ids)
     }
 
     async fn pull(&self, docker: &Docker, reference: &str) -> Result<(), String> {
@@ -157,7 +182,7 @@ impl SandboxBackend for DockerBackend {
 
     fn start<'a>(&'a self, spec: &'a SandboxSpec) -> BoxFuture<'a, Result<SandboxHandle, SandboxError>> {
         Box::pin(async move {
-            self.ensure_network().await?;
+            let network = self.network().await?;
             let docker = self.client()?;
             let exposed: HashMap<String, HashMap<(), ()>> =
                 spec.ports.iter().map(|p| (format!("{p}/tcp"), HashMap::new())).collect();
@@ -175,7 +200,7 @@ impl SandboxBackend for DockerBackend {
             }
             let host_config = HostConfig {
                 port_bindings: Some(bindings),
-                network_mode: Some(NETWORK.into()),
+                network_mode: Some(network),
                 cap_drop: Some(vec!["ALL".into()]),
                 security_opt: Some(vec!["no-new-privileges".into()]),
                 init: Some(true),

@@ -67,3 +67,47 @@ pub async fn wait_ready(client: &aws_sdk_bedrockagentcorecontrol::Client, id: &s
     }
     panic!("{id} never left its in-progress status");
 }
+
+/// The fixture agent image, addressed as an ECR URI (found locally as its short name).
+pub const TEST_AGENT_URI: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/agentcore-local-test-agent:latest";
+
+/// A server that runs sessions in Docker, with lifecycle durations multiplied by `time_scale`.
+pub async fn start_with_docker(time_scale: f64) -> RunningServer {
+    assert!(
+        std::process::Command::new("docker")
+            .args(["image", "inspect", "agentcore-local-test-agent:latest"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false),
+        "the fixture image is missing: run fixtures/build-images.sh (scripts/test does)"
+    );
+    let mut config = Config::for_tests();
+    config.sandbox = agentcore_local::config::SandboxKind::Docker;
+    config.sessions.time_scale = time_scale;
+    config.sessions.max_tps_per_endpoint = 0;
+    start_with(config).await
+}
+
+/// Create a runtime of the fixture agent and wait until it is READY; returns its ARN.
+pub async fn fixture_runtime(client: &aws_sdk_bedrockagentcorecontrol::Client, name: &str) -> String {
+    let created = client
+        .create_agent_runtime()
+        .agent_runtime_name(name)
+        .agent_runtime_artifact(container_artifact(TEST_AGENT_URI))
+        .role_arn(ROLE_ARN)
+        .network_configuration(public_network())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wait_ready(client, created.agent_runtime_id()).await, "READY");
+    created.agent_runtime_arn().to_string()
+}
+
+/// Containers carrying `label=value`.
+pub fn containers_with_label(label: &str, value: &str) -> Vec<String> {
+    let out = std::process::Command::new("docker")
+        .args(["ps", "-a", "-q", "--filter", &format!("label={label}={value}")])
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&out.stdout).split_whitespace().map(String::from).collect()
+}

@@ -177,7 +177,7 @@ fn page(input: &Input, list: &str) -> Result<Page> {
 fn runtime_config(input: &Input, exclude: &[&str]) -> Result<Input> {
     let config: Input =
         input.iter().filter(|(k, _)| !exclude.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
-    crate::control::lifecycle::check(&config)?;
+    crate::control::rules::check(&config)?;
     Ok(config)
 }
 
