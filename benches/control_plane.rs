@@ -5,95 +5,22 @@
 //!
 //! Run: `cargo bench --bench control_plane` (release build of the real binary).
 
+mod support;
+
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use agentcore_local::sigv4::canonical::{canonical_request, sha256_hex, string_to_sign, RequestParts, UriEncoding};
-use agentcore_local::sigv4::time::epoch_to_amz_date;
-use agentcore_local::sigv4::verify::{sign, signing_key};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use std::io::BufRead;
+use support::{rss_kib, signed, spawn_server};
 
 const CONCURRENCY: usize = 32;
 const RUN_FOR: Duration = Duration::from_secs(4);
-
-struct Spawned {
-    child: std::process::Child,
-    addr: SocketAddr,
-}
-
-fn spawn_server() -> (Spawned, Duration) {
-    let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_agentcore-local"))
-        .args(["serve", "--in-memory", "--listen", "127.0.0.1:0", "--log-level", "warn"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn agentcore-local");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line.split_whitespace().find(|w| w.starts_with("http://")).expect("url line");
-    let addr: SocketAddr = url.trim_start_matches("http://").parse().unwrap();
-    // First accepted request: a TCP connect plus one HTTP round trip.
-    loop {
-        if let Ok(mut s) = std::net::TcpStream::connect(addr) {
-            use std::io::{Read, Write};
-            s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
-            let mut buf = [0u8; 12];
-            if s.read(&mut buf).map(|n| n > 0).unwrap_or(false) {
-                break;
-            }
-        }
-    }
-    (Spawned { child, addr }, started.elapsed())
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
-/// A SigV4-signed request, built with the emulator's own (suite-verified) signer.
-fn signed(method: &str, addr: SocketAddr, path: &str, query: &str, body: &[u8]) -> Request<Full<Bytes>> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
-    let amz_date = epoch_to_amz_date(now);
-    let host = addr.to_string();
-    let mut headers = vec![("host".to_string(), host.clone()), ("x-amz-date".to_string(), amz_date.clone())];
-    if !body.is_empty() {
-        headers.push(("content-type".into(), "application/json".into()));
-    }
-    let signed_names: Vec<String> = headers.iter().map(|(k, _)| k.clone()).collect();
-    let parts = RequestParts { method, raw_path: path, raw_query: query, headers: &headers };
-    let creq = canonical_request(&parts, &signed_names, &sha256_hex(body), UriEncoding::NormalizeAndDoubleEncode, None);
-    let scope = format!("{}/us-east-1/bedrock-agentcore/aws4_request", &amz_date[..8]);
-    let sts = string_to_sign(&amz_date, &scope, &creq);
-    let sig = sign(&signing_key("test", &amz_date[..8], "us-east-1", "bedrock-agentcore"), &sts);
-    let uri = if query.is_empty() { format!("http://{host}{path}") } else { format!("http://{host}{path}?{query}") };
-    let mut b = Request::builder().method(method).uri(uri);
-    for (k, v) in &headers {
-        if k != "host" {
-            b = b.header(k, v);
-        }
-    }
-    b.header(
-        "authorization",
-        format!("AWS4-HMAC-SHA256 Credential=test/{scope}, SignedHeaders={}, Signature={sig}", signed_names.join(";")),
-    )
-    .body(Full::new(Bytes::copy_from_slice(body)))
-    .unwrap()
-}
 
 type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
 
@@ -157,7 +84,7 @@ fn main() {
     // Start-up: median of 7 cold process starts.
     let mut startups = Vec::new();
     for _ in 0..7 {
-        let (mut s, took) = spawn_server();
+        let (mut s, took) = spawn_server(&["--sandbox", "none"]);
         startups.push(took);
         s.child.kill().unwrap();
         s.child.wait().unwrap();
@@ -165,7 +92,7 @@ fn main() {
     startups.sort();
     let startup_p50 = startups[startups.len() / 2];
 
-    let (mut server, _) = spawn_server();
+    let (mut server, _) = spawn_server(&["--sandbox", "none"]);
     std::thread::sleep(Duration::from_millis(300));
     let idle_rss = rss_kib(server.child.id());
     let addr = server.addr;

@@ -28,6 +28,8 @@ use router::{NoRoute, Plane, Route};
 
 /// Largest request body accepted by any operation: InvokeAgentRuntime's 100 MB payload.
 pub const MAX_PAYLOAD_BYTES: usize = 100_000_000;
+/// Bodies larger than this are hashed for SigV4 on the blocking pool.
+const HASH_ON_BLOCKING_POOL_BYTES: usize = 256 * 1024;
 /// Control-plane requests are small JSON documents; anything bigger is a mistake.
 pub const MAX_CONTROL_BODY_BYTES: usize = 10 * 1024 * 1024;
 
@@ -100,8 +102,21 @@ where
         }
     };
 
-    let request_parts = RequestParts { method: &method, raw_path: &raw_path, raw_query: &raw_query, headers: &headers };
-    let identity = match auth::authenticate(&state.config, &request_parts, &body) {
+    let identity = if body.len() > HASH_ON_BLOCKING_POOL_BYTES {
+        // Hashing a large payload takes milliseconds; keep it off the request threads.
+        let (st, m, p, q, h, b) =
+            (state.clone(), method.clone(), raw_path.clone(), raw_query.clone(), headers.clone(), body.clone());
+        tokio::task::spawn_blocking(move || {
+            let parts = RequestParts { method: &m, raw_path: &p, raw_query: &q, headers: &h };
+            auth::authenticate(&st.config, &parts, &b)
+        })
+        .await
+        .unwrap_or(Err(crate::sigv4::AuthError::Missing))
+    } else {
+        let parts = RequestParts { method: &method, raw_path: &raw_path, raw_query: &raw_query, headers: &headers };
+        auth::authenticate(&state.config, &parts, &body)
+    };
+    let identity = match identity {
         Ok(id) => id,
         Err(e) => {
             tracing::info!(%method, path = %raw_path, error = ?e, "request rejected by SigV4 verification");

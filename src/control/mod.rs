@@ -62,6 +62,9 @@ pub struct Idempotency {
 pub struct ControlPlane {
     store: Store,
     wake: Arc<Notify>,
+    /// Invocation targets by request, valid while the store generation is unchanged: the warm
+    /// invocation path then needs no database round trip.
+    targets: Arc<resolve::TargetCache>,
 }
 
 pub fn now_ms() -> i64 {
@@ -70,7 +73,7 @@ pub fn now_ms() -> i64 {
 
 impl ControlPlane {
     pub fn new(store: Store) -> Self {
-        ControlPlane { store, wake: Arc::new(Notify::new()) }
+        ControlPlane { store, wake: Arc::new(Notify::new()), targets: Arc::default() }
     }
 
     pub fn store(&self) -> &Store {

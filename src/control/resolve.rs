@@ -30,6 +30,32 @@ pub struct InvocationTarget {
     pub header_allowlist: Vec<String>,
 }
 
+/// Resolved invocation targets, each tagged with the store generation it was read at.
+#[derive(Default)]
+pub struct TargetCache {
+    entries: std::sync::Mutex<std::collections::HashMap<TargetKey, (u64, InvocationTarget)>>,
+}
+
+type TargetKey = (String, String, String, Option<String>, Option<String>);
+
+/// Beyond this many distinct (caller, runtime, qualifier) keys the cache starts over.
+const TARGET_CACHE_LIMIT: usize = 10_000;
+
+impl TargetCache {
+    fn get(&self, key: &TargetKey, generation: u64) -> Option<InvocationTarget> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.get(key).filter(|(g, _)| *g == generation).map(|(_, t)| t.clone())
+    }
+
+    fn put(&self, key: TargetKey, generation: u64, target: InvocationTarget) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= TARGET_CACHE_LIMIT {
+            entries.clear();
+        }
+        entries.insert(key, (generation, target));
+    }
+}
+
 /// The session target of one version of a runtime.
 fn target_of(rt: &RuntimeRow, endpoint_name: &str, version: &VersionRow) -> Result<InvocationTarget> {
     let image = version.artifact.clone().ok_or_else(|| {
@@ -135,6 +161,24 @@ impl ControlPlane {
 
     /// From the URI label and qualifier of an invocation to the version its endpoint serves.
     pub async fn resolve_invocation(
+        &self,
+        caller: Caller,
+        runtime: String,
+        account_id: Option<String>,
+        qualifier: Option<String>,
+    ) -> Result<InvocationTarget> {
+        let key =
+            (caller.account.clone(), caller.region.clone(), runtime.clone(), account_id.clone(), qualifier.clone());
+        let generation = self.store.generation();
+        if let Some(target) = self.targets.get(&key, generation) {
+            return Ok(target);
+        }
+        let target = self.resolve_uncached(caller, runtime, account_id, qualifier).await?;
+        self.targets.put(key, generation, target.clone());
+        Ok(target)
+    }
+
+    async fn resolve_uncached(
         &self,
         caller: Caller,
         runtime: String,

@@ -230,10 +230,12 @@ impl SandboxBackend for DockerBackend {
                 ..Default::default()
             };
             let options = CreateContainerOptions { name: Some(spec.name.clone()), ..Default::default() };
+            let t0 = std::time::Instant::now();
             let created = docker.create_container(Some(options), body).await.map_err(|e| {
                 SandboxError::Failed(format!("creating the container from image {} failed: {e}", spec.image))
             })?;
             let id = created.id;
+            let t_created = t0.elapsed();
             if let Err(e) = docker.start_container(&id, None::<bollard::query_parameters::StartContainerOptions>).await
             {
                 Self::remove(docker, &id).await;
@@ -248,6 +250,12 @@ impl SandboxBackend for DockerBackend {
                     }
                 };
             let ports = Self::ports_of(&inspect);
+            tracing::debug!(
+                container = %id,
+                create_ms = t_created.as_millis() as u64,
+                create_start_inspect_ms = t0.elapsed().as_millis() as u64,
+                "container started"
+            );
             if let Some(missing) = spec.ports.iter().find(|p| !ports.contains_key(p)) {
                 Self::remove(docker, &id).await;
                 return Err(SandboxError::Failed(format!(

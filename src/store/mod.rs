@@ -25,6 +25,8 @@ pub const DB_FILE_NAME: &str = "agentcore-local.sqlite3";
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
     path: Option<PathBuf>,
+    /// Bumped after every committed write, so caches of reads know when they are stale.
+    generation: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Why the database could not be opened; shown to the user verbatim at start-up.
@@ -78,7 +80,12 @@ impl Store {
             return Err(OpenError::Corrupt { path: shown, detail: check });
         }
         migrations::migrate(&mut conn, &shown)?;
-        Ok(Store { conn: Arc::new(Mutex::new(conn)), path })
+        Ok(Store { conn: Arc::new(Mutex::new(conn)), path, generation: Arc::default() })
+    }
+
+    /// Changes whenever a write commits. Read it before a read to tag what the read returns.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
     pub fn path(&self) -> Option<&Path> {
@@ -109,11 +116,15 @@ impl Store {
         F: FnOnce(&Tx<'_>) -> Result<T> + Send + 'static,
     {
         let conn = self.conn.clone();
+        let generation = self.generation.clone();
         tokio::task::spawn_blocking(move || {
             let mut guard = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             let txn = guard.transaction_with_behavior(behavior).map_err(db_error)?;
             let result = f(&Tx::new(&txn))?;
             txn.commit().map_err(db_error)?;
+            if matches!(behavior, TransactionBehavior::Immediate) {
+                generation.fetch_add(1, std::sync::atomic::Ordering::Release);
+            }
             Ok(result)
         })
         .await

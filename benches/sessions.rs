@@ -1,0 +1,212 @@
+//! Sessions benchmark: cold start to first response (p50/p95), warm invoke overhead against a
+//! direct call to the same container port in the same run, memory per idle session, and sessions
+//! created per second. Uses the fixture agent image (fixtures/build-images.sh).
+//!
+//! Run: `cargo bench --bench sessions`
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use support::{rss_kib, signed, signed_with, spawn_server};
+
+type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+const COLD_STARTS: usize = 15;
+const WARM_CALLS: usize = 1000;
+const BURST_SESSIONS: usize = 12;
+const BURST_CONCURRENCY: usize = 4;
+const IMAGE_URI: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/agentcore-local-test-agent:latest";
+
+fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort();
+    samples[((samples.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+async fn body_of(client: &HttpClient, req: Request<Full<Bytes>>) -> (u16, Bytes) {
+    let resp = client.request(req).await.expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.into_body().collect().await.unwrap().to_bytes())
+}
+
+fn invoke_request(addr: SocketAddr, arn_path: &str, session: &str, payload: &[u8]) -> Request<Full<Bytes>> {
+    signed_with("POST", addr, arn_path, "", payload, &[("x-amzn-bedrock-agentcore-runtime-session-id", session)])
+}
+
+/// A request that stays valid for the clock-skew window: rebuilt from the same signed headers.
+struct Presigned {
+    uri: String,
+    headers: Vec<(String, String)>,
+    body: Bytes,
+}
+
+impl Presigned {
+    fn new(req: Request<Full<Bytes>>, body: &[u8]) -> Presigned {
+        let uri = req.uri().to_string();
+        let headers = req.headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_string())).collect();
+        Presigned { uri, headers, body: Bytes::copy_from_slice(body) }
+    }
+
+    fn request(&self) -> Request<Full<Bytes>> {
+        let mut b = Request::post(&self.uri);
+        for (k, v) in &self.headers {
+            b = b.header(k, v);
+        }
+        b.body(Full::new(self.body.clone())).unwrap()
+    }
+}
+
+fn container_memory_mib(session_prefix: &str) -> (usize, f64) {
+    let ids = std::process::Command::new("docker")
+        .args(["ps", "-q", "--filter", "label=agentcore-local.managed=true"])
+        .output()
+        .unwrap();
+    let ids: Vec<String> = String::from_utf8_lossy(&ids.stdout).split_whitespace().map(String::from).collect();
+    let mut total = 0.0;
+    let mut counted = 0;
+    for id in ids {
+        let label = std::process::Command::new("docker")
+            .args(["inspect", "-f", "{{index .Config.Labels \"agentcore-local.session-id\"}}", &id])
+            .output()
+            .unwrap();
+        if !String::from_utf8_lossy(&label.stdout).starts_with(session_prefix) {
+            continue;
+        }
+        let stats = std::process::Command::new("docker")
+            .args(["stats", "--no-stream", "--format", "{{.MemUsage}}", &id])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&stats.stdout);
+        let used = text.split('/').next().unwrap_or("").trim();
+        let (num, unit) = used.split_at(used.find(|c: char| c.is_alphabetic()).unwrap_or(used.len()));
+        let value: f64 = num.parse().unwrap_or(0.0);
+        total += match unit {
+            "KiB" | "kB" => value / 1024.0,
+            "MiB" | "MB" => value,
+            "GiB" | "GB" => value * 1024.0,
+            _ => value / (1024.0 * 1024.0),
+        };
+        counted += 1;
+    }
+    (counted, total)
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let (server, _) = spawn_server(&["--max-tps-per-endpoint", "0"]);
+    let addr = server.addr;
+    let pid = server.child.id();
+    rt.block_on(async move {
+        let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+        let create = format!(
+            r#"{{"agentRuntimeName":"bench_sessions","agentRuntimeArtifact":{{"containerConfiguration":{{"containerUri":"{IMAGE_URI}"}}}},"roleArn":"arn:aws:iam::123456789012:role/R"}}"#
+        );
+        let (status, body) = body_of(&client, signed("PUT", addr, "/runtimes/", "", create.as_bytes())).await;
+        assert_eq!(status, 202, "{}", String::from_utf8_lossy(&body));
+        let created: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let id = created["agentRuntimeId"].as_str().unwrap().to_string();
+        let arn = created["agentRuntimeArn"].as_str().unwrap().to_string();
+        loop {
+            let (_, body) = body_of(&client, signed("GET", addr, &format!("/runtimes/{id}/"), "", b"")).await;
+            let rt: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            match rt["status"].as_str() {
+                Some("READY") => break,
+                Some("CREATING") => tokio::time::sleep(Duration::from_millis(20)).await,
+                other => panic!("runtime is {other:?}: {} (build the fixture image first)", rt["failureReason"]),
+            }
+        }
+        let arn_path = format!(
+            "/runtimes/{}/invocations",
+            percent_encoding::utf8_percent_encode(&arn, percent_encoding::NON_ALPHANUMERIC)
+        );
+        let echo = br#"{"action":"echo","n":1}"#;
+
+        // Cold starts, one after another; the sessions stay alive for the memory figures.
+        let rss_before = rss_kib(pid);
+        let mut cold = Vec::new();
+        for i in 0..COLD_STARTS {
+            let session = format!("bench-cold-{i:04}-{}", uuid::Uuid::new_v4());
+            let started = Instant::now();
+            let (status, body) = body_of(&client, invoke_request(addr, &arn_path, &session, echo)).await;
+            assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+            cold.push(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let rss_after = rss_kib(pid);
+        let (containers, container_mib) = container_memory_mib("bench-cold-");
+
+        // Warm: the same session through the emulator, then its container port directly.
+        let session = format!("bench-warm-{}", uuid::Uuid::new_v4());
+        let presigned = Presigned::new(invoke_request(addr, &arn_path, &session, echo), echo);
+        body_of(&client, presigned.request()).await;
+        let ports = std::process::Command::new("docker")
+            .args(["ps", "--filter", &format!("label=agentcore-local.session-id={session}"), "--format", "{{.Ports}}"])
+            .output()
+            .unwrap();
+        let ports = String::from_utf8_lossy(&ports.stdout).to_string();
+        let direct: SocketAddr = ports.split("->").next().unwrap().trim().parse().expect("container port");
+        let mut via = Vec::with_capacity(WARM_CALLS);
+        let mut straight = Vec::with_capacity(WARM_CALLS);
+        for _ in 0..WARM_CALLS {
+            let t = Instant::now();
+            let (status, _) = body_of(&client, presigned.request()).await;
+            assert_eq!(status, 200);
+            via.push(t.elapsed());
+            let req = Request::post(format!("http://{direct}/invocations"))
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from_static(echo)))
+                .unwrap();
+            let t = Instant::now();
+            let (status, _) = body_of(&client, req).await;
+            assert_eq!(status, 200);
+            straight.push(t.elapsed());
+        }
+
+        // Sessions created per second, a few at a time.
+        let started = Instant::now();
+        let mut workers = Vec::new();
+        for w in 0..BURST_CONCURRENCY {
+            let (client, arn_path) = (client.clone(), arn_path.clone());
+            workers.push(tokio::spawn(async move {
+                for i in (w..BURST_SESSIONS).step_by(BURST_CONCURRENCY) {
+                    let session = format!("bench-burst-{i:04}-{}", uuid::Uuid::new_v4());
+                    let (status, _) = body_of(&client, invoke_request(addr, &arn_path, &session, echo)).await;
+                    assert_eq!(status, 200);
+                }
+            }));
+        }
+        for w in workers {
+            w.await.unwrap();
+        }
+        let burst_rate = BURST_SESSIONS as f64 / started.elapsed().as_secs_f64();
+
+        let (c50, c95) = (percentile(&mut cold, 0.5), percentile(&mut cold, 0.95));
+        let (v50, v95) = (percentile(&mut via, 0.5), percentile(&mut via, 0.95));
+        let (d50, d95) = (percentile(&mut straight, 0.5), percentile(&mut straight, 0.95));
+        println!("\nsessions benchmark (fixture agent FROM scratch, Docker, loopback)");
+        println!("| measurement                                   | value          | target       |");
+        println!("|-----------------------------------------------|----------------|--------------|");
+        println!("| cold start to first response p50 ({COLD_STARTS} sessions) | {:>11.1} ms | <= 300 ms    |", ms(c50));
+        println!("| cold start to first response p95              | {:>11.1} ms |              |", ms(c95));
+        println!("| warm invoke via emulator p50 / p95            | {:>6.0} / {:>4.0} us |              |", v50.as_secs_f64() * 1e6, v95.as_secs_f64() * 1e6);
+        println!("| baseline: same container port directly p50/p95 | {:>6.0} / {:>4.0} us |              |", d50.as_secs_f64() * 1e6, d95.as_secs_f64() * 1e6);
+        println!("| overhead added by the emulator (p50)          | {:>11.0} us | < 100 us     |", (v50.as_secs_f64() - d50.as_secs_f64()) * 1e6);
+        println!("| memory per idle session: container (mean)     | {:>11.2} MiB |              | ({containers} containers)", container_mib / containers.max(1) as f64);
+        println!("| memory per idle session: emulator RSS growth  | {:>11.1} KiB |              |", (rss_after as f64 - rss_before as f64) / COLD_STARTS as f64);
+        println!("| sessions created per second ({BURST_CONCURRENCY} concurrent)     | {:>14.1} |              |", burst_rate);
+    });
+    // SIGTERM, so the emulator removes every sandbox it started.
+    let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let mut child = server.child;
+    let _ = child.wait();
+}
