@@ -19,6 +19,9 @@ use support::{rss_kib, signed, signed_with, spawn_server};
 type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
 
 const COLD_STARTS: usize = 15;
+/// With the warm pool, sessions arrive this far apart (the pool refills in between, as it does when
+/// sessions arrive at human pace).
+const POOL_GAP: Duration = Duration::from_millis(1500);
 const WARM_CALLS: usize = 1000;
 const BURST_SESSIONS: usize = 12;
 const BURST_CONCURRENCY: usize = 4;
@@ -101,34 +104,63 @@ fn container_memory_mib(session_prefix: &str) -> (usize, f64) {
     (counted, total)
 }
 
+/// Create the fixture runtime and wait for READY; returns the invocation path.
+async fn fixture_runtime(client: &HttpClient, addr: SocketAddr, name: &str) -> String {
+    let create = format!(
+        r#"{{"agentRuntimeName":"{name}","agentRuntimeArtifact":{{"containerConfiguration":{{"containerUri":"{IMAGE_URI}"}}}},"roleArn":"arn:aws:iam::123456789012:role/R"}}"#
+    );
+    let (status, body) = body_of(client, signed("PUT", addr, "/runtimes/", "", create.as_bytes())).await;
+    assert_eq!(status, 202, "{}", String::from_utf8_lossy(&body));
+    let created: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let id = created["agentRuntimeId"].as_str().unwrap().to_string();
+    let arn = created["agentRuntimeArn"].as_str().unwrap().to_string();
+    loop {
+        let (_, body) = body_of(client, signed("GET", addr, &format!("/runtimes/{id}/"), "", b"")).await;
+        let rt: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        match rt["status"].as_str() {
+            Some("READY") => break,
+            Some("CREATING") => tokio::time::sleep(Duration::from_millis(20)).await,
+            other => panic!("runtime is {other:?}: {} (build the fixture image first)", rt["failureReason"]),
+        }
+    }
+    format!("/runtimes/{}/invocations", percent_encoding::utf8_percent_encode(&arn, percent_encoding::NON_ALPHANUMERIC))
+}
+
+/// Cold starts with `--warm-pool 1`: the first session fills the pool, later ones claim spares.
+fn pooled_cold_starts(rt: &tokio::runtime::Runtime) -> Vec<Duration> {
+    let (server, _) = spawn_server(&["--max-tps-per-endpoint", "0", "--warm-pool", "1"]);
+    let (addr, pid) = (server.addr, server.child.id());
+    let samples = rt.block_on(async move {
+        let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+        let arn_path = fixture_runtime(&client, addr, "bench_pool").await;
+        let mut samples = Vec::new();
+        for i in 0..=COLD_STARTS {
+            let session = format!("bench-pool-{i:04}-{}", uuid::Uuid::new_v4());
+            let started = Instant::now();
+            let (status, _) = body_of(&client, invoke_request(addr, &arn_path, &session, b"{}")).await;
+            assert_eq!(status, 200);
+            if i > 0 {
+                samples.push(started.elapsed());
+            }
+            tokio::time::sleep(POOL_GAP).await;
+        }
+        samples
+    });
+    let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let mut child = server.child;
+    let _ = child.wait();
+    samples
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let mut pooled = pooled_cold_starts(&rt);
     let (server, _) = spawn_server(&["--max-tps-per-endpoint", "0"]);
     let addr = server.addr;
     let pid = server.child.id();
     rt.block_on(async move {
         let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
-        let create = format!(
-            r#"{{"agentRuntimeName":"bench_sessions","agentRuntimeArtifact":{{"containerConfiguration":{{"containerUri":"{IMAGE_URI}"}}}},"roleArn":"arn:aws:iam::123456789012:role/R"}}"#
-        );
-        let (status, body) = body_of(&client, signed("PUT", addr, "/runtimes/", "", create.as_bytes())).await;
-        assert_eq!(status, 202, "{}", String::from_utf8_lossy(&body));
-        let created: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        let id = created["agentRuntimeId"].as_str().unwrap().to_string();
-        let arn = created["agentRuntimeArn"].as_str().unwrap().to_string();
-        loop {
-            let (_, body) = body_of(&client, signed("GET", addr, &format!("/runtimes/{id}/"), "", b"")).await;
-            let rt: serde_json::Value = serde_json::from_slice(&body).unwrap();
-            match rt["status"].as_str() {
-                Some("READY") => break,
-                Some("CREATING") => tokio::time::sleep(Duration::from_millis(20)).await,
-                other => panic!("runtime is {other:?}: {} (build the fixture image first)", rt["failureReason"]),
-            }
-        }
-        let arn_path = format!(
-            "/runtimes/{}/invocations",
-            percent_encoding::utf8_percent_encode(&arn, percent_encoding::NON_ALPHANUMERIC)
-        );
+        let arn_path = fixture_runtime(&client, addr, "bench_sessions").await;
         let echo = br#"{"action":"echo","n":1}"#;
 
         // Cold starts, one after another; the sessions stay alive for the memory figures.
@@ -198,12 +230,38 @@ fn main() {
         println!("|-----------------------------------------------|----------------|--------------|");
         println!("| cold start to first response p50 ({COLD_STARTS} sessions) | {:>11.1} ms | <= 300 ms    |", ms(c50));
         println!("| cold start to first response p95              | {:>11.1} ms |              |", ms(c95));
-        println!("| warm invoke via emulator p50 / p95            | {:>6.0} / {:>4.0} us |              |", v50.as_secs_f64() * 1e6, v95.as_secs_f64() * 1e6);
-        println!("| baseline: same container port directly p50/p95 | {:>6.0} / {:>4.0} us |              |", d50.as_secs_f64() * 1e6, d95.as_secs_f64() * 1e6);
-        println!("| overhead added by the emulator (p50)          | {:>11.0} us | < 100 us     |", (v50.as_secs_f64() - d50.as_secs_f64()) * 1e6);
-        println!("| memory per idle session: container (mean)     | {:>11.2} MiB |              | ({containers} containers)", container_mib / containers.max(1) as f64);
-        println!("| memory per idle session: emulator RSS growth  | {:>11.1} KiB |              |", (rss_after as f64 - rss_before as f64) / COLD_STARTS as f64);
-        println!("| sessions created per second ({BURST_CONCURRENCY} concurrent)     | {:>14.1} |              |", burst_rate);
+        let (p50, p95) = (percentile(&mut pooled, 0.5), percentile(&mut pooled, 0.95));
+        println!(
+            "| cold start with --warm-pool 1, p50 / p95      | {:>6.1} / {:>4.1} ms | <= 300 ms    |",
+            ms(p50),
+            ms(p95)
+        );
+        println!(
+            "| warm invoke via emulator p50 / p95            | {:>6.0} / {:>4.0} us |              |",
+            v50.as_secs_f64() * 1e6,
+            v95.as_secs_f64() * 1e6
+        );
+        println!(
+            "| baseline: same container port directly p50/p95 | {:>6.0} / {:>4.0} us |              |",
+            d50.as_secs_f64() * 1e6,
+            d95.as_secs_f64() * 1e6
+        );
+        println!(
+            "| overhead added by the emulator (p50)          | {:>11.0} us | < 100 us     |",
+            (v50.as_secs_f64() - d50.as_secs_f64()) * 1e6
+        );
+        println!(
+            "| memory per idle session: container (mean)     | {:>11.2} MiB |              | ({containers} containers)",
+            container_mib / containers.max(1) as f64
+        );
+        println!(
+            "| memory per idle session: emulator RSS growth  | {:>11.1} KiB |              |",
+            (rss_after as f64 - rss_before as f64) / COLD_STARTS as f64
+        );
+        println!(
+            "| sessions created per second ({BURST_CONCURRENCY} concurrent)     | {:>14.1} |              |",
+            burst_rate
+        );
     });
     // SIGTERM, so the emulator removes every sandbox it started.
     let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();

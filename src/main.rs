@@ -91,6 +91,11 @@ struct ServeArgs {
     /// Leave session sandboxes running at shutdown; the next start re-adopts them.
     #[arg(long, env = "AGENTCORE_LOCAL_KEEP_SESSIONS")]
     keep_sessions: bool,
+    /// Ready spare sandboxes kept per runtime version in use, so new sessions skip the container
+    /// start. A claimed spare keeps its `pool` label (labels are immutable); its session is
+    /// recorded in the emulator's store. 0 disables the warm pool.
+    #[arg(long, env = "AGENTCORE_LOCAL_WARM_POOL", default_value_t = 0)]
+    warm_pool: usize,
     /// Threads serving requests; 0 means one per CPU. One thread gives the lowest per-request
     /// latency on small machines (no cross-thread wake-ups); more help many concurrent streams.
     #[arg(long, env = "AGENTCORE_LOCAL_WORKER_THREADS", default_value_t = 1)]
@@ -142,6 +147,7 @@ fn build_config(args: &ServeArgs) -> Result<Config, String> {
             debug_errors: args.debug_errors,
             keep_sessions: args.keep_sessions,
             time_scale: args.lifecycle_time_scale,
+            warm_pool: args.warm_pool,
             ..SessionConfig::default()
         },
     })

@@ -88,9 +88,11 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     let (sessions, provisioner): (Option<Arc<Sessions>>, Arc<dyn Provisioner>) = match config.sandbox {
         SandboxKind::Docker => {
             let backend: Arc<dyn SandboxBackend> = Arc::new(DockerBackend::new());
-            let sessions = Arc::new(Sessions::new(backend.clone(), config.sessions.clone(), instance_id(&store).await));
+            let instance = instance_id(&store).await;
+            let sessions = Arc::new(Sessions::new(backend.clone(), control.clone(), config.sessions.clone(), instance));
             sessions.set_emulator_url(format!("http://{addr}"));
             sessions.recover(&control).await;
+            sessions.spawn_pool_janitor();
             (Some(sessions.clone()), Arc::new(SandboxProvisioner::new(backend, sessions)))
         }
         SandboxKind::None => (None, Arc::new(ControlPlaneOnly)),

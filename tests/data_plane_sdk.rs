@@ -163,3 +163,45 @@ async fn unknown_runtime_and_qualifier_are_not_found() {
     }
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn warm_pool_hands_new_sessions_a_ready_spare() {
+    let mut config = agentcore_local::config::Config::for_tests();
+    config.sandbox = agentcore_local::config::SandboxKind::Docker;
+    config.sessions.max_tps_per_endpoint = 0;
+    config.sessions.warm_pool = 1;
+    let _ = start_with_docker(1.0).await.shutdown().await; // checks the fixture image exists
+    let server = start_with(config).await;
+    let arn = fixture_runtime(&control(&server), "rs_pool").await;
+    let runtime_id = arn.rsplit('/').next().unwrap().to_string();
+    let data = data_client(&server.url());
+    let first = invoke_json(&data, &arn, &session_id("rust-pool-a"), json!({"action": "whoami"})).await;
+
+    // The first session makes the version "in use": a spare is started for the next one.
+    let mut spares = Vec::new();
+    for _ in 0..100 {
+        let pool = containers_with_label("agentcore-local.pool", "true");
+        let ours: Vec<String> = pool
+            .into_iter()
+            .filter(|id| containers_with_label("agentcore-local.runtime-id", &runtime_id).contains(id))
+            .collect();
+        if !ours.is_empty() {
+            spares = ours;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(spares.len(), 1, "one spare for the version");
+    tokio::time::sleep(Duration::from_millis(300)).await; // let it pass its readiness check
+
+    let second = invoke_json(&data, &arn, &session_id("rust-pool-b"), json!({"action": "whoami"})).await;
+    let host = second["hostname"].as_str().unwrap();
+    assert!(spares[0].starts_with(host), "session b runs in the spare {} (hostname {host})", spares[0]);
+    assert_ne!(second["hostname"], first["hostname"], "a spare serves one session only");
+    assert_eq!(second["counter"], 1);
+    server.shutdown().await;
+    assert!(
+        containers_with_label("agentcore-local.runtime-id", &runtime_id).is_empty(),
+        "spares are removed at shutdown"
+    );
+}

@@ -85,6 +85,19 @@ impl ControlPlane {
         Reconciler::new(self.store.clone(), self.wake.clone(), provisioner)
     }
 
+    /// Remember that a pre-started sandbox now serves `session_id` (its labels cannot say so).
+    pub async fn record_claim(&self, sandbox_id: String, runtime_id: String, session_id: String) -> Result<()> {
+        self.store.write(move |tx| tx.put_claim(&sandbox_id, &runtime_id, &session_id, now_ms())).await
+    }
+
+    pub async fn claimed_session(&self, sandbox_id: String) -> Result<Option<String>> {
+        self.store.read(move |tx| tx.claim(&sandbox_id)).await
+    }
+
+    pub async fn forget_claim(&self, sandbox_id: String) -> Result<()> {
+        self.store.write(move |tx| tx.delete_claim(&sandbox_id)).await
+    }
+
     fn wake_reconciler(&self) {
         self.wake.notify_one();
     }

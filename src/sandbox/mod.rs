@@ -28,6 +28,8 @@ pub mod labels {
     pub const ENDPOINT: &str = "agentcore-local.endpoint";
     pub const SESSION_ID: &str = "agentcore-local.session-id";
     pub const STARTED_AT_MS: &str = "agentcore-local.started-at-ms";
+    /// `true` on warm-pool sandboxes, whose session (once claimed) is recorded in the store.
+    pub const POOL: &str = "agentcore-local.pool";
 }
 
 /// Resource limits of one sandbox. Defaults are the service's: 2 vCPU, 8 GB per session.

@@ -3,6 +3,7 @@
 //! stopped, and always removed afterwards.
 
 pub mod forward;
+mod pool;
 pub mod readiness;
 pub mod recover;
 mod session;
@@ -56,6 +57,8 @@ pub struct SessionConfig {
     pub keep_sessions: bool,
     /// Multiplies idle timeout, max lifetime and the ping interval (tests use < 1).
     pub time_scale: f64,
+    /// Ready spare sandboxes kept per runtime version in use (0 disables the warm pool).
+    pub warm_pool: usize,
 }
 
 /// Service values (field-notes.md, runtime-contract.md §8).
@@ -81,6 +84,7 @@ impl Default for SessionConfig {
             debug_errors: false,
             keep_sessions: false,
             time_scale: 1.0,
+            warm_pool: 0,
         }
     }
 }
@@ -106,6 +110,8 @@ struct Slot {
 
 pub struct Sessions {
     backend: Arc<dyn SandboxBackend>,
+    control: crate::control::ControlPlane,
+    pool: pool::Pool,
     pub config: SessionConfig,
     instance_id: String,
     client: AgentClient,
@@ -126,12 +132,19 @@ pub const INIT_TIMEOUT_MESSAGE: &str =
     "Runtime initialization time exceeded. Please make sure that initialization completes in 60s.";
 
 impl Sessions {
-    pub fn new(backend: Arc<dyn SandboxBackend>, config: SessionConfig, instance_id: String) -> Sessions {
+    pub fn new(
+        backend: Arc<dyn SandboxBackend>,
+        control: crate::control::ControlPlane,
+        config: SessionConfig,
+        instance_id: String,
+    ) -> Sessions {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(connector);
         Sessions {
             backend,
+            control,
+            pool: pool::Pool::default(),
             throttle: Throttle::new(config.max_tps_per_endpoint),
             config,
             instance_id,
@@ -253,8 +266,69 @@ impl Sessions {
     async fn start(self: &Arc<Self>, slot_id: u64, key: SessionKey, target: InvocationTarget) -> Result<Arc<Session>> {
         let began = Instant::now();
         let started_ms = now_ms();
-        let spec =
-            spec::build(&self.config, &self.instance_id, self.emulator_url(), &target, &key.session_id, started_ms);
+        let spare = self.claim_spare(&target, &key).await;
+        self.replenish(&target);
+        let handle = match spare {
+            Some(handle) => handle,
+            None => self.cold_start(&key, &target, started_ms).await?,
+        };
+        let session = Arc::new(Session::new(key, target, handle, began, started_ms, slot_id));
+        tracing::info!(
+            session = %session.key.session_id,
+            runtime = %session.key.runtime_id,
+            version = session.target.version,
+            sandbox = %session.sandbox.id,
+            cold_start_ms = began.elapsed().as_millis() as u64,
+            "session started"
+        );
+        tokio::spawn(supervisor::supervise(self.clone(), session.clone()));
+        Ok(session)
+    }
+
+    /// A waiting spare that still answers, recorded as serving `key`'s session.
+    async fn claim_spare(
+        self: &Arc<Self>,
+        target: &InvocationTarget,
+        key: &SessionKey,
+    ) -> Option<crate::sandbox::SandboxHandle> {
+        while let Some(spare) = self.take_spare(target) {
+            let addr = spare.ports.get(&target.protocol.port).copied()?;
+            let alive = if target.protocol.has_ping() {
+                readiness::ping(&self.client, addr, Duration::from_secs(1)).await.is_ok()
+            } else {
+                tokio::net::TcpStream::connect(addr).await.is_ok()
+            };
+            if !alive {
+                self.stop_in_background(spare.id);
+                continue;
+            }
+            if let Err(e) =
+                self.control.record_claim(spare.id.clone(), key.runtime_id.clone(), key.session_id.clone()).await
+            {
+                tracing::warn!(error = %e, "could not record a warm-pool claim; starting a fresh sandbox instead");
+                self.stop_in_background(spare.id);
+                return None;
+            }
+            return Some(spare);
+        }
+        None
+    }
+
+    /// Start and await a sandbox for one session.
+    async fn cold_start(
+        &self,
+        key: &SessionKey,
+        target: &InvocationTarget,
+        started_ms: i64,
+    ) -> Result<crate::sandbox::SandboxHandle> {
+        let spec = spec::build(
+            &self.config,
+            &self.instance_id,
+            self.emulator_url(),
+            target,
+            Some(&key.session_id),
+            started_ms,
+        );
         let handle = self.backend.start(&spec).await.map_err(|e| {
             tracing::warn!(session = %key.session_id, runtime = %key.runtime_id, error = %e, "sandbox did not start");
             runtime_client_error(format!("Runtime initialization failed: {e}"))
@@ -297,17 +371,20 @@ impl Sessions {
                 last_lines(&logs, 20)
             )));
         }
-        let session = Arc::new(Session::new(key, target, handle, began, started_ms, slot_id));
-        tracing::info!(
-            session = %session.key.session_id,
-            runtime = %session.key.runtime_id,
-            version = session.target.version,
-            sandbox = %session.sandbox.id,
-            cold_start_ms = began.elapsed().as_millis() as u64,
-            "session started"
-        );
-        tokio::spawn(supervisor::supervise(self.clone(), session.clone()));
-        Ok(session)
+        Ok(handle)
+    }
+
+    /// Stop a sandbox in the background (tracked, so shutdown waits for it); forgets any claim.
+    fn stop_in_background(&self, sandbox_id: String) {
+        let (backend, control, grace) = (self.backend.clone(), self.control.clone(), self.config.stop_grace);
+        let mut stopping = self.stopping.lock().unwrap_or_else(|p| p.into_inner());
+        while stopping.try_join_next().is_some() {}
+        stopping.spawn(async move {
+            if let Err(e) = backend.stop(&sandbox_id, grace).await {
+                tracing::warn!(sandbox = %sandbox_id, error = %e, "could not stop sandbox");
+            }
+            let _ = control.forget_claim(sandbox_id).await;
+        });
     }
 
     /// End a session: drop it from the table now (the next request with its id starts fresh),
@@ -325,14 +402,7 @@ impl Sessions {
             "session ended: {}",
             reason.describe()
         );
-        let (backend, id, grace) = (self.backend.clone(), session.sandbox.id.clone(), self.config.stop_grace);
-        let mut stopping = self.stopping.lock().unwrap_or_else(|p| p.into_inner());
-        while stopping.try_join_next().is_some() {}
-        stopping.spawn(async move {
-            if let Err(e) = backend.stop(&id, grace).await {
-                tracing::warn!(sandbox = %id, error = %e, "could not stop sandbox");
-            }
-        });
+        self.stop_in_background(session.sandbox.id.clone());
         true
     }
 
@@ -361,6 +431,8 @@ impl Sessions {
 
     /// End the sessions of a runtime (or one version of it) and wait until their sandboxes are gone.
     pub async fn retire(self: &Arc<Self>, runtime_id: &str, version: Option<u32>) {
+        self.drain_pool(Some(runtime_id), version);
+        self.wait_for_fills().await;
         for s in self.live() {
             if s.key.runtime_id == runtime_id && version.is_none_or(|v| v == s.target.version) {
                 self.end(&s, EndReason::RuntimeDeleted);
@@ -377,7 +449,10 @@ impl Sessions {
 
     /// At shutdown: stop every sandbox unless `keep_sessions`.
     pub async fn shutdown(self: &Arc<Self>) {
+        self.drain_pool(None, None);
+        self.wait_for_fills().await;
         if self.config.keep_sessions {
+            self.wait_for_stops().await;
             tracing::info!(sessions = self.live().len(), "leaving sessions running (--keep-sessions)");
             return;
         }
@@ -392,6 +467,8 @@ impl Sessions {
                 self.end(&s, EndReason::Shutdown);
             }
         }
+        self.drain_pool(None, None);
+        self.wait_for_fills().await;
         self.wait_for_stops().await;
         tracing::info!(stopped = live.len(), "all sandboxes stopped");
     }

@@ -19,7 +19,7 @@ pub fn build(
     instance_id: &str,
     emulator_url: &str,
     target: &InvocationTarget,
-    session_id: &str,
+    session_id: Option<&str>,
     now_ms: i64,
 ) -> SandboxSpec {
     // The runtime's variables first; the service's own variables win, as in the cloud.
@@ -37,9 +37,13 @@ pub fn build(
     env.retain(|(k, _)| !service_env.iter().any(|(s, _)| s == k));
     env.extend(service_env.iter().map(|(k, v)| (k.to_string(), v.clone())));
 
-    let session_hash = hex::encode(&Sha256::digest(session_id.as_bytes())[..6]);
+    // Warm-pool spares have no session yet (`None`); the claim is recorded in the store.
+    let session_part = match session_id {
+        Some(id) => hex::encode(&Sha256::digest(id.as_bytes())[..6]),
+        None => "pool".to_string(),
+    };
     let suffix: u16 = rand::random();
-    let name = format!("agentcore-{}-{session_hash}-{suffix:04x}", target.runtime_id);
+    let name = format!("agentcore-{}-{session_part}-{suffix:04x}", target.runtime_id);
     let labels = HashMap::from([
         (labels::MANAGED.to_string(), "true".to_string()),
         (labels::INSTANCE.to_string(), instance_id.to_string()),
@@ -49,7 +53,8 @@ pub fn build(
         (labels::RUNTIME_ID.to_string(), target.runtime_id.clone()),
         (labels::VERSION.to_string(), target.version.to_string()),
         (labels::ENDPOINT.to_string(), target.endpoint_name.clone()),
-        (labels::SESSION_ID.to_string(), session_id.to_string()),
+        (labels::SESSION_ID.to_string(), session_id.unwrap_or_default().to_string()),
+        (labels::POOL.to_string(), session_id.is_none().to_string()),
         (labels::STARTED_AT_MS.to_string(), now_ms.to_string()),
     ]);
     SandboxSpec {

@@ -71,6 +71,15 @@ const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL
     );
     "#,
+    // 3: which session a pre-started (warm pool) sandbox was given to, for re-adoption
+    r#"
+    CREATE TABLE sandbox_claims (
+        sandbox_id TEXT PRIMARY KEY,
+        runtime_id TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        claimed_at INTEGER NOT NULL
+    );
+    "#,
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

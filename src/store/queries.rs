@@ -350,6 +350,26 @@ impl<'a> Tx<'a> {
         Ok(())
     }
 
+    // ---- sandbox claims ----
+
+    pub fn put_claim(&self, sandbox_id: &str, runtime_id: &str, session_id: &str, at: i64) -> Result<()> {
+        self.exec(
+            "INSERT OR REPLACE INTO sandbox_claims (sandbox_id, runtime_id, session_id, claimed_at) VALUES (?1, ?2, ?3, ?4)",
+            params![sandbox_id, runtime_id, session_id, at],
+        )?;
+        Ok(())
+    }
+
+    /// The session a claimed sandbox serves.
+    pub fn claim(&self, sandbox_id: &str) -> Result<Option<String>> {
+        self.query_opt("SELECT session_id FROM sandbox_claims WHERE sandbox_id = ?1", params![sandbox_id], |r| r.get(0))
+    }
+
+    pub fn delete_claim(&self, sandbox_id: &str) -> Result<()> {
+        self.exec("DELETE FROM sandbox_claims WHERE sandbox_id = ?1", params![sandbox_id])?;
+        Ok(())
+    }
+
     // ---- idempotency ----
 
     pub fn idempotency_record(
