@@ -89,7 +89,9 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         SandboxKind::Docker => {
             let backend: Arc<dyn SandboxBackend> = Arc::new(DockerBackend::new());
             let instance = instance_id(&store).await;
-            let sessions = Arc::new(Sessions::new(backend.clone(), control.clone(), config.sessions.clone(), instance));
+            let mut session_config = config.sessions.clone();
+            session_config.persistent = config.data_dir.is_some();
+            let sessions = Arc::new(Sessions::new(backend.clone(), control.clone(), session_config, instance));
             sessions.set_emulator_url(format!("http://{addr}"));
             sessions.recover(&control).await;
             sessions.spawn_pool_janitor();

@@ -27,8 +27,125 @@ fn allowed_ranges(config: &Map<String, Value>) -> Vec<(String, u64, u64)> {
         .collect()
 }
 
+/// Headers the service never passes to an agent, whether allow-listed or not (runtime-contract.md
+/// §6, the SDK's RESTRICTED_HEADERS): hop-by-hop and framing, content negotiation, caching,
+/// cookies, proxies and client-IP headers, CORS and security headers, WebSocket handshake, and every
+/// `x-amz-*` / `x-amzn-*` header except the `X-Amzn-Bedrock-AgentCore-Runtime-Custom-` prefix.
+pub fn restricted_header(name: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "proxy-authorization",
+        "www-authenticate",
+        "host",
+        "user-agent",
+        "referer",
+        "from",
+        "range",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "connection",
+        "keep-alive",
+        "upgrade",
+        "server",
+        "date",
+        "location",
+        "retry-after",
+        "cookie",
+        "set-cookie",
+        "cache-control",
+        "pragma",
+        "expires",
+        "age",
+        "vary",
+        "etag",
+        "last-modified",
+        "via",
+        "forwarded",
+        "x-real-ip",
+        "x-client-ip",
+        "x-originating-ip",
+        "true-client-ip",
+        "x-cluster-client-ip",
+        "origin",
+        "link",
+        "strict-transport-security",
+        "content-security-policy",
+        "x-frame-options",
+        "x-content-type-options",
+        "x-xss-protection",
+        "referrer-policy",
+        "permissions-policy",
+        "mcp-session-id",
+        "mcp-protocol-version",
+        "traceparent",
+        "tracestate",
+        "baggage",
+    ];
+    const PREFIXES: &[&str] = &[
+        "accept",
+        "content-",
+        "if-",
+        "x-forwarded-",
+        "access-control-",
+        "sec-",
+        "cf-",
+        "fastly-",
+        "akamai-",
+        "x-amz-",
+        "x-amzn-",
+        ":",
+    ];
+    let name = name.to_ascii_lowercase();
+    if name.starts_with(CUSTOM_HEADER_PREFIX) {
+        return false;
+    }
+    EXACT.contains(&name.as_str()) || PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// Headers with this prefix may always be allow-listed.
+pub const CUSTOM_HEADER_PREFIX: &str = "x-amzn-bedrock-agentcore-runtime-custom-";
+
+fn check_header_allowlist(config: &Map<String, Value>) -> Result<()> {
+    let names = config
+        .get("requestHeaderConfiguration")
+        .and_then(|c| c.get("requestHeaderAllowlist"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let has_jwt = config.get("authorizerConfiguration").and_then(|a| a.get("customJWTAuthorizer")).is_some();
+    let mut seen = std::collections::HashSet::new();
+    for (i, name) in names.iter().filter_map(Value::as_str).enumerate() {
+        let field = format!("requestHeaderConfiguration.requestHeaderAllowlist.{}", i + 1);
+        let lower = name.to_ascii_lowercase();
+        if !seen.insert(lower.clone()) {
+            return Err(Error::invalid_field(&field, format!("Header '{name}' is listed more than once.")));
+        }
+        if lower == "authorization" {
+            if !has_jwt {
+                return Err(Error::invalid_field(
+                    &field,
+                    "Authorization can be forwarded only when the runtime has a customJWTAuthorizer.",
+                ));
+            }
+            continue;
+        }
+        if restricted_header(&lower) {
+            return Err(Error::invalid_field(
+                &field,
+                format!(
+                    "Header '{name}' cannot be forwarded to the agent: it is on the service's restricted list \
+                     (x-amz-*/x-amzn-* other than X-Amzn-Bedrock-AgentCore-Runtime-Custom-*, hop-by-hop, content, \
+                     caching, cookie, proxy and security headers)."
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub fn check(config: &Map<String, Value>) -> Result<()> {
     lifecycle::check(config)?;
+    check_header_allowlist(config)?;
     let protocol_port = config.get("protocolConfiguration").and_then(|p| p.get("port")).and_then(Value::as_u64);
     if protocol_port == Some(RESERVED_PORT) {
         return Err(Error::invalid_field(
@@ -68,6 +185,21 @@ mod tests {
 
     fn check_json(v: Value) -> Result<()> {
         check(v.as_object().unwrap())
+    }
+
+    #[test]
+    fn header_allowlist_rules() {
+        assert!(restricted_header("X-Amzn-Bedrock-AgentCore-Runtime-User-Id"));
+        assert!(restricted_header("x-amz-date") && restricted_header("Cookie") && restricted_header("X-Forwarded-For"));
+        assert!(restricted_header("Accept-Language") && restricted_header("user-agent"));
+        assert!(!restricted_header("X-Amzn-Bedrock-AgentCore-Runtime-Custom-Foo"));
+        assert!(!restricted_header("X-Custom-App"));
+        let allow = |names: Value| check_json(json!({"requestHeaderConfiguration": {"requestHeaderAllowlist": names}}));
+        assert!(allow(json!(["X-Custom-App", "X-Amzn-Bedrock-AgentCore-Runtime-Custom-Foo"])).is_ok());
+        assert!(allow(json!(["X-Amzn-Other-Thing"])).is_err());
+        assert!(allow(json!(["Cookie"])).is_err());
+        assert!(allow(json!(["Authorization"])).is_err(), "needs a JWT authorizer");
+        assert!(allow(json!(["x-a", "X-A"])).is_err(), "duplicates, case-insensitively");
     }
 
     #[test]

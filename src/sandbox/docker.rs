@@ -249,6 +249,13 @@ impl SandboxBackend for DockerBackend {
                         return Err(SandboxError::Failed(format!("inspecting the new container failed: {e}")));
                     }
                 };
+            let state = inspect.state.clone().unwrap_or_default();
+            if !state.running.unwrap_or(false) {
+                // Exited before we looked: Docker drops its port bindings, so report the exit itself.
+                let logs = self.logs(&id, 40).await;
+                Self::remove(docker, &id).await;
+                return Err(SandboxError::ExitedAtStart { code: state.exit_code.unwrap_or(-1), logs });
+            }
             let ports = Self::ports_of(&inspect);
             tracing::debug!(
                 container = %id,

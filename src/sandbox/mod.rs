@@ -21,6 +21,8 @@ pub mod labels {
     pub const MANAGED: &str = "agentcore-local.managed";
     pub const INSTANCE: &str = "agentcore-local.instance";
     pub const OWNER_PID: &str = "agentcore-local.owner-pid";
+    /// `true` when the owning emulator keeps its state in a data dir and will come back for it.
+    pub const PERSISTENT: &str = "agentcore-local.persistent";
     pub const ACCOUNT: &str = "agentcore-local.account";
     pub const REGION: &str = "agentcore-local.region";
     pub const RUNTIME_ID: &str = "agentcore-local.runtime-id";
@@ -98,6 +100,9 @@ pub enum SandboxError {
     Unavailable(String),
     #[error("{0}")]
     Failed(String),
+    /// The sandbox started but its process exited at once (the sandbox is already removed).
+    #[error("the agent exited with code {code} during initialization")]
+    ExitedAtStart { code: i64, logs: String },
 }
 
 pub trait SandboxBackend: Send + Sync + 'static {

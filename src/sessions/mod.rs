@@ -59,6 +59,9 @@ pub struct SessionConfig {
     pub time_scale: f64,
     /// Ready spare sandboxes kept per runtime version in use (0 disables the warm pool).
     pub warm_pool: usize,
+    /// The emulator keeps state in a data dir: its sandboxes outlive it and only it may remove
+    /// them (other emulators treat only in-memory emulators' sandboxes as orphans).
+    pub persistent: bool,
 }
 
 /// Service values (field-notes.md, runtime-contract.md §8).
@@ -85,6 +88,7 @@ impl Default for SessionConfig {
             keep_sessions: false,
             time_scale: 1.0,
             warm_pool: 0,
+            persistent: false,
         }
     }
 }
@@ -329,10 +333,21 @@ impl Sessions {
             Some(&key.session_id),
             started_ms,
         );
-        let handle = self.backend.start(&spec).await.map_err(|e| {
-            tracing::warn!(session = %key.session_id, runtime = %key.runtime_id, error = %e, "sandbox did not start");
-            runtime_client_error(format!("Runtime initialization failed: {e}"))
-        })?;
+        let handle = match self.backend.start(&spec).await {
+            Ok(h) => h,
+            Err(crate::sandbox::SandboxError::ExitedAtStart { code, logs }) => {
+                return Err(self.start_failure(
+                    key,
+                    target,
+                    format!("the agent exited with code {code} during initialization"),
+                    &logs,
+                ));
+            }
+            Err(e) => {
+                tracing::warn!(session = %key.session_id, runtime = %key.runtime_id, error = %e, "sandbox did not start");
+                return Err(runtime_client_error(format!("Runtime initialization failed: {e}")));
+            }
+        };
         let addr = handle
             .ports
             .get(&target.protocol.port)
@@ -359,19 +374,25 @@ impl Sessions {
                     failure.last_probe_error
                 ),
             };
-            tracing::warn!(
-                session = %key.session_id,
-                runtime = %key.runtime_id,
-                version = target.version,
-                "session failed to start: {what}; last agent output:\n{}",
-                logs.trim_end()
-            );
-            return Err(runtime_client_error(format!(
-                "{INIT_TIMEOUT_MESSAGE}\n\nagentcore-local: {what}. Last agent output:\n{}",
-                last_lines(&logs, 20)
-            )));
+            return Err(self.start_failure(key, target, what, &logs));
         }
         Ok(handle)
+    }
+
+    /// The RuntimeClientError of a failed start: AWS's message, then what happened and the agent's
+    /// last output (also logged, so nobody has to go looking).
+    fn start_failure(&self, key: &SessionKey, target: &InvocationTarget, what: String, logs: &str) -> Error {
+        tracing::warn!(
+            session = %key.session_id,
+            runtime = %key.runtime_id,
+            version = target.version,
+            "session failed to start: {what}; last agent output:\n{}",
+            logs.trim_end()
+        );
+        runtime_client_error(format!(
+            "{INIT_TIMEOUT_MESSAGE}\n\nagentcore-local: {what}. Last agent output:\n{}",
+            last_lines(logs, 20)
+        ))
     }
 
     /// Stop a sandbox in the background (tracked, so shutdown waits for it); forgets any claim.

@@ -13,12 +13,15 @@ use crate::control::{now_ms, ControlPlane};
 use crate::error::Result;
 use crate::sandbox::{labels, OwnedSandbox};
 
-fn owner_alive(sandbox: &OwnedSandbox) -> bool {
-    sandbox
-        .labels
-        .get(labels::OWNER_PID)
-        .and_then(|p| p.parse::<u32>().ok())
-        .is_some_and(|pid| pid == std::process::id() || std::path::Path::new(&format!("/proc/{pid}")).exists())
+/// A sandbox of another emulator that nobody will come back for: its emulator kept no data dir
+/// (so it cannot restart into the same instance) and its process is gone. Sandboxes of emulators
+/// with a data dir are theirs alone to re-adopt or remove at their next start.
+fn orphaned(sandbox: &OwnedSandbox) -> bool {
+    if sandbox.labels.get(labels::PERSISTENT).map(String::as_str) == Some("true") {
+        return false;
+    }
+    let owner = sandbox.labels.get(labels::OWNER_PID).and_then(|p| p.parse::<u32>().ok());
+    !owner.is_some_and(|pid| pid == std::process::id() || std::path::Path::new(&format!("/proc/{pid}")).exists())
 }
 
 impl Sessions {
@@ -38,7 +41,7 @@ impl Sessions {
                 adopted += 1;
                 continue;
             }
-            if ours || !owner_alive(&sandbox) {
+            if ours || orphaned(&sandbox) {
                 tracing::info!(sandbox = %sandbox.handle.id, ours, "removing leftover sandbox");
                 let _ = self.backend.stop(&sandbox.handle.id, Duration::ZERO).await;
                 removed += 1;

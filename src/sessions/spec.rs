@@ -48,6 +48,7 @@ pub fn build(
         (labels::MANAGED.to_string(), "true".to_string()),
         (labels::INSTANCE.to_string(), instance_id.to_string()),
         (labels::OWNER_PID.to_string(), std::process::id().to_string()),
+        (labels::PERSISTENT.to_string(), config.persistent.to_string()),
         (labels::ACCOUNT.to_string(), target.account.clone()),
         (labels::REGION.to_string(), target.region.clone()),
         (labels::RUNTIME_ID.to_string(), target.runtime_id.clone()),

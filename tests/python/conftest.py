@@ -19,7 +19,37 @@ AWS_CLI = Path(sys.executable).parent / "aws"
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/AgentRole"
-CONTAINER_URI = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/myagent:latest"
+# The fixture agent (fixtures/test-agent, built by fixtures/build-images.sh), addressed as an ECR URI:
+# the emulator finds it locally under its short name `agentcore-local-test-agent:latest`.
+TEST_IMAGE = "agentcore-local-test-agent:latest"
+CONTAINER_URI = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{TEST_IMAGE}"
+
+
+STARTED_PIDS = []
+
+
+def docker(*args, check=True):
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check)
+
+
+def managed_containers(owner_pids=None):
+    """Containers agentcore-local started (by label), optionally only those of some emulator pids."""
+    out = docker("ps", "-a", "--filter", "label=agentcore-local.managed=true",
+                 "--format", '{{.ID}} {{.Label "agentcore-local.owner-pid"}}').stdout.split()
+    pairs = list(zip(out[::2], out[1::2]))
+    return [cid for cid, pid in pairs if owner_pids is None or pid in {str(p) for p in owner_pids}]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_orphan_sandboxes():
+    """Every test must leave no sandbox behind: checked once all emulators of the run have stopped."""
+    assert docker("image", "inspect", TEST_IMAGE, check=False).returncode == 0, (
+        f"{TEST_IMAGE} is missing; build it with fixtures/build-images.sh (scripts/test does)")
+    yield
+    leftovers = managed_containers(STARTED_PIDS)
+    if leftovers:
+        docker("rm", "-f", *leftovers, check=False)
+    assert not leftovers, f"sandboxes left behind by the tests: {leftovers}"
 
 
 class Emulator:
@@ -41,6 +71,7 @@ class Emulator:
         self.log_path = log_path
         self._log = open(log_path, "ab")
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self._log, env=self.env)
+        STARTED_PIDS.append(self.proc.pid)
         line = self.proc.stdout.readline().decode()
         match = re.search(r"listening on (http://\S+)", line)
         if not match:
@@ -103,13 +134,15 @@ class Cli:
 
 
 def boto_client(url, service, access_key="test", secret="test", region=REGION, retries=0):
+    """A client making at most 1 + `retries` attempts per call (botocore's own `max_attempts` counts
+    retries only, so `total_max_attempts` is what bounds the attempts)."""
     return boto3.session.Session().client(
         service,
         endpoint_url=url,
         region_name=region,
         aws_access_key_id=access_key,
         aws_secret_access_key=secret,
-        config=botocore.config.Config(retries={"max_attempts": retries + 1, "mode": "standard"}),
+        config=botocore.config.Config(retries={"total_max_attempts": retries + 1, "mode": "standard"}),
     )
 
 
@@ -160,3 +193,89 @@ def create_runtime(control, name, **kw):
     )
     args.update(kw)
     return control.create_agent_runtime(**args)
+
+
+# ---------------------------------------------------------------------------------------------
+# Session (data plane) helpers: several emulators per test, invocations, sandbox containers.
+
+SESSION_LABEL = "agentcore-local.session-id"
+
+
+def new_session_id(prefix="sess"):
+    """A fresh runtime session id (33-256 chars, as the service requires)."""
+    import uuid
+    return f"{prefix}-{uuid.uuid4()}"
+
+
+def containers_with(label, value, running_only=False):
+    """Container ids carrying label=value (all states unless running_only)."""
+    args = ["ps", "--no-trunc", "-q", "--filter", f"label={label}={value}"]
+    if not running_only:
+        args.insert(1, "-a")
+    return docker(*args).stdout.split()
+
+
+def session_containers(session_id, running_only=False):
+    return containers_with(SESSION_LABEL, session_id, running_only)
+
+
+def inspect_container(cid):
+    return json.loads(docker("inspect", cid).stdout)[0]
+
+
+def wait_until(predicate, timeout, interval=0.1, message="condition"):
+    """Poll `predicate` until it returns something truthy; returns that value."""
+    deadline = time.time() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.time() > deadline:
+            raise AssertionError(f"{message} not reached within {timeout}s")
+        time.sleep(interval)
+
+
+def invoke(data, arn, session_id, payload, **kw):
+    """InvokeAgentRuntime through boto3; returns (response without body, decoded JSON body)."""
+    resp = data.invoke_agent_runtime(agentRuntimeArn=arn, runtimeSessionId=session_id,
+                                     payload=json.dumps(payload), **kw)
+    body = resp["response"].read()
+    return resp, json.loads(body)
+
+
+def whoami(data, arn, session_id, **kw):
+    return invoke(data, arn, session_id, {"action": "whoami"}, **kw)[1]
+
+
+@pytest.fixture
+def emulators(tmp_path):
+    """Factory: start emulators with any flags; at the end every one still running is stopped
+    (SIGTERM) and the test fails if any of them left a sandbox container behind."""
+    started = []
+
+    def start(*extra_args, data_dir=None, env=None):
+        emu = Emulator(data_dir=data_dir, extra_args=extra_args, env=env)
+        emu.start(tmp_path / f"emulator-{len(started)}.log")
+        started.append(emu)
+        return emu
+
+    yield start
+    for emu in started:
+        emu.stop()
+    leftovers = managed_containers([e.proc.pid for e in started])
+    if leftovers:
+        docker("rm", "-f", *leftovers, check=False)
+    assert not leftovers, f"sandboxes left behind: {leftovers}"
+
+
+@pytest.fixture
+def ready_runtime():
+    """Factory: create a runtime on the fixture image and wait until it is READY."""
+
+    def make(control, name, **kw):
+        created = create_runtime(control, name, **kw)
+        rt = wait_for_status(control, created["agentRuntimeId"])
+        assert rt["status"] == "READY", rt
+        return rt
+
+    return make

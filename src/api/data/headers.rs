@@ -127,6 +127,7 @@ mod tests {
         assert_eq!(h["x-amzn-bedrock-agentcore-runtime-request-id"], "req-1");
         assert!(!h.contains_key("authorization"), "the caller's SigV4 signature never reaches the agent");
         assert!(!h.contains_key("x-amz-date") && !h.contains_key("x-not-allowed"));
+        assert!(!h.contains_key("x-amzn-bedrock-agentcore-runtime-user-id") && !h.contains_key("cookie"));
         let h = to_agent(&[], "s", "r", &[]);
         assert_eq!(h["content-type"], "application/json");
     }

@@ -1,0 +1,219 @@
+"""Session affinity and isolation: one container per (runtime, session id), created exactly once
+however many first requests race, and sessions that cannot see each other's files, processes or
+network ports. Also the hardening of the session containers, read back with `docker inspect`."""
+import json
+import threading
+
+import pytest
+
+from conftest import (ACCOUNT, Emulator, boto_client, create_runtime, docker, inspect_container, invoke,
+                      managed_containers, new_session_id, session_containers, wait_for_status, whoami)
+
+NETWORK = "agentcore-local-sandboxes"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    emu = Emulator().start(tmp_path_factory.mktemp("isolation") / "emulator.log")
+    try:
+        control = boto_client(emu.url, "bedrock-agentcore-control")
+        created = create_runtime(control, "isolation_agent")
+        rt = wait_for_status(control, created["agentRuntimeId"])
+        assert rt["status"] == "READY", rt
+        yield emu, boto_client(emu.url, "bedrock-agentcore"), rt
+    finally:
+        emu.stop()
+    leftovers = managed_containers([emu.proc.pid])
+    assert not leftovers, f"the emulator left sandboxes behind after SIGTERM: {leftovers}"
+
+
+def only_container(sid):
+    ids = session_containers(sid)
+    assert len(ids) == 1, (sid, ids)
+    return ids[0]
+
+
+def sandbox_network(cid):
+    """The one network a sandbox is attached to: (its settings, the network's own inspect data)."""
+    networks = inspect_container(cid)["NetworkSettings"]["Networks"]
+    assert list(networks) == [NETWORK], networks
+    settings = networks[NETWORK]
+    return settings, json.loads(docker("network", "inspect", settings["NetworkID"]).stdout)[0]
+
+
+def container_ip(cid):
+    return sandbox_network(cid)[0]["IPAddress"]
+
+
+def test_same_session_id_reaches_the_same_container(stack):
+    _, data, rt = stack
+    sid = new_session_id("affinity")
+    first = whoami(data, rt["agentRuntimeArn"], sid)
+    second = whoami(data, rt["agentRuntimeArn"], sid)
+    third = whoami(data, rt["agentRuntimeArn"], sid)
+    assert first["hostname"] == second["hostname"] == third["hostname"]
+    assert first["pid"] == second["pid"] == third["pid"]
+    assert [first["counter"], second["counter"], third["counter"]] == [1, 2, 3]
+    cid = only_container(sid)
+    assert cid.startswith(first["hostname"]), "the agent's hostname is its container id"
+
+
+def test_different_session_ids_get_different_containers(stack):
+    _, data, rt = stack
+    a, b = new_session_id("diff-a"), new_session_id("diff-b")
+    wa, wb = whoami(data, rt["agentRuntimeArn"], a), whoami(data, rt["agentRuntimeArn"], b)
+    assert wa["hostname"] != wb["hostname"]
+    assert wa["counter"] == wb["counter"] == 1
+    assert only_container(a) != only_container(b)
+    # and each keeps its own state
+    assert whoami(data, rt["agentRuntimeArn"], a)["counter"] == 2
+    assert whoami(data, rt["agentRuntimeArn"], b)["counter"] == 2
+
+
+def test_one_session_id_on_two_runtimes_is_two_sessions(stack):
+    emu, data, rt = stack
+    control = boto_client(emu.url, "bedrock-agentcore-control")
+    other = create_runtime(control, "isolation_other")
+    assert wait_for_status(control, other["agentRuntimeId"])["status"] == "READY"
+    sid = new_session_id("shared-id")
+    a = whoami(data, rt["agentRuntimeArn"], sid)
+    b = whoami(data, other["agentRuntimeArn"], sid)
+    assert a["hostname"] != b["hostname"]
+    assert a["counter"] == b["counter"] == 1
+    runtimes = sorted(inspect_container(c)["Config"]["Labels"]["agentcore-local.runtime-id"]
+                      for c in session_containers(sid))
+    assert runtimes == sorted([rt["agentRuntimeId"], other["agentRuntimeId"]])
+
+
+def test_concurrent_first_requests_share_one_new_sandbox(stack):
+    emu, _, rt = stack
+    sid = new_session_id("race")
+    clients = [boto_client(emu.url, "bedrock-agentcore") for _ in range(8)]
+    barrier = threading.Barrier(len(clients))
+    results, errors = [None] * len(clients), []
+
+    def run(i):
+        try:
+            barrier.wait()
+            results[i] = whoami(clients[i], rt["agentRuntimeArn"], sid)
+        except Exception as e:  # reported below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(clients))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert len({r["hostname"] for r in results}) == 1, [r["hostname"] for r in results]
+    assert sorted(r["counter"] for r in results) == list(range(1, 9))
+    assert len(session_containers(sid)) == 1, session_containers(sid)
+
+
+def check_file_isolation(data, arn, path, tag):
+    """A writes `path`; A reads it back, B (another session of the same runtime) does not see it."""
+    a, b = new_session_id(f"{tag}-a"), new_session_id(f"{tag}-b")
+    assert invoke(data, arn, a, {"action": "write_file", "path": path, "content": "A only"})[1] == {"written": True}
+    assert invoke(data, arn, a, {"action": "read_file", "path": path})[1] == {"content": "A only"}
+    assert invoke(data, arn, b, {"action": "read_file", "path": path})[1] == {"content": None}
+    # B can write the same path without touching A's copy.
+    assert invoke(data, arn, b, {"action": "write_file", "path": path, "content": "B"})[1] == {"written": True}
+    assert invoke(data, arn, a, {"action": "read_file", "path": path})[1] == {"content": "A only"}
+    return a, b
+
+
+def test_sessions_cannot_see_each_others_files(stack):
+    # The fixture image is FROM scratch and has no /tmp; its writable root layer is per container too.
+    # (/tmp itself is checked with --read-only-root below, where every sandbox gets its own tmpfs /tmp.)
+    _, data, rt = stack
+    check_file_isolation(data, rt["agentRuntimeArn"], "/secret-of-a", "files")
+
+
+def test_sessions_cannot_see_each_others_processes(stack):
+    _, data, rt = stack
+    arn = rt["agentRuntimeArn"]
+    a, b = new_session_id("pids-a"), new_session_id("pids-b")
+    wa, wb = whoami(data, arn, a), whoami(data, arn, b)
+    host_pids_of_a = {int(p) for p in docker("top", only_container(a), "-o", "pid").stdout.split()[1:]}
+    assert host_pids_of_a, "docker top listed no processes for A"
+    # Each session sees only its own init and agent, numbered from 1 in its own pid namespace.
+    assert 1 in wb["pids"] and wb["pid"] in wb["pids"]
+    assert len(wb["pids"]) <= 3, wb["pids"]
+    assert not host_pids_of_a & set(wb["pids"]), (host_pids_of_a, wb["pids"])
+    assert wa["pid"] not in host_pids_of_a, "A's agent pid is namespaced, not a host pid"
+    assert inspect_container(only_container(b))["HostConfig"]["PidMode"] in ("", "private")
+
+
+def test_sessions_cannot_reach_each_other_over_the_network(stack):
+    _, data, rt = stack
+    arn = rt["agentRuntimeArn"]
+    a, b = new_session_id("net-a"), new_session_id("net-b")
+    whoami(data, arn, a)
+    whoami(data, arn, b)
+    ip_a, ip_b = container_ip(only_container(a)), container_ip(only_container(b))
+    assert ip_a and ip_b and ip_a != ip_b
+    # Control: the connect action works (B reaches its own agent on its own address).
+    assert invoke(data, arn, b, {"action": "connect", "host": ip_b, "port": 8080})[1] == {"connected": True}
+    # B cannot open a connection to A's agent, nor A to B's.
+    assert invoke(data, arn, b, {"action": "connect", "host": ip_a, "port": 8080, "timeout_ms": 1500})[1] == \
+        {"connected": False}
+    assert invoke(data, arn, a, {"action": "connect", "host": ip_b, "port": 8080, "timeout_ms": 1500})[1] == \
+        {"connected": False}
+    for sid in (a, b):
+        _, network = sandbox_network(only_container(sid))
+        assert network["Name"] == NETWORK and network["Driver"] == "bridge"
+        assert network["Options"].get("com.docker.network.bridge.enable_icc") == "false", network["Options"]
+
+
+def test_session_container_is_hardened(stack):
+    emu, data, rt = stack
+    sid = new_session_id("harden")
+    whoami(data, rt["agentRuntimeArn"], sid)
+    info = inspect_container(only_container(sid))
+    host = info["HostConfig"]
+    assert "ALL" in (host["CapDrop"] or [])
+    assert not host.get("CapAdd")
+    assert "no-new-privileges" in (host["SecurityOpt"] or [])
+    assert host["Privileged"] is False
+    assert host["PidsLimit"] == 1024
+    assert host["Memory"] == 8 * 1024 ** 3
+    assert host["NanoCpus"] == 2_000_000_000
+    assert host["Init"] is True
+    settings, network = sandbox_network(only_container(sid))
+    assert host["NetworkMode"] in (NETWORK, network["Id"]), host["NetworkMode"]
+    assert network["Options"].get("com.docker.network.bridge.enable_icc") == "false"
+    bindings = host["PortBindings"]
+    assert bindings and all(b["HostIp"] == "127.0.0.1" for bs in bindings.values() for b in bs), bindings
+    published = info["NetworkSettings"]["Ports"]
+    assert all(b["HostIp"] == "127.0.0.1" for bs in published.values() if bs for b in bs), published
+    mounts = [m.get("Source", "") for m in info["Mounts"]] + list(host.get("Binds") or [])
+    assert not any("docker.sock" in m for m in mounts), mounts
+    labels = info["Config"]["Labels"]
+    assert labels["agentcore-local.managed"] == "true"
+    assert labels["agentcore-local.instance"]
+    assert labels["agentcore-local.runtime-id"] == rt["agentRuntimeId"]
+    assert labels["agentcore-local.version"] == "1"
+    assert labels["agentcore-local.session-id"] == sid
+    assert labels["agentcore-local.owner-pid"] == str(emu.proc.pid)
+    assert labels["agentcore-local.account"] == ACCOUNT
+
+
+def test_sandbox_limit_flags_and_read_only_root(emulators, ready_runtime):
+    emu = emulators("--sandbox-memory-mib", "512", "--sandbox-cpus", "0.5", "--sandbox-pids", "64",
+                    "--read-only-root")
+    control, data = boto_client(emu.url, "bedrock-agentcore-control"), boto_client(emu.url, "bedrock-agentcore")
+    arn = ready_runtime(control, "limited_agent")["agentRuntimeArn"]
+    sid = new_session_id("limits")
+    whoami(data, arn, sid)
+    host = inspect_container(only_container(sid))["HostConfig"]
+    assert (host["Memory"], host["NanoCpus"], host["PidsLimit"]) == (512 * 1024 ** 2, 500_000_000, 64)
+    assert host["ReadonlyRootfs"] is True
+    assert invoke(data, arn, sid, {"action": "write_file", "path": "/not-writable", "content": "x"})[1] == \
+        {"written": False}
+    assert invoke(data, arn, sid, {"action": "write_file", "path": "/tmp/ok", "content": "x"})[1] == \
+        {"written": True}
+    # /tmp is a tmpfs of this sandbox only: another session does not see A's file there.
+    a, b = check_file_isolation(data, arn, "/tmp/secret-of-a", "tmpfs")
+    assert "secret-of-a" in whoami(data, arn, a)["tmp"]
+    assert whoami(data, arn, b)["tmp"] == ["secret-of-a"], "B sees only its own file of that name"
+    assert "ok" not in whoami(data, arn, a)["tmp"]
