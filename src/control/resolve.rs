@@ -21,8 +21,8 @@ pub struct InvocationTarget {
     pub runtime_name: String,
     pub endpoint_name: String,
     pub version: u32,
-    /// The prepared artifact: the local image id sessions start from.
-    pub image: String,
+    /// What preparing the version produced (`sandbox::artifact::Prepared`, encoded).
+    pub artifact: String,
     pub environment: BTreeMap<String, String>,
     pub protocol: Protocol,
     pub lifecycle: Lifecycle,
@@ -58,7 +58,7 @@ impl TargetCache {
 
 /// The session target of one version of a runtime.
 fn target_of(rt: &RuntimeRow, endpoint_name: &str, version: &VersionRow) -> Result<InvocationTarget> {
-    let image = version.artifact.clone().ok_or_else(|| {
+    let artifact = version.artifact.clone().filter(|a| !a.is_empty()).ok_or_else(|| {
         Error::new(
             ErrorKind::RuntimeClientError,
             format!(
@@ -88,7 +88,7 @@ fn target_of(rt: &RuntimeRow, endpoint_name: &str, version: &VersionRow) -> Resu
         runtime_name: rt.name.clone(),
         endpoint_name: endpoint_name.to_string(),
         version: version.version,
-        image,
+        artifact,
         environment,
         protocol: Protocol::of(&version.config),
         lifecycle: lifecycle::effective(&version.config),

@@ -180,6 +180,17 @@ impl SandboxBackend for DockerBackend {
         })
     }
 
+    fn local_image<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<Option<String>, String>> {
+        Box::pin(async move {
+            let docker = self.client().map_err(|e| e.to_string())?;
+            match docker.inspect_image(reference).await {
+                Ok(found) => Ok(Some(found.id.unwrap_or_else(|| reference.to_string()))),
+                Err(e) if is_not_found(&e) => Ok(None),
+                Err(e) => Err(Self::unavailable(e).to_string()),
+            }
+        })
+    }
+
     fn start<'a>(&'a self, spec: &'a SandboxSpec) -> BoxFuture<'a, Result<SandboxHandle, SandboxError>> {
         Box::pin(async move {
             let network = self.network().await?;

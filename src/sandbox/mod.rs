@@ -6,9 +6,12 @@
 //! to that address (`crate::sessions`), so a microVM or namespace backend only has to provide an
 //! address too.
 
+pub mod artifact;
+pub mod code;
 pub mod docker;
 pub mod image;
 pub mod provisioner;
+pub mod runtimes;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -109,6 +112,8 @@ pub trait SandboxBackend: Send + Sync + 'static {
     /// Find `reference` locally (or fetch it); returns the id to start sandboxes from, or a
     /// message that says what is missing and how to provide it.
     fn resolve_image<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<String, String>>;
+    /// The id of a local image, without pulling; `Ok(None)` when it does not exist.
+    fn local_image<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<Option<String>, String>>;
     /// Create and start a sandbox.
     fn start<'a>(&'a self, spec: &'a SandboxSpec) -> BoxFuture<'a, Result<SandboxHandle, SandboxError>>;
     fn state<'a>(&'a self, id: &'a str) -> BoxFuture<'a, SandboxState>;

@@ -1,31 +1,120 @@
 //! The control plane's Provisioner for each execution mode.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::SandboxBackend;
+use super::artifact::Prepared;
+use super::{code, runtimes, SandboxBackend};
 use crate::control::{BoxFuture, Provisioner};
 use crate::sessions::Sessions;
 use crate::store::{RuntimeRow, VersionRow};
 
-/// Versions run in sandboxes: container images are resolved when the version is created or
-/// updated (not at the first invocation), and deleting a runtime stops its sessions.
+/// Where code deployments come from: the embedded S3 (`codeConfiguration.code.s3`).
+pub trait CodeSource: Send + Sync + 'static {
+    /// The local file holding the object's bytes; `Err` says what is missing.
+    fn fetch<'a>(
+        &'a self,
+        account: &'a str,
+        bucket: &'a str,
+        key: &'a str,
+        version_id: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<PathBuf, String>>;
+}
+
+/// Versions run in sandboxes: container images are resolved and code zips unpacked when the
+/// version is created or updated (never at the first invocation, never per session), and deleting
+/// a runtime stops its sessions and removes its unpacked code.
 pub struct SandboxProvisioner {
     backend: Arc<dyn SandboxBackend>,
     sessions: Arc<Sessions>,
+    code: Option<CodeDeployments>,
+}
+
+/// Where code zips come from and where they are unpacked: `<root>/<runtime id>/<version>`.
+struct CodeDeployments {
+    source: Arc<dyn CodeSource>,
+    root: PathBuf,
 }
 
 impl SandboxProvisioner {
     pub fn new(backend: Arc<dyn SandboxBackend>, sessions: Arc<Sessions>) -> Self {
-        SandboxProvisioner { backend, sessions }
+        SandboxProvisioner { backend, sessions, code: None }
+    }
+
+    /// Enable direct code deployment from `source`, unpacking under `root`.
+    pub fn with_code(mut self, source: Arc<dyn CodeSource>, root: PathBuf) -> Self {
+        self.code = Some(CodeDeployments { source, root });
+        self
+    }
+
+    async fn prepare_code(&self, runtime: &RuntimeRow, version: &VersionRow, config: &Value) -> Result<String, String> {
+        let Some(deployments) = &self.code else {
+            return Err("Direct code deployment (codeConfiguration) is not available in this emulator; deploy a \
+                        container image with containerConfiguration instead."
+                .into());
+        };
+        let name = config.get("runtime").and_then(Value::as_str).unwrap_or_default();
+        let rt = runtimes::lookup(name).ok_or_else(|| format!("Unknown code runtime '{name}'."))?;
+        let image = self.backend.local_image(rt.image).await?.ok_or_else(|| {
+            format!(
+                "No base image for runtime {} ({} is not in the local Docker image store). Build it with: {}",
+                rt.name,
+                rt.image,
+                rt.build_command()
+            )
+        })?;
+        let s3 = config.pointer("/code/s3").ok_or("codeConfiguration.code names no S3 object.")?;
+        let text = |k: &str| s3.get(k).and_then(Value::as_str);
+        let (bucket, key) = (text("bucket").unwrap_or_default(), text("prefix").unwrap_or_default());
+        let zip = deployments
+            .source
+            .fetch(&runtime.account, bucket, key, text("versionId"))
+            .await
+            .map_err(|e| format!("The code object s3://{bucket}/{key} cannot be read: {e}"))?;
+        let dir = deployments.root.join(&runtime.id).join(version.version.to_string());
+        let staging =
+            deployments.root.join(&runtime.id).join(format!(".{}-{}", version.version, uuid::Uuid::new_v4().simple()));
+        let (dir2, staging2) = (dir.clone(), staging.clone());
+        let unpacked = tokio::task::spawn_blocking(move || {
+            // A version re-prepared after a crash starts from scratch.
+            let _ = std::fs::remove_dir_all(&dir2);
+            let unpacked = code::unpack(&zip, &staging2)?;
+            std::fs::rename(&staging2, &dir2).map_err(|e| format!("cannot move the unpacked code into place: {e}"))?;
+            Ok::<_, String>(unpacked)
+        })
+        .await
+        .map_err(|e| format!("unpacking failed: {e}"))??;
+        let entry: Vec<String> = config
+            .get("entryPoint")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+            .unwrap_or_default();
+        let command = runtimes::command(rt, &entry, &dir)?;
+        tracing::info!(runtime = %runtime.id, version = version.version, files = unpacked.files, bytes = unpacked.bytes, "code unpacked");
+        Ok(Prepared::Code {
+            image,
+            code_dir: dir.to_string_lossy().into_owned(),
+            command,
+            runtime: rt.name.to_string(),
+        }
+        .encode())
+    }
+}
+
+fn remove_dir(path: &Path) {
+    if let Err(e) = std::fs::remove_dir_all(path) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(path = %path.display(), error = %e, "could not remove unpacked code");
+        }
     }
 }
 
 impl Provisioner for SandboxProvisioner {
     fn prepare<'a>(
         &'a self,
-        _runtime: &'a RuntimeRow,
+        runtime: &'a RuntimeRow,
         version: &'a VersionRow,
     ) -> BoxFuture<'a, Result<String, String>> {
         Box::pin(async move {
@@ -33,21 +122,26 @@ impl Provisioner for SandboxProvisioner {
             if let Some(uri) =
                 artifact.and_then(|a| a.pointer("/containerConfiguration/containerUri")).and_then(Value::as_str)
             {
-                return self.backend.resolve_image(uri).await;
+                let image = self.backend.resolve_image(uri).await?;
+                return Ok(Prepared::Container { image }.encode());
             }
-            if artifact.and_then(|a| a.get("codeConfiguration")).is_some() {
-                return Err(
-                    "Direct code deployment (agentRuntimeArtifact.codeConfiguration) is not supported by this \
-                            build of agentcore-local; deploy a container image with containerConfiguration instead."
-                        .into(),
-                );
+            if let Some(code) = artifact.and_then(|a| a.get("codeConfiguration")) {
+                return self.prepare_code(runtime, version, code).await;
             }
-            Err("agentRuntimeArtifact names no container image.".into())
+            Err("agentRuntimeArtifact names neither a container image nor code.".into())
         })
     }
 
     fn retire<'a>(&'a self, runtime: &'a RuntimeRow, version: Option<u32>) -> BoxFuture<'a, ()> {
-        Box::pin(async move { self.sessions.retire(&runtime.id, version).await })
+        Box::pin(async move {
+            self.sessions.retire(&runtime.id, version).await;
+            let Some(deployments) = &self.code else { return };
+            let dir = match version {
+                Some(v) => deployments.root.join(&runtime.id).join(v.to_string()),
+                None => deployments.root.join(&runtime.id),
+            };
+            let _ = tokio::task::spawn_blocking(move || remove_dir(&dir)).await;
+        })
     }
 }
 

@@ -6,7 +6,8 @@ use sha2::{Digest, Sha256};
 
 use super::SessionConfig;
 use crate::control::resolve::InvocationTarget;
-use crate::sandbox::{labels, SandboxSpec};
+use crate::sandbox::artifact::{Prepared, CODE_MOUNT};
+use crate::sandbox::{labels, Mount, SandboxSpec};
 
 /// The public invocation URL of a runtime, as `AGENTCORE_RUNTIME_URL` tells the agent (A2A cards).
 pub fn invocation_url(emulator_url: &str, runtime_arn: &str) -> String {
@@ -37,6 +38,24 @@ pub fn build(
     env.retain(|(k, _)| !service_env.iter().any(|(s, _)| s == k));
     env.extend(service_env.iter().map(|(k, v)| (k.to_string(), v.clone())));
 
+    let prepared = Prepared::parse(&target.artifact);
+    let (command, workdir, mounts) = match &prepared {
+        Prepared::Container { .. } => (None, None, Vec::new()),
+        Prepared::Code { code_dir, command, .. } => {
+            // The zip root is importable and its bin/ is on PATH (runtime-contract.md §9).
+            let code_env = [
+                ("PYTHONPATH", CODE_MOUNT.to_string()),
+                ("PYTHONUNBUFFERED", "1".to_string()),
+                ("NODE_PATH", format!("{CODE_MOUNT}/node_modules")),
+                ("PATH", format!("{CODE_MOUNT}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")),
+            ];
+            env.retain(|(k, _)| !code_env.iter().any(|(c, _)| c == k));
+            env.extend(code_env.iter().map(|(k, v)| (k.to_string(), v.clone())));
+            let mount = Mount { host_path: code_dir.clone(), container_path: CODE_MOUNT.to_string(), read_only: true };
+            (Some(command.clone()), Some(CODE_MOUNT.to_string()), vec![mount])
+        }
+    };
+
     // Warm-pool spares have no session yet (`None`); the claim is recorded in the store.
     let session_part = match session_id {
         Some(id) => hex::encode(&Sha256::digest(id.as_bytes())[..6]),
@@ -60,14 +79,14 @@ pub fn build(
     ]);
     SandboxSpec {
         name,
-        image: target.image.clone(),
+        image: prepared.image().to_string(),
         env,
         ports: vec![target.protocol.port],
         labels,
         limits: config.limits,
         read_only_root: config.read_only_root,
-        command: None,
-        workdir: None,
-        mounts: Vec::new(),
+        command,
+        workdir,
+        mounts,
     }
 }
