@@ -6,6 +6,7 @@ pub mod api;
 pub mod config;
 pub mod control;
 pub mod error;
+pub mod images;
 pub mod sandbox;
 pub mod server;
 pub mod sessions;

@@ -7,8 +7,8 @@ use clap::{Parser, Subcommand};
 
 use agentcore_local::config::{self, AuthMode, Config, SandboxKind};
 use agentcore_local::sandbox::Limits;
-use agentcore_local::server;
 use agentcore_local::sessions::{self, SessionConfig};
+use agentcore_local::{images, server};
 
 #[derive(Parser)]
 #[command(
@@ -29,6 +29,25 @@ struct Cli {
 enum Command {
     /// Run the emulator (both API planes on one port).
     Serve(ServeArgs),
+    /// Build or list the base images that code deployments (codeConfiguration) run in.
+    #[command(subcommand)]
+    Images(ImagesCommand),
+}
+
+#[derive(Subcommand)]
+enum ImagesCommand {
+    /// Build base images, e.g. `images build PYTHON_3_11` (from python:3.11-slim where a registry is
+    /// reachable, otherwise from Debian packages; needs root and debootstrap then).
+    Build {
+        /// Runtimes to build (PYTHON_3_10 … PYTHON_3_14, NODE_22).
+        #[arg(default_values_t = vec!["PYTHON_3_11".to_string()])]
+        runtimes: Vec<String>,
+        /// Rebuild even if the image exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show which runtimes have a base image.
+    List,
 }
 
 #[derive(clap::Args)]
@@ -190,7 +209,20 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
 
 fn main() {
     let cli = Cli::parse();
-    let Command::Serve(args) = cli.command;
+    let args = match cli.command {
+        Command::Serve(args) => args,
+        Command::Images(command) => {
+            let result = match command {
+                ImagesCommand::Build { runtimes, force } => images::build(&runtimes, force),
+                ImagesCommand::List => images::list(),
+            };
+            if let Err(e) = result {
+                eprintln!("agentcore-local: {e}");
+                std::process::exit(1);
+            }
+            return;
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log_level).unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
