@@ -18,7 +18,10 @@ use bollard::Docker;
 use futures_util::StreamExt;
 use tokio::sync::OnceCell;
 
-use super::{image, labels, OwnedSandbox, SandboxBackend, SandboxError, SandboxHandle, SandboxSpec, SandboxState};
+use super::{
+    image, labels, Exec, ExecOutput, OwnedSandbox, SandboxBackend, SandboxError, SandboxHandle, SandboxSpec,
+    SandboxState,
+};
 use crate::control::BoxFuture;
 
 /// The bridge network every sandbox joins.
@@ -325,6 +328,77 @@ impl SandboxBackend for DockerBackend {
             }
             Self::remove(docker, id).await;
             Ok(())
+        })
+    }
+
+    fn exec<'a>(&'a self, id: &'a str, command: Vec<String>) -> BoxFuture<'a, Result<Exec, SandboxError>> {
+        Box::pin(async move {
+            let docker = self.client()?;
+            let config = bollard::exec::CreateExecOptions {
+                cmd: Some(command),
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                ..Default::default()
+            };
+            let created = docker
+                .create_exec(id, config)
+                .await
+                .map_err(|e| SandboxError::Failed(format!("cannot run a command in the session: {e}")))?;
+            let started = docker
+                .start_exec(&created.id, None)
+                .await
+                .map_err(|e| SandboxError::Failed(format!("cannot run a command in the session: {e}")))?;
+            let bollard::exec::StartExecResults::Attached { output, .. } = started else {
+                return Err(SandboxError::Failed("the command started detached".into()));
+            };
+            let output = output.filter_map(|item| async move {
+                match item {
+                    Ok(bollard::container::LogOutput::StdOut { message }) => Some(Ok(ExecOutput::Stdout(message))),
+                    Ok(bollard::container::LogOutput::StdErr { message }) => Some(Ok(ExecOutput::Stderr(message))),
+                    Ok(bollard::container::LogOutput::Console { message }) => Some(Ok(ExecOutput::Stdout(message))),
+                    Ok(bollard::container::LogOutput::StdIn { .. }) => None,
+                    Err(e) => Some(Err(SandboxError::Failed(e.to_string()))),
+                }
+            });
+            Ok(Exec { id: created.id, output: Box::pin(output) })
+        })
+    }
+
+    fn exec_exit_code<'a>(&'a self, exec_id: &'a str) -> BoxFuture<'a, Option<i64>> {
+        Box::pin(async move {
+            let docker = self.client().ok()?;
+            let inspect = docker.inspect_exec(exec_id).await.ok()?;
+            if inspect.running.unwrap_or(false) {
+                return None;
+            }
+            inspect.exit_code
+        })
+    }
+
+    fn exec_kill<'a>(&'a self, sandbox_id: &'a str, exec_id: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let Ok(docker) = self.client() else { return };
+            let Ok(inspect) = docker.inspect_exec(exec_id).await else { return };
+            let Some(host_pid) = inspect.pid.filter(|p| *p > 0) else { return };
+            // The command's pid inside the sandbox's pid namespace: the last NSpid entry (host procfs).
+            let status = std::fs::read_to_string(format!("/proc/{host_pid}/status")).unwrap_or_default();
+            let Some(inner) =
+                status.lines().find(|l| l.starts_with("NSpid:")).and_then(|l| l.split_whitespace().last())
+            else {
+                return;
+            };
+            let kill = bollard::exec::CreateExecOptions {
+                cmd: Some(vec!["kill".to_string(), "-KILL".to_string(), format!("-{inner}"), inner.to_string()]),
+                ..Default::default()
+            };
+            if let Ok(created) = docker.create_exec(sandbox_id, kill).await {
+                let _ = docker
+                    .start_exec(
+                        &created.id,
+                        Some(bollard::exec::StartExecOptions { detach: true, ..Default::default() }),
+                    )
+                    .await;
+            }
         })
     }
 

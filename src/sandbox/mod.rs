@@ -108,6 +108,19 @@ pub enum SandboxError {
     ExitedAtStart { code: i64, logs: String },
 }
 
+/// Output of a command run in a sandbox, as it arrives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecOutput {
+    Stdout(bytes::Bytes),
+    Stderr(bytes::Bytes),
+}
+
+/// A command started in a sandbox: its output stream, and an id to ask for its exit code.
+pub struct Exec {
+    pub id: String,
+    pub output: std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<ExecOutput, SandboxError>> + Send>>,
+}
+
 pub trait SandboxBackend: Send + Sync + 'static {
     /// Find `reference` locally (or fetch it); returns the id to start sandboxes from, or a
     /// message that says what is missing and how to provide it.
@@ -121,6 +134,12 @@ pub trait SandboxBackend: Send + Sync + 'static {
     fn logs<'a>(&'a self, id: &'a str, lines: usize) -> BoxFuture<'a, String>;
     /// SIGTERM, up to `grace` to exit, then SIGKILL; the sandbox is removed.
     fn stop<'a>(&'a self, id: &'a str, grace: Duration) -> BoxFuture<'a, Result<(), SandboxError>>;
+    /// Start `command` (argv) inside a running sandbox, attached to its stdout and stderr.
+    fn exec<'a>(&'a self, id: &'a str, command: Vec<String>) -> BoxFuture<'a, Result<Exec, SandboxError>>;
+    /// The exit code of a finished command (`None` while it runs or if unknown).
+    fn exec_exit_code<'a>(&'a self, exec_id: &'a str) -> BoxFuture<'a, Option<i64>>;
+    /// Kill a command still running in the sandbox (best effort).
+    fn exec_kill<'a>(&'a self, sandbox_id: &'a str, exec_id: &'a str) -> BoxFuture<'a, ()>;
     /// Every sandbox carrying the `managed` label, whichever emulator instance started it.
     fn list_owned<'a>(&'a self) -> BoxFuture<'a, Result<Vec<OwnedSandbox>, SandboxError>>;
 }

@@ -81,6 +81,11 @@ pub fn to_client(
             out.insert(HeaderName::from_static(name), v.clone());
         }
     }
+    to_client_metadata(out, from_caller, session_id, request_id);
+}
+
+/// Session id, request id and trace headers (echoed, or a new X-Amzn-Trace-Id).
+pub fn to_client_metadata(out: &mut HeaderMap, from_caller: &[(String, String)], session_id: &str, request_id: &str) {
     for name in ["traceparent", "tracestate", "baggage"] {
         if let Some((_, v)) = from_caller.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
             insert(out, name, v);

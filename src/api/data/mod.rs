@@ -1,5 +1,6 @@
 //! bedrock-agentcore (data plane): InvokeAgentRuntime and StopRuntimeSession.
 
+mod command;
 mod headers;
 
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use super::{AppState, Call};
 use crate::control::resolve::InvocationTarget;
 use crate::error::{Error, ErrorKind, Result};
 use crate::sessions::forward::{self, RelayBody};
-use crate::sessions::{EndReason, Sessions};
+use crate::sessions::{ActivityGuard, EndReason, Sessions};
 
 const SESSION_HEADER: &str = "x-amzn-bedrock-agentcore-runtime-session-id";
 /// How much of a failing agent's body is kept for logs and `--debug-errors`.
@@ -33,6 +34,7 @@ pub async fn dispatch(state: &AppState, call: &Call<'_>) -> Result<Response<Body
     match operation {
         "InvokeAgentRuntime" => invoke(state, call, &input).await,
         "StopRuntimeSession" => stop(state, call, &input).await,
+        "InvokeAgentRuntimeCommand" => run_command(state, call, &input).await,
         other => Err(Error::new(
             ErrorKind::UnknownOperation,
             format!("bedrock-agentcore {other} is not available in this build of agentcore-local."),
@@ -65,13 +67,36 @@ async fn target(state: &AppState, call: &Call<'_>, input: &Input) -> Result<Invo
         .await
 }
 
-async fn invoke(state: &AppState, call: &Call<'_>, input: &Input) -> Result<Response<Body>> {
+/// The session a data-plane request addresses (started if needed), counted busy by the guard.
+async fn open_session(
+    state: &AppState,
+    call: &Call<'_>,
+    input: &Input,
+) -> Result<(InvocationTarget, String, ActivityGuard)> {
     let sessions = sessions(state)?;
     let target = target(state, call, input).await?;
     let session_id = text(input, "runtimeSessionId").unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     sessions.admit(&format!("{}/runtime-endpoint/{}", target.runtime_arn, target.endpoint_name))?;
     let (session, _cold) = sessions.session(&target, &session_id).await?;
     let guard = session.begin_request();
+    Ok((target, session_id, guard))
+}
+
+async fn run_command(state: &AppState, call: &Call<'_>, input: &Input) -> Result<Response<Body>> {
+    let sessions = sessions(state)?;
+    let body = input.get("body");
+    let command_text = body.and_then(|b| b.get("command")).and_then(Value::as_str).unwrap_or_default().to_string();
+    let timeout = command::timeout_of(body)?;
+    let (_target, session_id, guard) = open_session(state, call, input).await?;
+    let mut resp = command::run(sessions, guard, command_text, timeout).await?;
+    headers::to_client_metadata(resp.headers_mut(), call.headers, &session_id, call.request_id);
+    Ok(resp)
+}
+
+async fn invoke(state: &AppState, call: &Call<'_>, input: &Input) -> Result<Response<Body>> {
+    let sessions = sessions(state)?;
+    let (target, session_id, guard) = open_session(state, call, input).await?;
+    let session = guard.session().clone();
     let forwarded = headers::to_agent(call.headers, &session_id, call.request_id, &target.header_allowlist);
     let sent = forward::send(
         sessions.client(),
