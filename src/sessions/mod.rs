@@ -123,6 +123,9 @@ pub struct Sessions {
     next_slot: AtomicU64,
     throttle: Throttle,
     emulator_url: OnceLock<String>,
+    /// MCP session ids issued by agents (stateful MCP servers), mapped to the runtime session that
+    /// issued them: (runtime id, Mcp-Session-Id) → runtime session id.
+    mcp_sessions: Mutex<HashMap<(String, String), String>>,
     /// Sandbox stops in progress, so shutdown and deletions can wait for them.
     stopping: Mutex<tokio::task::JoinSet<()>>,
 }
@@ -157,6 +160,7 @@ impl Sessions {
             next_slot: AtomicU64::new(1),
             emulator_url: OnceLock::new(),
             stopping: Mutex::new(tokio::task::JoinSet::new()),
+            mcp_sessions: Mutex::new(HashMap::new()),
         }
     }
 
@@ -177,7 +181,7 @@ impl Sessions {
         let _ = self.emulator_url.set(url);
     }
 
-    fn emulator_url(&self) -> &str {
+    pub fn emulator_url(&self) -> &str {
         self.emulator_url.get().map(String::as_str).unwrap_or("http://127.0.0.1:4599")
     }
 
@@ -408,6 +412,32 @@ impl Sessions {
         });
     }
 
+    /// Remember that `mcp_session_id` belongs to a runtime session (the agent issued it).
+    pub fn remember_mcp_session(&self, runtime_id: &str, mcp_session_id: &str, session_id: &str) {
+        let mut map = self.mcp_sessions.lock().unwrap_or_else(|p| p.into_inner());
+        map.insert((runtime_id.to_string(), mcp_session_id.to_string()), session_id.to_string());
+    }
+
+    /// The runtime session an MCP client means when it sends only `Mcp-Session-Id`: the session
+    /// that issued it, else the id itself when it names a live session (stateless servers echo the
+    /// runtime session id the emulator handed out).
+    pub fn session_for_mcp(&self, runtime_id: &str, mcp_session_id: &str) -> Option<String> {
+        let map = self.mcp_sessions.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(id) = map.get(&(runtime_id.to_string(), mcp_session_id.to_string())) {
+            return Some(id.clone());
+        }
+        drop(map);
+        self.live()
+            .iter()
+            .any(|s| s.key.runtime_id == runtime_id && s.key.session_id == mcp_session_id)
+            .then(|| mcp_session_id.to_string())
+    }
+
+    /// Any live session of a runtime version (GetAgentCard reads static metadata from it).
+    pub fn any_live(&self, runtime_id: &str, version: u32) -> Option<Arc<Session>> {
+        self.live().into_iter().find(|s| s.key.runtime_id == runtime_id && s.target.version == version)
+    }
+
     /// End a session: drop it from the table now (the next request with its id starts fresh),
     /// stop its sandbox in the background. Returns false if it had already ended.
     pub fn end(self: &Arc<Self>, session: &Arc<Session>, reason: EndReason) -> bool {
@@ -415,6 +445,10 @@ impl Sessions {
             return false;
         }
         self.remove_slot(&session.key, session.slot_id);
+        self.mcp_sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(runtime, _), id| !(runtime == &session.key.runtime_id && id == &session.key.session_id));
         tracing::info!(
             session = %session.key.session_id,
             runtime = %session.key.runtime_id,

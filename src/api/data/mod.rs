@@ -13,6 +13,7 @@ use super::input::{bind_and_validate, HttpInput};
 use super::model;
 use super::response::{self, Body};
 use super::{AppState, Call};
+use crate::control::protocol::ServerProtocol;
 use crate::control::resolve::InvocationTarget;
 use crate::error::{Error, ErrorKind, Result};
 use crate::sessions::forward::{self, RelayBody};
@@ -35,6 +36,7 @@ pub async fn dispatch(state: &AppState, call: &Call<'_>) -> Result<Response<Body
         "InvokeAgentRuntime" => invoke(state, call, &input).await,
         "StopRuntimeSession" => stop(state, call, &input).await,
         "InvokeAgentRuntimeCommand" => run_command(state, call, &input).await,
+        "GetAgentCard" => agent_card(state, call, &input).await,
         other => Err(Error::new(
             ErrorKind::UnknownOperation,
             format!("bedrock-agentcore {other} is not available in this build of agentcore-local."),
@@ -67,6 +69,20 @@ async fn target(state: &AppState, call: &Call<'_>, input: &Input) -> Result<Invo
         .await
 }
 
+/// The runtime session a request addresses: its session header; else, for an MCP client that
+/// sends only `Mcp-Session-Id`, the session that id belongs to (so it keeps its sandbox); else new.
+fn session_id_of(sessions: &Sessions, target: &InvocationTarget, input: &Input) -> String {
+    if let Some(id) = text(input, "runtimeSessionId") {
+        return id;
+    }
+    if let Some(mcp) = text(input, "mcpSessionId") {
+        if let Some(id) = sessions.session_for_mcp(&target.runtime_id, &mcp) {
+            return id;
+        }
+    }
+    uuid::Uuid::new_v4().to_string()
+}
+
 /// The session a data-plane request addresses (started if needed), counted busy by the guard.
 async fn open_session(
     state: &AppState,
@@ -75,7 +91,7 @@ async fn open_session(
 ) -> Result<(InvocationTarget, String, ActivityGuard)> {
     let sessions = sessions(state)?;
     let target = target(state, call, input).await?;
-    let session_id = text(input, "runtimeSessionId").unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let session_id = session_id_of(sessions, &target, input);
     sessions.admit(&format!("{}/runtime-endpoint/{}", target.runtime_arn, target.endpoint_name))?;
     let (session, _cold) = sessions.session(&target, &session_id).await?;
     let guard = session.begin_request();
@@ -143,11 +159,98 @@ async fn invoke(state: &AppState, call: &Call<'_>, input: &Input) -> Result<Resp
         }
         return Err(Error::new(ErrorKind::RuntimeClientError, message));
     }
+    if target.protocol.kind == ServerProtocol::Mcp {
+        mcp_session_continuity(sessions, &target, &session_id, &agent.headers);
+    }
     let mut resp = Response::new(RelayBody::new(agent.body, guard, sessions.config.stream_timeout).boxed_unsync());
     *resp.status_mut() = agent.status;
     headers::to_client(resp.headers_mut(), &agent.headers, call.headers, &session_id, call.request_id);
+    if target.protocol.kind == ServerProtocol::Mcp && !agent.headers.contains_key("mcp-session-id") {
+        // A stateless MCP server issues no session id: hand out the runtime session id, which the
+        // client then sends back as Mcp-Session-Id and so stays on its sandbox.
+        if let Ok(v) = HeaderValue::from_str(&session_id) {
+            resp.headers_mut().insert("mcp-session-id", v);
+        }
+    }
     Ok(resp)
 }
+
+/// A stateful MCP server issued its own session id: map it to the runtime session.
+fn mcp_session_continuity(
+    sessions: &Sessions,
+    target: &InvocationTarget,
+    session_id: &str,
+    from_agent: &http::HeaderMap,
+) {
+    if let Some(issued) = from_agent.get("mcp-session-id").and_then(|v| v.to_str().ok()) {
+        sessions.remember_mcp_session(&target.runtime_id, issued, session_id);
+    }
+}
+
+/// GetAgentCard: the A2A agent's card, with its URL pointing at this emulator's invocation URL.
+async fn agent_card(state: &AppState, call: &Call<'_>, input: &Input) -> Result<Response<Body>> {
+    let sessions = sessions(state)?;
+    let target = target(state, call, input).await?;
+    if target.protocol.kind != ServerProtocol::A2a {
+        return Err(Error::invalid_field(
+            "agentRuntimeArn",
+            format!(
+                "GetAgentCard is available for A2A agents; runtime '{}' serves {:?} (protocolConfiguration.serverProtocol).",
+                target.runtime_id, target.protocol.kind
+            ),
+        ));
+    }
+    let session_id = session_id_of(sessions, &target, input);
+    // The card is static metadata: any live sandbox of this version can answer it, so a card
+    // request does not start a sandbox per auto-generated session id.
+    let existing =
+        sessions.live().into_iter().find(|s| s.key.runtime_id == target.runtime_id && s.key.session_id == session_id);
+    let session = match existing.or_else(|| sessions.any_live(&target.runtime_id, target.version)) {
+        Some(s) => s,
+        None => sessions.session(&target, &session_id).await?.0,
+    };
+    let guard = session.begin_request();
+    let mut headers = http::HeaderMap::new();
+    headers.insert("accept", HeaderValue::from_static("application/json"));
+    let agent = forward::send(
+        sessions.client(),
+        &session,
+        http::Method::GET,
+        AGENT_CARD_PATH,
+        headers,
+        bytes::Bytes::new(),
+        sessions.config.request_timeout,
+    )
+    .await
+    .map_err(|e| {
+        Error::new(ErrorKind::RuntimeClientError, format!("The agent could not be reached for its card: {e}"))
+    })?;
+    let status = agent.status.as_u16();
+    let body = read_capped(agent.body).await;
+    drop(guard);
+    if !(200..300).contains(&status) {
+        tracing::warn!(runtime = %target.runtime_id, status, body = %body, "agent answered GetAgentCard with an error");
+        return Err(Error::new(
+            ErrorKind::RuntimeClientError,
+            format!("Received error ({status}) from runtime. Please check your CloudWatch logs for more information."),
+        ));
+    }
+    let mut card: Value = serde_json::from_str(&body).map_err(|e| {
+        Error::new(ErrorKind::RuntimeClientError, format!("The agent's card at {AGENT_CARD_PATH} is not JSON: {e}"))
+    })?;
+    let url = crate::sessions::spec::invocation_url(sessions.emulator_url(), &target.runtime_arn);
+    if let Some(obj) = card.as_object_mut() {
+        obj.insert("url".into(), Value::String(url));
+    }
+    let mut resp = response::json(200, &card, call.request_id);
+    if let Ok(v) = HeaderValue::from_str(&session_id) {
+        resp.headers_mut().insert(SESSION_HEADER, v);
+    }
+    Ok(resp)
+}
+
+/// Where A2A servers publish their card (runtime-contract.md §3).
+const AGENT_CARD_PATH: &str = "/.well-known/agent-card.json";
 
 async fn crashed_reason(sessions: &Arc<Sessions>, session: &crate::sessions::Session) -> Option<EndReason> {
     match sessions.backend().state(&session.sandbox.id).await {
