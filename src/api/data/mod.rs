@@ -2,6 +2,7 @@
 
 mod command;
 mod headers;
+pub mod ws;
 
 use std::sync::Arc;
 
