@@ -37,6 +37,8 @@ pub struct Config {
     pub auth: AuthMode,
     pub sandbox: SandboxKind,
     pub sessions: crate::sessions::SessionConfig,
+    /// Agent output kept per runtime endpoint before the oldest session streams are deleted.
+    pub log_max_bytes_per_runtime: u64,
 }
 
 impl Config {
@@ -54,6 +56,7 @@ impl Config {
             auth: AuthMode::Verify,
             sandbox: SandboxKind::None,
             sessions: crate::sessions::SessionConfig::default(),
+            log_max_bytes_per_runtime: crate::logs::DEFAULT_MAX_GROUP_BYTES,
         }
     }
 }

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use agentcore_local::config::{self, AuthMode, Config, SandboxKind};
 use agentcore_local::sandbox::Limits;
 use agentcore_local::sessions::{self, SessionConfig};
-use agentcore_local::{images, server};
+use agentcore_local::{images, local_client, server};
 
 #[derive(Parser)]
 #[command(
@@ -32,6 +32,30 @@ enum Command {
     /// Build or list the base images that code deployments (codeConfiguration) run in.
     #[command(subcommand)]
     Images(ImagesCommand),
+    /// List live and recent sessions: state, age, idle time, invocations, CPU, peak memory and
+    /// the estimated AgentCore bill.
+    Sessions {
+        /// The emulator's URL [default: $AWS_ENDPOINT_URL, else http://127.0.0.1:4599].
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print an agent runtime's logs (every session's stdout and stderr), optionally following.
+    Logs {
+        /// The agent runtime id, e.g. my_agent-AbCdEf1234.
+        runtime: String,
+        /// Only this runtime session.
+        #[arg(long)]
+        session: Option<String>,
+        /// Keep printing new lines as agents write them.
+        #[arg(long, short)]
+        follow: bool,
+        /// The emulator's URL [default: $AWS_ENDPOINT_URL, else http://127.0.0.1:4599].
+        #[arg(long)]
+        endpoint: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -110,6 +134,9 @@ struct ServeArgs {
     /// Leave session sandboxes running at shutdown; the next start re-adopts them.
     #[arg(long, env = "AGENTCORE_LOCAL_KEEP_SESSIONS")]
     keep_sessions: bool,
+    /// MiB of agent output kept per runtime endpoint (log group); the oldest sessions' logs go first.
+    #[arg(long, env = "AGENTCORE_LOCAL_LOG_RETENTION_MIB", default_value_t = 256)]
+    log_retention_mib: u64,
     /// Ready spare sandboxes kept per runtime version in use, so new sessions skip the container
     /// start. A claimed spare keeps its `pool` label (labels are immutable); its session is
     /// recorded in the emulator's store. 0 disables the warm pool.
@@ -153,6 +180,7 @@ fn build_config(args: &ServeArgs) -> Result<Config, String> {
         credentials,
         auth: args.auth,
         sandbox: args.sandbox,
+        log_max_bytes_per_runtime: args.log_retention_mib * 1024 * 1024,
         sessions: SessionConfig {
             max_sessions_per_account: args.max_sessions,
             max_tps_per_endpoint: args.max_tps_per_endpoint,
@@ -216,6 +244,28 @@ fn main() {
                 ImagesCommand::Build { runtimes, force } => images::build(&runtimes, force),
                 ImagesCommand::List => images::list(),
             };
+            if let Err(e) = result {
+                eprintln!("agentcore-local: {e}");
+                std::process::exit(1);
+            }
+            return;
+        }
+        Command::Sessions { endpoint, json } => {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+            if let Err(e) = rt.block_on(local_client::sessions(&local_client::endpoint(endpoint), json)) {
+                eprintln!("agentcore-local: {e}");
+                std::process::exit(1);
+            }
+            return;
+        }
+        Command::Logs { runtime, session, follow, endpoint } => {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+            let result = rt.block_on(local_client::logs(
+                &local_client::endpoint(endpoint),
+                &runtime,
+                session.as_deref(),
+                follow,
+            ));
             if let Err(e) = result {
                 eprintln!("agentcore-local: {e}");
                 std::process::exit(1);

@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use crate::api::{self, AppState};
 use crate::config::{Config, SandboxKind};
 use crate::control::{ControlPlane, Provisioner};
+use crate::objects::Objects;
 use crate::sandbox::docker::DockerBackend;
 use crate::sandbox::provisioner::{ControlPlaneOnly, SandboxProvisioner};
 use crate::sandbox::SandboxBackend;
@@ -30,6 +31,47 @@ pub enum StartError {
     Store(#[from] OpenError),
     #[error("cannot listen on {addr}: {source} (is another agentcore-local running? choose another --listen)")]
     Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot prepare the object store{}: {source}", dir.as_ref().map(|d| format!(" under {}", d.display())).unwrap_or_default())]
+    Objects { dir: Option<std::path::PathBuf>, source: std::io::Error },
+}
+
+/// Where files other than the database go: the data dir, or a temporary directory.
+enum StateDir {
+    Data(std::path::PathBuf),
+    Temporary(tempfile::TempDir),
+}
+
+impl StateDir {
+    fn new(data_dir: Option<&std::path::Path>) -> std::io::Result<StateDir> {
+        Ok(match data_dir {
+            Some(d) => StateDir::Data(d.to_path_buf()),
+            None => StateDir::Temporary(tempfile::Builder::new().prefix("agentcore-local-").tempdir()?),
+        })
+    }
+
+    fn path(&self) -> &std::path::Path {
+        match self {
+            StateDir::Data(p) => p,
+            StateDir::Temporary(t) => t.path(),
+        }
+    }
+}
+
+/// Code deployments read their zips from the embedded S3.
+struct ObjectsAsCode(Objects);
+
+impl crate::sandbox::provisioner::CodeSource for ObjectsAsCode {
+    fn fetch<'a>(
+        &'a self,
+        account: &'a str,
+        bucket: &'a str,
+        key: &'a str,
+        version_id: Option<&'a str>,
+    ) -> crate::control::BoxFuture<'a, Result<std::path::PathBuf, String>> {
+        Box::pin(async move {
+            self.0.object_file(account, bucket, key, version_id).await.map(|f| f.path).map_err(|e| e.message)
+        })
+    }
 }
 
 pub struct RunningServer {
@@ -85,22 +127,37 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         TcpListener::bind(config.listen).await.map_err(|source| StartError::Bind { addr: config.listen, source })?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
     let control = ControlPlane::new(store.clone());
+    // Before anything serves: orphaned files of interrupted writes are removed first.
+    let objects = Objects::open(store.clone(), config.data_dir.as_deref())
+        .map_err(|source| StartError::Objects { dir: config.data_dir.clone(), source })?;
+    if let Err(e) = objects.remove_orphans().await {
+        tracing::warn!(error = %e, "could not remove orphaned object files");
+    }
+    // Unpacked code and captured agent output live beside the database (a temporary directory,
+    // removed at shutdown, with --in-memory).
+    let state_dir = StateDir::new(config.data_dir.as_deref())
+        .map_err(|source| StartError::Objects { dir: config.data_dir.clone(), source })?;
     let (sessions, provisioner): (Option<Arc<Sessions>>, Arc<dyn Provisioner>) = match config.sandbox {
         SandboxKind::Docker => {
             let backend: Arc<dyn SandboxBackend> = Arc::new(DockerBackend::new());
             let instance = instance_id(&store).await;
             let mut session_config = config.sessions.clone();
             session_config.persistent = config.data_dir.is_some();
-            let sessions = Arc::new(Sessions::new(backend.clone(), control.clone(), session_config, instance));
+            let logs = crate::logs::LogStore::new(state_dir.path().join("logs"), config.log_max_bytes_per_runtime);
+            let sessions = Arc::new(
+                Sessions::new(backend.clone(), control.clone(), session_config, instance).with_log_store(logs),
+            );
             sessions.set_emulator_url(format!("http://{addr}"));
             sessions.recover(&control).await;
             sessions.spawn_pool_janitor();
-            (Some(sessions.clone()), Arc::new(SandboxProvisioner::new(backend, sessions)))
+            let provisioner = SandboxProvisioner::new(backend, sessions.clone())
+                .with_code(Arc::new(ObjectsAsCode(objects.clone())), state_dir.path().join("code"));
+            (Some(sessions), Arc::new(provisioner))
         }
         SandboxKind::None => (None, Arc::new(ControlPlaneOnly)),
     };
     let reconciler = control.reconciler(provisioner);
-    let state = Arc::new(AppState { config, control, sessions: sessions.clone() });
+    let state = Arc::new(AppState { config, control, sessions: sessions.clone(), objects });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
     let reconciler_task = {
@@ -115,6 +172,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         }
         let _ = reconciler_task.await;
         store.checkpoint();
+        drop(state_dir);
     }));
     Ok(RunningServer { addr, state, shutdown: shutdown_tx, task })
 }
@@ -130,7 +188,7 @@ async fn accept_loop(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(a) => a,
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
@@ -140,8 +198,9 @@ async fn accept_loop(
                 };
                 let _ = stream.set_nodelay(true);
                 let state = state.clone();
-                let service = service_fn(move |req| {
+                let service = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
                     let state = state.clone();
+                    req.extensions_mut().insert(api::local::PeerAddr(peer));
                     async move { Ok::<_, Infallible>(api::handle(state, req).await) }
                 });
                 let conn = http1::Builder::new()

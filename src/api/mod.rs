@@ -9,9 +9,13 @@ pub mod auth;
 pub mod control;
 pub mod data;
 pub mod input;
+pub mod local;
+pub mod logs;
 pub mod model;
 pub mod response;
 pub mod router;
+pub mod s3;
+pub mod sts;
 
 use std::sync::Arc;
 
@@ -39,6 +43,8 @@ pub struct AppState {
     pub control: ControlPlane,
     /// `None` with `--sandbox none`.
     pub sessions: Option<Arc<crate::sessions::Sessions>>,
+    /// The embedded S3 subset's buckets and objects.
+    pub objects: crate::objects::Objects,
 }
 
 /// One incoming request as handlers see it, with the body fully read.
@@ -78,6 +84,28 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let request_id = uuid::Uuid::new_v4().to_string();
+    // WebSocket upgrades are not modelled operations: they need the request whole (to upgrade it).
+    if data::ws::runtime_label(req.method(), req.uri().path()).is_some()
+        && req.headers().get("upgrade").is_some_and(|u| u.as_bytes().eq_ignore_ascii_case(b"websocket"))
+    {
+        return data::ws::handle(state, req, &request_id).await;
+    }
+    if local::is_local_path(req.uri().path()) {
+        let loopback = req.extensions().get::<local::PeerAddr>().is_some_and(|p| p.0.ip().is_loopback());
+        let (parts, _) = req.into_parts();
+        let headers: Vec<(String, String)> = parts
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        let (method, path, query) = (parts.method.as_str(), parts.uri.path(), parts.uri.query().unwrap_or(""));
+        let signed = || {
+            let rp = RequestParts { method, raw_path: path, raw_query: query, headers: &headers };
+            state.config.auth == crate::config::AuthMode::Verify && auth::authenticate(&state.config, &rp, b"").is_ok()
+        };
+        let allowed = loopback || signed();
+        return local::handle(&state, method, path, query, allowed, &request_id).await;
+    }
     let (parts, body) = req.into_parts();
     let method = parts.method.as_str().to_string();
     let raw_path = parts.uri.path().to_string();
@@ -87,6 +115,24 @@ where
         .iter()
         .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
+    // S3 and STS are chosen by signing name before the body is read: S3 streams it.
+    let scope = crate::sigv4::verify::credential_scope(&RequestParts {
+        method: &method,
+        raw_path: &raw_path,
+        raw_query: &raw_query,
+        headers: &headers,
+    });
+    // Requests without a SigV4 scope go to S3 when they carry a SigV2 signature (boto3's default
+    // presigned URLs).
+    let s3_unscoped = scope.is_none() && s3::sigv2::is_sigv2(&headers, &raw_query);
+    match scope.as_ref().map(|(_, service)| service.as_str()).or(s3_unscoped.then_some("s3")) {
+        Some("s3") => {
+            let body: s3::ReqBody = body.map_err(|e| Box::new(e) as response::BoxError).boxed_unsync();
+            return s3::handle(state, request_id, parts, body).await;
+        }
+        Some("sts") => return sts_request(&state, &request_id, &method, &raw_path, &raw_query, &headers, body).await,
+        _ => {}
+    }
     let route = router::route(&method, &raw_path);
 
     let limit = body_limit(&route);
@@ -123,6 +169,10 @@ where
             return response::error(&auth::auth_error(&e), &request_id);
         }
     };
+    if identity.service == "logs" {
+        let caller = Caller { account: identity.account, region: identity.region };
+        return logs::handle(&state, &caller, &headers, &body, &request_id);
+    }
     if identity.service != "bedrock-agentcore" {
         let err = Error::new(
             ErrorKind::UnknownOperation,
@@ -162,6 +212,36 @@ where
                 tracing::info!(%operation, error = %e, "request rejected");
             }
             response::error(&e, &request_id)
+        }
+    }
+}
+
+/// STS: small form bodies, verified like any non-S3 service.
+async fn sts_request<B>(
+    state: &AppState,
+    request_id: &str,
+    method: &str,
+    raw_path: &str,
+    raw_query: &str,
+    headers: &[(String, String)],
+    body: B,
+) -> Response<Body>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let body = match Limited::new(body, MAX_CONTROL_BODY_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            return sts::error(400, "InvalidRequest", &format!("Could not read the request body: {e}"), request_id)
+        }
+    };
+    let parts = RequestParts { method, raw_path, raw_query, headers };
+    match auth::authenticate(&state.config, &parts, &body) {
+        Ok(identity) => sts::handle(&identity.account, raw_query, &body, request_id),
+        Err(e) => {
+            tracing::info!(%method, path = %raw_path, error = ?e, "STS request rejected by SigV4 verification");
+            sts::auth_error(&e, request_id)
         }
     }
 }

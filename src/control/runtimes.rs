@@ -250,6 +250,23 @@ impl ControlPlane {
         Ok(outcome)
     }
 
+    /// Every runtime (all accounts and Regions) with its latest version and endpoints, for the
+    /// local dashboard.
+    pub async fn overview(&self, limit: usize) -> Result<Vec<(RuntimeView, Vec<EndpointRow>)>> {
+        self.store
+            .read(move |tx| {
+                tx.all_runtimes(limit)?
+                    .into_iter()
+                    .map(|r| {
+                        let endpoints = tx.list_endpoints(&r.id, 0, 100)?;
+                        let v = r.latest_version;
+                        Ok((load_view(tx, r, v)?, endpoints))
+                    })
+                    .collect()
+            })
+            .await
+    }
+
     /// Runtimes of the caller's account and Region, each through its latest version.
     pub async fn list_runtimes(&self, caller: Caller, page: Page) -> Result<(Vec<RuntimeView>, Option<String>)> {
         self.store

@@ -148,6 +148,15 @@ impl DockerBackend {
     }
 }
 
+/// `2026-11-26T15:15:16.336399123Z message` → the line with its time in unix ms.
+fn parse_log_line(line: &str, stderr: bool) -> super::OutputLine {
+    let (stamp, text) = line.split_once(' ').unwrap_or((line, ""));
+    match aws_smithy_types::DateTime::from_str(stamp, aws_smithy_types::date_time::Format::DateTime) {
+        Ok(t) => super::OutputLine { timestamp_ms: t.to_millis().unwrap_or(0), stderr, text: text.to_string() },
+        Err(_) => super::OutputLine { timestamp_ms: crate::control::now_ms(), stderr, text: line.to_string() },
+    }
+}
+
 impl Default for DockerBackend {
     fn default() -> Self {
         Self::new()
@@ -314,6 +323,96 @@ impl SandboxBackend for DockerBackend {
                 out.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
             }
             out
+        })
+    }
+
+    fn follow_output<'a>(&'a self, id: &'a str, since_ms: i64) -> BoxFuture<'a, super::OutputStream> {
+        Box::pin(async move {
+            let Ok(docker) = self.client() else {
+                return Box::pin(futures_util::stream::empty()) as super::OutputStream;
+            };
+            let options = LogsOptions {
+                follow: true,
+                stdout: true,
+                stderr: true,
+                timestamps: true,
+                since: (since_ms / 1000) as i32,
+                ..Default::default()
+            };
+            let raw = docker.logs(id, Some(options)).boxed();
+            // Docker prefixes each line with an RFC 3339 timestamp; a chunk may hold several lines
+            // or part of one, so lines are reassembled per stream.
+            let lines = futures_util::stream::unfold(
+                (raw, String::new(), String::new()),
+                move |(mut raw, mut out, mut err)| async move {
+                    loop {
+                        match raw.next().await {
+                            Some(Ok(chunk)) => {
+                                let (is_err, bytes) = match chunk {
+                                    bollard::container::LogOutput::StdErr { message } => (true, message),
+                                    other => (false, other.into_bytes()),
+                                };
+                                let buf = if is_err { &mut err } else { &mut out };
+                                buf.push_str(&String::from_utf8_lossy(&bytes));
+                                let mut lines = Vec::new();
+                                while let Some(pos) = buf.find('\n') {
+                                    let line: String = buf.drain(..=pos).collect();
+                                    lines.push(parse_log_line(line.trim_end_matches(['\n', '\r']), is_err));
+                                }
+                                if !lines.is_empty() {
+                                    return Some((futures_util::stream::iter(lines), (raw, out, err)));
+                                }
+                            }
+                            Some(Err(_)) | None => {
+                                let rest: Vec<_> = [(out, false), (err, true)]
+                                    .into_iter()
+                                    .filter(|(b, _)| !b.is_empty())
+                                    .map(|(b, e)| parse_log_line(&b, e))
+                                    .collect();
+                                if rest.is_empty() {
+                                    return None;
+                                }
+                                return Some((
+                                    futures_util::stream::iter(rest),
+                                    (futures_util::stream::empty().boxed(), String::new(), String::new()),
+                                ));
+                            }
+                        }
+                    }
+                },
+            );
+            let since = since_ms;
+            Box::pin(lines.flatten().filter(move |l| futures_util::future::ready(l.timestamp_ms >= since)))
+                as super::OutputStream
+        })
+    }
+
+    fn stats<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Option<super::SandboxStats>> {
+        Box::pin(async move {
+            let docker = self.client().ok()?;
+            let options = bollard::query_parameters::StatsOptions { stream: false, one_shot: true };
+            let stats = docker.stats(id, Some(options)).next().await?.ok()?;
+            let cpu_ns = stats.cpu_stats.and_then(|c| c.cpu_usage).and_then(|u| u.total_usage).unwrap_or(0);
+            let memory = stats.memory_stats.unwrap_or_default();
+            let memory_bytes = memory.usage.unwrap_or(0);
+            Some(super::SandboxStats {
+                cpu_ns,
+                memory_bytes,
+                memory_peak_bytes: memory.max_usage.unwrap_or(0).max(memory_bytes),
+            })
+        })
+    }
+
+    fn halt<'a>(&'a self, id: &'a str, grace: Duration) -> BoxFuture<'a, Result<(), SandboxError>> {
+        Box::pin(async move {
+            let docker = self.client()?;
+            let options = StopContainerOptions { t: Some(grace.as_secs() as i32), signal: None };
+            match docker.stop_container(id, Some(options)).await {
+                Ok(()) => Ok(()),
+                Err(e) if is_not_found(&e) => Ok(()),
+                Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
+                Err(e) => Err(SandboxError::Failed(format!("stopping the container failed: {e}"))),
+            }
         })
     }
 

@@ -115,6 +115,26 @@ pub enum ExecOutput {
     Stderr(bytes::Bytes),
 }
 
+/// Resource use of a sandbox since it started (from its cgroup).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SandboxStats {
+    /// CPU time consumed, in nanoseconds.
+    pub cpu_ns: u64,
+    pub memory_bytes: u64,
+    /// Highest memory use the cgroup recorded (0 where the kernel does not report it).
+    pub memory_peak_bytes: u64,
+}
+
+/// One line a sandbox wrote, with Docker's timestamp.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputLine {
+    pub timestamp_ms: i64,
+    pub stderr: bool,
+    pub text: String,
+}
+
+pub type OutputStream = std::pin::Pin<Box<dyn futures_util::Stream<Item = OutputLine> + Send>>;
+
 /// A command started in a sandbox: its output stream, and an id to ask for its exit code.
 pub struct Exec {
     pub id: String,
@@ -132,6 +152,12 @@ pub trait SandboxBackend: Send + Sync + 'static {
     fn state<'a>(&'a self, id: &'a str) -> BoxFuture<'a, SandboxState>;
     /// The last `lines` lines of output (stdout and stderr interleaved).
     fn logs<'a>(&'a self, id: &'a str, lines: usize) -> BoxFuture<'a, String>;
+    /// Every line the sandbox writes from `since_ms` (unix ms, 0 = from its start) until it stops.
+    fn follow_output<'a>(&'a self, id: &'a str, since_ms: i64) -> BoxFuture<'a, OutputStream>;
+    /// Resource use so far; `None` if the sandbox is gone.
+    fn stats<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Option<SandboxStats>>;
+    /// SIGTERM, up to `grace` to exit, then SIGKILL; the sandbox stays until `stop` removes it.
+    fn halt<'a>(&'a self, id: &'a str, grace: Duration) -> BoxFuture<'a, Result<(), SandboxError>>;
     /// SIGTERM, up to `grace` to exit, then SIGKILL; the sandbox is removed.
     fn stop<'a>(&'a self, id: &'a str, grace: Duration) -> BoxFuture<'a, Result<(), SandboxError>>;
     /// Start `command` (argv) inside a running sandbox, attached to its stdout and stderr.

@@ -6,6 +6,7 @@ pub mod forward;
 mod pool;
 pub mod readiness;
 pub mod recover;
+pub mod report;
 mod session;
 pub mod spec;
 mod supervisor;
@@ -62,6 +63,8 @@ pub struct SessionConfig {
     /// The emulator keeps state in a data dir: its sandboxes outlive it and only it may remove
     /// them (other emulators treat only in-memory emulators' sandboxes as orphans).
     pub persistent: bool,
+    /// Prices for the cost estimate of `agentcore-local sessions`.
+    pub prices: report::Prices,
 }
 
 /// Service values (field-notes.md, runtime-contract.md §8).
@@ -89,6 +92,7 @@ impl Default for SessionConfig {
             time_scale: 1.0,
             warm_pool: 0,
             persistent: false,
+            prices: report::Prices::default(),
         }
     }
 }
@@ -128,6 +132,12 @@ pub struct Sessions {
     mcp_sessions: Mutex<HashMap<(String, String), String>>,
     /// Sandbox stops in progress, so shutdown and deletions can wait for them.
     stopping: Mutex<tokio::task::JoinSet<()>>,
+    /// Where every sandbox's output is kept (CloudWatch-style groups and streams).
+    logs: Option<crate::logs::LogStore>,
+    /// Counters and recent events for `/metrics` and the dashboard.
+    observatory: Arc<crate::observe::Observatory>,
+    /// Recently ended sessions, newest first, for the session report.
+    recent: Mutex<std::collections::VecDeque<report::SessionReport>>,
 }
 
 fn runtime_client_error(message: String) -> Error {
@@ -161,6 +171,62 @@ impl Sessions {
             emulator_url: OnceLock::new(),
             stopping: Mutex::new(tokio::task::JoinSet::new()),
             mcp_sessions: Mutex::new(HashMap::new()),
+            logs: None,
+            recent: Mutex::new(std::collections::VecDeque::new()),
+            observatory: Arc::default(),
+        }
+    }
+
+    /// Keep every sandbox's output in `store`.
+    pub fn with_log_store(mut self, store: crate::logs::LogStore) -> Sessions {
+        self.logs = Some(store);
+        self
+    }
+
+    pub fn observatory(&self) -> &Arc<crate::observe::Observatory> {
+        &self.observatory
+    }
+
+    pub fn log_store(&self) -> Option<&crate::logs::LogStore> {
+        self.logs.as_ref()
+    }
+
+    /// Start storing a sandbox's output in its session's log stream.
+    pub(crate) fn capture(
+        &self,
+        target: &InvocationTarget,
+        session_id: &str,
+        started_ms: i64,
+        sandbox_id: &str,
+        since_ms: i64,
+    ) -> Option<crate::logs::CaptureHandle> {
+        let store = self.logs.as_ref()?.scoped(&target.account, &target.region);
+        Some(crate::logs::follow(
+            self.backend.clone(),
+            sandbox_id.to_string(),
+            store,
+            crate::logs::group_name(&target.runtime_id, &target.endpoint_name),
+            crate::logs::stream_name(session_id, started_ms),
+            since_ms,
+        ))
+    }
+
+    /// Output that could not be followed live (a sandbox already gone), stored as it was read.
+    fn store_output(&self, target: &InvocationTarget, session_id: &str, started_ms: i64, text: &str) {
+        let Some(store) = self.logs.as_ref().map(|l| l.scoped(&target.account, &target.region)) else { return };
+        let now = now_ms();
+        let events: Vec<crate::logs::LogEvent> = text
+            .lines()
+            .map(|l| crate::logs::LogEvent {
+                timestamp: now,
+                stream: "stdout".into(),
+                message: l.to_string(),
+                ingested: now,
+            })
+            .collect();
+        let group = crate::logs::group_name(&target.runtime_id, &target.endpoint_name);
+        if let Err(e) = store.append(&group, &crate::logs::stream_name(session_id, started_ms), &events) {
+            tracing::warn!(error = %e, "could not store agent output");
         }
     }
 
@@ -276,11 +342,17 @@ impl Sessions {
         let started_ms = now_ms();
         let spare = self.claim_spare(&target, &key).await;
         self.replenish(&target);
-        let handle = match spare {
-            Some(handle) => handle,
+        let (handle, capture) = match spare {
+            // A spare has run since it started: capture it all, from its start.
+            Some(handle) => {
+                let capture = self.capture(&target, &key.session_id, started_ms, &handle.id, 0);
+                (handle, capture)
+            }
             None => self.cold_start(&key, &target, started_ms).await?,
         };
         let session = Arc::new(Session::new(key, target, handle, began, started_ms, slot_id));
+        session.set_capture(capture);
+        self.observatory.record_cold_start(began.elapsed().as_secs_f64());
         tracing::info!(
             session = %session.key.session_id,
             runtime = %session.key.runtime_id,
@@ -328,7 +400,7 @@ impl Sessions {
         key: &SessionKey,
         target: &InvocationTarget,
         started_ms: i64,
-    ) -> Result<crate::sandbox::SandboxHandle> {
+    ) -> Result<(crate::sandbox::SandboxHandle, Option<crate::logs::CaptureHandle>)> {
         let spec = spec::build(
             &self.config,
             &self.instance_id,
@@ -340,6 +412,7 @@ impl Sessions {
         let handle = match self.backend.start(&spec).await {
             Ok(h) => h,
             Err(crate::sandbox::SandboxError::ExitedAtStart { code, logs }) => {
+                self.store_output(target, &key.session_id, started_ms, &logs);
                 return Err(self.start_failure(
                     key,
                     target,
@@ -352,6 +425,8 @@ impl Sessions {
                 return Err(runtime_client_error(format!("Runtime initialization failed: {e}")));
             }
         };
+        // Everything the agent writes is kept, from its first line.
+        let capture = self.capture(target, &key.session_id, started_ms, &handle.id, 0);
         let addr = handle
             .ports
             .get(&target.protocol.port)
@@ -368,6 +443,10 @@ impl Sessions {
         .await
         {
             let logs = self.backend.logs(&handle.id, 40).await;
+            let _ = self.backend.halt(&handle.id, Duration::ZERO).await;
+            if let Some(c) = capture {
+                c.drained(Duration::from_secs(5)).await;
+            }
             let _ = self.backend.stop(&handle.id, Duration::ZERO).await;
             let what = match failure.exit_code {
                 Some(code) => format!("the agent exited with code {code} during initialization"),
@@ -380,7 +459,7 @@ impl Sessions {
             };
             return Err(self.start_failure(key, target, what, &logs));
         }
-        Ok(handle)
+        Ok((handle, capture))
     }
 
     /// The RuntimeClientError of a failed start: AWS's message, then what happened and the agent's
@@ -400,15 +479,44 @@ impl Sessions {
     }
 
     /// Stop a sandbox in the background (tracked, so shutdown waits for it); forgets any claim.
-    fn stop_in_background(&self, sandbox_id: String) {
-        let (backend, control, grace) = (self.backend.clone(), self.control.clone(), self.config.stop_grace);
+    fn stop_in_background(self: &Arc<Self>, sandbox_id: String) {
+        self.stop_sandbox_in_background(sandbox_id, None)
+    }
+
+    /// Record an ended session at once (it leaves the live table now), take its final usage, then
+    /// stop it like any sandbox.
+    fn stop_session_in_background(self: &Arc<Self>, session: Arc<Session>) {
+        self.remember_ended(&session, None);
+        let this = self.clone();
         let mut stopping = self.stopping.lock().unwrap_or_else(|p| p.into_inner());
         while stopping.try_join_next().is_some() {}
         stopping.spawn(async move {
+            let stats = this.backend.stats(&session.sandbox.id).await;
+            this.update_ended_usage(&session, stats);
+            this.stop_sandbox_in_background(session.sandbox.id.clone(), session.take_capture());
+        });
+    }
+
+    /// Stop, let the capture store the last output, then remove the sandbox.
+    fn stop_sandbox_in_background(self: &Arc<Self>, sandbox_id: String, capture: Option<crate::logs::CaptureHandle>) {
+        let (backend, control, grace) = (self.backend.clone(), self.control.clone(), self.config.stop_grace);
+        let weak = Arc::downgrade(self);
+        let mut stopping = self.stopping.lock().unwrap_or_else(|p| p.into_inner());
+        while stopping.try_join_next().is_some() {}
+        stopping.spawn(async move {
+            if let Some(capture) = capture {
+                if let Err(e) = backend.halt(&sandbox_id, grace).await {
+                    tracing::debug!(sandbox = %sandbox_id, error = %e, "stop before removal failed");
+                }
+                capture.drained(Duration::from_secs(5)).await;
+            }
             if let Err(e) = backend.stop(&sandbox_id, grace).await {
                 tracing::warn!(sandbox = %sandbox_id, error = %e, "could not stop sandbox");
             }
-            let _ = control.forget_claim(sandbox_id).await;
+            let _ = control.forget_claim(sandbox_id.clone()).await;
+            if let Some(this) = weak.upgrade() {
+                this.mark_removed(&sandbox_id);
+            }
         });
     }
 
@@ -457,7 +565,7 @@ impl Sessions {
             "session ended: {}",
             reason.describe()
         );
-        self.stop_in_background(session.sandbox.id.clone());
+        self.stop_session_in_background(session.clone());
         true
     }
 
@@ -498,8 +606,15 @@ impl Sessions {
 
     /// Wait until every sandbox being stopped is gone.
     pub async fn wait_for_stops(&self) {
-        let mut stopping = std::mem::take(&mut *self.stopping.lock().unwrap_or_else(|p| p.into_inner()));
-        while stopping.join_next().await.is_some() {}
+        // A finishing stop may queue another (final usage first, then the stop itself): repeat
+        // until nothing is left.
+        loop {
+            let mut stopping = std::mem::take(&mut *self.stopping.lock().unwrap_or_else(|p| p.into_inner()));
+            if stopping.is_empty() {
+                return;
+            }
+            while stopping.join_next().await.is_some() {}
+        }
     }
 
     /// At shutdown: stop every sandbox unless `keep_sessions`.

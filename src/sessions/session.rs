@@ -75,6 +75,9 @@ pub struct Session {
     activity: Mutex<Activity>,
     ended_tx: watch::Sender<bool>,
     invocations: AtomicU64,
+    /// The capture of this sandbox's output, taken when the session ends to drain it.
+    capture: Mutex<Option<crate::logs::CaptureHandle>>,
+    usage: Mutex<super::report::Usage>,
 }
 
 impl Session {
@@ -96,6 +99,8 @@ impl Session {
             activity: Mutex::new(Activity { last_activity: Instant::now(), in_flight: 0, ping: None, ended: None }),
             ended_tx: watch::channel(false).0,
             invocations: AtomicU64::new(0),
+            capture: Mutex::new(None),
+            usage: Mutex::new(super::report::Usage::default()),
         }
     }
 
@@ -141,6 +146,23 @@ impl Session {
     pub fn idle_state(&self) -> (std::time::Duration, u32) {
         let a = self.lock();
         (a.last_activity.elapsed(), a.in_flight)
+    }
+
+    pub(super) fn set_capture(&self, capture: Option<crate::logs::CaptureHandle>) {
+        *self.capture.lock().unwrap_or_else(|p| p.into_inner()) = capture;
+    }
+
+    pub(super) fn take_capture(&self) -> Option<crate::logs::CaptureHandle> {
+        self.capture.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Fold a resource sample into the session's usage and return the usage so far.
+    pub fn record_usage(&self, stats: Option<crate::sandbox::SandboxStats>) -> super::report::Usage {
+        let mut usage = self.usage.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = stats {
+            usage.merge(s);
+        }
+        *usage
     }
 
     /// Marks the session ended; true only for the first caller.

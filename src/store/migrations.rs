@@ -80,6 +80,60 @@ const MIGRATIONS: &[&str] = &[
         claimed_at INTEGER NOT NULL
     );
     "#,
+    // 4: the embedded S3 subset: buckets, object versions (bytes live in files named by `file`),
+    // multipart uploads and their parts
+    r#"
+    CREATE TABLE s3_buckets (
+        name       TEXT PRIMARY KEY,
+        account    TEXT NOT NULL,
+        region     TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        versioning TEXT
+    );
+    CREATE INDEX s3_buckets_by_account ON s3_buckets (account, name);
+    CREATE TABLE s3_objects (
+        seq                INTEGER PRIMARY KEY AUTOINCREMENT,
+        bucket             TEXT NOT NULL REFERENCES s3_buckets(name),
+        key                TEXT NOT NULL,
+        version_id         TEXT NOT NULL,
+        is_latest          INTEGER NOT NULL,
+        delete_marker      INTEGER NOT NULL,
+        size               INTEGER NOT NULL,
+        etag               TEXT NOT NULL,
+        last_modified      INTEGER NOT NULL,
+        file               TEXT,
+        headers            TEXT NOT NULL,
+        metadata           TEXT NOT NULL,
+        checksum_algorithm TEXT,
+        checksum_value     TEXT,
+        checksum_type      TEXT,
+        part_sizes         TEXT,
+        UNIQUE (bucket, key, version_id)
+    );
+    CREATE INDEX s3_objects_latest ON s3_objects (bucket, is_latest, key);
+    CREATE INDEX s3_objects_versions ON s3_objects (bucket, key, seq);
+    CREATE TABLE s3_uploads (
+        upload_id          TEXT PRIMARY KEY,
+        bucket             TEXT NOT NULL REFERENCES s3_buckets(name),
+        key                TEXT NOT NULL,
+        initiated          INTEGER NOT NULL,
+        headers            TEXT NOT NULL,
+        metadata           TEXT NOT NULL,
+        checksum_algorithm TEXT,
+        checksum_type      TEXT
+    );
+    CREATE INDEX s3_uploads_by_key ON s3_uploads (bucket, key, initiated);
+    CREATE TABLE s3_parts (
+        upload_id      TEXT NOT NULL REFERENCES s3_uploads(upload_id) ON DELETE CASCADE,
+        part_number    INTEGER NOT NULL,
+        size           INTEGER NOT NULL,
+        etag           TEXT NOT NULL,
+        checksum_value TEXT,
+        file           TEXT NOT NULL,
+        last_modified  INTEGER NOT NULL,
+        PRIMARY KEY (upload_id, part_number)
+    );
+    "#,
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -6,6 +6,7 @@
 //! one `BEGIN IMMEDIATE` transaction (`Store::write`).
 
 mod migrations;
+mod objects;
 mod queries;
 mod rows;
 
@@ -16,6 +17,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::error::{Error, Result};
 
+pub use objects::{BucketRow, ObjectRow, PartRow, UploadRow};
 pub use queries::Tx;
 pub use rows::{EndpointRow, IdempotencyRecord, ResourceStatus, RuntimeRow, VersionRow};
 

@@ -10,7 +10,7 @@ use super::rows::{EndpointRow, IdempotencyRecord, ResourceStatus, RuntimeRow, Ve
 use crate::error::{Error, Result};
 
 pub struct Tx<'a> {
-    txn: &'a Transaction<'a>,
+    pub(super) txn: &'a Transaction<'a>,
 }
 
 fn status_of(row: &Row<'_>, idx: usize) -> rusqlite::Result<ResourceStatus> {
@@ -82,7 +82,7 @@ impl<'a> Tx<'a> {
         Tx { txn }
     }
 
-    fn query_opt<T>(
+    pub(super) fn query_opt<T>(
         &self,
         sql: &str,
         p: impl rusqlite::Params,
@@ -91,7 +91,7 @@ impl<'a> Tx<'a> {
         self.txn.query_row(sql, p, f).optional().map_err(db_error)
     }
 
-    fn query_all<T>(
+    pub(super) fn query_all<T>(
         &self,
         sql: &str,
         p: impl rusqlite::Params,
@@ -102,7 +102,7 @@ impl<'a> Tx<'a> {
         rows.collect::<rusqlite::Result<Vec<T>>>().map_err(db_error)
     }
 
-    fn exec(&self, sql: &str, p: impl rusqlite::Params) -> Result<usize> {
+    pub(super) fn exec(&self, sql: &str, p: impl rusqlite::Params) -> Result<usize> {
         self.txn.prepare_cached(sql).and_then(|mut s| s.execute(p)).map_err(db_error)
     }
 
@@ -133,6 +133,15 @@ impl<'a> Tx<'a> {
         self.query_all(
             &format!("SELECT {RUNTIME_COLS} FROM runtimes WHERE account = ?1 AND region = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4"),
             params![account, region, after_seq, limit as i64],
+            runtime_row,
+        )
+    }
+
+    /// Every runtime of every account and Region (the local dashboard).
+    pub fn all_runtimes(&self, limit: usize) -> Result<Vec<RuntimeRow>> {
+        self.query_all(
+            &format!("SELECT {RUNTIME_COLS} FROM runtimes ORDER BY seq LIMIT ?1"),
+            params![limit as i64],
             runtime_row,
         )
     }

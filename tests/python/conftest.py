@@ -65,7 +65,9 @@ class Emulator:
 
     def start(self, log_path):
         assert BINARY.exists(), f"{BINARY} not built; run `cargo build` first"
-        args = [str(BINARY), "serve", "--listen", "127.0.0.1:0"]
+        args = [str(BINARY), "serve"]
+        if "--listen" not in self.extra_args:
+            args += ["--listen", "127.0.0.1:0"]
         args += ["--data-dir", str(self.data_dir)] if self.data_dir else ["--in-memory"]
         args += self.extra_args
         self.log_path = log_path

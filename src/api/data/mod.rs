@@ -27,6 +27,31 @@ const ERROR_BODY_LIMIT: usize = 16 * 1024;
 type Input = Map<String, Value>;
 
 pub async fn dispatch(state: &AppState, call: &Call<'_>) -> Result<Response<Body>> {
+    let started = std::time::Instant::now();
+    let result = run(state, call).await;
+    if let Some(sessions) = &state.sessions {
+        let label = call.route.labels.get("agentRuntimeArn").cloned().unwrap_or_default();
+        let header =
+            |name: &str| call.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
+        let session_id = match &result {
+            Ok(resp) => resp.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()).map(String::from),
+            Err(_) => header(SESSION_HEADER),
+        };
+        sessions.observatory().record(crate::observe::InvocationRecord {
+            at_ms: crate::control::now_ms(),
+            account: call.caller.account.clone(),
+            operation: call.route.operation.to_string(),
+            runtime: label.rsplit('/').next().unwrap_or_default().to_string(),
+            session_id,
+            status: result.as_ref().map(|r| r.status().as_u16()).unwrap_or_else(|e| e.status()),
+            error: result.as_ref().err().map(|e| e.code().to_string()),
+            latency_ms: started.elapsed().as_secs_f64() * 1e3,
+        });
+    }
+    result
+}
+
+async fn run(state: &AppState, call: &Call<'_>) -> Result<Response<Body>> {
     let operation = call.route.operation;
     let input = bind_and_validate(
         model::data(),

@@ -1,0 +1,269 @@
+//! Where object bytes live: one immutable file per object version or part, under
+//! `<root>/data/<2 hex>/<uuid>`. New bytes go to a temp file in `<root>/tmp` (hashed as they are
+//! written), are fsynced, then renamed into place and the directory fsynced, all before the
+//! metadata transaction that makes them visible commits. A file is never rewritten: a reader that
+//! holds a path keeps seeing the same bytes until the version is deleted.
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use md5::{Digest, Md5};
+use sha2::Sha256;
+
+use super::checksum::{Algorithm, Hasher};
+
+/// Size of the write buffer in front of a staging file.
+const WRITE_BUFFER_BYTES: usize = 1024 * 1024;
+/// Read size when copying or hashing existing files.
+const COPY_BUFFER_BYTES: usize = 1024 * 1024;
+
+#[derive(Debug)]
+pub struct FileStore {
+    data: PathBuf,
+    tmp: PathBuf,
+}
+
+/// A file being written, with its digests computed on the way.
+pub struct Staging {
+    out: BufWriter<File>,
+    path: tempfile::TempPath,
+    size: u64,
+    md5: Md5,
+    sha256: Option<Sha256>,
+    checksum: Option<(Algorithm, Hasher)>,
+}
+
+/// A complete, fsynced file not yet in place; removed if dropped before `FileStore::commit`.
+pub struct Staged {
+    path: tempfile::TempPath,
+    pub size: u64,
+    pub md5: [u8; 16],
+    /// SHA-256 of the bytes, when asked for (to check `x-amz-content-sha256`).
+    pub sha256: Option<[u8; 32]>,
+    pub checksum: Option<(Algorithm, Vec<u8>)>,
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl FileStore {
+    /// Opens (creating) the store under `root`; leftovers of interrupted uploads are removed.
+    pub fn open(root: &Path) -> io::Result<FileStore> {
+        let data = root.join("data");
+        let tmp = root.join("tmp");
+        fs::create_dir_all(&data)?;
+        if tmp.exists() {
+            fs::remove_dir_all(&tmp)?;
+        }
+        fs::create_dir_all(&tmp)?;
+        Ok(FileStore { data, tmp })
+    }
+
+    /// The absolute path of a stored file name.
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.data.join(file)
+    }
+
+    /// A new staging file hashing MD5, optionally SHA-256 and one checksum algorithm.
+    pub fn staging(&self, checksum: Option<Algorithm>, sha256: bool) -> io::Result<Staging> {
+        let (file, path) = tempfile::Builder::new().prefix("upload-").tempfile_in(&self.tmp)?.into_parts();
+        Ok(Staging {
+            out: BufWriter::with_capacity(WRITE_BUFFER_BYTES, file),
+            path,
+            size: 0,
+            md5: Md5::new(),
+            sha256: sha256.then(Sha256::new),
+            checksum: checksum.map(|a| (a, a.hasher())),
+        })
+    }
+
+    fn new_name() -> String {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        format!("{}/{}", &id[..2], id)
+    }
+
+    fn place(&self) -> io::Result<(String, PathBuf)> {
+        let name = Self::new_name();
+        let dest = self.data.join(&name);
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        Ok((name, dest))
+    }
+
+    /// Moves a staged file into place (durably) and returns its stored name.
+    pub fn commit(&self, staged: Staged) -> io::Result<String> {
+        let (name, dest) = self.place()?;
+        staged.path.persist(&dest).map_err(|e| e.error)?;
+        sync_dir(dest.parent().unwrap_or(&self.data))?;
+        Ok(name)
+    }
+
+    /// A new stored name with the same bytes as `file` (a hard link; a copy where links fail).
+    pub fn duplicate(&self, file: &str) -> io::Result<String> {
+        let (name, dest) = self.place()?;
+        if fs::hard_link(self.path(file), &dest).is_err() {
+            let mut staging = self.staging(None, false)?;
+            let mut src = File::open(self.path(file))?;
+            let mut buf = vec![0u8; COPY_BUFFER_BYTES];
+            loop {
+                let n = src.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                staging.write(&buf[..n])?;
+            }
+            staging.finish()?.path.persist(&dest).map_err(|e| e.error)?;
+        }
+        sync_dir(dest.parent().unwrap_or(&self.data))?;
+        Ok(name)
+    }
+
+    /// Reads a stored file (or a byte range of it) through the given hashers.
+    pub fn hash_file(&self, file: &str, md5: &mut Option<Md5>, checksum: &mut Option<Hasher>) -> io::Result<u64> {
+        let mut src = File::open(self.path(file))?;
+        let mut buf = vec![0u8; COPY_BUFFER_BYTES];
+        let mut total = 0u64;
+        loop {
+            let n = src.read(&mut buf)?;
+            if n == 0 {
+                return Ok(total);
+            }
+            total += n as u64;
+            if let Some(h) = md5.as_mut() {
+                h.update(&buf[..n]);
+            }
+            if let Some(h) = checksum.as_mut() {
+                h.update(&buf[..n]);
+            }
+        }
+    }
+
+    /// Appends `len` bytes of a stored file from `offset` to a staging file.
+    pub fn append_to(&self, staging: &mut Staging, file: &str, offset: u64, len: u64) -> io::Result<()> {
+        use std::io::{Seek, SeekFrom};
+        let mut src = File::open(self.path(file))?;
+        src.seek(SeekFrom::Start(offset))?;
+        let mut src = src.take(len);
+        let mut buf = vec![0u8; COPY_BUFFER_BYTES];
+        let mut copied = 0u64;
+        loop {
+            let n = src.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            copied += n as u64;
+            staging.write(&buf[..n])?;
+        }
+        if copied != len {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{file} is shorter than expected")));
+        }
+        Ok(())
+    }
+
+    /// Removes stored files; a file already gone is fine.
+    pub fn remove(&self, files: &[String]) {
+        for f in files {
+            if let Err(e) = fs::remove_file(self.path(f)) {
+                if e.kind() != io::ErrorKind::NotFound {
+                    tracing::warn!(file = %f, error = %e, "could not remove object file");
+                }
+            }
+        }
+    }
+
+    /// Removes every stored file that no row refers to (left by a crash between writing the
+    /// file and committing its row). Returns how many were removed.
+    pub fn remove_unreferenced(&self, referenced: &HashSet<String>) -> io::Result<usize> {
+        let mut removed = 0;
+        for dir in fs::read_dir(&self.data)? {
+            let dir = dir?;
+            if !dir.file_type()?.is_dir() {
+                continue;
+            }
+            let prefix = dir.file_name().to_string_lossy().into_owned();
+            for entry in fs::read_dir(dir.path())? {
+                let entry = entry?;
+                let name = format!("{prefix}/{}", entry.file_name().to_string_lossy());
+                if !referenced.contains(&name) {
+                    fs::remove_file(entry.path())?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
+
+impl Staging {
+    pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        self.md5.update(data);
+        if let Some(h) = self.sha256.as_mut() {
+            h.update(data);
+        }
+        if let Some((_, h)) = self.checksum.as_mut() {
+            h.update(data);
+        }
+        self.out.write_all(data)?;
+        self.size += data.len() as u64;
+        Ok(())
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Flushes and fsyncs the file; the digests are final.
+    pub fn finish(self) -> io::Result<Staged> {
+        let file = self.out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        drop(file);
+        Ok(Staged {
+            path: self.path,
+            size: self.size,
+            md5: self.md5.finalize().into(),
+            sha256: self.sha256.map(|h| h.finalize().into()),
+            checksum: self.checksum.map(|(a, h)| (a, h.finish())),
+        })
+    }
+}
+
+impl std::fmt::Debug for Staged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Staged").field("size", &self.size).field("md5", &hex::encode(self.md5)).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_commit_duplicate_and_sweep() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open(dir.path()).unwrap();
+        let mut s = store.staging(Some(Algorithm::Crc32), true).unwrap();
+        s.write(b"hello ").unwrap();
+        s.write(b"world").unwrap();
+        let staged = s.finish().unwrap();
+        assert_eq!(staged.size, 11);
+        assert_eq!(staged.md5, super::super::checksum::md5(b"hello world"));
+        assert_eq!(staged.checksum.as_ref().unwrap().1, Algorithm::Crc32.digest(b"hello world"));
+        let name = store.commit(staged).unwrap();
+        assert_eq!(fs::read(store.path(&name)).unwrap(), b"hello world");
+        let copy = store.duplicate(&name).unwrap();
+        assert_ne!(copy, name);
+        assert_eq!(fs::read(store.path(&copy)).unwrap(), b"hello world");
+        // An abandoned staging file leaves nothing in tmp.
+        let mut s = store.staging(None, false).unwrap();
+        s.write(b"x").unwrap();
+        drop(s.finish().unwrap());
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        let keep: HashSet<String> = [name.clone()].into();
+        assert_eq!(store.remove_unreferenced(&keep).unwrap(), 1);
+        assert!(store.path(&name).exists() && !store.path(&copy).exists());
+    }
+}

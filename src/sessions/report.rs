@@ -1,0 +1,212 @@
+//! What `agentcore-local sessions` and the dashboard show: every live and recently ended session
+//! with its state, age, idle time, invocations, CPU seconds and peak memory (from the sandbox's
+//! cgroup) and what AgentCore would bill for it.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::session::Session;
+use super::Sessions;
+use crate::control::now_ms;
+use crate::sandbox::SandboxStats;
+
+/// Published per-second prices (field-notes.md): CPU actually consumed, and memory.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Prices {
+    pub vcpu_hour_usd: f64,
+    pub gb_hour_usd: f64,
+}
+
+impl Default for Prices {
+    fn default() -> Self {
+        Prices { vcpu_hour_usd: 0.0895, gb_hour_usd: 0.00945 }
+    }
+}
+
+impl Prices {
+    /// CPU is billed for the seconds consumed (not while idle waiting); memory for the peak
+    /// held over the session's life.
+    pub fn cost(&self, cpu_seconds: f64, peak_memory_bytes: u64, lifetime_seconds: f64) -> f64 {
+        let gb = peak_memory_bytes as f64 / 1e9;
+        cpu_seconds / 3600.0 * self.vcpu_hour_usd + gb * lifetime_seconds / 3600.0 * self.gb_hour_usd
+    }
+}
+
+/// Ended sessions remembered for the report.
+pub const RECENT_SESSIONS: usize = 200;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionReport {
+    pub account: String,
+    pub region: String,
+    pub runtime_id: String,
+    pub runtime_arn: String,
+    pub version: u32,
+    pub endpoint: String,
+    pub session_id: String,
+    /// `healthy`, `busy`, `stopping` or `ended`.
+    pub state: String,
+    pub ended_reason: Option<String>,
+    pub started_at_ms: i64,
+    pub ended_at_ms: Option<i64>,
+    pub age_seconds: f64,
+    pub idle_seconds: f64,
+    pub invocations: u64,
+    pub cpu_seconds: f64,
+    pub memory_bytes: u64,
+    pub peak_memory_bytes: u64,
+    pub estimated_cost_usd: f64,
+    #[serde(skip)]
+    pub sandbox_id: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RuntimeTotals {
+    pub runtime_id: String,
+    pub sessions: usize,
+    pub live: usize,
+    pub invocations: u64,
+    pub cpu_seconds: f64,
+    pub estimated_cost_usd: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub sessions: Vec<SessionReport>,
+    pub totals: Vec<RuntimeTotals>,
+    pub prices: Prices,
+}
+
+fn live_state(session: &Session, in_flight: u32) -> &'static str {
+    let busy = in_flight > 0 || session.last_ping().is_some_and(|p| p.status == "HealthyBusy");
+    if busy {
+        "busy"
+    } else {
+        "healthy"
+    }
+}
+
+impl Sessions {
+    fn describe(&self, session: &Session, stats: Option<SandboxStats>) -> SessionReport {
+        let (idle, in_flight) = session.idle_state();
+        let usage = session.record_usage(stats);
+        let age = session.started_at.elapsed().as_secs_f64();
+        SessionReport {
+            account: session.target.account.clone(),
+            region: session.target.region.clone(),
+            runtime_id: session.key.runtime_id.clone(),
+            runtime_arn: session.target.runtime_arn.clone(),
+            version: session.target.version,
+            endpoint: session.target.endpoint_name.clone(),
+            session_id: session.key.session_id.clone(),
+            state: live_state(session, in_flight).to_string(),
+            ended_reason: None,
+            started_at_ms: session.started_at_unix_ms,
+            ended_at_ms: None,
+            age_seconds: age,
+            idle_seconds: idle.as_secs_f64(),
+            invocations: session.invocations(),
+            cpu_seconds: usage.cpu_ns as f64 / 1e9,
+            memory_bytes: usage.memory_bytes,
+            peak_memory_bytes: usage.memory_peak_bytes,
+            estimated_cost_usd: self.config.prices.cost(usage.cpu_ns as f64 / 1e9, usage.memory_peak_bytes, age),
+            sandbox_id: session.sandbox.id.clone(),
+        }
+    }
+
+    /// Record an ended session as `stopping` (its sandbox is being stopped), with final usage.
+    pub(super) fn remember_ended(&self, session: &Arc<Session>, stats: Option<SandboxStats>) {
+        let mut report = self.describe(session, stats);
+        report.state = "stopping".into();
+        report.ended_reason = session.ended().map(|r| r.describe());
+        report.ended_at_ms = Some(now_ms());
+        report.idle_seconds = 0.0;
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent.push_front(report);
+        recent.truncate(RECENT_SESSIONS);
+    }
+
+    /// Fold the final resource sample of an ended session into its record.
+    pub(super) fn update_ended_usage(&self, session: &Arc<Session>, stats: Option<SandboxStats>) {
+        let Some(stats) = stats else { return };
+        let usage = session.record_usage(Some(stats));
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = recent.iter_mut().find(|r| r.sandbox_id == session.sandbox.id) {
+            r.cpu_seconds = usage.cpu_ns as f64 / 1e9;
+            r.memory_bytes = usage.memory_bytes;
+            r.peak_memory_bytes = usage.memory_peak_bytes;
+            r.estimated_cost_usd = self.config.prices.cost(r.cpu_seconds, r.peak_memory_bytes, r.age_seconds);
+        }
+    }
+
+    /// The sandbox of an ended session is gone.
+    pub(super) fn mark_removed(&self, sandbox_id: &str) {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = recent.iter_mut().find(|r| r.sandbox_id == sandbox_id) {
+            r.state = "ended".into();
+        }
+    }
+
+    /// Live sessions (usage sampled now) and recent ones, newest first, with totals per runtime.
+    pub async fn report(&self, account: Option<&str>) -> Report {
+        let live: Vec<Arc<Session>> =
+            self.live().into_iter().filter(|s| account.is_none_or(|a| a == s.target.account)).collect();
+        let samples = futures_util::future::join_all(live.iter().map(|s| self.backend.stats(&s.sandbox.id))).await;
+        let mut sessions: Vec<SessionReport> =
+            live.iter().zip(samples).map(|(s, stats)| self.describe(s, stats)).collect();
+        sessions.sort_by_key(|r| std::cmp::Reverse(r.started_at_ms));
+        let recent: VecDeque<SessionReport> = self.recent.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        sessions.extend(recent.into_iter().filter(|r| account.is_none_or(|a| a == r.account)));
+        let mut totals: Vec<RuntimeTotals> = Vec::new();
+        for s in &sessions {
+            let t = match totals.iter_mut().find(|t| t.runtime_id == s.runtime_id) {
+                Some(t) => t,
+                None => {
+                    totals.push(RuntimeTotals { runtime_id: s.runtime_id.clone(), ..Default::default() });
+                    totals.last_mut().expect("just pushed")
+                }
+            };
+            t.sessions += 1;
+            t.live += usize::from(s.ended_at_ms.is_none());
+            t.invocations += s.invocations;
+            t.cpu_seconds += s.cpu_seconds;
+            t.estimated_cost_usd += s.estimated_cost_usd;
+        }
+        Report { sessions, totals, prices: self.config.prices }
+    }
+}
+
+/// Usage seen so far: the latest sample, with the highest memory observed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Usage {
+    pub cpu_ns: u64,
+    pub memory_bytes: u64,
+    pub memory_peak_bytes: u64,
+    pub sampled: Option<Instant>,
+}
+
+impl Usage {
+    pub fn merge(&mut self, stats: SandboxStats) {
+        self.cpu_ns = self.cpu_ns.max(stats.cpu_ns);
+        self.memory_bytes = stats.memory_bytes;
+        self.memory_peak_bytes = self.memory_peak_bytes.max(stats.memory_peak_bytes).max(stats.memory_bytes);
+        self.sampled = Some(Instant::now());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cost_follows_the_published_prices() {
+        let p = Prices::default();
+        // One vCPU-hour of CPU and 1 GB held for an hour.
+        let c = p.cost(3600.0, 1_000_000_000, 3600.0);
+        assert!((c - (0.0895 + 0.00945)).abs() < 1e-9, "{c}");
+        assert_eq!(p.cost(0.0, 0, 100.0), 0.0);
+    }
+}

@@ -1,0 +1,161 @@
+"""Agent output through the CloudWatch Logs API (awscli `aws logs`, boto3 `logs`)."""
+import json
+import time
+import uuid
+
+import pytest
+
+from conftest import CONTAINER_URI, ROLE_ARN, Cli, Emulator, boto_client, create_runtime, wait_for_status
+
+
+def invoke(data, arn, session, payload):
+    return json.loads(
+        data.invoke_agent_runtime(agentRuntimeArn=arn, runtimeSessionId=session, payload=json.dumps(payload))["response"].read()
+    )
+
+
+def group_of(runtime_id):
+    return f"/aws/bedrock-agentcore/runtimes/{runtime_id}-DEFAULT"
+
+
+def wait_for_messages(logs, group, want, stream=None, timeout=10):
+    deadline = time.time() + timeout
+    while True:
+        kw = {"logGroupName": group}
+        if stream:
+            kw["logStreamNames"] = [stream]
+        try:
+            got = [e["message"] for e in logs.filter_log_events(**kw)["events"]]
+        except logs.exceptions.ResourceNotFoundException:
+            got = []
+        if all(w in got for w in want):
+            return got
+        if time.time() > deadline:
+            raise AssertionError(f"missing {want} in {got}")
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def stack(tmp_path):
+    emu = Emulator(extra_args=["--max-tps-per-endpoint", "0"]).start(tmp_path / "emulator.log")
+    yield emu
+    emu.stop()
+
+
+def runtime(stack, name, **kw):
+    control = boto_client(stack.url, "bedrock-agentcore-control")
+    rt = create_runtime(control, name, **kw)
+    assert wait_for_status(control, rt["agentRuntimeId"])["status"] == "READY"
+    return rt
+
+
+def test_session_output_is_a_log_stream_seen_by_the_cli(stack):
+    rt = runtime(stack, "logged")
+    data, cli = boto_client(stack.url, "bedrock-agentcore"), Cli(stack.url)
+    session = f"logs-{uuid.uuid4()}"
+    invoke(data, rt["agentRuntimeArn"], session, {"action": "log", "stdout": "line one", "stderr": "line two"})
+    invoke(data, rt["agentRuntimeArn"], session, {"action": "log", "stdout": "line three"})
+    group = group_of(rt["agentRuntimeId"])
+    wait_for_messages(boto_client(stack.url, "logs"), group, ["line three"])
+
+    groups = cli.json("logs", "describe-log-groups", "--log-group-name-prefix", "/aws/bedrock-agentcore/runtimes/")
+    assert group in [g["logGroupName"] for g in groups["logGroups"]]
+    streams = cli.json("logs", "describe-log-streams", "--log-group-name", group)["logStreams"]
+    assert len(streams) == 1
+    stream = streams[0]["logStreamName"]
+    assert stream.endswith(f"/[runtime-logs]{session}") and stream[:10].count("/") == 2, stream
+    events = cli.json("logs", "get-log-events", "--log-group-name", group, "--log-stream-name", stream, "--start-from-head")["events"]
+    messages = [e["message"] for e in events]
+    # From the agent's first line (before any request) through each invocation, in order.
+    assert messages[0].startswith("test-agent starting")
+    # Order holds within each pipe; Docker timestamps stdout and stderr separately, so their
+    # interleaving is not guaranteed (nor is it in CloudWatch).
+    assert messages.index("invocation 1 action=log") < messages.index("line one") < messages.index("line three")
+    assert "line two" in messages
+    stamps = [e["timestamp"] for e in events]
+    assert stamps == sorted(stamps) and abs(stamps[-1] / 1000 - time.time()) < 60
+
+
+def test_tokens_time_ranges_patterns_and_pagination(stack):
+    rt = runtime(stack, "paged")
+    data, logs = boto_client(stack.url, "bedrock-agentcore"), boto_client(stack.url, "logs")
+    session = f"page-{uuid.uuid4()}"
+    for i in range(5):
+        invoke(data, rt["agentRuntimeArn"], session, {"action": "log", "stdout": f"event {i} {'ERROR' if i % 2 else 'ok'}"})
+    group = group_of(rt["agentRuntimeId"])
+    wait_for_messages(logs, group, ["event 4 ok"])
+    stream = logs.describe_log_streams(logGroupName=group)["logStreams"][0]["logStreamName"]
+
+    # Forward paging with nextForwardToken until it stops changing, as the CLI does.
+    seen, token = [], None
+    while True:
+        kw = {"logGroupName": group, "logStreamName": stream, "limit": 2, "startFromHead": True}
+        if token:
+            kw["nextToken"] = token
+        page = logs.get_log_events(**kw)
+        seen += [e["message"] for e in page["events"]]
+        if page["nextForwardToken"] == token:
+            break
+        token = page["nextForwardToken"]
+    assert [m for m in seen if m.startswith("event ")] == [f"event {i} {'ERROR' if i % 2 else 'ok'}" for i in range(5)]
+    # Without startFromHead the newest events come first; the backward token pages back.
+    newest = logs.get_log_events(logGroupName=group, logStreamName=stream, limit=1)
+    assert newest["events"][0]["message"] == "event 4 ok"
+    older = logs.get_log_events(logGroupName=group, logStreamName=stream, limit=1, nextToken=newest["nextBackwardToken"])
+    assert older["events"][0]["message"] == "invocation 5 action=log"
+
+    errors = logs.filter_log_events(logGroupName=group, filterPattern="ERROR")["events"]
+    assert [e["message"] for e in errors] == ["event 1 ERROR", "event 3 ERROR"]
+    assert all(e["logStreamName"] == stream for e in errors)
+    phrase = logs.filter_log_events(logGroupName=group, filterPattern='"event 2"')["events"]
+    assert [e["message"] for e in phrase] == ["event 2 ok"]
+    middle = errors[0]["timestamp"]
+    ranged = logs.filter_log_events(logGroupName=group, filterPattern="event", startTime=middle, endTime=errors[1]["timestamp"] + 1)
+    assert [e["message"] for e in ranged["events"]][0] == "event 1 ERROR"
+    paged = [e["message"] for p in logs.get_paginator("filter_log_events").paginate(
+        logGroupName=group, filterPattern="event", PaginationConfig={"PageSize": 2}) for e in p["events"]]
+    assert [m for m in paged if m.startswith("event ")] == [f"event {i} {'ERROR' if i % 2 else 'ok'}" for i in range(5)]
+
+    with pytest.raises(logs.exceptions.ResourceNotFoundException):
+        logs.get_log_events(logGroupName=group, logStreamName="2026/01/01/[runtime-logs]nope")
+    with pytest.raises(logs.exceptions.ResourceNotFoundException):
+        logs.describe_log_streams(logGroupName="/aws/bedrock-agentcore/runtimes/none-DEFAULT")
+
+
+def test_a_crash_and_a_failed_start_keep_their_output(stack):
+    data, logs = boto_client(stack.url, "bedrock-agentcore"), boto_client(stack.url, "logs")
+    rt = runtime(stack, "crashy")
+    session = f"crash-{uuid.uuid4()}"
+    with pytest.raises(Exception):
+        invoke(data, rt["agentRuntimeArn"], session, {"action": "exit", "code": 7})
+    wait_for_messages(logs, group_of(rt["agentRuntimeId"]), ["exiting with code 7 on request"])
+
+    broken = runtime(stack, "broken", environmentVariables={"AGENT_EXIT_ON_START": "3"})
+    with pytest.raises(data.exceptions.RuntimeClientError):
+        invoke(data, broken["agentRuntimeArn"], f"broken-{uuid.uuid4()}", {})
+    got = wait_for_messages(logs, group_of(broken["agentRuntimeId"]), ["ImportError: test-agent was told to fail at start-up"])
+    assert any(m.startswith("test-agent starting") for m in got)
+
+
+def test_logs_are_scoped_to_account_and_region(stack):
+    rt = runtime(stack, "scoped")
+    invoke(boto_client(stack.url, "bedrock-agentcore"), rt["agentRuntimeArn"], f"s-{uuid.uuid4()}", {"action": "log", "stdout": "x"})
+    wait_for_messages(boto_client(stack.url, "logs"), group_of(rt["agentRuntimeId"]), ["x"])
+    west = boto_client(stack.url, "logs", region="us-west-2")
+    assert west.describe_log_groups()["logGroups"] == []
+
+
+def test_logs_survive_a_restart(tmp_path):
+    first = Emulator(data_dir=tmp_path / "state").start(tmp_path / "one.log")
+    try:
+        rt = runtime(first, "durable_logs")
+        invoke(boto_client(first.url, "bedrock-agentcore"), rt["agentRuntimeArn"], f"d-{uuid.uuid4()}",
+               {"action": "log", "stdout": "before restart"})
+        wait_for_messages(boto_client(first.url, "logs"), group_of(rt["agentRuntimeId"]), ["before restart"])
+    finally:
+        first.stop()
+    second = Emulator(data_dir=tmp_path / "state").start(tmp_path / "two.log")
+    try:
+        wait_for_messages(boto_client(second.url, "logs"), group_of(rt["agentRuntimeId"]), ["before restart"], timeout=2)
+    finally:
+        second.stop()
