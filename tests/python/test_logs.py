@@ -159,3 +159,17 @@ def test_logs_survive_a_restart(tmp_path):
         wait_for_messages(boto_client(second.url, "logs"), group_of(rt["agentRuntimeId"]), ["before restart"], timeout=2)
     finally:
         second.stop()
+
+
+def test_a_failed_invoke_puts_the_session_and_the_agents_last_lines_in_the_emulator_log(stack):
+    rt = runtime(stack, "failing")
+    data = boto_client(stack.url, "bedrock-agentcore")
+    session = f"fail-{uuid.uuid4()}"
+    with pytest.raises(data.exceptions.RuntimeClientError):
+        invoke(data, rt["agentRuntimeArn"], session, {"action": "fail", "status": 503, "body": "upstream model down"})
+    log = stack.log()
+    entry = log[log.index("returned to the caller as RuntimeClientError"):]
+    assert "\x1b[" not in log, "no colour codes in a log file"
+    # One entry: the agent's last output lines, then the session, status and body.
+    assert "failing with status 503: upstream model down" in entry
+    assert session in entry and "status=503" in entry and "upstream model down" in entry

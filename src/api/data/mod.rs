@@ -169,12 +169,14 @@ async fn invoke(state: &AppState, call: &Call<'_>, input: &Input) -> Result<Resp
         let status = agent.status.as_u16();
         let body = read_capped(agent.body).await;
         drop(guard);
+        let output = sessions.backend().logs(&session.sandbox.id, 10).await;
         tracing::warn!(
             session = %session_id,
             runtime = %target.runtime_id,
             status,
             body = %body,
-            "agent answered with an error; returned to the caller as RuntimeClientError"
+            "agent answered with an error; returned to the caller as RuntimeClientError; last agent output:\n{}",
+            output.trim_end()
         );
         let mut message =
             format!("Received error ({status}) from runtime. Please check your CloudWatch logs for more information.");
