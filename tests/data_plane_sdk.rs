@@ -205,3 +205,77 @@ async fn warm_pool_hands_new_sessions_a_ready_spare() {
         "spares are removed at shutdown"
     );
 }
+
+#[tokio::test]
+async fn commands_stream_through_the_rust_sdk_event_stream_parser() {
+    use aws_sdk_bedrockagentcore::types::{
+        CommandExecutionStatus, InvokeAgentRuntimeCommandRequestBody, InvokeAgentRuntimeCommandStreamOutput,
+        ResponseChunk,
+    };
+    let server = start_with_docker(1.0).await;
+    let control = control(&server);
+    let created = control
+        .create_agent_runtime()
+        .agent_runtime_name("rs_command")
+        .agent_runtime_artifact(container_artifact(
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/agentcore-local-test-agent-shell:latest",
+        ))
+        .role_arn(ROLE_ARN)
+        .network_configuration(public_network())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wait_ready(&control, created.agent_runtime_id()).await, "READY", "build fixtures/build-images.sh");
+    let data = data_client(&server.url());
+    let session = session_id("rust-command");
+    let body = InvokeAgentRuntimeCommandRequestBody::builder()
+        .command("echo out; echo err >&2; exit 5")
+        .timeout(30)
+        .build()
+        .unwrap();
+    let mut out = data
+        .invoke_agent_runtime_command()
+        .agent_runtime_arn(created.agent_runtime_arn())
+        .runtime_session_id(&session)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.runtime_session_id(), Some(session.as_str()));
+    let (mut stdout, mut stderr, mut stop) = (String::new(), String::new(), None);
+    let mut started = false;
+    while let Some(event) = out.stream.recv().await.unwrap() {
+        let InvokeAgentRuntimeCommandStreamOutput::Chunk(chunk) = event else { panic!("unexpected event {event:?}") };
+        let ResponseChunk { content_start, content_delta, content_stop, .. } = chunk;
+        started |= content_start.is_some();
+        if let Some(d) = content_delta {
+            stdout.push_str(d.stdout().unwrap_or_default());
+            stderr.push_str(d.stderr().unwrap_or_default());
+        }
+        if let Some(s) = content_stop {
+            stop = Some((s.exit_code(), s.status().clone()));
+        }
+    }
+    assert!(started);
+    assert_eq!((stdout.as_str(), stderr.as_str()), ("out\n", "err\n"));
+    assert_eq!(stop, Some((5, CommandExecutionStatus::Completed)));
+
+    // The same session's sandbox answers invocations: commands and invocations share it.
+    let host = invoke_json(&data, created.agent_runtime_arn(), &session, json!({"action": "whoami"})).await;
+    let mut out = data
+        .invoke_agent_runtime_command()
+        .agent_runtime_arn(created.agent_runtime_arn())
+        .runtime_session_id(&session)
+        .body(InvokeAgentRuntimeCommandRequestBody::builder().command("cat /etc/hostname").build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let mut text = String::new();
+    while let Some(InvokeAgentRuntimeCommandStreamOutput::Chunk(c)) = out.stream.recv().await.unwrap() {
+        if let Some(d) = c.content_delta {
+            text.push_str(d.stdout().unwrap_or_default());
+        }
+    }
+    assert_eq!(text.trim(), host["hostname"].as_str().unwrap());
+    server.shutdown().await;
+}
