@@ -185,6 +185,20 @@ where
     }
     let route = match route {
         Ok(r) => r,
+        Err(NoRoute::WrongMethod { allowed }) if raw_path.trim_end_matches('/').ends_with("/invocations") => {
+            // MCP clients open a GET stream and send DELETE at close; 405 is what they expect
+            // from a server without those, and they carry on.
+            let err = Error::new(
+                ErrorKind::UnknownOperation,
+                format!("{method} is not supported here; use {}.", allowed.join(", ")),
+            );
+            let mut resp = response::error(&err, &request_id);
+            *resp.status_mut() = http::StatusCode::METHOD_NOT_ALLOWED;
+            if let Ok(v) = http::HeaderValue::from_str(&allowed.join(", ")) {
+                resp.headers_mut().insert("allow", v);
+            }
+            return resp;
+        }
         Err(nr) => return response::error(&no_route_error(&method, &raw_path, nr), &request_id),
     };
     let operation = route.operation;

@@ -487,7 +487,13 @@ impl SandboxBackend for DockerBackend {
                 return;
             };
             let kill = bollard::exec::CreateExecOptions {
-                cmd: Some(vec!["kill".to_string(), "-KILL".to_string(), format!("-{inner}"), inner.to_string()]),
+                // The shell's own kill (images need not ship a kill binary); the command leads its
+                // process group, so the group goes with it.
+                cmd: Some(vec![
+                    "/bin/sh".to_string(),
+                    "-c".to_string(),
+                    format!("kill -9 -{inner} 2>/dev/null || kill -9 {inner}"),
+                ]),
                 ..Default::default()
             };
             if let Ok(created) = docker.create_exec(sandbox_id, kill).await {

@@ -373,11 +373,7 @@ impl Sessions {
     ) -> Option<crate::sandbox::SandboxHandle> {
         while let Some(spare) = self.take_spare(target) {
             let addr = spare.ports.get(&target.protocol.port).copied()?;
-            let alive = if target.protocol.has_ping() {
-                readiness::ping(&self.client, addr, Duration::from_secs(1)).await.is_ok()
-            } else {
-                tokio::net::TcpStream::connect(addr).await.is_ok()
-            };
+            let alive = readiness::probe(&self.client, addr, &target.protocol).await.is_ok();
             if !alive {
                 self.stop_in_background(spare.id);
                 continue;

@@ -36,12 +36,21 @@ pub async fn ping(client: &AgentClient, addr: SocketAddr, timeout: Duration) -> 
     })
 }
 
-async fn probe(client: &AgentClient, addr: SocketAddr, protocol: &Protocol) -> Result<(), String> {
+/// Is the agent's server answering? HTTP and AG-UI agents must answer `GET /ping` with 200; MCP
+/// and A2A servers count as up once they answer any HTTP request. (A bare TCP connect is not
+/// enough: Docker's userland proxy accepts on the published port before anything listens.)
+pub async fn probe(client: &AgentClient, addr: SocketAddr, protocol: &Protocol) -> Result<(), String> {
     if protocol.has_ping() {
-        ping(client, addr, Duration::from_secs(2)).await.map(|_| ())
-    } else {
-        tokio::net::TcpStream::connect(addr).await.map(|_| ()).map_err(|e| e.to_string())
+        return ping(client, addr, Duration::from_secs(2)).await.map(|_| ());
     }
+    // `/ping` rather than the protocol path: a stateless MCP server keeps `GET /mcp` open as a stream.
+    let request =
+        http::Request::get(format!("http://{addr}/ping")).body(Full::new(Bytes::new())).map_err(|e| e.to_string())?;
+    tokio::time::timeout(Duration::from_secs(2), client.request(request))
+        .await
+        .map_err(|_| "no answer within 2s".to_string())?
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// Why a sandbox never became ready.

@@ -66,11 +66,7 @@ impl Sessions {
             }
         };
         let Some(addr) = sandbox.handle.ports.get(&target.protocol.port).copied() else { return false };
-        let healthy = if target.protocol.has_ping() {
-            readiness::ping(&self.client, addr, Duration::from_secs(2)).await.is_ok()
-        } else {
-            tokio::net::TcpStream::connect(addr).await.is_ok()
-        };
+        let healthy = readiness::probe(&self.client, addr, &target.protocol).await.is_ok();
         if !healthy {
             return false;
         }

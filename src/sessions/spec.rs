@@ -11,7 +11,8 @@ use crate::sandbox::{labels, Mount, SandboxSpec};
 
 /// The public invocation URL of a runtime, as `AGENTCORE_RUNTIME_URL` tells the agent (A2A cards).
 pub fn invocation_url(emulator_url: &str, runtime_arn: &str) -> String {
-    let encoded = percent_encoding::utf8_percent_encode(runtime_arn, percent_encoding::NON_ALPHANUMERIC);
+    // Encoded as the SDKs encode a path segment: unreserved characters (`-_.~`) stay as they are.
+    let encoded = crate::sigv4::canonical::uri_encode(runtime_arn.as_bytes(), false);
     format!("{emulator_url}/runtimes/{encoded}/invocations/")
 }
 

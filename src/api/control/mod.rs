@@ -31,7 +31,7 @@ pub async fn dispatch(state: &AppState, call: &Call<'_>) -> Result<Response<Body
     let status = model.operation(operation).http.response_code;
     let body = match operation {
         "CreateAgentRuntime" => {
-            let config = runtime_config(&input, &["agentRuntimeName", "clientToken", "tags"])?;
+            let config = runtime_config(operation, &input, &["agentRuntimeName", "clientToken", "tags"])?;
             let view = cp
                 .create_runtime(
                     caller,
@@ -44,7 +44,7 @@ pub async fn dispatch(state: &AppState, call: &Call<'_>) -> Result<Response<Body
             views::runtime_mutation(&view, false)
         }
         "UpdateAgentRuntime" => {
-            let config = runtime_config(&input, &["agentRuntimeId", "clientToken"])?;
+            let config = runtime_config(operation, &input, &["agentRuntimeId", "clientToken"])?;
             let view = cp
                 .update_runtime(caller, string(&input, "agentRuntimeId"), config, idempotency(operation, &input))
                 .await?;
@@ -173,10 +173,22 @@ fn page(input: &Input, list: &str) -> Result<Page> {
     Page::new(input.get("maxResults").and_then(Value::as_i64), input.get("nextToken").and_then(Value::as_str), list)
 }
 
-/// The version configuration: every member given, except the ones that are not configuration.
-fn runtime_config(input: &Input, exclude: &[&str]) -> Result<Input> {
-    let config: Input =
-        input.iter().filter(|(k, _)| !exclude.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+/// The version configuration: every member given, except the ones that are not configuration, with
+/// members the model does not define dropped at every depth.
+fn runtime_config(operation: &str, input: &Input, exclude: &[&str]) -> Result<Input> {
+    let model = model::control();
+    let shape = model.shape(model.operation(operation).input.as_ref().map(|i| i.shape.as_str()).unwrap_or_default());
+    let config: Input = input
+        .iter()
+        .filter(|(k, _)| !exclude.contains(&k.as_str()))
+        .map(|(k, v)| {
+            let pruned = match shape.members.get(k) {
+                Some(member) => model::prune(model, &member.shape, v),
+                None => v.clone(),
+            };
+            (k.clone(), pruned)
+        })
+        .collect();
     crate::control::rules::check(&config)?;
     Ok(config)
 }

@@ -76,6 +76,21 @@ pub fn timeout_of(body: Option<&Value>) -> Result<Duration> {
     Ok(Duration::from_secs(timeout as u64))
 }
 
+/// Whether the sandbox has a shell to run commands with. Docker reports a missing executable as
+/// output of the exec (and its exit code only later), so run a command that prints nothing when it
+/// works: any output, or a non-zero exit, means there is no usable shell.
+async fn has_shell(sessions: &Sessions, sandbox_id: &str) -> bool {
+    let Ok(mut exec) = sessions.backend().exec(sandbox_id, vec!["/bin/sh".into(), "-c".into(), "exit 0".into()]).await
+    else {
+        return false;
+    };
+    let mut printed = false;
+    while let Some(item) = exec.output.next().await {
+        printed |= item.is_ok();
+    }
+    !printed && sessions.backend().exec_exit_code(&exec.id).await.unwrap_or(0) == 0
+}
+
 /// Start `command` in the guard's session and answer with its streamed output.
 pub async fn run(
     sessions: &Arc<Sessions>,
@@ -84,6 +99,13 @@ pub async fn run(
     timeout: Duration,
 ) -> Result<Response<Body>> {
     let session = guard.session().clone();
+    if !has_shell(sessions, &session.sandbox.id).await {
+        return Err(Error::new(
+            ErrorKind::RuntimeClientError,
+            "The session's sandbox has no /bin/sh, so commands cannot run in it; build the agent's image on a \
+             base that has a shell.",
+        ));
+    }
     let exec = sessions
         .backend()
         .exec(&session.sandbox.id, vec!["/bin/sh".into(), "-c".into(), command])

@@ -14,6 +14,9 @@ const PASS_THROUGH: &[&str] = &[
     "mcp-protocol-version",
     "mcp-method",
     "mcp-name",
+    // A2A 1.x clients name their protocol version; without it servers assume 0.3.
+    "a2a-version",
+    "a2a-extensions",
 ];
 
 /// Never forwarded even if allow-listed: hop-by-hop, framing and the caller's AWS credentials.
@@ -76,7 +79,7 @@ pub fn to_client(
     let content_type =
         from_agent.get("content-type").cloned().unwrap_or(HeaderValue::from_static("application/octet-stream"));
     out.insert("content-type", content_type);
-    for name in ["mcp-session-id", "mcp-protocol-version"] {
+    for name in ["mcp-session-id", "mcp-protocol-version", "a2a-version", "a2a-extensions"] {
         if let Some(v) = from_agent.get(name) {
             out.insert(HeaderName::from_static(name), v.clone());
         }

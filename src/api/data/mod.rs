@@ -266,15 +266,32 @@ async fn agent_card(state: &AppState, call: &Call<'_>, input: &Input) -> Result<
     let mut card: Value = serde_json::from_str(&body).map_err(|e| {
         Error::new(ErrorKind::RuntimeClientError, format!("The agent's card at {AGENT_CARD_PATH} is not JSON: {e}"))
     })?;
-    let url = crate::sessions::spec::invocation_url(sessions.emulator_url(), &target.runtime_arn);
-    if let Some(obj) = card.as_object_mut() {
-        obj.insert("url".into(), Value::String(url));
-    }
+    rewrite_card_urls(&mut card, &crate::sessions::spec::invocation_url(sessions.emulator_url(), &target.runtime_arn));
     let mut resp = response::json(200, &card, call.request_id);
     if let Ok(v) = HeaderValue::from_str(&session_id) {
         resp.headers_mut().insert(SESSION_HEADER, v);
     }
     Ok(resp)
+}
+
+/// Point an agent card at the emulator: every interface of an A2A 1.x card
+/// (`supportedInterfaces[].url`), and the top-level `url` of a 0.3 card (or one without interfaces).
+fn rewrite_card_urls(card: &mut Value, url: &str) {
+    let Some(obj) = card.as_object_mut() else { return };
+    let mut has_interfaces = false;
+    for key in ["supportedInterfaces", "additionalInterfaces"] {
+        if let Some(list) = obj.get_mut(key).and_then(Value::as_array_mut) {
+            has_interfaces |= key == "supportedInterfaces" && !list.is_empty();
+            for interface in list.iter_mut().filter_map(Value::as_object_mut) {
+                if interface.contains_key("url") {
+                    interface.insert("url".into(), Value::String(url.to_string()));
+                }
+            }
+        }
+    }
+    if obj.contains_key("url") || !has_interfaces {
+        obj.insert("url".into(), Value::String(url.to_string()));
+    }
 }
 
 /// Where A2A servers publish their card (runtime-contract.md §3).

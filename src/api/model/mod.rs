@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 mod validate;
-pub use validate::{validate, FieldError};
+pub use validate::{prune, validate, FieldError};
 
 #[derive(Debug, Deserialize)]
 pub struct ShapeRef {

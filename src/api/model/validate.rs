@@ -38,6 +38,30 @@ pub fn validate(model: &ServiceModel, shape_name: &str, value: &Value) -> Vec<Fi
     errors
 }
 
+/// `value` without members the shape does not define, at any depth (AWS ignores them, so they are
+/// neither stored nor returned).
+pub fn prune(model: &ServiceModel, shape_name: &str, value: &Value) -> Value {
+    let shape = model.shape(shape_name);
+    match (shape.kind.as_str(), value) {
+        ("structure", Value::Object(map)) => Value::Object(
+            shape
+                .members
+                .iter()
+                .filter_map(|(name, member)| map.get(name).map(|v| (name.clone(), prune(model, &member.shape, v))))
+                .collect(),
+        ),
+        ("list", Value::Array(items)) => match &shape.member {
+            Some(m) => Value::Array(items.iter().map(|i| prune(model, &m.shape, i)).collect()),
+            None => value.clone(),
+        },
+        ("map", Value::Object(map)) => match &shape.value {
+            Some(v) => Value::Object(map.iter().map(|(k, x)| (k.clone(), prune(model, &v.shape, x))).collect()),
+            None => value.clone(),
+        },
+        _ => value.clone(),
+    }
+}
+
 fn show(value: &Value, sensitive: bool) -> Option<String> {
     if sensitive {
         return None;
@@ -284,6 +308,17 @@ mod tests {
         );
         assert!(m.iter().any(|s| s.contains("enum value set: [MCP, HTTP, A2A, AGUI]")), "{m:?}");
         assert!(m.iter().any(|s| s.starts_with("Value at 'description'")), "{m:?}");
+    }
+
+    #[test]
+    fn unknown_members_are_pruned_at_every_depth() {
+        let v = json!({"protocolConfiguration": {"serverProtocol": "MCP", "transport": "stdio"}, "bogus": 1,
+                       "environmentVariables": {"A": "b"}});
+        let pruned = prune(control(), "CreateAgentRuntimeRequest", &v);
+        assert_eq!(
+            pruned,
+            json!({"protocolConfiguration": {"serverProtocol": "MCP"}, "environmentVariables": {"A": "b"}})
+        );
     }
 
     #[test]

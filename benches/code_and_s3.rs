@@ -1,0 +1,229 @@
+//! Direct code deployment and S3 benchmark:
+//! - cold start of a code-zip session (bedrock-agentcore SDK agent, PYTHON_3_11) to first response;
+//! - S3 PutObject / GetObject of a 100 MB object through the emulator against `cp` + fsync of the
+//!   same file, measured in the same run.
+//!
+//! Needs the PYTHON_3_11 base image and python3 with pip (the zip is built with pip install
+//! --target, cached under target/bench-cache). Run: `cargo bench --bench code_and_s3`
+
+mod support;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use hyper::Request;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use support::{signed, signed_with, spawn_server};
+
+const OBJECT_BYTES: usize = 100 * 1000 * 1000;
+const COLD_STARTS: usize = 8;
+
+type BoxBody = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
+
+fn full(bytes: Vec<u8>) -> BoxBody {
+    Full::new(Bytes::from(bytes)).map_err(|never| match never {}).boxed_unsync()
+}
+
+/// A SigV4 request for S3 (path encoded once, `x-amz-content-sha256: UNSIGNED-PAYLOAD`).
+fn s3_request(method: &str, addr: SocketAddr, path: &str, body: BoxBody, length: Option<usize>) -> Request<BoxBody> {
+    use agentcore_local::sigv4::canonical::{canonical_request, string_to_sign, RequestParts, UriEncoding};
+    use agentcore_local::sigv4::time::epoch_to_amz_date;
+    use agentcore_local::sigv4::verify::{sign, signing_key};
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let amz_date = epoch_to_amz_date(now);
+    let headers = vec![
+        ("host".to_string(), addr.to_string()),
+        ("x-amz-content-sha256".to_string(), "UNSIGNED-PAYLOAD".to_string()),
+        ("x-amz-date".to_string(), amz_date.clone()),
+    ];
+    let names: Vec<String> = headers.iter().map(|(k, _)| k.clone()).collect();
+    let parts = RequestParts { method, raw_path: path, raw_query: "", headers: &headers };
+    let creq = canonical_request(&parts, &names, "UNSIGNED-PAYLOAD", UriEncoding::SingleEncode, None);
+    let scope = format!("{}/us-east-1/s3/aws4_request", &amz_date[..8]);
+    let sig = sign(&signing_key("test", &amz_date[..8], "us-east-1", "s3"), &string_to_sign(&amz_date, &scope, &creq));
+    let mut b = Request::builder().method(method).uri(format!("http://{addr}{path}"));
+    for (k, v) in &headers[1..] {
+        b = b.header(k, v);
+    }
+    if let Some(len) = length {
+        b = b.header("content-length", len);
+    }
+    b.header(
+        "authorization",
+        format!("AWS4-HMAC-SHA256 Credential=test/{scope}, SignedHeaders={}, Signature={sig}", names.join(";")),
+    )
+    .body(body)
+    .unwrap()
+}
+
+fn file_body(path: &Path) -> BoxBody {
+    let path = path.to_path_buf();
+    let stream = futures_util::stream::unfold(None, move |file: Option<std::fs::File>| {
+        let path = path.clone();
+        async move {
+            let mut file = match file {
+                Some(f) => f,
+                None => std::fs::File::open(&path).ok()?,
+            };
+            let mut buf = vec![0u8; 1 << 20];
+            let n = std::io::Read::read(&mut file, &mut buf).ok()?;
+            if n == 0 {
+                return None;
+            }
+            buf.truncate(n);
+            Some((Ok::<_, std::io::Error>(Frame::data(Bytes::from(buf))), Some(file)))
+        }
+    });
+    StreamBody::new(stream).boxed_unsync()
+}
+
+fn build_code_zip(cache: &Path) -> PathBuf {
+    let zip = cache.join("sdk-agent.zip");
+    if zip.exists() {
+        return zip;
+    }
+    let staging = cache.join("sdk-agent");
+    let _ = std::fs::remove_dir_all(&staging);
+    let ok = std::process::Command::new("python3")
+        .args(["-m", "pip", "install", "--quiet", "--target"])
+        .arg(&staging)
+        .arg("bedrock-agentcore")
+        .status()
+        .expect("python3 with pip");
+    assert!(ok.success(), "pip install bedrock-agentcore failed");
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/code-agent/main.py"), staging.join("main.py"))
+        .unwrap();
+    let ok = std::process::Command::new("python3")
+        .args(["-m", "zipfile", "-c"])
+        .arg(&zip)
+        .arg(".")
+        .current_dir(&staging)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    zip
+}
+
+fn percentile(v: &mut [Duration], p: f64) -> Duration {
+    v.sort();
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn main() {
+    let cache = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/bench-cache"));
+    std::fs::create_dir_all(&cache).unwrap();
+    let zip = build_code_zip(&cache);
+    let payload = cache.join("object-100MB.bin");
+    if std::fs::metadata(&payload).map(|m| m.len() as usize).ok() != Some(OBJECT_BYTES) {
+        let mut f = std::fs::File::create(&payload).unwrap();
+        let mut x: u64 = 0x9e3779b97f4a7c15;
+        let mut chunk = vec![0u8; 1 << 20];
+        for _ in 0..(OBJECT_BYTES >> 20) {
+            for b in chunk.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = x as u8;
+            }
+            f.write_all(&chunk).unwrap();
+        }
+        f.write_all(&chunk[..OBJECT_BYTES - ((OBJECT_BYTES >> 20) << 20)]).unwrap();
+    }
+
+    let data_dir = tempfile::tempdir().unwrap();
+    let (server, _) = spawn_server(&["--max-tps-per-endpoint", "0", "--data-dir", data_dir.path().to_str().unwrap()]);
+    let (addr, pid) = (server.addr, server.child.id());
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(async move {
+        let client = Client::builder(TokioExecutor::new()).build_http::<BoxBody>();
+        let send = |req: Request<BoxBody>| {
+            let client = client.clone();
+            async move {
+                let resp = client.request(req).await.expect("request");
+                let status = resp.status().as_u16();
+                let mut body = resp.into_body();
+                let mut bytes = 0usize;
+                let mut text = Vec::new();
+                while let Some(frame) = body.frame().await {
+                    if let Ok(data) = frame.unwrap().into_data() {
+                        bytes += data.len();
+                        if text.len() < 4096 {
+                            text.extend_from_slice(&data[..data.len().min(4096)]);
+                        }
+                    }
+                }
+                (status, bytes, text)
+            }
+        };
+        let (status, _, _) = send(s3_request("PUT", addr, "/bench", full(vec![]), Some(0))).await;
+        assert_eq!(status, 200, "create bucket");
+
+        // S3 throughput: PUT then GET of the same 100 MB, against cp + fsync.
+        let started = Instant::now();
+        let (status, _, text) = send(s3_request("PUT", addr, "/bench/object.bin", file_body(&payload), Some(OBJECT_BYTES))).await;
+        let put = started.elapsed();
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&text));
+        let started = Instant::now();
+        let (status, bytes, _) = send(s3_request("GET", addr, "/bench/object.bin", full(vec![]), None)).await;
+        let get = started.elapsed();
+        assert_eq!((status, bytes), (200, OBJECT_BYTES));
+        let copy_target = cache.join("object-copy.bin");
+        let started = Instant::now();
+        std::fs::copy(&payload, &copy_target).unwrap();
+        std::fs::File::open(&copy_target).unwrap().sync_all().unwrap();
+        let cp = started.elapsed();
+        let _ = std::fs::remove_file(&copy_target);
+
+        // Code-zip runtime: upload, create, then cold starts of new sessions.
+        let zip_bytes = std::fs::read(&zip).unwrap();
+        let len = zip_bytes.len();
+        let (status, _, _) = send(s3_request("PUT", addr, "/bench/agent.zip", full(zip_bytes), Some(len))).await;
+        assert_eq!(status, 200);
+        let create = r#"{"agentRuntimeName":"bench_code","agentRuntimeArtifact":{"codeConfiguration":{"code":{"s3":{"bucket":"bench","prefix":"agent.zip"}},"runtime":"PYTHON_3_11","entryPoint":["main.py"]}},"roleArn":"arn:aws:iam::123456789012:role/R"}"#;
+        let resp = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>().request(signed("PUT", addr, "/runtimes/", "", create.as_bytes())).await.unwrap();
+        let created: serde_json::Value = serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+        let id = created["agentRuntimeId"].as_str().expect("created").to_string();
+        let arn = created["agentRuntimeArn"].as_str().unwrap().to_string();
+        let json_client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+        loop {
+            let resp = json_client.request(signed("GET", addr, &format!("/runtimes/{id}/"), "", b"")).await.unwrap();
+            let rt: serde_json::Value = serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+            match rt["status"].as_str() {
+                Some("READY") => break,
+                Some("CREATING") => tokio::time::sleep(Duration::from_millis(50)).await,
+                other => panic!("code runtime is {other:?}: {} (agentcore-local images build PYTHON_3_11)", rt["failureReason"]),
+            }
+        }
+        let path = format!("/runtimes/{}/invocations", percent_encoding::utf8_percent_encode(&arn, percent_encoding::NON_ALPHANUMERIC));
+        let mut cold = Vec::new();
+        for i in 0..COLD_STARTS {
+            let session = format!("bench-code-{i:03}-{}", uuid::Uuid::new_v4());
+            let started = Instant::now();
+            let req = signed_with("POST", addr, &path, "", b"{\"mode\":\"echo\"}", &[("x-amzn-bedrock-agentcore-runtime-session-id", &session)]);
+            let resp = json_client.request(req).await.unwrap();
+            let status = resp.status();
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            assert!(status.is_success(), "{status}: {}", String::from_utf8_lossy(&body));
+            cold.push(started.elapsed());
+        }
+        let (p50, p95) = (percentile(&mut cold, 0.5), percentile(&mut cold, 0.95));
+        let mbps = |d: Duration| OBJECT_BYTES as f64 / 1e6 / d.as_secs_f64();
+        println!("\ncode deployment and S3 benchmark (release build, loopback, data dir on local disk)");
+        println!("| measurement                                        | value        | target            |");
+        println!("|----------------------------------------------------|--------------|-------------------|");
+        println!("| code-zip cold start to first response p50 ({COLD_STARTS} sess.) | {:>9.0} ms | <= 1000 ms        |", p50.as_secs_f64() * 1e3);
+        println!("| code-zip cold start to first response p95          | {:>9.0} ms |                   |", p95.as_secs_f64() * 1e3);
+        println!("| baseline: cp + fsync of the 100 MB file            | {:>7.0} MB/s |                   |", mbps(cp));
+        println!("| S3 PutObject 100 MB (streamed, fsynced)            | {:>7.0} MB/s | >= 50% of cp: {:.0}% |", mbps(put), 100.0 * mbps(put) / mbps(cp));
+        println!("| S3 GetObject 100 MB                                | {:>7.0} MB/s | >= 50% of cp: {:.0}% |", mbps(get), 100.0 * mbps(get) / mbps(cp));
+    });
+    let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let mut child = server.child;
+    let _ = child.wait();
+}
