@@ -134,6 +134,12 @@ struct ServeArgs {
     /// Leave session sandboxes running at shutdown; the next start re-adopts them.
     #[arg(long, env = "AGENTCORE_LOCAL_KEEP_SESSIONS")]
     keep_sessions: bool,
+    /// USD per vCPU-hour of CPU consumed, for the sessions report's cost estimate.
+    #[arg(long, env = "AGENTCORE_LOCAL_PRICE_VCPU_HOUR", default_value_t = 0.0895)]
+    price_vcpu_hour: f64,
+    /// USD per GB-hour of memory, for the sessions report's cost estimate.
+    #[arg(long, env = "AGENTCORE_LOCAL_PRICE_GB_HOUR", default_value_t = 0.00945)]
+    price_gb_hour: f64,
     /// MiB of agent output kept per runtime endpoint (log group); the oldest sessions' logs go first.
     #[arg(long, env = "AGENTCORE_LOCAL_LOG_RETENTION_MIB", default_value_t = 256)]
     log_retention_mib: u64,
@@ -195,6 +201,7 @@ fn build_config(args: &ServeArgs) -> Result<Config, String> {
             keep_sessions: args.keep_sessions,
             time_scale: args.lifecycle_time_scale,
             warm_pool: args.warm_pool,
+            prices: sessions::report::Prices { vcpu_hour_usd: args.price_vcpu_hour, gb_hour_usd: args.price_gb_hour },
             ..SessionConfig::default()
         },
     })

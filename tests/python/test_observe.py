@@ -73,6 +73,20 @@ def test_cpu_seconds_move_with_work_and_stay_flat_while_idle(stack):
     assert session in table and "stopped by StopRuntimeSession" in table
 
 
+def test_prices_are_configurable(tmp_path):
+    emu = Emulator(extra_args=["--price-vcpu-hour", "3600", "--price-gb-hour", "0"]).start(tmp_path / "emulator.log")
+    try:
+        rt = runtime(emu.url, "priced")
+        session = f"price-{uuid.uuid4()}"
+        invoke(emu.url, rt["agentRuntimeArn"], session, {"action": "burn", "ms": 1000})
+        row = session_row(emu.url, session)
+        # At $3600 per vCPU-hour a CPU-second costs a dollar; memory is free here.
+        assert row["estimated_cost_usd"] == pytest.approx(row["cpu_seconds"], rel=1e-6)
+        assert report(emu.url)["prices"] == {"vcpu_hour_usd": 3600.0, "gb_hour_usd": 0.0}
+    finally:
+        emu.stop()
+
+
 def test_prometheus_metrics(stack):
     rt = runtime(stack.url, "measured")
     session = f"metric-{uuid.uuid4()}"
