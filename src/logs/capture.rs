@@ -51,24 +51,28 @@ pub fn follow(
     let task = tokio::spawn(async move {
         let mut lines = backend.follow_output(&sandbox_id, since_ms).await;
         let mut batch = Vec::new();
-        let mut tick = tokio::time::interval(FLUSH_EVERY);
         loop {
-            tokio::select! {
-                line = lines.next() => match line {
-                    Some(l) => {
-                        batch.push(LogEvent {
-                            timestamp: l.timestamp_ms,
-                            stream: if l.stderr { "stderr".into() } else { "stdout".into() },
-                            message: l.text,
-                            ingested: now_ms(),
-                        });
-                        if batch.len() >= MAX_BATCH {
-                            flush(&store, &group, &stream, &mut batch).await;
-                        }
+            // Idle sessions cost no wake-ups: the flush deadline exists only while lines wait.
+            let next = if batch.is_empty() {
+                lines.next().await
+            } else {
+                match tokio::time::timeout(FLUSH_EVERY, lines.next()).await {
+                    Ok(line) => line,
+                    Err(_) => {
+                        flush(&store, &group, &stream, &mut batch).await;
+                        continue;
                     }
-                    None => break,
-                },
-                _ = tick.tick() => flush(&store, &group, &stream, &mut batch).await,
+                }
+            };
+            let Some(l) = next else { break };
+            batch.push(LogEvent {
+                timestamp: l.timestamp_ms,
+                stream: if l.stderr { "stderr".into() } else { "stdout".into() },
+                message: l.text,
+                ingested: now_ms(),
+            });
+            if batch.len() >= MAX_BATCH {
+                flush(&store, &group, &stream, &mut batch).await;
             }
         }
         flush(&store, &group, &stream, &mut batch).await;
