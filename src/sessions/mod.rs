@@ -112,8 +112,11 @@ type StartFuture = Shared<BoxFuture<'static, Result<Arc<Session>>>>;
 /// A table entry: the (possibly still running) start of one session.
 struct Slot {
     id: u64,
-    account: String,
     start: StartFuture,
+    /// What the session report shows while the start is still running.
+    target: InvocationTarget,
+    began: Instant,
+    started_at_ms: i64,
 }
 
 pub struct Sessions {
@@ -301,7 +304,7 @@ impl Sessions {
     }
 
     fn check_quota(&self, table: &HashMap<SessionKey, Arc<Slot>>, account: &str) -> Result<()> {
-        let live = table.values().filter(|s| s.account == account).count();
+        let live = table.values().filter(|s| s.target.account == account).count();
         if live >= self.config.max_sessions_per_account {
             return Err(Error::quota(format!(
                 "Account {account} already has {live} active runtime sessions, the maximum \
@@ -313,12 +316,13 @@ impl Sessions {
 
     fn new_slot(self: &Arc<Self>, key: SessionKey, target: InvocationTarget) -> Arc<Slot> {
         let id = self.next_slot.fetch_add(1, Ordering::Relaxed);
-        let account = target.account.clone();
+        let (began, started_at_ms) = (Instant::now(), now_ms());
+        let slot_target = target.clone();
         let this = self.clone();
         // Spawned, so a client that disconnects mid cold start neither cancels it half way nor
         // leaves a sandbox behind.
         let task = tokio::spawn(async move {
-            let result = this.start(id, key.clone(), target).await;
+            let result = this.start(id, key.clone(), target, began, started_at_ms).await;
             if result.is_err() {
                 this.remove_slot(&key, id);
             }
@@ -327,7 +331,7 @@ impl Sessions {
         let start: BoxFuture<'static, Result<Arc<Session>>> = Box::pin(async move {
             task.await.unwrap_or_else(|e| Err(Error::internal(format!("session start task failed: {e}"))))
         });
-        Arc::new(Slot { id, account, start: start.shared() })
+        Arc::new(Slot { id, start: start.shared(), target: slot_target, began, started_at_ms })
     }
 
     fn remove_slot(&self, key: &SessionKey, slot_id: u64) {
@@ -337,9 +341,14 @@ impl Sessions {
         }
     }
 
-    async fn start(self: &Arc<Self>, slot_id: u64, key: SessionKey, target: InvocationTarget) -> Result<Arc<Session>> {
-        let began = Instant::now();
-        let started_ms = now_ms();
+    async fn start(
+        self: &Arc<Self>,
+        slot_id: u64,
+        key: SessionKey,
+        target: InvocationTarget,
+        began: Instant,
+        started_ms: i64,
+    ) -> Result<Arc<Session>> {
         let spare = self.claim_spare(&target, &key).await;
         self.replenish(&target);
         let (handle, capture) = match spare {
@@ -412,12 +421,14 @@ impl Sessions {
                 return Err(self.start_failure(
                     key,
                     target,
+                    started_ms,
                     format!("the agent exited with code {code} during initialization"),
                     &logs,
                 ));
             }
             Err(e) => {
                 tracing::warn!(session = %key.session_id, runtime = %key.runtime_id, error = %e, "sandbox did not start");
+                self.remember_failed_start(key, target, started_ms, format!("the sandbox did not start: {e}"));
                 return Err(runtime_client_error(format!("Runtime initialization failed: {e}")));
             }
         };
@@ -453,14 +464,22 @@ impl Sessions {
                     failure.last_probe_error
                 ),
             };
-            return Err(self.start_failure(key, target, what, &logs));
+            return Err(self.start_failure(key, target, started_ms, what, &logs));
         }
         Ok((handle, capture))
     }
 
     /// The RuntimeClientError of a failed start: AWS's message, then what happened and the agent's
     /// last output (also logged, so nobody has to go looking).
-    fn start_failure(&self, key: &SessionKey, target: &InvocationTarget, what: String, logs: &str) -> Error {
+    fn start_failure(
+        &self,
+        key: &SessionKey,
+        target: &InvocationTarget,
+        started_ms: i64,
+        what: String,
+        logs: &str,
+    ) -> Error {
+        self.remember_failed_start(key, target, started_ms, what.clone());
         tracing::warn!(
             session = %key.session_id,
             runtime = %key.runtime_id,
@@ -566,6 +585,15 @@ impl Sessions {
     }
 
     /// Sessions that are up (started and not ended).
+    /// Sessions whose sandbox is still starting, with the target and start time of each.
+    fn starting(&self) -> Vec<(SessionKey, InvocationTarget, Instant, i64)> {
+        self.table()
+            .iter()
+            .filter(|(_, slot)| slot.start.peek().is_none())
+            .map(|(key, slot)| (key.clone(), slot.target.clone(), slot.began, slot.started_at_ms))
+            .collect()
+    }
+
     pub fn live(&self) -> Vec<Arc<Session>> {
         let slots: Vec<Arc<Slot>> = self.table().values().cloned().collect();
         slots

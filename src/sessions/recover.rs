@@ -79,7 +79,13 @@ impl Sessions {
             Arc::new(Session::new(key.clone(), target, sandbox.handle.clone(), started_at, started_ms, slot_id));
         let ready = session.clone();
         let start: BoxFuture<'static, Result<Arc<Session>>> = Box::pin(async move { Ok(ready) });
-        let slot = Arc::new(Slot { id: slot_id, account: session.target.account.clone(), start: start.shared() });
+        let slot = Arc::new(Slot {
+            id: slot_id,
+            start: start.shared(),
+            target: session.target.clone(),
+            began: started_at,
+            started_at_ms: started_ms,
+        });
         // Resolve the shared future once so `live()` sees the session.
         let _ = slot.start.clone().await;
         self.table().insert(key, slot);

@@ -8,9 +8,10 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::session::Session;
+use super::session::{Session, SessionKey};
 use super::Sessions;
 use crate::control::now_ms;
+use crate::control::resolve::InvocationTarget;
 use crate::sandbox::SandboxStats;
 
 /// Published per-second prices (field-notes.md): CPU actually consumed, and memory.
@@ -47,7 +48,7 @@ pub struct SessionReport {
     pub version: u32,
     pub endpoint: String,
     pub session_id: String,
-    /// `healthy`, `busy`, `stopping` or `ended`.
+    /// `starting`, `healthy`, `busy`, `stopping` or `ended`.
     pub state: String,
     pub ended_reason: Option<String>,
     pub started_at_ms: i64,
@@ -129,6 +130,48 @@ impl Sessions {
         recent.truncate(RECENT_SESSIONS);
     }
 
+    /// Record a session whose sandbox never became ready: it ended before it served anything.
+    pub(super) fn remember_failed_start(
+        &self,
+        key: &SessionKey,
+        target: &InvocationTarget,
+        started_at_ms: i64,
+        reason: String,
+    ) {
+        let mut report = Self::starting_report(key, target, started_at_ms, (now_ms() - started_at_ms) as f64 / 1e3);
+        report.state = "ended".into();
+        report.ended_reason = Some(format!("failed to start: {reason}"));
+        report.ended_at_ms = Some(now_ms());
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent.push_front(report);
+        recent.truncate(RECENT_SESSIONS);
+    }
+
+    /// A session with no sandbox ready yet (so no usage to show).
+    fn starting_report(key: &SessionKey, target: &InvocationTarget, started_at_ms: i64, age: f64) -> SessionReport {
+        SessionReport {
+            account: target.account.clone(),
+            region: target.region.clone(),
+            runtime_id: key.runtime_id.clone(),
+            runtime_arn: target.runtime_arn.clone(),
+            version: target.version,
+            endpoint: target.endpoint_name.clone(),
+            session_id: key.session_id.clone(),
+            state: "starting".into(),
+            ended_reason: None,
+            started_at_ms,
+            ended_at_ms: None,
+            age_seconds: age,
+            idle_seconds: 0.0,
+            invocations: 0,
+            cpu_seconds: 0.0,
+            memory_bytes: 0,
+            peak_memory_bytes: 0,
+            estimated_cost_usd: 0.0,
+            sandbox_id: String::new(),
+        }
+    }
+
     /// Fold the final resource sample of an ended session into its record.
     pub(super) fn update_ended_usage(&self, session: &Arc<Session>, stats: Option<SandboxStats>) {
         let Some(stats) = stats else { return };
@@ -157,6 +200,13 @@ impl Sessions {
         let samples = futures_util::future::join_all(live.iter().map(|s| self.backend.stats(&s.sandbox.id))).await;
         let mut sessions: Vec<SessionReport> =
             live.iter().zip(samples).map(|(s, stats)| self.describe(s, stats)).collect();
+        sessions.extend(
+            self.starting().into_iter().filter(|(_, target, _, _)| account.is_none_or(|a| a == target.account)).map(
+                |(key, target, began, started_ms)| {
+                    Self::starting_report(&key, &target, started_ms, began.elapsed().as_secs_f64())
+                },
+            ),
+        );
         sessions.sort_by_key(|r| std::cmp::Reverse(r.started_at_ms));
         let recent: VecDeque<SessionReport> = self.recent.lock().unwrap_or_else(|p| p.into_inner()).clone();
         sessions.extend(recent.into_iter().filter(|r| account.is_none_or(|a| a == r.account)));

@@ -29,10 +29,12 @@ def zip_tree(root, dest):
 @pytest.fixture(scope="module")
 def agent_zip(tmp_path_factory):
     """bedrock-agentcore and its dependencies installed with `pip install --target` (what the
-    starter toolkit does), plus main.py, zipped flat."""
+    starter toolkit does), plus main.py, zipped flat. opentelemetry-distro brings the
+    `opentelemetry-instrument` launcher that AgentCore's own examples put first in entryPoint."""
     staging = tmp_path_factory.mktemp("staging")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(staging), "bedrock-agentcore"],
+        [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(staging), "bedrock-agentcore",
+         "opentelemetry-distro"],
         check=True,
         timeout=600,
     )
@@ -51,14 +53,15 @@ def stack(tmp_path):
         emu.stop()
 
 
-def deploy(cli, name, bucket, key, entry=("main.py",), runtime="PYTHON_3_11"):
+def deploy(cli, name, bucket, key, entry=("main.py",), runtime="PYTHON_3_11", env=None):
     artifact = {"codeConfiguration": {"code": {"s3": {"bucket": bucket, "prefix": key}},
                                       "runtime": runtime, "entryPoint": list(entry)}}
+    extra = ["--environment-variables", json.dumps(env)] if env else []
     return cli.json(
         "bedrock-agentcore-control", "create-agent-runtime", "--agent-runtime-name", name,
         "--agent-runtime-artifact", json.dumps(artifact), "--role-arn", ROLE_ARN,
         "--network-configuration", "networkMode=PUBLIC",
-        "--lifecycle-configuration", "idleRuntimeSessionTimeout=60,maxLifetime=28800",
+        "--lifecycle-configuration", "idleRuntimeSessionTimeout=60,maxLifetime=28800", *extra,
     )
 
 
@@ -93,6 +96,8 @@ def test_bedrock_agentcore_sdk_agent_from_a_zip(stack, agent_zip, tmp_path):
     assert first["session"] == session
     assert first["python"].startswith("3.11")
     assert (first["cwd"], first["pythonpath"]) == ("/var/task", "/var/task")
+    assert "/var/task/bin" in first["path"].split(":") and first["unbuffered"] == "1"
+    assert first["code_on_sys_path"] and not first["instrumented"]
     print(f"code-zip cold start to first response: {cold_start_s:.2f}s")
 
     # The CLI reaches the same sandbox: module state survives between invocations of a session.
@@ -145,6 +150,26 @@ def test_async_task_keeps_the_session_alive_past_the_idle_timeout(stack, agent_z
     assert not session_containers(session), "the session never idled out after its async task finished"
     after = json.loads(invoke(data, arn, session, {})[1].read())
     assert after["hostname"] != first["hostname"] and after["invocations"] == 1
+
+
+def test_a_launcher_in_the_entry_point_wraps_the_script(stack, agent_zip):
+    """entryPoint ["opentelemetry-instrument", "main.py"]: the launcher pip wrote into the zip's bin/
+    (its shebang names the build machine's python) starts the script under auto-instrumentation."""
+    cli = Cli(stack.url)
+    control = boto_client(stack.url, "bedrock-agentcore-control")
+    data = boto_client(stack.url, "bedrock-agentcore")
+    cli.run("s3", "mb", "s3://otel-agents")
+    cli.run("s3", "cp", str(agent_zip), "s3://otel-agents/agent.zip")
+    # No collector here: exporters off, as a developer would set them locally.
+    quiet = {f"OTEL_{kind}_EXPORTER": "none" for kind in ("TRACES", "METRICS", "LOGS")}
+    created = deploy(cli, "otel_agent", "otel-agents", "agent.zip", entry=("opentelemetry-instrument", "main.py"), env=quiet)
+    rt = wait_for_status(control, created["agentRuntimeId"], timeout=120)
+    assert rt["status"] == "READY", rt.get("failureReason")
+    out = json.loads(invoke(data, created["agentRuntimeArn"], f"otel-{uuid.uuid4()}", {"mode": "echo"})[1].read())
+    assert out["instrumented"], out
+    assert out["echo"] == {"mode": "echo"} and out["cwd"] == "/var/task" and out["unbuffered"] == "1"
+    # The launcher put its sitecustomize first; the code directory stays importable.
+    assert out["pythonpath"].split(":")[-1] == "/var/task" and out["code_on_sys_path"], out
 
 
 def session_containers(session):

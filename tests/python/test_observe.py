@@ -4,6 +4,7 @@ import json
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 import uuid
@@ -23,9 +24,9 @@ def stack(tmp_path):
     emu.stop()
 
 
-def runtime(url, name):
+def runtime(url, name, **kw):
     control = boto_client(url, "bedrock-agentcore-control")
-    rt = create_runtime(control, name)
+    rt = create_runtime(control, name, **kw)
     assert wait_for_status(control, rt["agentRuntimeId"])["status"] == "READY"
     return rt
 
@@ -71,6 +72,36 @@ def test_cpu_seconds_move_with_work_and_stay_flat_while_idle(stack):
 
     table = subprocess.run([str(BINARY), "sessions", "--endpoint", stack.url], capture_output=True, text=True, check=True).stdout
     assert session in table and "stopped by StopRuntimeSession" in table
+
+
+def test_a_starting_session_is_listed_and_a_failed_start_says_why(stack):
+    slow = runtime(stack.url, "slow_start", environmentVariables={"AGENT_STARTUP_DELAY_MS": "3000"})
+    session = f"slow-{uuid.uuid4()}"
+    result = {}
+    caller = threading.Thread(target=lambda: result.update(invoke(stack.url, slow["agentRuntimeArn"], session, {})))
+    caller.start()
+    deadline, row = time.time() + 10, None
+    while time.time() < deadline and caller.is_alive():
+        row = next((s for s in report(stack.url)["sessions"] if s["session_id"] == session), None)
+        if row:
+            break
+        time.sleep(0.1)
+    assert row is not None and row["state"] == "starting", row
+    assert (row["runtime_id"], row["version"], row["invocations"]) == (slow["agentRuntimeId"], 1, 0)
+    caller.join(30)
+    assert "echo" in result, result
+    assert session_row(stack.url, session)["state"] == "healthy"
+
+    broken = runtime(stack.url, "no_start", environmentVariables={"AGENT_EXIT_ON_START": "3"})
+    failed = f"fail-{uuid.uuid4()}"
+    data = boto_client(stack.url, "bedrock-agentcore")
+    with pytest.raises(data.exceptions.RuntimeClientError):
+        data.invoke_agent_runtime(agentRuntimeArn=broken["agentRuntimeArn"], runtimeSessionId=failed, payload=b"{}")
+    row = session_row(stack.url, failed)
+    assert row["state"] == "ended" and row["ended_at_ms"] is not None, row
+    assert row["ended_reason"] == "failed to start: the agent exited with code 3 during initialization", row
+    table = subprocess.run([str(BINARY), "sessions", "--endpoint", stack.url], capture_output=True, text=True, check=True).stdout
+    assert failed in table and "exited with code 3" in table
 
 
 def test_prices_are_configurable(tmp_path):
