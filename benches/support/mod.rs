@@ -18,22 +18,27 @@ pub struct Spawned {
     pub addr: SocketAddr,
 }
 
-/// Start `agentcore-local serve --in-memory` on an ephemeral port with `extra` flags; returns it and
-/// the time from spawn to its first answered request.
+/// Start `agentcore-local serve` on an ephemeral port with `extra` flags (in memory unless they name
+/// a `--data-dir`); returns it and the time from spawn to its first answered request.
 pub fn spawn_server(extra: &[&str]) -> (Spawned, Duration) {
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_agentcore-local"))
-        .args(["serve", "--in-memory", "--listen", "127.0.0.1:0", "--log-level", "warn"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-level", "warn"])
+        .args(if extra.contains(&"--data-dir") { None } else { Some("--in-memory") })
         .args(extra)
         // Extra flags for experiments, e.g. BENCH_SERVER_ARGS="--worker-threads 2".
         .args(std::env::var("BENCH_SERVER_ARGS").unwrap_or_default().split_whitespace())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        // Warnings (a failed start, a missing image) explain a failed run.
+        .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn agentcore-local");
     let mut line = String::new();
     std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line.split_whitespace().find(|w| w.starts_with("http://")).expect("url line");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("agentcore-local printed no URL line (see its error above)");
     let addr: SocketAddr = url.trim_start_matches("http://").parse().unwrap();
     // First accepted request: a TCP connect plus one HTTP round trip.
     loop {

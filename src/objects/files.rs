@@ -6,16 +6,15 @@
 
 use std::collections::HashSet;
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use md5::{Digest, Md5};
-use sha2::Sha256;
+
+pub use super::staging::{Staged, Staging};
 
 use super::checksum::{Algorithm, Hasher};
 
-/// Size of the write buffer in front of a staging file.
-const WRITE_BUFFER_BYTES: usize = 1024 * 1024;
 /// Read size when copying or hashing existing files.
 const COPY_BUFFER_BYTES: usize = 1024 * 1024;
 
@@ -23,26 +22,6 @@ const COPY_BUFFER_BYTES: usize = 1024 * 1024;
 pub struct FileStore {
     data: PathBuf,
     tmp: PathBuf,
-}
-
-/// A file being written, with its digests computed on the way.
-pub struct Staging {
-    out: BufWriter<File>,
-    path: tempfile::TempPath,
-    size: u64,
-    md5: Md5,
-    sha256: Option<Sha256>,
-    checksum: Option<(Algorithm, Hasher)>,
-}
-
-/// A complete, fsynced file not yet in place; removed if dropped before `FileStore::commit`.
-pub struct Staged {
-    path: tempfile::TempPath,
-    pub size: u64,
-    pub md5: [u8; 16],
-    /// SHA-256 of the bytes, when asked for (to check `x-amz-content-sha256`).
-    pub sha256: Option<[u8; 32]>,
-    pub checksum: Option<(Algorithm, Vec<u8>)>,
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -70,14 +49,7 @@ impl FileStore {
     /// A new staging file hashing MD5, optionally SHA-256 and one checksum algorithm.
     pub fn staging(&self, checksum: Option<Algorithm>, sha256: bool) -> io::Result<Staging> {
         let (file, path) = tempfile::Builder::new().prefix("upload-").tempfile_in(&self.tmp)?.into_parts();
-        Ok(Staging {
-            out: BufWriter::with_capacity(WRITE_BUFFER_BYTES, file),
-            path,
-            size: 0,
-            md5: Md5::new(),
-            sha256: sha256.then(Sha256::new),
-            checksum: checksum.map(|a| (a, a.hasher())),
-        })
+        Ok(Staging::new(file, path, checksum, sha256))
     }
 
     fn new_name() -> String {
@@ -198,48 +170,25 @@ impl FileStore {
     }
 }
 
-impl Staging {
-    pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
-        self.md5.update(data);
-        if let Some(h) = self.sha256.as_mut() {
-            h.update(data);
-        }
-        if let Some((_, h)) = self.checksum.as_mut() {
-            h.update(data);
-        }
-        self.out.write_all(data)?;
-        self.size += data.len() as u64;
-        Ok(())
-    }
-
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-
-    /// Flushes and fsyncs the file; the digests are final.
-    pub fn finish(self) -> io::Result<Staged> {
-        let file = self.out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        drop(file);
-        Ok(Staged {
-            path: self.path,
-            size: self.size,
-            md5: self.md5.finalize().into(),
-            sha256: self.sha256.map(|h| h.finalize().into()),
-            checksum: self.checksum.map(|(a, h)| (a, h.finish())),
-        })
-    }
-}
-
-impl std::fmt::Debug for Staged {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Staged").field("size", &self.size).field("md5", &hex::encode(self.md5)).finish()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn large_uploads_are_written_by_the_writer_thread_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open(dir.path()).unwrap();
+        let data: Vec<u8> =
+            (0..(3 * super::super::staging::BUFFER_BYTES + 12345)).map(|i| (i * 7 % 251) as u8).collect();
+        let mut s = store.staging(None, true).unwrap();
+        for piece in data.chunks(65_537) {
+            s.write(piece).unwrap();
+        }
+        let staged = s.finish().unwrap();
+        assert_eq!((staged.size, staged.md5), (data.len() as u64, super::super::checksum::md5(&data)));
+        let name = store.commit(staged).unwrap();
+        assert!(fs::read(store.path(&name)).unwrap() == data);
+    }
 
     #[test]
     fn stage_commit_duplicate_and_sweep() {

@@ -16,6 +16,7 @@ pub mod list;
 pub mod multipart;
 pub mod names;
 pub mod read;
+pub mod staging;
 pub mod write;
 
 use std::collections::HashSet;

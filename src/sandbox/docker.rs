@@ -249,6 +249,7 @@ impl SandboxBackend for DockerBackend {
                 exposed_ports: Some(exposed),
                 cmd: spec.command.clone(),
                 working_dir: spec.workdir.clone(),
+                user: spec.user.clone(),
                 host_config: Some(host_config),
                 ..Default::default()
             };

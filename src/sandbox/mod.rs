@@ -10,6 +10,7 @@ pub mod artifact;
 pub mod code;
 pub mod docker;
 pub mod image;
+pub mod precompile;
 pub mod provisioner;
 pub mod runtimes;
 
@@ -73,6 +74,8 @@ pub struct SandboxSpec {
     pub command: Option<Vec<String>>,
     pub workdir: Option<String>,
     pub mounts: Vec<Mount>,
+    /// `uid:gid` to run as; `None` for the image's own user.
+    pub user: Option<String>,
 }
 
 /// A started sandbox and where its ports are reachable.

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::artifact::Prepared;
-use super::{code, runtimes, SandboxBackend};
+use super::artifact::{Prepared, CODE_MOUNT};
+use super::{code, precompile, runtimes, Mount, SandboxBackend};
 use crate::control::{BoxFuture, Provisioner};
 use crate::sessions::Sessions;
 use crate::store::{RuntimeRow, VersionRow};
@@ -93,6 +93,9 @@ impl SandboxProvisioner {
             .unwrap_or_default();
         let command = runtimes::command(rt, &entry, &dir)?;
         tracing::info!(runtime = %runtime.id, version = version.version, files = unpacked.files, bytes = unpacked.bytes, "code unpacked");
+        if rt.is_python() {
+            self.compile_bytecode(&runtime.id, &image, rt.interpreter, &dir).await;
+        }
         Ok(Prepared::Code {
             image,
             code_dir: dir.to_string_lossy().into_owned(),
@@ -100,6 +103,31 @@ impl SandboxProvisioner {
             runtime: rt.name.to_string(),
         }
         .encode())
+    }
+}
+
+impl SandboxProvisioner {
+    /// Compile the unpacked code's modules once, in the runtime's image, writing as the owner of
+    /// the code directory (the emulator's user), so sessions import them without compiling.
+    async fn compile_bytecode(&self, runtime_id: &str, image: &str, interpreter: &str, dir: &Path) {
+        use std::os::unix::fs::MetadataExt;
+        let user = std::fs::metadata(dir).ok().map(|m| format!("{}:{}", m.uid(), m.gid()));
+        let mount = Mount {
+            host_path: dir.to_string_lossy().into_owned(),
+            container_path: CODE_MOUNT.into(),
+            read_only: false,
+        };
+        let spec =
+            self.sessions.job_spec(runtime_id, image, precompile::command(interpreter, CODE_MOUNT), vec![mount], user);
+        let started = std::time::Instant::now();
+        match precompile::run(self.backend.as_ref(), &spec, precompile::COMPILE_TIMEOUT).await {
+            Ok(()) => {
+                tracing::info!(runtime = %runtime_id, ms = started.elapsed().as_millis() as u64, "python bytecode compiled")
+            }
+            Err(e) => {
+                tracing::warn!(runtime = %runtime_id, error = %e, "python bytecode not compiled; sessions will compile modules as they import them")
+            }
+        }
     }
 }
 

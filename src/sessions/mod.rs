@@ -241,6 +241,18 @@ impl Sessions {
         &self.backend
     }
 
+    /// A one-off job sandbox for `runtime_id` (see `spec::job`).
+    pub fn job_spec(
+        &self,
+        runtime_id: &str,
+        image: &str,
+        command: Vec<String>,
+        mounts: Vec<crate::sandbox::Mount>,
+        user: Option<String>,
+    ) -> crate::sandbox::SandboxSpec {
+        spec::job(&self.config, &self.instance_id, runtime_id, image, command, mounts, user)
+    }
+
     pub fn instance_id(&self) -> &str {
         &self.instance_id
     }

@@ -89,5 +89,40 @@ pub fn build(
         command,
         workdir,
         mounts,
+        user: None,
+    }
+}
+
+/// A one-off job for `runtime_id` (no ports, no session): the same limits and hardening as a
+/// session, and the labels that let a restarted emulator find and remove it if it is left behind.
+pub fn job(
+    config: &SessionConfig,
+    instance_id: &str,
+    runtime_id: &str,
+    image: &str,
+    command: Vec<String>,
+    mounts: Vec<Mount>,
+    user: Option<String>,
+) -> SandboxSpec {
+    let suffix: u16 = rand::random();
+    let labels = HashMap::from([
+        (labels::MANAGED.to_string(), "true".to_string()),
+        (labels::INSTANCE.to_string(), instance_id.to_string()),
+        (labels::OWNER_PID.to_string(), std::process::id().to_string()),
+        (labels::PERSISTENT.to_string(), config.persistent.to_string()),
+        (labels::RUNTIME_ID.to_string(), runtime_id.to_string()),
+    ]);
+    SandboxSpec {
+        name: format!("agentcore-{runtime_id}-job-{suffix:04x}"),
+        image: image.to_string(),
+        env: Vec::new(),
+        ports: Vec::new(),
+        labels,
+        limits: config.limits,
+        read_only_root: config.read_only_root,
+        command: Some(command),
+        workdir: None,
+        mounts,
+        user,
     }
 }

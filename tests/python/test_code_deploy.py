@@ -98,6 +98,7 @@ def test_bedrock_agentcore_sdk_agent_from_a_zip(stack, agent_zip, tmp_path):
     assert (first["cwd"], first["pythonpath"]) == ("/var/task", "/var/task")
     assert "/var/task/bin" in first["path"].split(":") and first["unbuffered"] == "1"
     assert first["code_on_sys_path"] and not first["instrumented"]
+    assert first["bytecode_cached"], "modules were not compiled once at deploy time"
     print(f"code-zip cold start to first response: {cold_start_s:.2f}s")
 
     # The CLI reaches the same sandbox: module state survives between invocations of a session.
