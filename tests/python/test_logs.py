@@ -173,3 +173,32 @@ def test_a_failed_invoke_puts_the_session_and_the_agents_last_lines_in_the_emula
     # One entry: the agent's last output lines, then the session, status and body.
     assert "failing with status 503: upstream model down" in entry
     assert session in entry and "status=503" in entry and "upstream model down" in entry
+
+
+def test_each_runtime_keeps_its_newest_logs_within_the_retention_size(tmp_path):
+    """--log-retention-mib bounds what a runtime's log group keeps: the oldest sessions go first."""
+    emu = Emulator(extra_args=["--max-tps-per-endpoint", "0", "--log-retention-mib", "1"]).start(tmp_path / "emulator.log")
+    try:
+        rt = runtime(emu, "chatty")
+        data, logs, cli = boto_client(emu.url, "bedrock-agentcore"), boto_client(emu.url, "logs"), Cli(emu.url)
+        group = group_of(rt["agentRuntimeId"])
+        # About 420 KB of output per session: three sessions overflow 1 MiB, two do not.
+        chunk = "\n".join(f"{i:05d} " + "z" * 1000 for i in range(400))
+        sessions = [f"chatty-{n}-{uuid.uuid4()}" for n in range(3)]
+        for n, session in enumerate(sessions):
+            invoke(data, rt["agentRuntimeArn"], session, {"action": "log", "stdout": chunk})
+            invoke(data, rt["agentRuntimeArn"], session, {"action": "log", "stdout": f"session {n} done"})
+            wait_for_messages(logs, group, [f"session {n} done"], timeout=20)
+            time.sleep(1.1)  # stream files are aged by modification time
+        kept = [s["logStreamName"] for s in cli.json("logs", "describe-log-streams", "--log-group-name", group)["logStreams"]]
+        assert not any(sessions[0] in s for s in kept), kept
+        assert all(any(session in s for s in kept) for session in sessions[1:]), kept
+        stored = next(g for g in logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"] if g["logGroupName"] == group)
+        assert 0 < stored["storedBytes"] <= 1024 * 1024, stored
+        # The newest session's lines are all there, in order.
+        newest = next(s for s in kept if sessions[2] in s)
+        got = [e["message"] for e in logs.get_log_events(logGroupName=group, logStreamName=newest, startFromHead=True, limit=10000)["events"]]
+        lines = [m for m in got if m[:5].isdigit()]
+        assert [int(m[:5]) for m in lines] == list(range(400)), len(lines)
+    finally:
+        emu.stop()
