@@ -95,10 +95,10 @@ fn build_code_zip(cache: &Path) -> PathBuf {
     let ok = std::process::Command::new("python3")
         .args(["-m", "pip", "install", "--quiet", "--target"])
         .arg(&staging)
-        .arg("bedrock-agentcore")
+        .args(["-r", concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/code-agent/requirements.txt")])
         .status()
         .expect("python3 with pip");
-    assert!(ok.success(), "pip install bedrock-agentcore failed");
+    assert!(ok.success(), "pip install -r fixtures/code-agent/requirements.txt failed");
     std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/code-agent/main.py"), staging.join("main.py"))
         .unwrap();
     let ok = std::process::Command::new("python3")

@@ -33,8 +33,8 @@ def agent_zip(tmp_path_factory):
     `opentelemetry-instrument` launcher that AgentCore's own examples put first in entryPoint."""
     staging = tmp_path_factory.mktemp("staging")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(staging), "bedrock-agentcore",
-         "opentelemetry-distro"],
+        [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(staging),
+         "-r", str(AGENT_SOURCE.parent / "requirements.txt")],
         check=True,
         timeout=600,
     )
@@ -232,7 +232,8 @@ def test_missing_object_and_missing_base_image_are_explained(stack):
 def strands_zip(tmp_path_factory):
     staging = tmp_path_factory.mktemp("strands")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(staging), "strands-agents", "bedrock-agentcore"],
+        [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(staging),
+         "-r", str(ROOT / "fixtures" / "strands-agent" / "requirements.txt")],
         check=True,
         timeout=900,
     )
