@@ -1,6 +1,7 @@
 //! Sessions benchmark: cold start to first response (p50/p95), warm invoke overhead against a
 //! direct call to the same container port in the same run, memory per idle session, and sessions
-//! created per second. Uses the fixture agent image (fixtures/build-images.sh).
+//! created per second. Uses the fixture agent image (fixtures/build-images.sh). Then the
+//! direct-code-deployment rows (`support::code_deploy`): code-zip cold start and S3 throughput.
 //!
 //! Run: `cargo bench --bench sessions`
 
@@ -267,4 +268,7 @@ fn main() {
     let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
     let mut child = server.child;
     let _ = child.wait();
+    for row in support::code_deploy::rows() {
+        println!("{row}");
+    }
 }

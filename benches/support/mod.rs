@@ -1,6 +1,8 @@
 //! Shared by the benchmarks: start the release binary, read its RSS, sign requests.
 #![allow(dead_code)]
 
+pub mod code_deploy;
+
 use std::io::BufRead;
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
