@@ -113,6 +113,29 @@ impl Objects {
     }
 
     /// Removes files no longer referenced (after the transaction that dropped them committed).
+    /// The outcome of a transaction that put a new `file` in place of older ones: on commit the
+    /// files it replaced go, otherwise the new file does (no row refers to it).
+    pub(crate) async fn settle<T>(
+        &self,
+        result: crate::error::Result<S3Result<(T, Vec<String>)>>,
+        file: String,
+    ) -> S3Result<T> {
+        match result {
+            Ok(Ok((value, replaced))) => {
+                self.remove_files(replaced).await;
+                Ok(value)
+            }
+            Ok(Err(e)) => {
+                self.remove_files(vec![file]).await;
+                Err(e)
+            }
+            Err(e) => {
+                self.remove_files(vec![file]).await;
+                Err(e.into())
+            }
+        }
+    }
+
     pub(crate) async fn remove_files(&self, files: Vec<String>) {
         if files.is_empty() {
             return;

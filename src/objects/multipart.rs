@@ -139,23 +139,10 @@ impl Objects {
                     return Ok(Err(e));
                 }
                 let replaced = tx.s3_put_part(&part)?;
-                Ok(Ok((part, replaced)))
+                Ok(Ok((part, replaced.into_iter().collect())))
             })
             .await;
-        match result {
-            Ok(Ok((part, replaced))) => {
-                self.remove_files(replaced.into_iter().collect()).await;
-                Ok(part)
-            }
-            Ok(Err(e)) => {
-                self.remove_files(vec![file]).await;
-                Err(e)
-            }
-            Err(e) => {
-                self.remove_files(vec![file]).await;
-                Err(e.into())
-            }
-        }
+        self.settle(result, file).await
     }
 
     /// UploadPartCopy: a part made of (a byte range of) an existing object.
@@ -356,20 +343,7 @@ impl Objects {
                 Ok(Ok((Written { bucket, object }, replaced)))
             })
             .await;
-        match result {
-            Ok(Ok((written, replaced))) => {
-                self.remove_files(replaced).await;
-                Ok(written)
-            }
-            Ok(Err(e)) => {
-                self.remove_files(vec![file]).await;
-                Err(e)
-            }
-            Err(e) => {
-                self.remove_files(vec![file]).await;
-                Err(e.into())
-            }
-        }
+        self.settle(result, file).await
     }
 }
 

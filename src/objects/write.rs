@@ -150,20 +150,7 @@ impl Objects {
                 Ok(Ok((Written { bucket, object }, replaced)))
             })
             .await;
-        match result {
-            Ok(Ok((written, replaced))) => {
-                self.remove_files(replaced).await;
-                Ok(written)
-            }
-            Ok(Err(e)) => {
-                self.remove_files(vec![written_file]).await;
-                Err(e)
-            }
-            Err(e) => {
-                self.remove_files(vec![written_file]).await;
-                Err(e.into())
-            }
-        }
+        self.settle(result, written_file).await
     }
 
     /// PutObject with bytes already staged and checked. The stored checksum is the staged one
