@@ -77,9 +77,7 @@ impl Objects {
         let files = self
             .store()
             .write(move |tx| {
-                if let Err(e) = owned_bucket(tx, &account, &name)? {
-                    return Ok(Err(e));
-                }
+                s3_try!(owned_bucket(tx, &account, &name)?);
                 if tx.s3_bucket_has_objects(&name)? {
                     return Ok(Err(S3Error::bucket_not_empty(&name)));
                 }
@@ -108,9 +106,7 @@ impl Objects {
         let (account, name, status) = (account.to_string(), name.to_string(), status.to_string());
         self.store()
             .write(move |tx| {
-                if let Err(e) = owned_bucket(tx, &account, &name)? {
-                    return Ok(Err(e));
-                }
+                s3_try!(owned_bucket(tx, &account, &name)?);
                 tx.s3_set_versioning(&name, &status)?;
                 Ok(Ok(()))
             })

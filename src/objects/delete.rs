@@ -71,10 +71,7 @@ impl Objects {
         let (deleted, files) = self
             .store()
             .write(move |tx| {
-                let bucket = match owned_bucket(tx, &account, &bucket)? {
-                    Ok(b) => b,
-                    Err(e) => return Ok(Err(e)),
-                };
+                let bucket = s3_try!(owned_bucket(tx, &account, &bucket)?);
                 let mut files = Vec::new();
                 let deleted = delete_in(tx, &bucket, &key, version_id.as_deref(), &mut files)?;
                 Ok(Ok((deleted, files)))
@@ -95,10 +92,7 @@ impl Objects {
         let (outcomes, files) = self
             .store()
             .write(move |tx| {
-                let bucket = match owned_bucket(tx, &account, &bucket)? {
-                    Ok(b) => b,
-                    Err(e) => return Ok(Err(e)),
-                };
+                let bucket = s3_try!(owned_bucket(tx, &account, &bucket)?);
                 let mut files = Vec::new();
                 let mut outcomes = Vec::with_capacity(keys.len());
                 for (key, version_id) in keys {

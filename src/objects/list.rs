@@ -127,10 +127,7 @@ impl Objects {
         let (account, bucket) = (account.to_string(), bucket.to_string());
         self.store()
             .read(move |tx| {
-                let bucket = match owned_bucket(tx, &account, &bucket)? {
-                    Ok(b) => b,
-                    Err(e) => return Ok(Err(e)),
-                };
+                let bucket = s3_try!(owned_bucket(tx, &account, &bucket)?);
                 let (from, skip) = start(&req);
                 let listing = walk(
                     &req,
@@ -159,10 +156,7 @@ impl Objects {
         let (account, bucket) = (account.to_string(), bucket.to_string());
         self.store()
             .read(move |tx| {
-                let bucket = match owned_bucket(tx, &account, &bucket)? {
-                    Ok(b) => b,
-                    Err(e) => return Ok(Err(e)),
-                };
+                let bucket = s3_try!(owned_bucket(tx, &account, &bucket)?);
                 let (mut from, skip) = start(&req);
                 if let (Some(key), Some(v)) = (req.marker.as_deref(), version_id_marker.as_deref()) {
                     match tx.s3_version(&bucket.name, key, v)? {
@@ -204,10 +198,7 @@ impl Objects {
         let (account, bucket) = (account.to_string(), bucket.to_string());
         self.store()
             .read(move |tx| {
-                let bucket = match owned_bucket(tx, &account, &bucket)? {
-                    Ok(b) => b,
-                    Err(e) => return Ok(Err(e)),
-                };
+                let bucket = s3_try!(owned_bucket(tx, &account, &bucket)?);
                 let (mut from, skip) = start(&req);
                 if let (Some(key), Some(id)) = (req.marker.as_deref(), upload_id_marker.as_deref()) {
                     from = From::Key { key: key.to_string(), inclusive: false };

@@ -7,6 +7,17 @@
 //! wire onto these calls, and other features (code deployment) read objects through
 //! [`Objects::object_file`].
 
+/// Inside a store transaction (`Result<S3Result<T>>`): an S3 error such as NoSuchBucket is the
+/// transaction's answer, not a store failure, so it returns `Ok(Err(e))` at once.
+macro_rules! s3_try {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(e)),
+        }
+    };
+}
+
 pub mod buckets;
 pub mod checksum;
 pub mod delete;

@@ -25,9 +25,7 @@ fn upload_in(
     key: &str,
     upload_id: &str,
 ) -> crate::error::Result<S3Result<UploadRow>> {
-    if let Err(e) = owned_bucket(tx, account, bucket)? {
-        return Ok(Err(e));
-    }
+    s3_try!(owned_bucket(tx, account, bucket)?);
     Ok(match tx.s3_upload(upload_id)? {
         Some(u) if u.bucket == bucket && u.key == key => Ok(u),
         _ => Err(S3Error::no_such_upload(upload_id)),
@@ -95,9 +93,7 @@ impl Objects {
         let account = account.to_string();
         self.store()
             .write(move |tx| {
-                if let Err(e) = owned_bucket(tx, &account, &row.bucket)? {
-                    return Ok(Err(e));
-                }
+                s3_try!(owned_bucket(tx, &account, &row.bucket)?);
                 tx.s3_insert_upload(&row)?;
                 Ok(Ok(row))
             })
@@ -135,9 +131,7 @@ impl Objects {
         let result = self
             .store()
             .write(move |tx| {
-                if let Err(e) = upload_in(tx, &a, &b, &k, &part.upload_id)? {
-                    return Ok(Err(e));
-                }
+                s3_try!(upload_in(tx, &a, &b, &k, &part.upload_id)?);
                 let replaced = tx.s3_put_part(&part)?;
                 Ok(Ok((part, replaced.into_iter().collect())))
             })
@@ -204,10 +198,7 @@ impl Objects {
         let (a, b, k, u) = (account.to_string(), bucket.to_string(), key.to_string(), upload_id.to_string());
         self.store()
             .read(move |tx| {
-                let upload = match upload_in(tx, &a, &b, &k, &u)? {
-                    Ok(up) => up,
-                    Err(e) => return Ok(Err(e)),
-                };
+                let upload = s3_try!(upload_in(tx, &a, &b, &k, &u)?);
                 let mut parts = tx.s3_parts(&u, after_part, max + 1)?;
                 let truncated = parts.len() > max;
                 parts.truncate(max);
@@ -221,9 +212,7 @@ impl Objects {
         let files = self
             .store()
             .write(move |tx| {
-                if let Err(e) = upload_in(tx, &a, &b, &k, &u)? {
-                    return Ok(Err(e));
-                }
+                s3_try!(upload_in(tx, &a, &b, &k, &u)?);
                 Ok(Ok(tx.s3_delete_upload(&u)?))
             })
             .await??;
@@ -251,10 +240,7 @@ impl Objects {
             let (a, b, k, u) = (account.to_string(), bucket.to_string(), key.to_string(), upload_id.to_string());
             self.store()
                 .read(move |tx| {
-                    let upload = match upload_in(tx, &a, &b, &k, &u)? {
-                        Ok(up) => up,
-                        Err(e) => return Ok(Err(e)),
-                    };
+                    let upload = s3_try!(upload_in(tx, &a, &b, &k, &u)?);
                     Ok(Ok((upload, all_parts(tx, &u)?)))
                 })
                 .await??
@@ -314,13 +300,8 @@ impl Objects {
         let result = self
             .store()
             .write(move |tx| {
-                let bucket = match owned_bucket(tx, &a, &b)? {
-                    Ok(bucket) => bucket,
-                    Err(e) => return Ok(Err(e)),
-                };
-                if let Err(e) = upload_in(tx, &a, &b, &k, &u)? {
-                    return Ok(Err(e));
-                }
+                let bucket = s3_try!(owned_bucket(tx, &a, &b)?);
+                s3_try!(upload_in(tx, &a, &b, &k, &u)?);
                 // A part re-uploaded while we were copying: the caller must complete again.
                 let now = all_parts(tx, &u)?;
                 if chosen.iter().any(|c| !now.iter().any(|p| p.part_number == c.part_number && p.file == c.file)) {

@@ -23,10 +23,7 @@ impl Objects {
         let version_id = version_id.map(str::to_string);
         self.store()
             .read(move |tx| {
-                let bucket = match owned_bucket(tx, &account, &bucket)? {
-                    Ok(b) => b,
-                    Err(e) => return Ok(Err(e)),
-                };
+                let bucket = s3_try!(owned_bucket(tx, &account, &bucket)?);
                 Ok(match version_id {
                     None => match tx.s3_latest(&bucket.name, &key)? {
                         None => Err(S3Error::no_such_key(&key)),

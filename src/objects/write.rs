@@ -142,10 +142,7 @@ impl Objects {
         let result = self
             .store()
             .write(move |tx| {
-                let bucket = match owned_bucket(tx, &account, &bucket)? {
-                    Ok(b) => b,
-                    Err(e) => return Ok(Err(e)),
-                };
+                let bucket = s3_try!(owned_bucket(tx, &account, &bucket)?);
                 let (object, replaced) = insert_version(tx, &bucket, &key, Some(make(file)))?;
                 Ok(Ok((Written { bucket, object }, replaced)))
             })
