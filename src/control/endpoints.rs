@@ -27,6 +27,13 @@ fn endpoint_not_found(runtime_id: &str, name: &str) -> Error {
     Error::not_found(format!("Agent runtime '{runtime_id}' has no endpoint named '{name}'."))
 }
 
+/// The caller's runtime and its endpoint `name` (ResourceNotFound for either).
+fn existing_endpoint(tx: &Tx<'_>, caller: &Caller, runtime_id: &str, name: &str) -> Result<EndpointView> {
+    let runtime = runtime_for_endpoints(tx, caller, runtime_id)?;
+    let endpoint = tx.endpoint(runtime_id, name)?.ok_or_else(|| endpoint_not_found(runtime_id, name))?;
+    Ok(EndpointView { runtime, endpoint })
+}
+
 /// A version an endpoint may point at: it exists and did not fail.
 fn check_servable_version(tx: &Tx<'_>, runtime_id: &str, version: u32) -> Result<()> {
     let row = tx.version(runtime_id, version)?.ok_or_else(|| {
@@ -124,8 +131,7 @@ impl ControlPlane {
         let view = self
             .store
             .write(move |tx| {
-                let runtime = runtime_for_endpoints(tx, &caller, &runtime_id)?;
-                let mut endpoint = tx.endpoint(&runtime_id, &name)?.ok_or_else(|| endpoint_not_found(&runtime_id, &name))?;
+                let EndpointView { runtime, mut endpoint } = existing_endpoint(tx, &caller, &runtime_id, &name)?;
                 if replayed(tx, &caller, "UpdateAgentRuntimeEndpoint", &idem)?.is_some() {
                     return Ok(EndpointView { runtime, endpoint });
                 }
@@ -163,14 +169,7 @@ impl ControlPlane {
     }
 
     pub async fn get_endpoint(&self, caller: Caller, runtime_id: String, name: String) -> Result<EndpointView> {
-        self.store
-            .read(move |tx| {
-                let runtime = runtime_for_endpoints(tx, &caller, &runtime_id)?;
-                let endpoint =
-                    tx.endpoint(&runtime_id, &name)?.ok_or_else(|| endpoint_not_found(&runtime_id, &name))?;
-                Ok(EndpointView { runtime, endpoint })
-            })
-            .await
+        self.store.read(move |tx| existing_endpoint(tx, &caller, &runtime_id, &name)).await
     }
 
     pub async fn delete_endpoint(
@@ -183,8 +182,7 @@ impl ControlPlane {
         let view = self
             .store
             .write(move |tx| {
-                let runtime = runtime_for_endpoints(tx, &caller, &runtime_id)?;
-                let mut endpoint = tx.endpoint(&runtime_id, &name)?.ok_or_else(|| endpoint_not_found(&runtime_id, &name))?;
+                let EndpointView { runtime, mut endpoint } = existing_endpoint(tx, &caller, &runtime_id, &name)?;
                 if replayed(tx, &caller, "DeleteAgentRuntimeEndpoint", &idem)?.is_some() {
                     return Ok(EndpointView { runtime, endpoint });
                 }
