@@ -104,9 +104,7 @@ impl SandboxProvisioner {
         }
         .encode())
     }
-}
 
-impl SandboxProvisioner {
     /// Compile the unpacked code's modules once, in the runtime's image, writing as the owner of
     /// the code directory (the emulator's user), so sessions import them without compiling.
     async fn compile_bytecode(&self, runtime_id: &str, image: &str, interpreter: &str, dir: &Path) {
