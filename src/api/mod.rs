@@ -78,6 +78,11 @@ fn no_route_error(method: &str, path: &str, nr: NoRoute) -> Error {
     Error::new(ErrorKind::UnknownOperation, message)
 }
 
+/// A request's headers as owned (name, value) pairs, the form SigV4 verification reads.
+pub(crate) fn header_pairs(headers: &http::HeaderMap) -> Vec<(String, String)> {
+    headers.iter().map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect()
+}
+
 pub async fn handle<B>(state: Arc<AppState>, req: Request<B>) -> Response<Body>
 where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
@@ -93,11 +98,7 @@ where
     if local::is_local_path(req.uri().path()) {
         let loopback = req.extensions().get::<local::PeerAddr>().is_some_and(|p| p.0.ip().is_loopback());
         let (parts, _) = req.into_parts();
-        let headers: Vec<(String, String)> = parts
-            .headers
-            .iter()
-            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-            .collect();
+        let headers: Vec<(String, String)> = header_pairs(&parts.headers);
         let (method, path, query) = (parts.method.as_str(), parts.uri.path(), parts.uri.query().unwrap_or(""));
         let signed = || {
             let rp = RequestParts { method, raw_path: path, raw_query: query, headers: &headers };
@@ -110,11 +111,7 @@ where
     let method = parts.method.as_str().to_string();
     let raw_path = parts.uri.path().to_string();
     let raw_query = parts.uri.query().unwrap_or("").to_string();
-    let headers: Vec<(String, String)> = parts
-        .headers
-        .iter()
-        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-        .collect();
+    let headers: Vec<(String, String)> = header_pairs(&parts.headers);
     // S3 and STS are chosen by signing name before the body is read: S3 streams it.
     let scope = crate::sigv4::verify::credential_scope(&RequestParts {
         method: &method,

@@ -59,11 +59,7 @@ async fn upgrade(
     let method = parts.method.as_str().to_string();
     let raw_path = parts.uri.path().to_string();
     let raw_query = parts.uri.query().unwrap_or("").to_string();
-    let headers: Vec<(String, String)> = parts
-        .headers
-        .iter()
-        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-        .collect();
+    let headers: Vec<(String, String)> = crate::api::header_pairs(&parts.headers);
     let request_parts =
         crate::sigv4::RequestParts { method: &method, raw_path: &raw_path, raw_query: &raw_query, headers: &headers };
     let identity = auth::authenticate(&state.config, &request_parts, b"").map_err(|e| auth::auth_error(&e))?;

@@ -115,11 +115,7 @@ pub fn authenticate(
     raw_path: &str,
     raw_query: &str,
 ) -> Result<Caller, S3Error> {
-    let mut headers: Vec<(String, String)> = parts
-        .headers
-        .iter()
-        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-        .collect();
+    let mut headers: Vec<(String, String)> = crate::api::header_pairs(&parts.headers);
     let declared = header(&headers, "x-amz-content-sha256").map(str::to_string);
     let presigned = header(&headers, "authorization").is_none() && raw_query.contains("X-Amz-Signature=");
     let method = parts.method.as_str();
