@@ -16,6 +16,16 @@ pub fn invocation_url(emulator_url: &str, runtime_arn: &str) -> String {
     format!("{emulator_url}/runtimes/{encoded}/invocations/")
 }
 
+/// The labels by which a restarted emulator finds what it (or a dead emulator) left behind.
+fn owner_labels(config: &SessionConfig, instance_id: &str) -> HashMap<String, String> {
+    HashMap::from([
+        (labels::MANAGED.to_string(), "true".to_string()),
+        (labels::INSTANCE.to_string(), instance_id.to_string()),
+        (labels::OWNER_PID.to_string(), std::process::id().to_string()),
+        (labels::PERSISTENT.to_string(), config.persistent.to_string()),
+    ])
+}
+
 pub fn build(
     config: &SessionConfig,
     instance_id: &str,
@@ -64,11 +74,8 @@ pub fn build(
     };
     let suffix: u16 = rand::random();
     let name = format!("agentcore-{}-{session_part}-{suffix:04x}", target.runtime_id);
-    let labels = HashMap::from([
-        (labels::MANAGED.to_string(), "true".to_string()),
-        (labels::INSTANCE.to_string(), instance_id.to_string()),
-        (labels::OWNER_PID.to_string(), std::process::id().to_string()),
-        (labels::PERSISTENT.to_string(), config.persistent.to_string()),
+    let mut labels = owner_labels(config, instance_id);
+    labels.extend([
         (labels::ACCOUNT.to_string(), target.account.clone()),
         (labels::REGION.to_string(), target.region.clone()),
         (labels::RUNTIME_ID.to_string(), target.runtime_id.clone()),
@@ -105,13 +112,8 @@ pub fn job(
     user: Option<String>,
 ) -> SandboxSpec {
     let suffix: u16 = rand::random();
-    let labels = HashMap::from([
-        (labels::MANAGED.to_string(), "true".to_string()),
-        (labels::INSTANCE.to_string(), instance_id.to_string()),
-        (labels::OWNER_PID.to_string(), std::process::id().to_string()),
-        (labels::PERSISTENT.to_string(), config.persistent.to_string()),
-        (labels::RUNTIME_ID.to_string(), runtime_id.to_string()),
-    ]);
+    let mut labels = owner_labels(config, instance_id);
+    labels.insert(labels::RUNTIME_ID.to_string(), runtime_id.to_string());
     SandboxSpec {
         name: format!("agentcore-{runtime_id}-job-{suffix:04x}"),
         image: image.to_string(),
