@@ -79,15 +79,8 @@ impl FileStore {
         let (name, dest) = self.place()?;
         if fs::hard_link(self.path(file), &dest).is_err() {
             let mut staging = self.staging(None, false)?;
-            let mut src = File::open(self.path(file))?;
-            let mut buf = vec![0u8; COPY_BUFFER_BYTES];
-            loop {
-                let n = src.read(&mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                staging.write(&buf[..n])?;
-            }
+            let len = fs::metadata(self.path(file))?.len();
+            self.append_to(&mut staging, file, 0, len)?;
             staging.finish()?.path.persist(&dest).map_err(|e| e.error)?;
         }
         sync_dir(dest.parent().unwrap_or(&self.data))?;
