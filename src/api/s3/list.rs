@@ -82,6 +82,17 @@ fn write_object(w: &mut XmlWriter, names: &Names, o: &ObjectRow, owner: Option<&
     w.elem("StorageClass", "STANDARD").close("Contents");
 }
 
+/// MaxKeys, Delimiter, EncodingType and IsTruncated, in the order ListObjects (v1) and
+/// ListObjectVersions answer them.
+fn write_page(w: &mut XmlWriter, names: &Names, list: &ListRequest, truncated: bool) {
+    w.elem("MaxKeys", list.max_keys.to_string());
+    if let Some(d) = &list.delimiter {
+        w.elem("Delimiter", names.show(d));
+    }
+    names.write_encoding(w);
+    w.elem("IsTruncated", truncated.to_string());
+}
+
 fn write_prefixes(w: &mut XmlWriter, names: &Names, prefixes: &[String]) {
     for p in prefixes {
         w.open("CommonPrefixes").elem("Prefix", names.show(p)).close("CommonPrefixes");
@@ -140,12 +151,7 @@ pub async fn objects_v1(req: &mut Req) -> S3Result<Response<Body>> {
     if listing.truncated && list.delimiter.is_some() {
         w.elem_opt("NextMarker", listing.next_marker.as_deref().map(|m| names.show(m)));
     }
-    w.elem("MaxKeys", list.max_keys.to_string());
-    if let Some(d) = &list.delimiter {
-        w.elem("Delimiter", names.show(d));
-    }
-    names.write_encoding(&mut w);
-    w.elem("IsTruncated", listing.truncated.to_string());
+    write_page(&mut w, &names, &list, listing.truncated);
     for o in &listing.entries {
         write_object(&mut w, &names, o, Some(&req.account));
     }
@@ -176,12 +182,7 @@ pub async fn versions(req: &mut Req) -> S3Result<Response<Body>> {
         w.elem_opt("NextKeyMarker", listing.next_marker.as_deref().map(|m| names.show(m)));
         w.elem_opt("NextVersionIdMarker", listing.last_entry.as_ref().map(|o| o.version_id.as_str()));
     }
-    w.elem("MaxKeys", list.max_keys.to_string());
-    if let Some(d) = &list.delimiter {
-        w.elem("Delimiter", names.show(d));
-    }
-    names.write_encoding(&mut w);
-    w.elem("IsTruncated", listing.truncated.to_string());
+    write_page(&mut w, &names, &list, listing.truncated);
     for o in &listing.entries {
         if o.delete_marker {
             w.open("DeleteMarker");
