@@ -99,6 +99,14 @@ class Emulator:
         return Path(self.log_path).read_text(errors="replace") if self.log_path else ""
 
 
+def crash(emu):
+    """kill -9: no shutdown handler, no checkpoint."""
+    emu.proc.send_signal(signal.SIGKILL)
+    emu.proc.wait(timeout=10)
+    assert emu.proc.returncode == -signal.SIGKILL
+    emu.stop()
+
+
 def client_env(url, access_key="test", secret="test"):
     """Environment for the AWS CLI: only variables, no config files of the developer's."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}

@@ -8,7 +8,7 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import ACCOUNT, CONTAINER_URI, REGION, ROLE_ARN, Cli, Emulator, boto_client, create_runtime, wait_for_status
+from conftest import ACCOUNT, CONTAINER_URI, REGION, ROLE_ARN, Cli, Emulator, boto_client, crash, create_runtime, wait_for_status
 
 ARTIFACT = {"containerConfiguration": {"containerUri": CONTAINER_URI}}
 OTHER_ACCOUNT = "210987654321"
@@ -28,14 +28,6 @@ def launch(tmp_path):
     yield start
     for emu in started:
         emu.stop(signal.SIGKILL)
-
-
-def crash(emu):
-    """kill -9: no shutdown handler, no checkpoint."""
-    emu.proc.send_signal(signal.SIGKILL)
-    emu.proc.wait(timeout=10)
-    assert emu.proc.returncode == -signal.SIGKILL
-    emu.stop()
 
 
 def update(control, rid, **kw):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import Emulator, boto_client
+from conftest import Emulator, boto_client, crash
 from s3util import crc32_b64, multipart_etag
 
 MIB = 1024 * 1024
@@ -28,13 +28,6 @@ def launch(tmp_path):
     yield start
     for emu in started:
         emu.stop(signal.SIGKILL)
-
-
-def crash(emu):
-    emu.proc.send_signal(signal.SIGKILL)
-    emu.proc.wait(timeout=10)
-    assert emu.proc.returncode == -signal.SIGKILL
-    emu.stop()
 
 
 def write_everything(s3):
