@@ -118,6 +118,17 @@ impl Sessions {
         }
     }
 
+    fn recent(&self) -> std::sync::MutexGuard<'_, VecDeque<SessionReport>> {
+        self.recent.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Newest first; the oldest beyond `RECENT_SESSIONS` are forgotten.
+    fn remember(&self, report: SessionReport) {
+        let mut recent = self.recent();
+        recent.push_front(report);
+        recent.truncate(RECENT_SESSIONS);
+    }
+
     /// Record an ended session as `stopping` (its sandbox is being stopped), with final usage.
     pub(super) fn remember_ended(&self, session: &Arc<Session>, stats: Option<SandboxStats>) {
         let mut report = self.describe(session, stats);
@@ -125,9 +136,7 @@ impl Sessions {
         report.ended_reason = session.ended().map(|r| r.describe());
         report.ended_at_ms = Some(now_ms());
         report.idle_seconds = 0.0;
-        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        recent.push_front(report);
-        recent.truncate(RECENT_SESSIONS);
+        self.remember(report);
     }
 
     /// Record a session whose sandbox never became ready: it ended before it served anything.
@@ -142,9 +151,7 @@ impl Sessions {
         report.state = "ended".into();
         report.ended_reason = Some(format!("failed to start: {reason}"));
         report.ended_at_ms = Some(now_ms());
-        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        recent.push_front(report);
-        recent.truncate(RECENT_SESSIONS);
+        self.remember(report);
     }
 
     /// A session with no sandbox ready yet (so no usage to show).
@@ -176,7 +183,7 @@ impl Sessions {
     pub(super) fn update_ended_usage(&self, session: &Arc<Session>, stats: Option<SandboxStats>) {
         let Some(stats) = stats else { return };
         let usage = session.record_usage(Some(stats));
-        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        let mut recent = self.recent();
         if let Some(r) = recent.iter_mut().find(|r| r.sandbox_id == session.sandbox.id) {
             r.cpu_seconds = usage.cpu_ns as f64 / 1e9;
             r.memory_bytes = usage.memory_bytes;
@@ -187,7 +194,7 @@ impl Sessions {
 
     /// The sandbox of an ended session is gone.
     pub(super) fn mark_removed(&self, sandbox_id: &str) {
-        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        let mut recent = self.recent();
         if let Some(r) = recent.iter_mut().find(|r| r.sandbox_id == sandbox_id) {
             r.state = "ended".into();
         }
@@ -208,7 +215,7 @@ impl Sessions {
             ),
         );
         sessions.sort_by_key(|r| std::cmp::Reverse(r.started_at_ms));
-        let recent: VecDeque<SessionReport> = self.recent.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let recent: VecDeque<SessionReport> = self.recent().clone();
         sessions.extend(recent.into_iter().filter(|r| account.is_none_or(|a| a == r.account)));
         let mut totals: Vec<RuntimeTotals> = Vec::new();
         for s in &sessions {
