@@ -73,9 +73,7 @@ pub struct ObjectFile {
     pub version_id: Option<String>,
 }
 
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
+pub(crate) use crate::control::now_ms;
 
 /// The bucket, if it exists and belongs to `account`.
 pub(crate) fn owned_bucket(tx: &Tx<'_>, account: &str, name: &str) -> crate::error::Result<S3Result<BucketRow>> {
