@@ -35,8 +35,9 @@ fn text(status: u16, content_type: &'static str, body: String) -> Response<Body>
     resp
 }
 
+/// Text for HTML: the same escaping as the XML APIs (quotes included, so it is safe in attributes).
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    quick_xml::escape::escape(s).into_owned()
 }
 
 fn ago(ms: i64) -> String {
