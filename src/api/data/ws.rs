@@ -20,6 +20,7 @@ use crate::control::protocol::ServerProtocol;
 use crate::control::Caller;
 use crate::error::{Error, ErrorKind, Result};
 use crate::sessions::ActivityGuard;
+use crate::sigv4::verify::header;
 
 const SESSION_PARAM: &str = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id";
 
@@ -32,10 +33,6 @@ pub fn runtime_label(method: &http::Method, path: &str) -> Option<String> {
     let (label, rest) = trimmed.split_once('/')?;
     (rest == "ws" && !label.is_empty())
         .then(|| percent_encoding::percent_decode_str(label).decode_utf8_lossy().into_owned())
-}
-
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
 }
 
 pub async fn handle<B>(state: Arc<AppState>, req: Request<B>, request_id: &str) -> Response<Body> {

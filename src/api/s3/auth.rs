@@ -8,6 +8,7 @@ use super::payload::{ChunkSigning, Framing, STREAMING_SIGNED, STREAMING_SIGNED_T
 use crate::api::auth::unix_now;
 use crate::config::{AuthMode, Config};
 use crate::objects::S3Error;
+use crate::sigv4::verify::header;
 use crate::sigv4::verify::{credential_scope, MAX_CLOCK_SKEW_SECS, UNSIGNED_PAYLOAD};
 use crate::sigv4::{AuthError, Payload, RequestParts, UriEncoding, Verified, Verifier};
 
@@ -19,10 +20,6 @@ pub struct Caller {
     pub verified: Option<Verified>,
     /// The declared payload hash (`x-amz-content-sha256`).
     pub payload_hash: String,
-}
-
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
 }
 
 fn query_value(raw_query: &str, name: &str) -> Option<String> {

@@ -8,6 +8,7 @@ use sha1::Sha1;
 use subtle::ConstantTimeEq;
 
 use crate::objects::S3Error;
+use crate::sigv4::verify::header;
 use crate::sigv4::verify::MAX_CLOCK_SKEW_SECS;
 use crate::sigv4::Credential;
 
@@ -51,10 +52,6 @@ const SIGNED_SUBRESOURCES: &[&str] = &[
     "versions",
     "website",
 ];
-
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-}
 
 fn decode(s: &str) -> String {
     String::from_utf8_lossy(&crate::sigv4::canonical::percent_decode(s)).into_owned()
