@@ -125,7 +125,7 @@ where
     match scope.as_ref().map(|(_, service)| service.as_str()).or(s3_unscoped.then_some("s3")) {
         Some("s3") => {
             let body: s3::ReqBody = body.map_err(|e| Box::new(e) as response::BoxError).boxed_unsync();
-            return s3::handle(state, request_id, parts, body).await;
+            return s3::handle(state, request_id, parts, headers, body).await;
         }
         Some("sts") => return sts_request(&state, &request_id, &method, &raw_path, &raw_query, &headers, body).await,
         _ => {}

@@ -106,16 +106,16 @@ fn s3_auth_error(e: AuthError, presigned: bool, headers: &[(String, String)], ra
     }
 }
 
+/// `headers`: the request's headers as pairs (`api::header_pairs`).
 pub fn authenticate(
     config: &Config,
-    parts: &http::request::Parts,
+    method: &str,
+    mut headers: Vec<(String, String)>,
     raw_path: &str,
     raw_query: &str,
 ) -> Result<Caller, S3Error> {
-    let mut headers: Vec<(String, String)> = crate::api::header_pairs(&parts.headers);
     let declared = header(&headers, "x-amz-content-sha256").map(str::to_string);
     let presigned = header(&headers, "authorization").is_none() && raw_query.contains("X-Amz-Signature=");
-    let method = parts.method.as_str();
 
     if super::sigv2::is_sigv2(&headers, raw_query) {
         if config.auth == AuthMode::Off {

@@ -236,11 +236,12 @@ fn parse_query(raw: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Serves one S3 request. `body` has not been read.
+/// Serves one S3 request. `headers` are `parts.headers` as pairs; `body` has not been read.
 pub async fn handle(
     state: Arc<AppState>,
     request_id: String,
     parts: http::request::Parts,
+    headers: Vec<(String, String)>,
     body: ReqBody,
 ) -> Response<Body> {
     let head = parts.method == Method::HEAD;
@@ -253,7 +254,7 @@ pub async fn handle(
         .map(str::to_string)
         .or_else(|| parts.uri.authority().map(|a| a.to_string()))
         .unwrap_or_default();
-    let caller = match auth::authenticate(&state.config, &parts, &raw_path, &raw_query) {
+    let caller = match auth::authenticate(&state.config, parts.method.as_str(), headers, &raw_path, &raw_query) {
         Ok(c) => c,
         Err(e) => {
             tracing::info!(method = %parts.method, path = %raw_path, code = e.code, "S3 request rejected by signature verification");
