@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use crate::sigv4::Credential;
+use crate::kernel::sigv4::Credential;
 
 pub const DEFAULT_ACCOUNT_ID: &str = "123456789012";
 pub const DEFAULT_REGION: &str = "us-east-1";
@@ -56,7 +56,7 @@ impl Config {
             auth: AuthMode::Verify,
             sandbox: SandboxKind::None,
             sessions: crate::sessions::SessionConfig::default(),
-            log_max_bytes_per_runtime: crate::logs::DEFAULT_MAX_GROUP_BYTES,
+            log_max_bytes_per_runtime: crate::services::logs::DEFAULT_MAX_GROUP_BYTES,
         }
     }
 }

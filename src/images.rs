@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::process::Command;
 
-use crate::sandbox::runtimes::{self, CodeRuntime};
+use crate::services::runtime::prepare::runtimes::{self, CodeRuntime};
 
 const PYTHON_BUILD: &str = include_str!("../docker/python/build.sh");
 const NODE_BUILD: &str = include_str!("../docker/node/build.sh");

@@ -1,18 +1,15 @@
-//! agentcore-local: Amazon Bedrock AgentCore Runtime on your machine.
+//! agentcore-local: Amazon Bedrock AgentCore on your machine.
 //!
-//! See ARCHITECTURE.md for the map of modules and how a request flows.
+//! See ARCHITECTURE.md for the map of modules, the layer rules and how a request flows.
 
-pub mod api;
 pub mod config;
-pub mod control;
-pub mod error;
+pub mod console;
+pub mod front_door;
 pub mod images;
+pub mod kernel;
 pub mod local_client;
-pub mod logs;
-pub mod objects;
 pub mod observe;
 pub mod sandbox;
 pub mod server;
+pub mod services;
 pub mod sessions;
-pub mod sigv4;
-pub mod store;

@@ -1,4 +1,4 @@
-//! The listener: accepts connections, serves them with `api::handle`, shuts down gracefully.
+//! The listener: accepts connections, serves them with `front_door::handle`, shuts down gracefully.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -12,15 +12,15 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::api::{self, AppState};
 use crate::config::{Config, SandboxKind};
-use crate::control::{ControlPlane, Provisioner};
-use crate::objects::Objects;
+use crate::front_door::{self, AppState};
+use crate::kernel::store::{OpenError, Store};
 use crate::sandbox::docker::DockerBackend;
-use crate::sandbox::provisioner::{ControlPlaneOnly, SandboxProvisioner};
 use crate::sandbox::SandboxBackend;
+use crate::services::runtime::domain::{ControlPlane, Provisioner};
+use crate::services::runtime::prepare::provisioner::{ControlPlaneOnly, SandboxProvisioner};
+use crate::services::s3::objects::Objects;
 use crate::sessions::Sessions;
-use crate::store::{OpenError, Store};
 
 /// How long in-flight requests get to finish after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -60,14 +60,14 @@ impl StateDir {
 /// Code deployments read their zips from the embedded S3.
 struct ObjectsAsCode(Objects);
 
-impl crate::sandbox::provisioner::CodeSource for ObjectsAsCode {
+impl crate::services::runtime::prepare::provisioner::CodeSource for ObjectsAsCode {
     fn fetch<'a>(
         &'a self,
         account: &'a str,
         bucket: &'a str,
         key: &'a str,
         version_id: Option<&'a str>,
-    ) -> crate::control::BoxFuture<'a, Result<std::path::PathBuf, String>> {
+    ) -> crate::services::runtime::domain::BoxFuture<'a, Result<std::path::PathBuf, String>> {
         Box::pin(async move {
             self.0.object_file(account, bucket, key, version_id).await.map(|f| f.path).map_err(|e| e.message)
         })
@@ -143,7 +143,8 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             let instance = instance_id(&store).await;
             let mut session_config = config.sessions.clone();
             session_config.persistent = config.data_dir.is_some();
-            let logs = crate::logs::LogStore::new(state_dir.path().join("logs"), config.log_max_bytes_per_runtime);
+            let logs =
+                crate::services::logs::LogStore::new(state_dir.path().join("logs"), config.log_max_bytes_per_runtime);
             let sessions = Arc::new(
                 Sessions::new(backend.clone(), control.clone(), session_config, instance).with_log_store(logs),
             );
@@ -200,8 +201,8 @@ async fn accept_loop(
                 let state = state.clone();
                 let service = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
                     let state = state.clone();
-                    req.extensions_mut().insert(api::local::PeerAddr(peer));
-                    async move { Ok::<_, Infallible>(api::handle(state, req).await) }
+                    req.extensions_mut().insert(crate::console::PeerAddr(peer));
+                    async move { Ok::<_, Infallible>(front_door::handle(state, req).await) }
                 });
                 let conn = http1::Builder::new()
                     .timer(TokioTimer::new())

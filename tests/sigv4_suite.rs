@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
-use agentcore_local::sigv4::canonical::{canonical_request, sha256_hex, string_to_sign};
-use agentcore_local::sigv4::verify::{sign, signing_key};
-use agentcore_local::sigv4::{AuthError, Credential, Payload, RequestParts, UriEncoding, Verifier};
+use agentcore_local::kernel::sigv4::canonical::{canonical_request, sha256_hex, string_to_sign};
+use agentcore_local::kernel::sigv4::verify::{sign, signing_key};
+use agentcore_local::kernel::sigv4::{AuthError, Credential, Payload, RequestParts, UriEncoding, Verifier};
 use proptest::prelude::*;
 
 const SUITE_TIME: i64 = 1_440_938_160; // 20150830T123600Z

@@ -30,7 +30,7 @@ SERVICES = {
     ],
 }
 
-OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src", "api", "model")
+OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src", "kernel", "model")
 
 
 def strip_docs(value):

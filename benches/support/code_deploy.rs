@@ -32,9 +32,9 @@ fn full(bytes: Vec<u8>) -> BoxBody {
 
 /// A SigV4 request for S3 (path encoded once, `x-amz-content-sha256: UNSIGNED-PAYLOAD`).
 fn s3_request(method: &str, addr: SocketAddr, path: &str, body: BoxBody, length: Option<usize>) -> Request<BoxBody> {
-    use agentcore_local::sigv4::canonical::{canonical_request, string_to_sign, RequestParts, UriEncoding};
-    use agentcore_local::sigv4::time::epoch_to_amz_date;
-    use agentcore_local::sigv4::verify::{sign, signing_key};
+    use agentcore_local::kernel::sigv4::canonical::{canonical_request, string_to_sign, RequestParts, UriEncoding};
+    use agentcore_local::kernel::sigv4::time::epoch_to_amz_date;
+    use agentcore_local::kernel::sigv4::verify::{sign, signing_key};
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     let amz_date = epoch_to_amz_date(now);
     let headers = vec![

@@ -8,9 +8,11 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use agentcore_local::sigv4::canonical::{canonical_request, sha256_hex, string_to_sign, RequestParts, UriEncoding};
-use agentcore_local::sigv4::time::epoch_to_amz_date;
-use agentcore_local::sigv4::verify::{sign, signing_key};
+use agentcore_local::kernel::sigv4::canonical::{
+    canonical_request, sha256_hex, string_to_sign, RequestParts, UriEncoding,
+};
+use agentcore_local::kernel::sigv4::time::epoch_to_amz_date;
+use agentcore_local::kernel::sigv4::verify::{sign, signing_key};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Request;

@@ -22,7 +22,7 @@ use super::{
     image, labels, Exec, ExecOutput, OwnedSandbox, SandboxBackend, SandboxError, SandboxHandle, SandboxSpec,
     SandboxState,
 };
-use crate::control::BoxFuture;
+use crate::services::runtime::domain::BoxFuture;
 
 /// The bridge network every sandbox joins.
 pub const NETWORK: &str = "agentcore-local-sandboxes";
@@ -153,7 +153,11 @@ fn parse_log_line(line: &str, stderr: bool) -> super::OutputLine {
     let (stamp, text) = line.split_once(' ').unwrap_or((line, ""));
     match aws_smithy_types::DateTime::from_str(stamp, aws_smithy_types::date_time::Format::DateTime) {
         Ok(t) => super::OutputLine { timestamp_ms: t.to_millis().unwrap_or(0), stderr, text: text.to_string() },
-        Err(_) => super::OutputLine { timestamp_ms: crate::control::now_ms(), stderr, text: line.to_string() },
+        Err(_) => super::OutputLine {
+            timestamp_ms: crate::services::runtime::domain::now_ms(),
+            stderr,
+            text: line.to_string(),
+        },
     }
 }
 

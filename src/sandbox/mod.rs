@@ -6,19 +6,14 @@
 //! to that address (`crate::sessions`), so a microVM or namespace backend only has to provide an
 //! address too.
 
-pub mod artifact;
-pub mod code;
 pub mod docker;
 pub mod image;
-pub mod precompile;
-pub mod provisioner;
-pub mod runtimes;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::control::BoxFuture;
+use crate::services::runtime::domain::BoxFuture;
 
 /// Label keys on every sandbox the emulator starts.
 pub mod labels {

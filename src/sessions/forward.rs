@@ -13,7 +13,7 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use super::session::{ActivityGuard, Session};
 use super::AgentClient;
-use crate::api::response::BoxError;
+use crate::kernel::response::BoxError;
 
 /// An agent's answer: its status and headers now, its body as it streams.
 pub struct AgentResponse {

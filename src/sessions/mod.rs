@@ -24,11 +24,11 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use crate::control::now_ms;
-use crate::control::resolve::InvocationTarget;
-use crate::control::BoxFuture;
-use crate::error::{Error, ErrorKind, Result};
+use crate::kernel::error::{Error, ErrorKind, Result};
 use crate::sandbox::{Limits, SandboxBackend};
+use crate::services::runtime::domain::now_ms;
+use crate::services::runtime::domain::resolve::InvocationTarget;
+use crate::services::runtime::domain::BoxFuture;
 
 pub use session::{ActivityGuard, EndReason, PingReport, Session, SessionKey};
 use throttle::Throttle;
@@ -121,7 +121,7 @@ struct Slot {
 
 pub struct Sessions {
     backend: Arc<dyn SandboxBackend>,
-    control: crate::control::ControlPlane,
+    control: crate::services::runtime::domain::ControlPlane,
     pool: pool::Pool,
     pub config: SessionConfig,
     instance_id: String,
@@ -136,7 +136,7 @@ pub struct Sessions {
     /// Sandbox stops in progress, so shutdown and deletions can wait for them.
     stopping: Mutex<tokio::task::JoinSet<()>>,
     /// Where every sandbox's output is kept (CloudWatch-style groups and streams).
-    logs: Option<crate::logs::LogStore>,
+    logs: Option<crate::services::logs::LogStore>,
     /// Counters and recent events for `/metrics` and the dashboard.
     observatory: Arc<crate::observe::Observatory>,
     /// Recently ended sessions, newest first, for the session report.
@@ -154,7 +154,7 @@ pub const INIT_TIMEOUT_MESSAGE: &str =
 impl Sessions {
     pub fn new(
         backend: Arc<dyn SandboxBackend>,
-        control: crate::control::ControlPlane,
+        control: crate::services::runtime::domain::ControlPlane,
         config: SessionConfig,
         instance_id: String,
     ) -> Sessions {
@@ -181,7 +181,7 @@ impl Sessions {
     }
 
     /// Keep every sandbox's output in `store`.
-    pub fn with_log_store(mut self, store: crate::logs::LogStore) -> Sessions {
+    pub fn with_log_store(mut self, store: crate::services::logs::LogStore) -> Sessions {
         self.logs = Some(store);
         self
     }
@@ -190,7 +190,7 @@ impl Sessions {
         &self.observatory
     }
 
-    pub fn log_store(&self) -> Option<&crate::logs::LogStore> {
+    pub fn log_store(&self) -> Option<&crate::services::logs::LogStore> {
         self.logs.as_ref()
     }
 
@@ -202,14 +202,14 @@ impl Sessions {
         started_ms: i64,
         sandbox_id: &str,
         since_ms: i64,
-    ) -> Option<crate::logs::CaptureHandle> {
+    ) -> Option<crate::services::logs::CaptureHandle> {
         let store = self.logs.as_ref()?.scoped(&target.account, &target.region);
-        Some(crate::logs::follow(
+        Some(crate::services::logs::follow(
             self.backend.clone(),
             sandbox_id.to_string(),
             store,
-            crate::logs::group_name(&target.runtime_id, &target.endpoint_name),
-            crate::logs::stream_name(session_id, started_ms),
+            crate::services::logs::group_name(&target.runtime_id, &target.endpoint_name),
+            crate::services::logs::stream_name(session_id, started_ms),
             since_ms,
         ))
     }
@@ -218,17 +218,17 @@ impl Sessions {
     fn store_output(&self, target: &InvocationTarget, session_id: &str, started_ms: i64, text: &str) {
         let Some(store) = self.logs.as_ref().map(|l| l.scoped(&target.account, &target.region)) else { return };
         let now = now_ms();
-        let events: Vec<crate::logs::LogEvent> = text
+        let events: Vec<crate::services::logs::LogEvent> = text
             .lines()
-            .map(|l| crate::logs::LogEvent {
+            .map(|l| crate::services::logs::LogEvent {
                 timestamp: now,
                 stream: "stdout".into(),
                 message: l.to_string(),
                 ingested: now,
             })
             .collect();
-        let group = crate::logs::group_name(&target.runtime_id, &target.endpoint_name);
-        if let Err(e) = store.append(&group, &crate::logs::stream_name(session_id, started_ms), &events) {
+        let group = crate::services::logs::group_name(&target.runtime_id, &target.endpoint_name);
+        if let Err(e) = store.append(&group, &crate::services::logs::stream_name(session_id, started_ms), &events) {
             tracing::warn!(error = %e, "could not store agent output");
         }
     }
@@ -417,7 +417,7 @@ impl Sessions {
         key: &SessionKey,
         target: &InvocationTarget,
         started_ms: i64,
-    ) -> Result<(crate::sandbox::SandboxHandle, Option<crate::logs::CaptureHandle>)> {
+    ) -> Result<(crate::sandbox::SandboxHandle, Option<crate::services::logs::CaptureHandle>)> {
         let spec = spec::build(
             &self.config,
             &self.instance_id,
@@ -525,7 +525,11 @@ impl Sessions {
     }
 
     /// Stop, let the capture store the last output, then remove the sandbox.
-    fn stop_sandbox_in_background(self: &Arc<Self>, sandbox_id: String, capture: Option<crate::logs::CaptureHandle>) {
+    fn stop_sandbox_in_background(
+        self: &Arc<Self>,
+        sandbox_id: String,
+        capture: Option<crate::services::logs::CaptureHandle>,
+    ) {
         let (backend, control, grace) = (self.backend.clone(), self.control.clone(), self.config.stop_grace);
         let weak = Arc::downgrade(self);
         let mut stopping = self.stopping.lock().unwrap_or_else(|p| p.into_inner());

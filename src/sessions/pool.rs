@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{readiness, spec, Sessions};
-use crate::control::now_ms;
-use crate::control::resolve::InvocationTarget;
 use crate::sandbox::SandboxHandle;
+use crate::services::runtime::domain::now_ms;
+use crate::services::runtime::domain::resolve::InvocationTarget;
 
 type PoolKey = (String, u32);
 

@@ -9,8 +9,8 @@ use http_body_util::{BodyExt, Full};
 
 use super::session::PingReport;
 use super::AgentClient;
-use crate::control::protocol::Protocol;
 use crate::sandbox::{SandboxBackend, SandboxState};
+use crate::services::runtime::domain::protocol::Protocol;
 
 /// One `GET /ping`: the report on 200, otherwise why not.
 pub async fn ping(client: &AgentClient, addr: SocketAddr, timeout: Duration) -> Result<PingReport, String> {

@@ -10,9 +10,9 @@ use serde::Serialize;
 
 use super::session::{Session, SessionKey};
 use super::Sessions;
-use crate::control::now_ms;
-use crate::control::resolve::InvocationTarget;
 use crate::sandbox::SandboxStats;
+use crate::services::runtime::domain::now_ms;
+use crate::services::runtime::domain::resolve::InvocationTarget;
 
 /// Published per-second prices (field-notes.md): CPU actually consumed, and memory.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

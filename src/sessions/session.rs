@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
-use crate::control::resolve::InvocationTarget;
 use crate::sandbox::SandboxHandle;
+use crate::services::runtime::domain::resolve::InvocationTarget;
 
 /// Identifies a session: runtime ids are unique across accounts and Regions.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -76,7 +76,7 @@ pub struct Session {
     ended_tx: watch::Sender<bool>,
     invocations: AtomicU64,
     /// The capture of this sandbox's output, taken when the session ends to drain it.
-    capture: Mutex<Option<crate::logs::CaptureHandle>>,
+    capture: Mutex<Option<crate::services::logs::CaptureHandle>>,
     usage: Mutex<super::report::Usage>,
 }
 
@@ -148,11 +148,11 @@ impl Session {
         (a.last_activity.elapsed(), a.in_flight)
     }
 
-    pub(super) fn set_capture(&self, capture: Option<crate::logs::CaptureHandle>) {
+    pub(super) fn set_capture(&self, capture: Option<crate::services::logs::CaptureHandle>) {
         *self.capture.lock().unwrap_or_else(|p| p.into_inner()) = capture;
     }
 
-    pub(super) fn take_capture(&self) -> Option<crate::logs::CaptureHandle> {
+    pub(super) fn take_capture(&self) -> Option<crate::services::logs::CaptureHandle> {
         self.capture.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 

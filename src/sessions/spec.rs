@@ -5,14 +5,14 @@ use std::collections::HashMap;
 use sha2::{Digest, Sha256};
 
 use super::SessionConfig;
-use crate::control::resolve::InvocationTarget;
-use crate::sandbox::artifact::{Prepared, CODE_MOUNT};
 use crate::sandbox::{labels, Mount, SandboxSpec};
+use crate::services::runtime::domain::resolve::InvocationTarget;
+use crate::services::runtime::prepare::artifact::{Prepared, CODE_MOUNT};
 
 /// The public invocation URL of a runtime, as `AGENTCORE_RUNTIME_URL` tells the agent (A2A cards).
 pub fn invocation_url(emulator_url: &str, runtime_arn: &str) -> String {
     // Encoded as the SDKs encode a path segment: unreserved characters (`-_.~`) stay as they are.
-    let encoded = crate::sigv4::canonical::uri_encode(runtime_arn.as_bytes(), false);
+    let encoded = crate::kernel::sigv4::canonical::uri_encode(runtime_arn.as_bytes(), false);
     format!("{emulator_url}/runtimes/{encoded}/invocations/")
 }
 

@@ -1,0 +1,252 @@
+//! The wire: one hyper service for every AWS API the emulator speaks.
+//!
+//! Flow of a request: read the body (bounded) → verify SigV4 → pick the service by the credential
+//! scope's signing name → route by method and path (from the model) → bind and validate input →
+//! handler → JSON or error response. Handlers translate between the wire and the domain
+//! (`crate::services::runtime::domain`); they own no state.
+
+use crate::console as local;
+use crate::kernel::{auth, response, router};
+use crate::services::logs::api as logs;
+use crate::services::runtime::{control_api as control, data_api as data};
+use crate::services::{s3::api as s3, sts};
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Limited};
+
+use crate::config::Config;
+use crate::kernel::error::{Error, ErrorKind};
+use crate::kernel::sigv4::RequestParts;
+use crate::services::runtime::domain::{Caller, ControlPlane};
+use response::Body;
+use router::{NoRoute, Plane, Route};
+
+/// Largest request body accepted by any operation: InvokeAgentRuntime's 100 MB payload.
+pub const MAX_PAYLOAD_BYTES: usize = 100_000_000;
+/// Bodies larger than this are hashed for SigV4 on the blocking pool.
+const HASH_ON_BLOCKING_POOL_BYTES: usize = 256 * 1024;
+/// Control-plane requests are small JSON documents; anything bigger is a mistake.
+pub const MAX_CONTROL_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+/// Shared state of the running server.
+pub struct AppState {
+    pub config: Config,
+    pub control: ControlPlane,
+    /// `None` with `--sandbox none`.
+    pub sessions: Option<Arc<crate::sessions::Sessions>>,
+    /// The embedded S3 subset's buckets and objects.
+    pub objects: crate::services::s3::objects::Objects,
+}
+
+/// One incoming request as handlers see it, with the body fully read.
+pub struct Call<'a> {
+    pub request_id: &'a str,
+    pub caller: Caller,
+    pub route: Route,
+    pub raw_query: &'a str,
+    pub headers: &'a [(String, String)],
+    pub body: Bytes,
+}
+
+fn body_limit(route: &Result<Route, NoRoute>) -> usize {
+    match route {
+        Ok(r) if r.plane == Plane::Data => MAX_PAYLOAD_BYTES,
+        _ => MAX_CONTROL_BODY_BYTES,
+    }
+}
+
+fn no_route_error(method: &str, path: &str, nr: NoRoute) -> Error {
+    let message = match nr {
+        NoRoute::NotImplemented { service, operation } => format!(
+            "{service} {operation} is part of the AWS API but agentcore-local does not implement it. \
+             It serves the AgentCore Runtime operations (runtimes, versions, endpoints, tags, invocations)."
+        ),
+        NoRoute::WrongMethod { allowed } => {
+            format!("No operation matches {method} {path}; this path accepts {}.", allowed.join(", "))
+        }
+        NoRoute::Unknown => format!("No AgentCore operation matches {method} {path}."),
+    };
+    Error::new(ErrorKind::UnknownOperation, message)
+}
+
+/// A request's headers as owned (name, value) pairs, the form SigV4 verification reads.
+pub(crate) fn header_pairs(headers: &http::HeaderMap) -> Vec<(String, String)> {
+    headers.iter().map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect()
+}
+
+pub async fn handle<B>(state: Arc<AppState>, req: Request<B>) -> Response<Body>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let request_id = uuid::Uuid::new_v4().to_string();
+    // WebSocket upgrades are not modelled operations: they need the request whole (to upgrade it).
+    if data::ws::runtime_label(req.method(), req.uri().path()).is_some()
+        && req.headers().get("upgrade").is_some_and(|u| u.as_bytes().eq_ignore_ascii_case(b"websocket"))
+    {
+        return data::ws::handle(state, req, &request_id).await;
+    }
+    if local::is_local_path(req.uri().path()) {
+        let loopback = req.extensions().get::<local::PeerAddr>().is_some_and(|p| p.0.ip().is_loopback());
+        let (parts, _) = req.into_parts();
+        let headers: Vec<(String, String)> = header_pairs(&parts.headers);
+        let (method, path, query) = (parts.method.as_str(), parts.uri.path(), parts.uri.query().unwrap_or(""));
+        let signed = || {
+            let rp = RequestParts { method, raw_path: path, raw_query: query, headers: &headers };
+            state.config.auth == crate::config::AuthMode::Verify && auth::authenticate(&state.config, &rp, b"").is_ok()
+        };
+        let allowed = loopback || signed();
+        return local::handle(&state, method, path, query, allowed, &request_id).await;
+    }
+    let (parts, body) = req.into_parts();
+    let method = parts.method.as_str().to_string();
+    let raw_path = parts.uri.path().to_string();
+    let raw_query = parts.uri.query().unwrap_or("").to_string();
+    let headers: Vec<(String, String)> = header_pairs(&parts.headers);
+    // S3 and STS are chosen by signing name before the body is read: S3 streams it.
+    let scope = crate::kernel::sigv4::verify::credential_scope(&RequestParts {
+        method: &method,
+        raw_path: &raw_path,
+        raw_query: &raw_query,
+        headers: &headers,
+    });
+    // Requests without a SigV4 scope go to S3 when they carry a SigV2 signature (boto3's default
+    // presigned URLs).
+    let s3_unscoped = scope.is_none() && s3::sigv2::is_sigv2(&headers, &raw_query);
+    match scope.as_ref().map(|(_, service)| service.as_str()).or(s3_unscoped.then_some("s3")) {
+        Some("s3") => {
+            let body: s3::ReqBody = body.map_err(|e| Box::new(e) as response::BoxError).boxed_unsync();
+            return s3::handle(state, request_id, parts, headers, body).await;
+        }
+        Some("sts") => return sts_request(&state, &request_id, &method, &raw_path, &raw_query, &headers, body).await,
+        _ => {}
+    }
+    let route = router::route(&method, &raw_path);
+
+    let limit = body_limit(&route);
+    let body = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            let message = if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                format!("The request body exceeds the limit of {limit} bytes for this operation.")
+            } else {
+                format!("Could not read the request body: {e}")
+            };
+            return response::error(&Error::validation(message), &request_id);
+        }
+    };
+
+    let identity = if body.len() > HASH_ON_BLOCKING_POOL_BYTES {
+        // Hashing a large payload takes milliseconds; keep it off the request threads.
+        let (st, m, p, q, h, b) =
+            (state.clone(), method.clone(), raw_path.clone(), raw_query.clone(), headers.clone(), body.clone());
+        tokio::task::spawn_blocking(move || {
+            let parts = RequestParts { method: &m, raw_path: &p, raw_query: &q, headers: &h };
+            auth::authenticate(&st.config, &parts, &b)
+        })
+        .await
+        .unwrap_or(Err(crate::kernel::sigv4::AuthError::Missing))
+    } else {
+        let parts = RequestParts { method: &method, raw_path: &raw_path, raw_query: &raw_query, headers: &headers };
+        auth::authenticate(&state.config, &parts, &body)
+    };
+    let identity = match identity {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::info!(%method, path = %raw_path, error = ?e, "request rejected by SigV4 verification");
+            return response::error(&auth::auth_error(&e), &request_id);
+        }
+    };
+    if identity.service == "logs" {
+        let caller = Caller { account: identity.account, region: identity.region };
+        return logs::handle(&state, &caller, &headers, &body, &request_id);
+    }
+    if identity.service != "bedrock-agentcore" {
+        let err = Error::new(
+            ErrorKind::UnknownOperation,
+            format!(
+                "agentcore-local does not serve the '{}' API; sign requests for 'bedrock-agentcore'.",
+                identity.service
+            ),
+        );
+        return response::error(&err, &request_id);
+    }
+    let route = match route {
+        Ok(r) => r,
+        Err(NoRoute::WrongMethod { allowed }) if raw_path.trim_end_matches('/').ends_with("/invocations") => {
+            // MCP clients open a GET stream and send DELETE at close; 405 is what they expect
+            // from a server without those, and they carry on.
+            let err = Error::new(
+                ErrorKind::UnknownOperation,
+                format!("{method} is not supported here; use {}.", allowed.join(", ")),
+            );
+            let mut resp = response::error(&err, &request_id);
+            *resp.status_mut() = http::StatusCode::METHOD_NOT_ALLOWED;
+            if let Ok(v) = http::HeaderValue::from_str(&allowed.join(", ")) {
+                resp.headers_mut().insert("allow", v);
+            }
+            return resp;
+        }
+        Err(nr) => return response::error(&no_route_error(&method, &raw_path, nr), &request_id),
+    };
+    let operation = route.operation;
+    let call = Call {
+        request_id: &request_id,
+        caller: Caller { account: identity.account, region: identity.region },
+        route,
+        raw_query: &raw_query,
+        headers: &headers,
+        body,
+    };
+    let result = match call.route.plane {
+        Plane::Control => control::dispatch(&state, &call).await,
+        Plane::Data => data::dispatch(&state, &call).await,
+    };
+    match result {
+        Ok(resp) => {
+            tracing::debug!(%operation, status = resp.status().as_u16(), "handled");
+            resp
+        }
+        Err(e) => {
+            if e.status() >= 500 {
+                tracing::error!(%operation, error = %e, "request failed");
+            } else {
+                tracing::info!(%operation, error = %e, "request rejected");
+            }
+            response::error(&e, &request_id)
+        }
+    }
+}
+
+/// STS: small form bodies, verified like any non-S3 service.
+async fn sts_request<B>(
+    state: &AppState,
+    request_id: &str,
+    method: &str,
+    raw_path: &str,
+    raw_query: &str,
+    headers: &[(String, String)],
+    body: B,
+) -> Response<Body>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let body = match Limited::new(body, MAX_CONTROL_BODY_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            return sts::error(400, "InvalidRequest", &format!("Could not read the request body: {e}"), request_id)
+        }
+    };
+    let parts = RequestParts { method, raw_path, raw_query, headers };
+    match auth::authenticate(&state.config, &parts, &body) {
+        Ok(identity) => sts::handle(&identity.account, raw_query, &body, request_id),
+        Err(e) => {
+            tracing::info!(%method, path = %raw_path, error = ?e, "STS request rejected by SigV4 verification");
+            sts::auth_error(&e, request_id)
+        }
+    }
+}

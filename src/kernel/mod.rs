@@ -1,0 +1,12 @@
+//! The small shared kernel every service builds on: errors, SigV4, the botocore models (routing,
+//! binding, validation), responses in AWS's shapes, and the SQLite store with its migration runner.
+//! Nothing in here knows any one service.
+
+pub mod auth;
+pub mod error;
+pub mod input;
+pub mod model;
+pub mod response;
+pub mod router;
+pub mod sigv4;
+pub mod store;

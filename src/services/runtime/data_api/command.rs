@@ -1,0 +1,219 @@
+//! InvokeAgentRuntimeCommand: run a shell command in the session's sandbox and stream its output
+//! as an AWS event stream (api-wire.md §4.2): `chunk` events carrying `contentStart`, then
+//! `contentDelta` with `stdout`/`stderr` text, then `contentStop` with the exit code and status.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use http::{HeaderValue as HttpHeaderValue, Response};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use crate::kernel::error::{Error, ErrorKind, Result};
+use crate::kernel::response::{Body, BoxError};
+use crate::sandbox::ExecOutput;
+use crate::sessions::{ActivityGuard, Sessions};
+
+/// Used when the request gives no `timeout`, and the largest one accepted (runtime-contract §5.2).
+pub const DEFAULT_TIMEOUT_SECS: i64 = 300;
+pub const MAX_TIMEOUT_SECS: i64 = 3600;
+/// The exit code reported for a command stopped at its timeout (as coreutils `timeout` does).
+pub const TIMED_OUT_EXIT_CODE: i64 = 124;
+
+fn frame(headers: &[(&str, &str)], payload: Value) -> Bytes {
+    let mut message = Message::new(payload.to_string());
+    for (name, value) in headers {
+        message = message.add_header(Header::new(name.to_string(), HeaderValue::String(value.to_string().into())));
+    }
+    let mut buf = BytesMut::new();
+    aws_smithy_eventstream::frame::write_message_to(&message, &mut buf).expect("event-stream frames encode");
+    buf.freeze()
+}
+
+/// One `chunk` event of the `ResponseChunk` union.
+pub fn chunk(event: Value) -> Bytes {
+    frame(&[(":message-type", "event"), (":event-type", "chunk"), (":content-type", "application/json")], event)
+}
+
+/// A modelled in-stream error, e.g. `runtimeClientError`.
+pub fn exception(member: &str, message: &str) -> Bytes {
+    frame(
+        &[(":message-type", "exception"), (":exception-type", member), (":content-type", "application/json")],
+        json!({ "message": message }),
+    )
+}
+
+/// Turns a byte stream into text without splitting a UTF-8 character across events.
+#[derive(Default)]
+struct Utf8Carry(Vec<u8>);
+
+impl Utf8Carry {
+    fn push(&mut self, bytes: &[u8]) -> String {
+        self.0.extend_from_slice(bytes);
+        let valid = match std::str::from_utf8(&self.0) {
+            Ok(_) => self.0.len(),
+            Err(e) if e.error_len().is_none() => e.valid_up_to(),
+            Err(_) => return String::from_utf8_lossy(&std::mem::take(&mut self.0)).into_owned(),
+        };
+        let rest = self.0.split_off(valid);
+        String::from_utf8(std::mem::replace(&mut self.0, rest)).unwrap_or_default()
+    }
+}
+
+pub fn timeout_of(body: Option<&Value>) -> Result<Duration> {
+    let timeout = body.and_then(|b| b.get("timeout")).and_then(Value::as_i64).unwrap_or(DEFAULT_TIMEOUT_SECS);
+    if !(1..=MAX_TIMEOUT_SECS).contains(&timeout) {
+        return Err(Error::invalid_field(
+            "body.timeout",
+            format!("timeout must be between 1 and {MAX_TIMEOUT_SECS} seconds; got {timeout}."),
+        ));
+    }
+    Ok(Duration::from_secs(timeout as u64))
+}
+
+/// Whether the sandbox has a shell to run commands with. Docker reports a missing executable as
+/// output of the exec (and its exit code only later), so run a command that prints nothing when it
+/// works: any output, or a non-zero exit, means there is no usable shell.
+async fn has_shell(sessions: &Sessions, sandbox_id: &str) -> bool {
+    let Ok(mut exec) = sessions.backend().exec(sandbox_id, vec!["/bin/sh".into(), "-c".into(), "exit 0".into()]).await
+    else {
+        return false;
+    };
+    let mut printed = false;
+    while let Some(item) = exec.output.next().await {
+        printed |= item.is_ok();
+    }
+    !printed && sessions.backend().exec_exit_code(&exec.id).await.unwrap_or(0) == 0
+}
+
+/// Start `command` in the guard's session and answer with its streamed output.
+pub async fn run(
+    sessions: &Arc<Sessions>,
+    guard: ActivityGuard,
+    command: String,
+    timeout: Duration,
+) -> Result<Response<Body>> {
+    let session = guard.session().clone();
+    if !has_shell(sessions, &session.sandbox.id).await {
+        return Err(Error::new(
+            ErrorKind::RuntimeClientError,
+            "The session's sandbox has no /bin/sh, so commands cannot run in it; build the agent's image on a \
+             base that has a shell.",
+        ));
+    }
+    let exec = sessions
+        .backend()
+        .exec(&session.sandbox.id, vec!["/bin/sh".into(), "-c".into(), command])
+        .await
+        .map_err(|e| {
+            Error::new(ErrorKind::RuntimeClientError, format!("The command could not be started in the session: {e}"))
+        })?;
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    let backend = sessions.backend().clone();
+    tokio::spawn(async move {
+        let _guard = guard; // the session is busy until the command ends
+        let mut output = exec.output;
+        let (mut out, mut err) = (Utf8Carry::default(), Utf8Carry::default());
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        let mut ended = session.ended_signal();
+        if tx.send(chunk(json!({"contentStart": {}}))).await.is_err() {
+            return;
+        }
+        let stop = loop {
+            tokio::select! {
+                item = output.next() => match item {
+                    Some(Ok(ExecOutput::Stdout(b))) => {
+                        let text = out.push(&b);
+                        if !text.is_empty() && tx.send(chunk(json!({"contentDelta": {"stdout": text}}))).await.is_err() {
+                            break None;
+                        }
+                    }
+                    Some(Ok(ExecOutput::Stderr(b))) => {
+                        let text = err.push(&b);
+                        if !text.is_empty() && tx.send(chunk(json!({"contentDelta": {"stderr": text}}))).await.is_err() {
+                            break None;
+                        }
+                    }
+                    Some(Err(e)) => break Some(exception("runtimeClientError", &format!("reading the command's output failed: {e}"))),
+                    None => {
+                        let mut code = None;
+                        for _ in 0..50 {
+                            code = backend.exec_exit_code(&exec.id).await;
+                            if code.is_some() {
+                                break;
+                            }
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        break Some(chunk(json!({"contentStop": {"exitCode": code.unwrap_or(-1), "status": "COMPLETED"}})));
+                    }
+                },
+                _ = &mut deadline => {
+                    backend.exec_kill(&session.sandbox.id, &exec.id).await;
+                    break Some(chunk(json!({"contentStop": {"exitCode": TIMED_OUT_EXIT_CODE, "status": "TIMED_OUT"}})));
+                }
+                _ = async { let _ = ended.wait_for(|e| *e).await; } => {
+                    break Some(exception("runtimeClientError", "The runtime session ended while the command was running."));
+                }
+            }
+        };
+        match stop {
+            Some(last) => {
+                let _ = tx.send(last).await;
+            }
+            // The caller went away: do not leave the command running.
+            None => backend.exec_kill(&session.sandbox.id, &exec.id).await,
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|bytes| (Ok::<_, BoxError>(Frame::data(bytes)), rx))
+    });
+    let mut resp = Response::new(StreamBody::new(stream).boxed_unsync());
+    resp.headers_mut().insert("content-type", HttpHeaderValue::from_static("application/vnd.amazon.eventstream"));
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_decode_with_the_smithy_decoder() {
+        let bytes = chunk(json!({"contentDelta": {"stdout": "hi\n"}}));
+        let mut decoder = aws_smithy_eventstream::frame::MessageFrameDecoder::new();
+        let mut buf = bytes.clone();
+        let decoded = decoder.decode_frame(&mut buf).unwrap();
+        let aws_smithy_eventstream::frame::DecodedFrame::Complete(message) = decoded else { panic!("incomplete") };
+        let headers: Vec<(String, String)> = message
+            .headers()
+            .iter()
+            .map(|h| (h.name().as_str().to_string(), h.value().as_string().unwrap().as_str().to_string()))
+            .collect();
+        assert!(headers.contains(&(":event-type".to_string(), "chunk".to_string())));
+        assert_eq!(
+            serde_json::from_slice::<Value>(message.payload()).unwrap(),
+            json!({"contentDelta": {"stdout": "hi\n"}})
+        );
+    }
+
+    #[test]
+    fn utf8_is_not_split_across_events() {
+        let mut carry = Utf8Carry::default();
+        let snowman = "☃".as_bytes();
+        assert_eq!(carry.push(&[b'a', snowman[0]]), "a");
+        assert_eq!(carry.push(&snowman[1..]), "☃");
+        assert_eq!(carry.push(&[0xff, b'b']), "\u{fffd}b");
+    }
+
+    #[test]
+    fn timeouts_are_bounded() {
+        assert_eq!(timeout_of(None).unwrap(), Duration::from_secs(300));
+        assert!(timeout_of(Some(&json!({"timeout": 0}))).is_err());
+        assert!(timeout_of(Some(&json!({"timeout": 3601}))).is_err());
+    }
+}
