@@ -6,15 +6,13 @@
 
 use std::collections::HashMap;
 use std::fmt::Write;
-use std::time::Duration;
 
-use bytes::Bytes;
 use http::{HeaderValue, Response};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use serde_json::json;
 
-use crate::front_door::AppState;
+use crate::app::AppState;
 use crate::kernel::error::{Error, ErrorKind};
 use crate::kernel::response::{self, Body, BoxError};
 
@@ -78,11 +76,23 @@ pub async fn handle(
     let q = query(raw_query);
     match path.trim_end_matches('/') {
         "/metrics" => {
-            let live = match &state.sessions {
-                Some(s) => s.report(None).await.sessions,
+            let live: Vec<crate::observe::LiveSandbox> = match &state.sessions {
+                Some(s) => s
+                    .report(None)
+                    .await
+                    .sessions
+                    .into_iter()
+                    .filter(|r| r.ended_at_ms.is_none())
+                    .map(|r| crate::observe::LiveSandbox {
+                        runtime_id: r.runtime_id,
+                        session_id: r.session_id,
+                        cpu_seconds: r.cpu_seconds,
+                        memory_bytes: r.memory_bytes,
+                    })
+                    .collect(),
                 None => Vec::new(),
             };
-            let body = state.sessions.as_ref().map(|s| s.observatory().prometheus(&live)).unwrap_or_default();
+            let body = state.observatory.prometheus(&live);
             text(200, "text/plain; version=0.0.4", body)
         }
         p if p == format!("{PREFIX}/sessions") => match &state.sessions {
@@ -94,7 +104,7 @@ pub async fn handle(
             None => response::json(200, &json!({"sessions": [], "totals": []}), request_id),
         },
         p if p == format!("{PREFIX}/invocations") => {
-            let recent = state.sessions.as_ref().map(|s| s.observatory().recent()).unwrap_or_default();
+            let recent = state.observatory.recent();
             response::json(200, &json!({ "invocations": recent }), request_id)
         }
         p if p == format!("{PREFIX}/logs") => logs(state, &q),
@@ -107,7 +117,7 @@ pub async fn handle(
 /// Newline-delimited JSON events of a runtime's sessions (all, or `session`), ordered by time;
 /// with `follow=true` the response stays open and new lines are sent as the agent writes them.
 fn logs(state: &AppState, q: &HashMap<String, String>) -> Response<Body> {
-    let Some(store) = state.sessions.as_ref().and_then(|s| s.log_store()).cloned() else {
+    let Some(store) = state.logs.clone() else {
         return text(404, "text/plain", "no agent logs are kept (--sandbox none)\n".into());
     };
     let Some(runtime) = q.get("runtime").cloned() else {
@@ -115,40 +125,10 @@ fn logs(state: &AppState, q: &HashMap<String, String>) -> Response<Body> {
     };
     let session = q.get("session").cloned();
     let follow = q.get("follow").is_some_and(|v| v == "true" || v == "1");
-    let stream = futures_util::stream::unfold(
-        (HashMap::<(std::path::PathBuf, String), u64>::new(), true),
-        move |(mut offsets, first)| {
-            let (store, runtime, session) = (store.clone(), runtime.clone(), session.clone());
-            async move {
-                if !first {
-                    if !follow {
-                        return None;
-                    }
-                    tokio::time::sleep(Duration::from_millis(300)).await;
-                }
-                let mut lines = Vec::new();
-                for (scoped, info) in store.runtime_streams(&runtime) {
-                    let session_of = info.name.rsplit("[runtime-logs]").next().unwrap_or_default().to_string();
-                    if session.as_ref().is_some_and(|s| *s != session_of) {
-                        continue;
-                    }
-                    let key = (std::path::PathBuf::from(&info.group), info.name.clone());
-                    let offset = offsets.get(&key).copied().unwrap_or(0);
-                    let (events, next) = scoped.events_after(&info.group, &info.name, offset);
-                    offsets.insert(key, next);
-                    lines.extend(events.into_iter().map(|e| (e.timestamp, session_of.clone(), e)));
-                }
-                lines.sort_by_key(|(t, _, _)| *t);
-                let mut out = String::new();
-                for (_, session, e) in lines {
-                    let line =
-                        json!({"timestamp": e.timestamp, "session": session, "stream": e.stream, "message": e.message});
-                    let _ = writeln!(out, "{line}");
-                }
-                Some((Ok::<_, BoxError>(Frame::data(Bytes::from(out))), (offsets, false)))
-            }
-        },
-    );
+    let stream =
+        futures_util::StreamExt::map(crate::services::logs::tail_runtime(store, runtime, session, follow), |chunk| {
+            Ok::<_, BoxError>(Frame::data(chunk))
+        });
     let mut resp = Response::new(StreamBody::new(stream).boxed_unsync());
     resp.headers_mut().insert("content-type", HeaderValue::from_static("application/x-ndjson"));
     resp
@@ -230,7 +210,7 @@ async fn dashboard(state: &AppState) -> Response<Body> {
             "</table><h2>Recent invocations</h2><table id=\"invocations\"><tr><th>When</th><th>Operation</th>\
                        <th>Runtime</th><th>Session</th><th>Status</th><th>Latency (to headers)</th></tr>",
         );
-        for r in sessions.observatory().recent().iter().take(50) {
+        for r in state.observatory.recent().iter().take(50) {
             let _ = write!(
                 body,
                 "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td><code>{}</code></td><td class=\"{}\">{}{}</td><td>{:.1} ms</td></tr>",
@@ -258,7 +238,7 @@ async fn session_page(state: &AppState, q: &HashMap<String, String>) -> Response
         escape(&runtime)
     );
     let mut events = Vec::new();
-    if let Some(store) = state.sessions.as_ref().and_then(|s| s.log_store()) {
+    if let Some(store) = state.logs.as_ref() {
         for (scoped, info) in store.runtime_streams(&runtime) {
             if info.name.ends_with(&format!("[runtime-logs]{session}")) {
                 let _ = write!(

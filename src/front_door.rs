@@ -5,8 +5,10 @@
 //! handler → JSON or error response. Handlers translate between the wire and the domain
 //! (`crate::services::runtime::domain`); they own no state.
 
+use crate::app::auth;
+pub use crate::app::{AppState, Call};
 use crate::console as local;
-use crate::kernel::{auth, response, router};
+use crate::kernel::{response, router};
 use crate::services::logs::api as logs;
 use crate::services::runtime::{control_api as control, data_api as data};
 use crate::services::{s3::api as s3, sts};
@@ -17,10 +19,9 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Limited};
 
-use crate::config::Config;
 use crate::kernel::error::{Error, ErrorKind};
 use crate::kernel::sigv4::RequestParts;
-use crate::services::runtime::domain::{Caller, ControlPlane};
+use crate::services::runtime::domain::Caller;
 use response::Body;
 use router::{NoRoute, Plane, Route};
 
@@ -30,26 +31,6 @@ pub const MAX_PAYLOAD_BYTES: usize = 100_000_000;
 const HASH_ON_BLOCKING_POOL_BYTES: usize = 256 * 1024;
 /// Control-plane requests are small JSON documents; anything bigger is a mistake.
 pub const MAX_CONTROL_BODY_BYTES: usize = 10 * 1024 * 1024;
-
-/// Shared state of the running server.
-pub struct AppState {
-    pub config: Config,
-    pub control: ControlPlane,
-    /// `None` with `--sandbox none`.
-    pub sessions: Option<Arc<crate::sessions::Sessions>>,
-    /// The embedded S3 subset's buckets and objects.
-    pub objects: crate::services::s3::objects::Objects,
-}
-
-/// One incoming request as handlers see it, with the body fully read.
-pub struct Call<'a> {
-    pub request_id: &'a str,
-    pub caller: Caller,
-    pub route: Route,
-    pub raw_query: &'a str,
-    pub headers: &'a [(String, String)],
-    pub body: Bytes,
-}
 
 fn body_limit(route: &Result<Route, NoRoute>) -> usize {
     match route {
@@ -72,11 +53,6 @@ fn no_route_error(method: &str, path: &str, nr: NoRoute) -> Error {
     Error::new(ErrorKind::UnknownOperation, message)
 }
 
-/// A request's headers as owned (name, value) pairs, the form SigV4 verification reads.
-pub(crate) fn header_pairs(headers: &http::HeaderMap) -> Vec<(String, String)> {
-    headers.iter().map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect()
-}
-
 pub async fn handle<B>(state: Arc<AppState>, req: Request<B>) -> Response<Body>
 where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
@@ -92,7 +68,7 @@ where
     if local::is_local_path(req.uri().path()) {
         let loopback = req.extensions().get::<local::PeerAddr>().is_some_and(|p| p.0.ip().is_loopback());
         let (parts, _) = req.into_parts();
-        let headers: Vec<(String, String)> = header_pairs(&parts.headers);
+        let headers: Vec<(String, String)> = crate::kernel::sigv4::header_pairs(&parts.headers);
         let (method, path, query) = (parts.method.as_str(), parts.uri.path(), parts.uri.query().unwrap_or(""));
         let signed = || {
             let rp = RequestParts { method, raw_path: path, raw_query: query, headers: &headers };
@@ -105,7 +81,7 @@ where
     let method = parts.method.as_str().to_string();
     let raw_path = parts.uri.path().to_string();
     let raw_query = parts.uri.query().unwrap_or("").to_string();
-    let headers: Vec<(String, String)> = header_pairs(&parts.headers);
+    let headers: Vec<(String, String)> = crate::kernel::sigv4::header_pairs(&parts.headers);
     // S3 and STS are chosen by signing name before the body is read: S3 streams it.
     let scope = crate::kernel::sigv4::verify::credential_scope(&RequestParts {
         method: &method,

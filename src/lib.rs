@@ -2,6 +2,7 @@
 //!
 //! See ARCHITECTURE.md for the map of modules, the layer rules and how a request flows.
 
+pub mod app;
 pub mod config;
 pub mod console;
 pub mod front_door;

@@ -193,7 +193,7 @@ fn build_config(args: &ServeArgs) -> Result<Config, String> {
             startup_timeout: std::time::Duration::from_secs(args.startup_timeout),
             limits: Limits {
                 memory_bytes: args.sandbox_memory_mib * 1024 * 1024,
-                nano_cpus: (args.sandbox_cpus * 1e9) as i64,
+                cpus: args.sandbox_cpus,
                 pids: args.sandbox_pids,
             },
             read_only_root: args.read_only_root,

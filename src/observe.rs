@@ -1,9 +1,9 @@
 //! What happened recently, for the dashboard and `/metrics`: the last invocations with their
 //! outcome and latency, counters by runtime and error type, and a cold-start histogram.
 
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write;
-use std::sync::Mutex;
 
 use serde::Serialize;
 
@@ -40,8 +40,8 @@ pub struct Observatory {
     cold_starts: Mutex<Histogram>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+fn lock<T>(m: &Mutex<T>) -> parking_lot::MutexGuard<'_, T> {
+    m.lock()
 }
 
 /// Prometheus label value escaping.
@@ -79,8 +79,8 @@ impl Observatory {
         lock(&self.recent).iter().cloned().collect()
     }
 
-    /// The Prometheus text exposition of the counters, plus the live-session figures given.
-    pub fn prometheus(&self, live: &[crate::sessions::report::SessionReport]) -> String {
+    /// The Prometheus text exposition of the counters, plus the live sandboxes' figures given.
+    pub fn prometheus(&self, live: &[LiveSandbox]) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -115,13 +115,12 @@ impl Observatory {
         let _ = writeln!(out, "agentcore_local_cold_start_seconds_sum {}", h.sum);
         let _ = writeln!(out, "agentcore_local_cold_start_seconds_count {}", h.count);
         drop(h);
-        let live: Vec<_> = live.iter().filter(|s| s.ended_at_ms.is_none()).collect();
         let _ = writeln!(out, "# HELP agentcore_local_live_sessions Sessions with a running sandbox.");
         let _ = writeln!(out, "# TYPE agentcore_local_live_sessions gauge");
         let _ = writeln!(out, "agentcore_local_live_sessions {}", live.len());
         let _ = writeln!(out, "# HELP agentcore_local_sandbox_cpu_seconds_total CPU consumed by a session's sandbox.");
         let _ = writeln!(out, "# TYPE agentcore_local_sandbox_cpu_seconds_total counter");
-        for s in &live {
+        for s in live {
             let _ = writeln!(
                 out,
                 "agentcore_local_sandbox_cpu_seconds_total{{runtime=\"{}\",session=\"{}\"}} {}",
@@ -132,7 +131,7 @@ impl Observatory {
         }
         let _ = writeln!(out, "# HELP agentcore_local_sandbox_memory_bytes Memory in use by a session's sandbox.");
         let _ = writeln!(out, "# TYPE agentcore_local_sandbox_memory_bytes gauge");
-        for s in &live {
+        for s in live {
             let _ = writeln!(
                 out,
                 "agentcore_local_sandbox_memory_bytes{{runtime=\"{}\",session=\"{}\"}} {}",
@@ -143,6 +142,15 @@ impl Observatory {
         }
         out
     }
+}
+
+/// One running session's resource use, as `/metrics` reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveSandbox {
+    pub runtime_id: String,
+    pub session_id: String,
+    pub cpu_seconds: f64,
+    pub memory_bytes: u64,
 }
 
 #[cfg(test)]

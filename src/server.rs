@@ -67,7 +67,7 @@ impl crate::services::runtime::prepare::provisioner::CodeSource for ObjectsAsCod
         bucket: &'a str,
         key: &'a str,
         version_id: Option<&'a str>,
-    ) -> crate::services::runtime::domain::BoxFuture<'a, Result<std::path::PathBuf, String>> {
+    ) -> futures_util::future::BoxFuture<'a, Result<std::path::PathBuf, String>> {
         Box::pin(async move {
             self.0.object_file(account, bucket, key, version_id).await.map(|f| f.path).map_err(|e| e.message)
         })
@@ -137,28 +137,31 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     // removed at shutdown, with --in-memory).
     let state_dir = StateDir::new(config.data_dir.as_deref())
         .map_err(|source| StartError::Objects { dir: config.data_dir.clone(), source })?;
+    // Agent output (CloudWatch Logs) and the counters behind /metrics belong to the application:
+    // sessions write into them, the logs service and the console read them.
+    let logs = crate::services::logs::LogStore::new(state_dir.path().join("logs"), config.log_max_bytes_per_runtime);
+    let observatory = Arc::new(crate::observe::Observatory::default());
     let (sessions, provisioner): (Option<Arc<Sessions>>, Arc<dyn Provisioner>) = match config.sandbox {
         SandboxKind::Docker => {
             let backend: Arc<dyn SandboxBackend> = Arc::new(DockerBackend::new());
             let instance = instance_id(&store).await;
             let mut session_config = config.sessions.clone();
             session_config.persistent = config.data_dir.is_some();
-            let logs =
-                crate::services::logs::LogStore::new(state_dir.path().join("logs"), config.log_max_bytes_per_runtime);
-            let sessions = Arc::new(
-                Sessions::new(backend.clone(), control.clone(), session_config, instance).with_log_store(logs),
-            );
+            let logs = Some(logs.clone());
+            let sessions =
+                Arc::new(Sessions::new(backend, control.clone(), session_config, instance, logs, observatory.clone()));
             sessions.set_emulator_url(format!("http://{addr}"));
             sessions.recover(&control).await;
             sessions.spawn_pool_janitor();
-            let provisioner = SandboxProvisioner::new(backend, sessions.clone())
+            let provisioner = SandboxProvisioner::new(sessions.clone())
                 .with_code(Arc::new(ObjectsAsCode(objects.clone())), state_dir.path().join("code"));
             (Some(sessions), Arc::new(provisioner))
         }
         SandboxKind::None => (None, Arc::new(ControlPlaneOnly)),
     };
     let reconciler = control.reconciler(provisioner);
-    let state = Arc::new(AppState { config, control, sessions: sessions.clone(), objects });
+    let logs = sessions.as_ref().map(|_| logs);
+    let state = Arc::new(AppState { config, control, sessions: sessions.clone(), objects, logs, observatory });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
     let reconciler_task = {

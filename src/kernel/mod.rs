@@ -2,7 +2,7 @@
 //! binding, validation), responses in AWS's shapes, and the SQLite store with its migration runner.
 //! Nothing in here knows any one service.
 
-pub mod auth;
+pub mod clock;
 pub mod error;
 pub mod input;
 pub mod model;

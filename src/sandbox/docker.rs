@@ -22,7 +22,7 @@ use super::{
     image, labels, Exec, ExecOutput, OwnedSandbox, SandboxBackend, SandboxError, SandboxHandle, SandboxSpec,
     SandboxState,
 };
-use crate::services::runtime::domain::BoxFuture;
+use futures_util::future::BoxFuture;
 
 /// The bridge network every sandbox joins.
 pub const NETWORK: &str = "agentcore-local-sandboxes";
@@ -153,11 +153,7 @@ fn parse_log_line(line: &str, stderr: bool) -> super::OutputLine {
     let (stamp, text) = line.split_once(' ').unwrap_or((line, ""));
     match aws_smithy_types::DateTime::from_str(stamp, aws_smithy_types::date_time::Format::DateTime) {
         Ok(t) => super::OutputLine { timestamp_ms: t.to_millis().unwrap_or(0), stderr, text: text.to_string() },
-        Err(_) => super::OutputLine {
-            timestamp_ms: crate::services::runtime::domain::now_ms(),
-            stderr,
-            text: line.to_string(),
-        },
+        Err(_) => super::OutputLine { timestamp_ms: crate::kernel::clock::now_ms(), stderr, text: line.to_string() },
     }
 }
 
@@ -233,15 +229,13 @@ impl SandboxBackend for DockerBackend {
                 init: Some(true),
                 pids_limit: Some(spec.limits.pids),
                 memory: Some(spec.limits.memory_bytes),
-                nano_cpus: Some(spec.limits.nano_cpus),
+                nano_cpus: Some((spec.limits.cpus * 1e9).round() as i64),
                 readonly_rootfs: Some(spec.read_only_root),
                 tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
                 binds: (!spec.mounts.is_empty()).then(|| {
                     spec.mounts
                         .iter()
-                        .map(|m| {
-                            format!("{}:{}:{}", m.host_path, m.container_path, if m.read_only { "ro" } else { "rw" })
-                        })
+                        .map(|m| format!("{}:{}:{}", m.host_path, m.target, if m.read_only { "ro" } else { "rw" }))
                         .collect()
                 }),
                 ..Default::default()
@@ -464,51 +458,8 @@ impl SandboxBackend for DockerBackend {
                     Err(e) => Some(Err(SandboxError::Failed(e.to_string()))),
                 }
             });
-            Ok(Exec { id: created.id, output: Box::pin(output) })
-        })
-    }
-
-    fn exec_exit_code<'a>(&'a self, exec_id: &'a str) -> BoxFuture<'a, Option<i64>> {
-        Box::pin(async move {
-            let docker = self.client().ok()?;
-            let inspect = docker.inspect_exec(exec_id).await.ok()?;
-            if inspect.running.unwrap_or(false) {
-                return None;
-            }
-            inspect.exit_code
-        })
-    }
-
-    fn exec_kill<'a>(&'a self, sandbox_id: &'a str, exec_id: &'a str) -> BoxFuture<'a, ()> {
-        Box::pin(async move {
-            let Ok(docker) = self.client() else { return };
-            let Ok(inspect) = docker.inspect_exec(exec_id).await else { return };
-            let Some(host_pid) = inspect.pid.filter(|p| *p > 0) else { return };
-            // The command's pid inside the sandbox's pid namespace: the last NSpid entry (host procfs).
-            let status = std::fs::read_to_string(format!("/proc/{host_pid}/status")).unwrap_or_default();
-            let Some(inner) =
-                status.lines().find(|l| l.starts_with("NSpid:")).and_then(|l| l.split_whitespace().last())
-            else {
-                return;
-            };
-            let kill = bollard::exec::CreateExecOptions {
-                // The shell's own kill (images need not ship a kill binary); the command leads its
-                // process group, so the group goes with it.
-                cmd: Some(vec![
-                    "/bin/sh".to_string(),
-                    "-c".to_string(),
-                    format!("kill -9 -{inner} 2>/dev/null || kill -9 {inner}"),
-                ]),
-                ..Default::default()
-            };
-            if let Ok(created) = docker.create_exec(sandbox_id, kill).await {
-                let _ = docker
-                    .start_exec(
-                        &created.id,
-                        Some(bollard::exec::StartExecOptions { detach: true, ..Default::default() }),
-                    )
-                    .await;
-            }
+            let handle = DockerExec { docker: docker.clone(), sandbox_id: id.to_string(), exec_id: created.id };
+            Ok(Exec { output: Box::pin(output), handle: Box::new(handle) })
         })
     }
 
@@ -537,6 +488,75 @@ impl SandboxBackend for DockerBackend {
                     })
                 })
                 .collect())
+        })
+    }
+}
+
+/// A command started with `docker exec`. Docker records the exit code a moment after the output
+/// stream closes, so `wait` polls for it briefly.
+struct DockerExec {
+    docker: Docker,
+    sandbox_id: String,
+    exec_id: String,
+}
+
+/// How long `wait` keeps asking Docker for an exit code after the output ended.
+const EXEC_EXIT_POLLS: usize = 50;
+const EXEC_EXIT_POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+impl DockerExec {
+    async fn exit_code(&self) -> Option<i64> {
+        let inspect = self.docker.inspect_exec(&self.exec_id).await.ok()?;
+        if inspect.running.unwrap_or(false) {
+            return None;
+        }
+        inspect.exit_code
+    }
+}
+
+impl super::ExecHandle for DockerExec {
+    fn wait(&self) -> BoxFuture<'_, Option<i64>> {
+        Box::pin(async move {
+            for _ in 0..EXEC_EXIT_POLLS {
+                if let Some(code) = self.exit_code().await {
+                    return Some(code);
+                }
+                tokio::time::sleep(EXEC_EXIT_POLL_INTERVAL).await;
+            }
+            None
+        })
+    }
+
+    fn kill(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let (docker, sandbox_id, exec_id) = (&self.docker, self.sandbox_id.as_str(), self.exec_id.as_str());
+            let Ok(inspect) = docker.inspect_exec(exec_id).await else { return };
+            let Some(host_pid) = inspect.pid.filter(|p| *p > 0) else { return };
+            // The command's pid inside the sandbox's pid namespace: the last NSpid entry (host procfs).
+            let status = std::fs::read_to_string(format!("/proc/{host_pid}/status")).unwrap_or_default();
+            let Some(inner) =
+                status.lines().find(|l| l.starts_with("NSpid:")).and_then(|l| l.split_whitespace().last())
+            else {
+                return;
+            };
+            let kill = bollard::exec::CreateExecOptions {
+                // The shell's own kill (images need not ship a kill binary); the command leads its
+                // process group, so the group goes with it.
+                cmd: Some(vec![
+                    "/bin/sh".to_string(),
+                    "-c".to_string(),
+                    format!("kill -9 -{inner} 2>/dev/null || kill -9 {inner}"),
+                ]),
+                ..Default::default()
+            };
+            if let Ok(created) = docker.create_exec(sandbox_id, kill).await {
+                let _ = docker
+                    .start_exec(
+                        &created.id,
+                        Some(bollard::exec::StartExecOptions { detach: true, ..Default::default() }),
+                    )
+                    .await;
+            }
         })
     }
 }

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::services::runtime::domain::BoxFuture;
+use futures_util::future::BoxFuture;
 
 /// Label keys on every sandbox the emulator starts.
 pub mod labels {
@@ -34,23 +34,25 @@ pub mod labels {
 }
 
 /// Resource limits of one sandbox. Defaults are the service's: 2 vCPU, 8 GB per session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limits {
     pub memory_bytes: i64,
-    pub nano_cpus: i64,
+    /// CPUs the sandbox may use (fractions allowed: 0.5 is half a core).
+    pub cpus: f64,
     pub pids: i64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { memory_bytes: 8 * 1024 * 1024 * 1024, nano_cpus: 2_000_000_000, pids: 1024 }
+        Limits { memory_bytes: 8 * 1024 * 1024 * 1024, cpus: 2.0, pids: 1024 }
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct Mount {
     pub host_path: String,
-    pub container_path: String,
+    /// Where the directory appears inside the sandbox.
+    pub target: String,
     pub read_only: bool,
 }
 
@@ -133,12 +135,27 @@ pub struct OutputLine {
 
 pub type OutputStream = std::pin::Pin<Box<dyn futures_util::Stream<Item = OutputLine> + Send>>;
 
-/// A command started in a sandbox: its output stream, and an id to ask for its exit code.
+/// A command started in a sandbox: its output as it arrives, and the backend's handle on it.
 pub struct Exec {
-    pub id: String,
     pub output: std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<ExecOutput, SandboxError>> + Send>>,
+    pub handle: Box<dyn ExecHandle>,
 }
 
+/// What a caller can do with a running command besides reading its output.
+pub trait ExecHandle: Send + Sync {
+    /// The command's exit code, once its output has ended; `None` if the backend cannot tell.
+    fn wait(&self) -> BoxFuture<'_, Option<i64>>;
+    /// Kill the command (and what it started) if it still runs; best effort.
+    fn kill(&self) -> BoxFuture<'_, ()>;
+}
+
+/// One isolation technology (Docker today, a microVM next). Only `crate::sessions` (and the
+/// runtime service's version preparation, for its one-shot jobs) call a backend.
+///
+/// Ownership: every sandbox is started with the spec's `labels`, and `list_owned` must return them
+/// unchanged after an emulator restart, so the emulator can re-adopt or remove what it started.
+/// Docker keeps them as container labels; a backend without labels (a VM) must persist them itself,
+/// e.g. beside the VM's files in the data dir.
 pub trait SandboxBackend: Send + Sync + 'static {
     /// Find `reference` locally (or fetch it); returns the id to start sandboxes from, or a
     /// message that says what is missing and how to provide it.
@@ -160,10 +177,6 @@ pub trait SandboxBackend: Send + Sync + 'static {
     fn stop<'a>(&'a self, id: &'a str, grace: Duration) -> BoxFuture<'a, Result<(), SandboxError>>;
     /// Start `command` (argv) inside a running sandbox, attached to its stdout and stderr.
     fn exec<'a>(&'a self, id: &'a str, command: Vec<String>) -> BoxFuture<'a, Result<Exec, SandboxError>>;
-    /// The exit code of a finished command (`None` while it runs or if unknown).
-    fn exec_exit_code<'a>(&'a self, exec_id: &'a str) -> BoxFuture<'a, Option<i64>>;
-    /// Kill a command still running in the sandbox (best effort).
-    fn exec_kill<'a>(&'a self, sandbox_id: &'a str, exec_id: &'a str) -> BoxFuture<'a, ()>;
     /// Every sandbox carrying the `managed` label, whichever emulator instance started it.
     fn list_owned<'a>(&'a self) -> BoxFuture<'a, Result<Vec<OwnedSandbox>, SandboxError>>;
 }

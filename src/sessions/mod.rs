@@ -2,7 +2,10 @@
 //! many requests race for it, supervised until it idles out, outlives its lifetime, crashes or is
 //! stopped, and always removed afterwards.
 
+mod capture;
+mod door;
 pub mod forward;
+mod job;
 mod pool;
 pub mod readiness;
 pub mod recover;
@@ -14,7 +17,9 @@ mod throttle;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -24,12 +29,13 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+use crate::kernel::clock::now_ms;
 use crate::kernel::error::{Error, ErrorKind, Result};
 use crate::sandbox::{Limits, SandboxBackend};
-use crate::services::runtime::domain::now_ms;
 use crate::services::runtime::domain::resolve::InvocationTarget;
-use crate::services::runtime::domain::BoxFuture;
+use futures_util::future::BoxFuture;
 
+pub use job::{Job, JobFailure};
 pub use session::{ActivityGuard, EndReason, PingReport, Session, SessionKey};
 use throttle::Throttle;
 
@@ -123,7 +129,7 @@ pub struct Sessions {
     backend: Arc<dyn SandboxBackend>,
     control: crate::services::runtime::domain::ControlPlane,
     pool: pool::Pool,
-    pub config: SessionConfig,
+    config: SessionConfig,
     instance_id: String,
     client: AgentClient,
     table: Mutex<HashMap<SessionKey, Arc<Slot>>>,
@@ -157,6 +163,8 @@ impl Sessions {
         control: crate::services::runtime::domain::ControlPlane,
         config: SessionConfig,
         instance_id: String,
+        logs: Option<crate::services::logs::LogStore>,
+        observatory: Arc<crate::observe::Observatory>,
     ) -> Sessions {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -174,24 +182,10 @@ impl Sessions {
             emulator_url: OnceLock::new(),
             stopping: Mutex::new(tokio::task::JoinSet::new()),
             mcp_sessions: Mutex::new(HashMap::new()),
-            logs: None,
+            logs,
             recent: Mutex::new(std::collections::VecDeque::new()),
-            observatory: Arc::default(),
+            observatory,
         }
-    }
-
-    /// Keep every sandbox's output in `store`.
-    pub fn with_log_store(mut self, store: crate::services::logs::LogStore) -> Sessions {
-        self.logs = Some(store);
-        self
-    }
-
-    pub fn observatory(&self) -> &Arc<crate::observe::Observatory> {
-        &self.observatory
-    }
-
-    pub fn log_store(&self) -> Option<&crate::services::logs::LogStore> {
-        self.logs.as_ref()
     }
 
     /// Start storing a sandbox's output in its session's log stream.
@@ -202,9 +196,9 @@ impl Sessions {
         started_ms: i64,
         sandbox_id: &str,
         since_ms: i64,
-    ) -> Option<crate::services::logs::CaptureHandle> {
+    ) -> Option<capture::CaptureHandle> {
         let store = self.logs.as_ref()?.scoped(&target.account, &target.region);
-        Some(crate::services::logs::follow(
+        Some(capture::follow(
             self.backend.clone(),
             sandbox_id.to_string(),
             store,
@@ -233,26 +227,6 @@ impl Sessions {
         }
     }
 
-    pub fn client(&self) -> &AgentClient {
-        &self.client
-    }
-
-    pub fn backend(&self) -> &Arc<dyn SandboxBackend> {
-        &self.backend
-    }
-
-    /// A one-off job sandbox for `runtime_id` (see `spec::job`).
-    pub fn job_spec(
-        &self,
-        runtime_id: &str,
-        image: &str,
-        command: Vec<String>,
-        mounts: Vec<crate::sandbox::Mount>,
-        user: Option<String>,
-    ) -> crate::sandbox::SandboxSpec {
-        spec::job(&self.config, &self.instance_id, runtime_id, image, command, mounts, user)
-    }
-
     pub fn instance_id(&self) -> &str {
         &self.instance_id
     }
@@ -266,8 +240,8 @@ impl Sessions {
         self.emulator_url.get().map(String::as_str).unwrap_or("http://127.0.0.1:4599")
     }
 
-    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<SessionKey, Arc<Slot>>> {
-        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    fn table(&self) -> parking_lot::MutexGuard<'_, HashMap<SessionKey, Arc<Slot>>> {
+        self.table.lock()
     }
 
     /// ThrottlingException when the endpoint is over its invocations-per-second quota.
@@ -417,7 +391,7 @@ impl Sessions {
         key: &SessionKey,
         target: &InvocationTarget,
         started_ms: i64,
-    ) -> Result<(crate::sandbox::SandboxHandle, Option<crate::services::logs::CaptureHandle>)> {
+    ) -> Result<(crate::sandbox::SandboxHandle, Option<capture::CaptureHandle>)> {
         let spec = spec::build(
             &self.config,
             &self.instance_id,
@@ -515,7 +489,7 @@ impl Sessions {
     fn stop_session_in_background(self: &Arc<Self>, session: Arc<Session>) {
         self.remember_ended(&session, None);
         let this = self.clone();
-        let mut stopping = self.stopping.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stopping = self.stopping.lock();
         while stopping.try_join_next().is_some() {}
         stopping.spawn(async move {
             let stats = this.backend.stats(&session.sandbox.id).await;
@@ -525,14 +499,10 @@ impl Sessions {
     }
 
     /// Stop, let the capture store the last output, then remove the sandbox.
-    fn stop_sandbox_in_background(
-        self: &Arc<Self>,
-        sandbox_id: String,
-        capture: Option<crate::services::logs::CaptureHandle>,
-    ) {
+    fn stop_sandbox_in_background(self: &Arc<Self>, sandbox_id: String, capture: Option<capture::CaptureHandle>) {
         let (backend, control, grace) = (self.backend.clone(), self.control.clone(), self.config.stop_grace);
         let weak = Arc::downgrade(self);
-        let mut stopping = self.stopping.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stopping = self.stopping.lock();
         while stopping.try_join_next().is_some() {}
         stopping.spawn(async move {
             if let Some(capture) = capture {
@@ -553,7 +523,7 @@ impl Sessions {
 
     /// Remember that `mcp_session_id` belongs to a runtime session (the agent issued it).
     pub fn remember_mcp_session(&self, runtime_id: &str, mcp_session_id: &str, session_id: &str) {
-        let mut map = self.mcp_sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self.mcp_sessions.lock();
         map.insert((runtime_id.to_string(), mcp_session_id.to_string()), session_id.to_string());
     }
 
@@ -561,7 +531,7 @@ impl Sessions {
     /// that issued it, else the id itself when it names a live session (stateless servers echo the
     /// runtime session id the emulator handed out).
     pub fn session_for_mcp(&self, runtime_id: &str, mcp_session_id: &str) -> Option<String> {
-        let map = self.mcp_sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let map = self.mcp_sessions.lock();
         if let Some(id) = map.get(&(runtime_id.to_string(), mcp_session_id.to_string())) {
             return Some(id.clone());
         }
@@ -586,7 +556,6 @@ impl Sessions {
         self.remove_slot(&session.key, session.slot_id);
         self.mcp_sessions
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .retain(|(runtime, _), id| !(runtime == &session.key.runtime_id && id == &session.key.session_id));
         tracing::info!(
             session = %session.key.session_id,
@@ -649,7 +618,7 @@ impl Sessions {
         // A finishing stop may queue another (final usage first, then the stop itself): repeat
         // until nothing is left.
         loop {
-            let mut stopping = std::mem::take(&mut *self.stopping.lock().unwrap_or_else(|p| p.into_inner()));
+            let mut stopping = std::mem::take(&mut *self.stopping.lock());
             if stopping.is_empty() {
                 return;
             }

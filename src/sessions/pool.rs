@@ -6,12 +6,14 @@
 //! serves exactly one session and is never returned, so sessions stay isolated.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use super::{readiness, spec, Sessions};
+use crate::kernel::clock::now_ms;
 use crate::sandbox::SandboxHandle;
-use crate::services::runtime::domain::now_ms;
 use crate::services::runtime::domain::resolve::InvocationTarget;
 
 type PoolKey = (String, u32);
@@ -31,8 +33,8 @@ pub struct Pool {
 }
 
 impl Pool {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PoolKey, Entry>> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, HashMap<PoolKey, Entry>> {
+        self.entries.lock()
     }
 }
 
@@ -68,7 +70,7 @@ impl Sessions {
             entry.filling += missing;
             missing
         };
-        let mut fills = self.pool.fills.lock().unwrap_or_else(|p| p.into_inner());
+        let mut fills = self.pool.fills.lock();
         while fills.try_join_next().is_some() {}
         for _ in 0..missing {
             let (this, target) = (self.clone(), target.clone());
@@ -140,7 +142,7 @@ impl Sessions {
 
     /// Wait for spares still starting; with the pool drained, each stops itself when ready.
     pub(super) async fn wait_for_fills(&self) {
-        let mut fills = std::mem::take(&mut *self.pool.fills.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut fills = std::mem::take(&mut *self.pool.fills.lock());
         while fills.join_next().await.is_some() {}
     }
 

@@ -10,8 +10,8 @@ use super::session::{Session, SessionKey};
 use super::{readiness, supervisor, Sessions, Slot};
 use crate::kernel::error::Result;
 use crate::sandbox::{labels, OwnedSandbox};
-use crate::services::runtime::domain::BoxFuture;
 use crate::services::runtime::domain::{now_ms, ControlPlane};
+use futures_util::future::BoxFuture;
 
 /// A sandbox of another emulator that nobody will come back for: its emulator kept no data dir
 /// (so it cannot restart into the same instance) and its process is gone. Sandboxes of emulators

@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use super::session::{Session, SessionKey};
 use super::Sessions;
+use crate::kernel::clock::now_ms;
 use crate::sandbox::SandboxStats;
-use crate::services::runtime::domain::now_ms;
 use crate::services::runtime::domain::resolve::InvocationTarget;
 
 /// Published per-second prices (field-notes.md): CPU actually consumed, and memory.
@@ -118,8 +118,8 @@ impl Sessions {
         }
     }
 
-    fn recent(&self) -> std::sync::MutexGuard<'_, VecDeque<SessionReport>> {
-        self.recent.lock().unwrap_or_else(|p| p.into_inner())
+    fn recent(&self) -> parking_lot::MutexGuard<'_, VecDeque<SessionReport>> {
+        self.recent.lock()
     }
 
     /// Newest first; the oldest beyond `RECENT_SESSIONS` are forgotten.

@@ -1,7 +1,9 @@
 //! One live session: its sandbox, its activity, and how it ended.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Instant;
 
 use tokio::sync::watch;
@@ -76,7 +78,7 @@ pub struct Session {
     ended_tx: watch::Sender<bool>,
     invocations: AtomicU64,
     /// The capture of this sandbox's output, taken when the session ends to drain it.
-    capture: Mutex<Option<crate::services::logs::CaptureHandle>>,
+    capture: Mutex<Option<super::capture::CaptureHandle>>,
     usage: Mutex<super::report::Usage>,
 }
 
@@ -104,8 +106,8 @@ impl Session {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Activity> {
-        self.activity.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, Activity> {
+        self.activity.lock()
     }
 
     /// The address of the agent's protocol port.
@@ -148,17 +150,17 @@ impl Session {
         (a.last_activity.elapsed(), a.in_flight)
     }
 
-    pub(super) fn set_capture(&self, capture: Option<crate::services::logs::CaptureHandle>) {
-        *self.capture.lock().unwrap_or_else(|p| p.into_inner()) = capture;
+    pub(super) fn set_capture(&self, capture: Option<super::capture::CaptureHandle>) {
+        *self.capture.lock() = capture;
     }
 
-    pub(super) fn take_capture(&self) -> Option<crate::services::logs::CaptureHandle> {
-        self.capture.lock().unwrap_or_else(|p| p.into_inner()).take()
+    pub(super) fn take_capture(&self) -> Option<super::capture::CaptureHandle> {
+        self.capture.lock().take()
     }
 
     /// Fold a resource sample into the session's usage and return the usage so far.
     pub fn record_usage(&self, stats: Option<crate::sandbox::SandboxStats>) -> super::report::Usage {
-        let mut usage = self.usage.lock().unwrap_or_else(|p| p.into_inner());
+        let mut usage = self.usage.lock();
         if let Some(s) = stats {
             usage.merge(s);
         }

@@ -6,8 +6,8 @@ use sha2::{Digest, Sha256};
 
 use super::SessionConfig;
 use crate::sandbox::{labels, Mount, SandboxSpec};
+use crate::services::runtime::domain::artifact::{Prepared, CODE_MOUNT};
 use crate::services::runtime::domain::resolve::InvocationTarget;
-use crate::services::runtime::prepare::artifact::{Prepared, CODE_MOUNT};
 
 /// The public invocation URL of a runtime, as `AGENTCORE_RUNTIME_URL` tells the agent (A2A cards).
 pub fn invocation_url(emulator_url: &str, runtime_arn: &str) -> String {
@@ -62,7 +62,7 @@ pub fn build(
             ];
             env.retain(|(k, _)| !code_env.iter().any(|(c, _)| c == k));
             env.extend(code_env.iter().map(|(k, v)| (k.to_string(), v.clone())));
-            let mount = Mount { host_path: code_dir.clone(), container_path: CODE_MOUNT.to_string(), read_only: true };
+            let mount = Mount { host_path: code_dir.clone(), target: CODE_MOUNT.to_string(), read_only: true };
             (Some(command.clone()), Some(CODE_MOUNT.to_string()), vec![mount])
         }
     };

@@ -1,7 +1,7 @@
 //! Per-endpoint request rate limit (token bucket), as the service's invocations-per-second quota.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Instant;
 
 pub struct Throttle {
@@ -21,7 +21,7 @@ impl Throttle {
             return true;
         }
         let now = Instant::now();
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut buckets = self.buckets.lock();
         let (tokens, at) = buckets.entry(key.to_string()).or_insert((self.per_second, now));
         *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.per_second).min(self.per_second);
         *at = now;

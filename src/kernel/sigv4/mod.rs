@@ -9,3 +9,8 @@ pub mod verify;
 
 pub use canonical::{RequestParts, UriEncoding};
 pub use verify::{AuthError, Credential, Payload, Verified, Verifier};
+
+/// A request's headers as owned (name, value) pairs, the form SigV4 verification reads.
+pub fn header_pairs(headers: &http::HeaderMap) -> Vec<(String, String)> {
+    headers.iter().map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect()
+}

@@ -8,7 +8,9 @@
 mod migrations;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior};
 
@@ -149,7 +151,7 @@ impl Store {
         let conn = self.conn.clone();
         let generation = self.generation.clone();
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut guard = conn.lock();
             let txn = guard.transaction_with_behavior(behavior).map_err(db_error)?;
             let result = f(&Tx::new(&txn))?;
             txn.commit().map_err(db_error)?;
@@ -164,7 +166,7 @@ impl Store {
 
     /// Flush the WAL into the main file; called on clean shutdown.
     pub fn checkpoint(&self) {
-        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let conn = self.conn.lock();
         if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
             tracing::warn!(error = %e, "WAL checkpoint at shutdown failed");
         }

@@ -7,7 +7,7 @@ use base64::Engine;
 use http::{HeaderValue, Response};
 use serde_json::{json, Map, Value};
 
-use crate::front_door::AppState;
+use crate::app::AppState;
 use crate::kernel::response::{self, Body};
 use crate::services::logs::{Direction, FilterQuery, LogStore};
 use crate::services::runtime::domain::Caller;
@@ -90,15 +90,12 @@ pub fn handle(
         Ok(Value::Object(m)) => m,
         _ => return error("SerializationException", "The request body is not a JSON object.", request_id),
     };
-    let Some(sessions) = &state.sessions else {
+    let Some(store) = state.logs.as_ref().map(|s| s.scoped(&caller.account, &caller.region)) else {
         return error(
             "ResourceNotFoundException",
             "This emulator runs with --sandbox none and keeps no agent logs.",
             request_id,
         );
-    };
-    let Some(store) = sessions.log_store().map(|s| s.scoped(&caller.account, &caller.region)) else {
-        return error("ResourceNotFoundException", "No agent logs are kept.", request_id);
     };
     let result = match operation {
         "DescribeLogGroups" => describe_groups(&store, caller, &input),

@@ -7,14 +7,14 @@
 //! oldest streams go first.
 
 pub mod api;
-mod capture;
 mod store;
+mod tail;
 
-pub use capture::{follow, CaptureHandle};
 pub use store::{
     Direction, EventsPage, EventsQuery, FilterQuery, FilteredEvent, GroupInfo, LogEvent, LogStore, StreamInfo,
     DEFAULT_MAX_GROUP_BYTES,
 };
+pub use tail::tail_runtime;
 
 /// The log group of a runtime endpoint.
 pub fn group_name(runtime_id: &str, endpoint: &str) -> String {

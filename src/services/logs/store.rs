@@ -3,7 +3,9 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use serde::{Deserialize, Serialize};
 
@@ -125,7 +127,7 @@ impl LogStore {
 
     /// Append events to a stream (creating group and stream), then enforce the group's cap.
     pub fn append(&self, group: &str, stream: &str, events: &[LogEvent]) -> std::io::Result<()> {
-        let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _guard = self.write_lock.lock();
         let dir = self.group_dir(group);
         std::fs::create_dir_all(&dir)?;
         let path = self.stream_file(group, stream);

@@ -8,7 +8,7 @@ use http::Response;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::front_door::{AppState, Call};
+use crate::app::{AppState, Call};
 use crate::kernel::error::{Error, Result};
 use crate::kernel::input::{bind_and_validate, canonical_json, HttpInput};
 use crate::kernel::model;

@@ -76,21 +76,6 @@ pub fn timeout_of(body: Option<&Value>) -> Result<Duration> {
     Ok(Duration::from_secs(timeout as u64))
 }
 
-/// Whether the sandbox has a shell to run commands with. Docker reports a missing executable as
-/// output of the exec (and its exit code only later), so run a command that prints nothing when it
-/// works: any output, or a non-zero exit, means there is no usable shell.
-async fn has_shell(sessions: &Sessions, sandbox_id: &str) -> bool {
-    let Ok(mut exec) = sessions.backend().exec(sandbox_id, vec!["/bin/sh".into(), "-c".into(), "exit 0".into()]).await
-    else {
-        return false;
-    };
-    let mut printed = false;
-    while let Some(item) = exec.output.next().await {
-        printed |= item.is_ok();
-    }
-    !printed && sessions.backend().exec_exit_code(&exec.id).await.unwrap_or(0) == 0
-}
-
 /// Start `command` in the guard's session and answer with its streamed output.
 pub async fn run(
     sessions: &Arc<Sessions>,
@@ -99,22 +84,17 @@ pub async fn run(
     timeout: Duration,
 ) -> Result<Response<Body>> {
     let session = guard.session().clone();
-    if !has_shell(sessions, &session.sandbox.id).await {
+    if !sessions.has_shell(&session).await {
         return Err(Error::new(
             ErrorKind::RuntimeClientError,
             "The session's sandbox has no /bin/sh, so commands cannot run in it; build the agent's image on a \
              base that has a shell.",
         ));
     }
-    let exec = sessions
-        .backend()
-        .exec(&session.sandbox.id, vec!["/bin/sh".into(), "-c".into(), command])
-        .await
-        .map_err(|e| {
-            Error::new(ErrorKind::RuntimeClientError, format!("The command could not be started in the session: {e}"))
-        })?;
+    let exec = sessions.exec(&session, vec!["/bin/sh".into(), "-c".into(), command]).await.map_err(|e| {
+        Error::new(ErrorKind::RuntimeClientError, format!("The command could not be started in the session: {e}"))
+    })?;
     let (tx, rx) = mpsc::channel::<Bytes>(64);
-    let backend = sessions.backend().clone();
     tokio::spawn(async move {
         let _guard = guard; // the session is busy until the command ends
         let mut output = exec.output;
@@ -142,19 +122,12 @@ pub async fn run(
                     }
                     Some(Err(e)) => break Some(exception("runtimeClientError", &format!("reading the command's output failed: {e}"))),
                     None => {
-                        let mut code = None;
-                        for _ in 0..50 {
-                            code = backend.exec_exit_code(&exec.id).await;
-                            if code.is_some() {
-                                break;
-                            }
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                        }
-                        break Some(chunk(json!({"contentStop": {"exitCode": code.unwrap_or(-1), "status": "COMPLETED"}})));
+                        let code = exec.handle.wait().await.unwrap_or(-1);
+                        break Some(chunk(json!({"contentStop": {"exitCode": code, "status": "COMPLETED"}})));
                     }
                 },
                 _ = &mut deadline => {
-                    backend.exec_kill(&session.sandbox.id, &exec.id).await;
+                    exec.handle.kill().await;
                     break Some(chunk(json!({"contentStop": {"exitCode": TIMED_OUT_EXIT_CODE, "status": "TIMED_OUT"}})));
                 }
                 _ = async { let _ = ended.wait_for(|e| *e).await; } => {
@@ -167,7 +140,7 @@ pub async fn run(
                 let _ = tx.send(last).await;
             }
             // The caller went away: do not leave the command running.
-            None => backend.exec_kill(&session.sandbox.id, &exec.id).await,
+            None => exec.handle.kill().await,
         }
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {

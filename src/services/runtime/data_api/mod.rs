@@ -10,15 +10,14 @@ use http::{HeaderValue, Response};
 use http_body_util::BodyExt;
 use serde_json::{Map, Value};
 
-use crate::front_door::{AppState, Call};
+use crate::app::{AppState, Call};
 use crate::kernel::error::{Error, ErrorKind, Result};
 use crate::kernel::input::{bind_and_validate, HttpInput};
 use crate::kernel::model;
 use crate::kernel::response::{self, Body};
 use crate::services::runtime::domain::protocol::ServerProtocol;
 use crate::services::runtime::domain::resolve::InvocationTarget;
-use crate::sessions::forward::{self, RelayBody};
-use crate::sessions::{ActivityGuard, EndReason, Sessions};
+use crate::sessions::{ActivityGuard, Sessions};
 
 const SESSION_HEADER: &str = "x-amzn-bedrock-agentcore-runtime-session-id";
 /// How much of a failing agent's body is kept for logs and `--debug-errors`.
@@ -29,7 +28,7 @@ type Input = Map<String, Value>;
 pub async fn dispatch(state: &AppState, call: &Call<'_>) -> Result<Response<Body>> {
     let started = std::time::Instant::now();
     let result = run(state, call).await;
-    if let Some(sessions) = &state.sessions {
+    if state.sessions.is_some() {
         let label = call.route.labels.get("agentRuntimeArn").cloned().unwrap_or_default();
         let header =
             |name: &str| call.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
@@ -37,7 +36,7 @@ pub async fn dispatch(state: &AppState, call: &Call<'_>) -> Result<Response<Body
             Ok(resp) => resp.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()).map(String::from),
             Err(_) => header(SESSION_HEADER),
         };
-        sessions.observatory().record(crate::observe::InvocationRecord {
+        state.observatory.record(crate::observe::InvocationRecord {
             at_ms: crate::services::runtime::domain::now_ms(),
             account: call.caller.account.clone(),
             operation: call.route.operation.to_string(),
@@ -140,22 +139,13 @@ async fn invoke(state: &AppState, call: &Call<'_>, input: &Input) -> Result<Resp
     let (target, session_id, guard) = open_session(state, call, input).await?;
     let session = guard.session().clone();
     let forwarded = headers::to_agent(call.headers, &session_id, call.request_id, &target.header_allowlist);
-    let sent = forward::send(
-        sessions.client(),
-        &session,
-        http::Method::POST,
-        &target.protocol.path,
-        forwarded,
-        call.body.clone(),
-        sessions.config.request_timeout,
-    )
-    .await;
+    let sent = sessions.send(&session, http::Method::POST, &target.protocol.path, forwarded, call.body.clone()).await;
     let agent = match sent {
         Ok(a) => a,
         Err(e) => {
             drop(guard);
-            if let Some(reason) = crashed_reason(sessions, &session).await {
-                let logs = sessions.backend().logs(&session.sandbox.id, 30).await;
+            if let Some(reason) = sessions.crash_reason(&session).await {
+                let logs = sessions.last_output(&session, 30).await;
                 tracing::warn!(session = %session_id, runtime = %target.runtime_id, "agent died during an invocation ({}); last agent output:\n{}", reason.describe(), logs.trim_end());
                 sessions.end(&session, reason);
             }
@@ -169,7 +159,7 @@ async fn invoke(state: &AppState, call: &Call<'_>, input: &Input) -> Result<Resp
         let status = agent.status.as_u16();
         let body = read_capped(agent.body).await;
         drop(guard);
-        let output = sessions.backend().logs(&session.sandbox.id, 10).await;
+        let output = sessions.last_output(&session, 10).await;
         tracing::warn!(
             session = %session_id,
             runtime = %target.runtime_id,
@@ -180,7 +170,7 @@ async fn invoke(state: &AppState, call: &Call<'_>, input: &Input) -> Result<Resp
         );
         let mut message =
             format!("Received error ({status}) from runtime. Please check your CloudWatch logs for more information.");
-        if sessions.config.debug_errors {
+        if sessions.debug_errors() {
             message.push_str(&format!(
                 "\n\nagentcore-local (--debug-errors): the agent answered {status} with body:\n{body}"
             ));
@@ -190,7 +180,7 @@ async fn invoke(state: &AppState, call: &Call<'_>, input: &Input) -> Result<Resp
     if target.protocol.kind == ServerProtocol::Mcp {
         mcp_session_continuity(sessions, &target, &session_id, &agent.headers);
     }
-    let mut resp = Response::new(RelayBody::new(agent.body, guard, sessions.config.stream_timeout).boxed_unsync());
+    let mut resp = Response::new(sessions.relay(agent.body, guard).boxed_unsync());
     *resp.status_mut() = agent.status;
     headers::to_client(resp.headers_mut(), &agent.headers, call.headers, &session_id, call.request_id);
     if target.protocol.kind == ServerProtocol::Mcp && !agent.headers.contains_key("mcp-session-id") {
@@ -229,30 +219,14 @@ async fn agent_card(state: &AppState, call: &Call<'_>, input: &Input) -> Result<
         ));
     }
     let session_id = session_id_of(sessions, &target, input);
-    // The card is static metadata: any live sandbox of this version can answer it, so a card
-    // request does not start a sandbox per auto-generated session id.
-    let existing =
-        sessions.live().into_iter().find(|s| s.key.runtime_id == target.runtime_id && s.key.session_id == session_id);
-    let session = match existing.or_else(|| sessions.any_live(&target.runtime_id, target.version)) {
-        Some(s) => s,
-        None => sessions.session(&target, &session_id).await?.0,
-    };
+    let session = sessions.metadata_session(&target, &session_id).await?;
     let guard = session.begin_request();
     let mut headers = http::HeaderMap::new();
     headers.insert("accept", HeaderValue::from_static("application/json"));
-    let agent = forward::send(
-        sessions.client(),
-        &session,
-        http::Method::GET,
-        AGENT_CARD_PATH,
-        headers,
-        bytes::Bytes::new(),
-        sessions.config.request_timeout,
-    )
-    .await
-    .map_err(|e| {
-        Error::new(ErrorKind::RuntimeClientError, format!("The agent could not be reached for its card: {e}"))
-    })?;
+    let agent =
+        sessions.send(&session, http::Method::GET, AGENT_CARD_PATH, headers, bytes::Bytes::new()).await.map_err(
+            |e| Error::new(ErrorKind::RuntimeClientError, format!("The agent could not be reached for its card: {e}")),
+        )?;
     let status = agent.status.as_u16();
     let body = read_capped(agent.body).await;
     drop(guard);
@@ -296,14 +270,6 @@ fn rewrite_card_urls(card: &mut Value, url: &str) {
 
 /// Where A2A servers publish their card (runtime-contract.md §3).
 const AGENT_CARD_PATH: &str = "/.well-known/agent-card.json";
-
-async fn crashed_reason(sessions: &Arc<Sessions>, session: &crate::sessions::Session) -> Option<EndReason> {
-    match sessions.backend().state(&session.sandbox.id).await {
-        crate::sandbox::SandboxState::Running => None,
-        crate::sandbox::SandboxState::Exited { code } => Some(EndReason::Crashed { exit_code: Some(code) }),
-        crate::sandbox::SandboxState::Missing => Some(EndReason::Crashed { exit_code: None }),
-    }
-}
 
 async fn read_capped(body: hyper::body::Incoming) -> String {
     let limited = http_body_util::Limited::new(body, ERROR_BODY_LIMIT);

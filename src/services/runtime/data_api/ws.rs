@@ -13,8 +13,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use super::{headers, sessions};
-use crate::front_door::AppState;
-use crate::kernel::auth;
+use crate::app::auth;
+use crate::app::AppState;
 use crate::kernel::error::{Error, ErrorKind, Result};
 use crate::kernel::input::query_pairs;
 use crate::kernel::response::{self, Body};
@@ -57,7 +57,7 @@ async fn upgrade(
     let method = parts.method.as_str().to_string();
     let raw_path = parts.uri.path().to_string();
     let raw_query = parts.uri.query().unwrap_or("").to_string();
-    let headers: Vec<(String, String)> = crate::front_door::header_pairs(&parts.headers);
+    let headers: Vec<(String, String)> = crate::kernel::sigv4::header_pairs(&parts.headers);
     let request_parts = crate::kernel::sigv4::RequestParts {
         method: &method,
         raw_path: &raw_path,

@@ -4,6 +4,7 @@
 //! which moves CREATING/UPDATING/DELETING resources to their final state in the background, the
 //! way the real service answers 202 and lets clients poll.
 
+pub mod artifact;
 pub mod endpoints;
 pub mod ids;
 pub mod lifecycle;
@@ -15,8 +16,6 @@ pub mod rules;
 pub mod runtimes;
 mod tags;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use tokio::sync::Notify;
@@ -36,7 +35,7 @@ pub const MAX_TAGS_PER_RESOURCE: usize = 50;
 pub const IDEMPOTENCY_TTL_MS: i64 = 8 * 3600 * 1000;
 pub const DEFAULT_ENDPOINT: &str = "DEFAULT";
 
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use futures_util::future::BoxFuture;
 
 /// What the reconciler asks of the execution layer. The sandbox module implements it; the control
 /// plane only needs to know whether a version can run and when a runtime is gone.
@@ -72,9 +71,7 @@ pub struct ControlPlane {
     targets: Arc<resolve::TargetCache>,
 }
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
+pub use crate::kernel::clock::now_ms;
 
 impl ControlPlane {
     pub fn new(store: Store) -> Self {

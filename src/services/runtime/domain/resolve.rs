@@ -33,7 +33,7 @@ pub struct InvocationTarget {
 /// Resolved invocation targets, each tagged with the store generation it was read at.
 #[derive(Default)]
 pub struct TargetCache {
-    entries: std::sync::Mutex<std::collections::HashMap<TargetKey, (u64, InvocationTarget)>>,
+    entries: parking_lot::Mutex<std::collections::HashMap<TargetKey, (u64, InvocationTarget)>>,
 }
 
 type TargetKey = (String, String, String, Option<String>, Option<String>);
@@ -43,12 +43,12 @@ const TARGET_CACHE_LIMIT: usize = 10_000;
 
 impl TargetCache {
     fn get(&self, key: &TargetKey, generation: u64) -> Option<InvocationTarget> {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let entries = self.entries.lock();
         entries.get(key).filter(|(g, _)| *g == generation).map(|(_, t)| t.clone())
     }
 
     fn put(&self, key: TargetKey, generation: u64, target: InvocationTarget) {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut entries = self.entries.lock();
         if entries.len() >= TARGET_CACHE_LIMIT {
             entries.clear();
         }

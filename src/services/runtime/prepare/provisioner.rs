@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::artifact::{Prepared, CODE_MOUNT};
 use super::{code, precompile, runtimes};
-use crate::sandbox::{Mount, SandboxBackend};
+use crate::sandbox::Mount;
+use crate::services::runtime::domain::artifact::{Prepared, CODE_MOUNT};
 use crate::services::runtime::domain::{BoxFuture, Provisioner};
 use crate::services::runtime::tables::{RuntimeRow, VersionRow};
-use crate::sessions::Sessions;
+use crate::sessions::{Job, Sessions};
 
 /// Where code deployments come from: the embedded S3 (`codeConfiguration.code.s3`).
 pub trait CodeSource: Send + Sync + 'static {
@@ -28,7 +28,6 @@ pub trait CodeSource: Send + Sync + 'static {
 /// version is created or updated (never at the first invocation, never per session), and deleting
 /// a runtime stops its sessions and removes its unpacked code.
 pub struct SandboxProvisioner {
-    backend: Arc<dyn SandboxBackend>,
     sessions: Arc<Sessions>,
     code: Option<CodeDeployments>,
 }
@@ -40,8 +39,8 @@ struct CodeDeployments {
 }
 
 impl SandboxProvisioner {
-    pub fn new(backend: Arc<dyn SandboxBackend>, sessions: Arc<Sessions>) -> Self {
-        SandboxProvisioner { backend, sessions, code: None }
+    pub fn new(sessions: Arc<Sessions>) -> Self {
+        SandboxProvisioner { sessions, code: None }
     }
 
     /// Enable direct code deployment from `source`, unpacking under `root`.
@@ -58,7 +57,7 @@ impl SandboxProvisioner {
         };
         let name = config.get("runtime").and_then(Value::as_str).unwrap_or_default();
         let rt = runtimes::lookup(name).ok_or_else(|| format!("Unknown code runtime '{name}'."))?;
-        let image = self.backend.local_image(rt.image).await?.ok_or_else(|| {
+        let image = self.sessions.local_image(rt.image).await?.ok_or_else(|| {
             format!(
                 "No base image for runtime {} ({} is not in the local Docker image store). Build it with: {}",
                 rt.name,
@@ -111,20 +110,23 @@ impl SandboxProvisioner {
     async fn compile_bytecode(&self, runtime_id: &str, image: &str, interpreter: &str, dir: &Path) {
         use std::os::unix::fs::MetadataExt;
         let user = std::fs::metadata(dir).ok().map(|m| format!("{}:{}", m.uid(), m.gid()));
-        let mount = Mount {
-            host_path: dir.to_string_lossy().into_owned(),
-            container_path: CODE_MOUNT.into(),
-            read_only: false,
+        let mount =
+            Mount { host_path: dir.to_string_lossy().into_owned(), target: CODE_MOUNT.into(), read_only: false };
+        let job = Job {
+            runtime_id: runtime_id.to_string(),
+            image: image.to_string(),
+            command: precompile::command(interpreter, CODE_MOUNT),
+            mounts: vec![mount],
+            user,
+            timeout: precompile::COMPILE_TIMEOUT,
         };
-        let spec =
-            self.sessions.job_spec(runtime_id, image, precompile::command(interpreter, CODE_MOUNT), vec![mount], user);
         let started = std::time::Instant::now();
-        match precompile::run(self.backend.as_ref(), &spec, precompile::COMPILE_TIMEOUT).await {
+        match self.sessions.run_job(job).await {
             Ok(()) => {
                 tracing::info!(runtime = %runtime_id, ms = started.elapsed().as_millis() as u64, "python bytecode compiled")
             }
             Err(e) => {
-                tracing::warn!(runtime = %runtime_id, error = %e, "python bytecode not compiled; sessions will compile modules as they import them")
+                tracing::warn!(runtime = %runtime_id, error = %format!("compileall {e}"), "python bytecode not compiled; sessions will compile modules as they import them")
             }
         }
     }
@@ -149,7 +151,7 @@ impl Provisioner for SandboxProvisioner {
             if let Some(uri) =
                 artifact.and_then(|a| a.pointer("/containerConfiguration/containerUri")).and_then(Value::as_str)
             {
-                let image = self.backend.resolve_image(uri).await?;
+                let image = self.sessions.resolve_image(uri).await?;
                 return Ok(Prepared::Container { image }.encode());
             }
             if let Some(code) = artifact.and_then(|a| a.get("codeConfiguration")) {

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::artifact::CODE_MOUNT;
+use crate::services::runtime::domain::artifact::CODE_MOUNT;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CodeRuntime {

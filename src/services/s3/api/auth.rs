@@ -5,8 +5,8 @@
 use http::HeaderMap;
 
 use super::payload::{ChunkSigning, Framing, STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER};
+use crate::app::auth::unix_now;
 use crate::config::{AuthMode, Config};
-use crate::kernel::auth::unix_now;
 use crate::kernel::sigv4::verify::header;
 use crate::kernel::sigv4::verify::{credential_scope, MAX_CLOCK_SKEW_SECS, UNSIGNED_PAYLOAD};
 use crate::kernel::sigv4::{AuthError, Payload, RequestParts, UriEncoding, Verified, Verifier};

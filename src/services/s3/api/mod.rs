@@ -21,7 +21,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::BodyExt;
 
-use crate::front_door::AppState;
+use crate::app::AppState;
 use crate::kernel::response::{self, Body, BoxError};
 use crate::services::s3::objects::checksum::{self, Algorithm};
 use crate::services::s3::objects::{S3Error, S3Result, Staging};

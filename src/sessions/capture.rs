@@ -6,9 +6,9 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio::task::JoinHandle;
 
-use super::store::{LogEvent, LogStore};
+use crate::kernel::clock::now_ms;
 use crate::sandbox::SandboxBackend;
-use crate::services::runtime::domain::now_ms;
+use crate::services::logs::{LogEvent, LogStore};
 
 /// Lines are written in batches at least this often.
 const FLUSH_EVERY: Duration = Duration::from_millis(100);

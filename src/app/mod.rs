@@ -1,0 +1,36 @@
+//! The application: the state every request handler shares, the request as handlers see it, and
+//! who the caller is (SigV4 or the emulator's own pages).
+
+pub mod auth;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::config::Config;
+use crate::kernel::router::Route;
+use crate::services::runtime::domain::{Caller, ControlPlane};
+
+/// Shared state of the running server.
+pub struct AppState {
+    pub config: Config,
+    pub control: ControlPlane,
+    /// `None` with `--sandbox none`.
+    pub sessions: Option<Arc<crate::sessions::Sessions>>,
+    /// The embedded S3 subset's buckets and objects.
+    pub objects: crate::services::s3::objects::Objects,
+    /// Captured agent output (CloudWatch Logs); `None` with `--sandbox none`, which runs no agents.
+    pub logs: Option<crate::services::logs::LogStore>,
+    /// Counters and recent events for `/metrics` and the dashboard.
+    pub observatory: Arc<crate::observe::Observatory>,
+}
+
+/// One incoming request as handlers see it, with the body fully read.
+pub struct Call<'a> {
+    pub request_id: &'a str,
+    pub caller: Caller,
+    pub route: Route,
+    pub raw_query: &'a str,
+    pub headers: &'a [(String, String)],
+    pub body: Bytes,
+}

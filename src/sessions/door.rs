@@ -1,0 +1,86 @@
+//! What the wire may do with a live session. Everything a handler needs from a sandbox goes
+//! through these methods, so no handler knows which backend runs the session.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http::HeaderMap;
+
+use super::forward::{self, AgentResponse, RelayBody};
+use super::{ActivityGuard, EndReason, Session, Sessions};
+use crate::kernel::error::Result;
+use crate::sandbox::{Exec, SandboxError, SandboxState};
+use crate::services::runtime::domain::resolve::InvocationTarget;
+
+impl Sessions {
+    /// Send one request to the session's agent (timeout: the synchronous request limit).
+    pub async fn send(
+        &self,
+        session: &Session,
+        method: http::Method,
+        path_and_query: &str,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> std::result::Result<AgentResponse, String> {
+        forward::send(&self.client, session, method, path_and_query, headers, body, self.config.request_timeout).await
+    }
+
+    /// The agent's response body as the client's, keeping the session busy while it streams.
+    pub fn relay(&self, body: hyper::body::Incoming, guard: ActivityGuard) -> RelayBody {
+        RelayBody::new(body, guard, self.config.stream_timeout)
+    }
+
+    /// Whether error messages may carry the agent's own error status and body (`--debug-errors`).
+    pub fn debug_errors(&self) -> bool {
+        self.config.debug_errors
+    }
+
+    /// The last `lines` lines the session's agent wrote, for error messages and logs.
+    pub async fn last_output(&self, session: &Session, lines: usize) -> String {
+        self.backend.logs(&session.sandbox.id, lines).await
+    }
+
+    /// Why the session's sandbox is gone, if it is (a failed request may mean the agent died).
+    pub async fn crash_reason(&self, session: &Session) -> Option<EndReason> {
+        match self.backend.state(&session.sandbox.id).await {
+            SandboxState::Running => None,
+            SandboxState::Exited { code } => Some(EndReason::Crashed { exit_code: Some(code) }),
+            SandboxState::Missing => Some(EndReason::Crashed { exit_code: None }),
+        }
+    }
+
+    /// The session that answers a request for static metadata (an A2A agent card): the addressed
+    /// session if it is live, else any live session of the same version, else a new one. A card
+    /// request then does not start a sandbox per auto-generated session id.
+    pub async fn metadata_session(
+        self: &Arc<Self>,
+        target: &InvocationTarget,
+        session_id: &str,
+    ) -> Result<Arc<Session>> {
+        let live = self.live();
+        let addressed = live.iter().find(|s| s.key.runtime_id == target.runtime_id && s.key.session_id == session_id);
+        if let Some(s) = addressed.cloned().or_else(|| self.any_live(&target.runtime_id, target.version)) {
+            return Ok(s);
+        }
+        Ok(self.session(target, session_id).await?.0)
+    }
+
+    /// Start `argv` in the session's sandbox, attached to its output.
+    pub async fn exec(&self, session: &Session, argv: Vec<String>) -> std::result::Result<Exec, SandboxError> {
+        self.backend.exec(&session.sandbox.id, argv).await
+    }
+
+    /// Whether the session's sandbox has a usable `/bin/sh`. Docker reports a missing executable
+    /// as output of the exec (and its exit code only later), so run a command that prints nothing
+    /// when it works: any output, or a non-zero exit, means there is no usable shell.
+    pub async fn has_shell(&self, session: &Session) -> bool {
+        let argv = vec!["/bin/sh".into(), "-c".into(), "exit 0".into()];
+        let Ok(mut exec) = self.exec(session, argv).await else { return false };
+        let mut printed = false;
+        while let Some(item) = exec.output.next().await {
+            printed |= item.is_ok();
+        }
+        !printed && exec.handle.wait().await.unwrap_or(0) == 0
+    }
+}
