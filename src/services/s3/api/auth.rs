@@ -103,6 +103,10 @@ fn s3_auth_error(e: AuthError, presigned: bool, headers: &[(String, String)], ra
         )
         .with("ClientComputedContentSHA256", declared)
         .with("S3ComputedContentSHA256", computed),
+        AuthError::InvalidToken => {
+            S3Error::new("InvalidToken", 400, "The provided token is malformed or otherwise invalid.")
+        }
+        AuthError::ExpiredToken => S3Error::new("ExpiredToken", 400, "The provided token has expired."),
     }
 }
 
