@@ -1,6 +1,10 @@
 //! AWS STS, the one operation tools use to ask who they are: GetCallerIdentity (awsQuery: a
 //! form-encoded `Action=…&Version=…` body or query string, XML response).
 
+pub mod assume;
+pub mod credentials;
+pub mod tables;
+
 use http::{HeaderValue, Response, StatusCode};
 
 use crate::kernel::response::{self, Body};
@@ -9,7 +13,7 @@ use crate::kernel::sigv4::AuthError;
 pub const STS_NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 const STS_VERSION: &str = "2011-06-15";
 
-fn xml(status: u16, doc: String, request_id: &str) -> Response<Body> {
+pub(crate) fn xml(status: u16, doc: String, request_id: &str) -> Response<Body> {
     let mut resp = Response::new(response::full(doc));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
     resp.headers_mut().insert("content-type", HeaderValue::from_static("text/xml"));
@@ -19,8 +23,18 @@ fn xml(status: u16, doc: String, request_id: &str) -> Response<Body> {
     resp
 }
 
-fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     quick_xml::escape::escape(s).into_owned()
+}
+
+/// An operation's success document: `<{Op}Response><{Op}Result>{result}</…><ResponseMetadata>…`.
+pub(crate) fn ok_document(operation: &str, result: &str, request_id: &str) -> Response<Body> {
+    let doc = format!(
+        "<{operation}Response xmlns=\"{STS_NAMESPACE}\">\n  <{operation}Result>\n{result}  </{operation}Result>\n  \
+         <ResponseMetadata>\n    <RequestId>{}</RequestId>\n  </ResponseMetadata>\n</{operation}Response>\n",
+        escape(request_id)
+    );
+    xml(200, doc, request_id)
 }
 
 /// awsQuery's error document.
@@ -46,8 +60,11 @@ pub fn auth_error(e: &AuthError, request_id: &str) -> Response<Body> {
             error(403, "MissingAuthenticationToken", "Request is missing Authentication Token", request_id)
         }
         AuthError::Incomplete(m) => error(400, "IncompleteSignature", m, request_id),
-        AuthError::UnknownAccessKey(_) => {
+        AuthError::UnknownAccessKey(_) | AuthError::InvalidToken => {
             error(403, "InvalidClientTokenId", "The security token included in the request is invalid.", request_id)
+        }
+        AuthError::ExpiredToken => {
+            error(403, "ExpiredToken", "The security token included in the request is expired", request_id)
         }
         other => {
             let (_, message) = other.json_code_and_message();
