@@ -18,6 +18,7 @@ use http::{HeaderValue, Response, StatusCode};
 use crate::kernel::response::{self, Body};
 use crate::kernel::sigv4::verify::header;
 use crate::services::sts::credentials::{Grant, Issuer, SandboxPrincipal};
+use crate::sessions::directory::SandboxIdentity;
 
 /// The longest a metadata token may live, as IMDS allows.
 pub const MAX_TOKEN_TTL_SECS: i64 = 21_600;
@@ -26,12 +27,26 @@ pub const TOKEN_HEADER: &str = "x-aws-ec2-metadata-token";
 const CREDENTIALS_PATH: &str = "/latest/meta-data/iam/security-credentials";
 const EXTENDED_CREDENTIALS_PATH: &str = "/latest/meta-data/iam/security-credentials-extended";
 
-/// The sandbox behind a metadata request, as the session table knows it.
-#[derive(Debug, Clone)]
-pub struct CallingSandbox {
-    pub principal: SandboxPrincipal,
+/// The sandbox behind a metadata request, as the credential issuer needs it.
+struct CallingSandbox {
+    principal: SandboxPrincipal,
     /// `metadataConfiguration.requireMMDSV2` of the runtime version.
-    pub require_v2: bool,
+    require_v2: bool,
+}
+
+impl From<SandboxIdentity> for CallingSandbox {
+    fn from(s: SandboxIdentity) -> Self {
+        CallingSandbox {
+            principal: SandboxPrincipal {
+                sandbox_id: s.sandbox_id,
+                account: s.account,
+                role_arn: s.role_arn,
+                runtime_id: s.runtime_id,
+                session_id: s.session_id,
+            },
+            require_v2: s.require_mmds_v2,
+        }
+    }
 }
 
 /// Is this a request for the metadata service? Only asked of requests from sandboxes; signed AWS
@@ -75,12 +90,12 @@ fn credentials_json(grant: &Grant, with_account: bool) -> String {
 /// Answer one metadata request. `sandbox` is `None` when the caller is no sandbox of ours.
 pub async fn respond(
     issuer: &Issuer,
-    sandbox: Option<CallingSandbox>,
+    sandbox: Option<SandboxIdentity>,
     method: &http::Method,
     path: &str,
     headers: &[(String, String)],
 ) -> Response<Body> {
-    let Some(sandbox) = sandbox else {
+    let Some(sandbox) = sandbox.map(CallingSandbox::from) else {
         return text(StatusCode::NOT_FOUND, "Not Found");
     };
     let session = sandbox.principal.session_id.clone().unwrap_or_else(|| "(warm pool)".into());
@@ -167,22 +182,20 @@ mod tests {
     use crate::services::sts::credentials::keys::CredentialKey;
     use http_body_util::BodyExt;
 
-    fn sandbox(id: &str, require_v2: bool) -> CallingSandbox {
-        CallingSandbox {
-            principal: SandboxPrincipal {
-                sandbox_id: id.into(),
-                account: "123456789012".into(),
-                role_arn: "arn:aws:iam::123456789012:role/AgentRole".into(),
-                runtime_id: "rt".into(),
-                session_id: Some("s".repeat(40)),
-            },
-            require_v2,
+    fn sandbox(id: &str, require_v2: bool) -> SandboxIdentity {
+        SandboxIdentity {
+            sandbox_id: id.into(),
+            account: "123456789012".into(),
+            runtime_id: "rt".into(),
+            role_arn: "arn:aws:iam::123456789012:role/AgentRole".into(),
+            require_mmds_v2: require_v2,
+            session_id: Some("s".repeat(40)),
         }
     }
 
     async fn call(
         issuer: &Issuer,
-        who: Option<CallingSandbox>,
+        who: Option<SandboxIdentity>,
         method: http::Method,
         path: &str,
         headers: &[(&str, &str)],
