@@ -187,6 +187,7 @@ fn build_config(args: &ServeArgs) -> Result<Config, String> {
         auth: args.auth,
         sandbox: args.sandbox,
         log_max_bytes_per_runtime: args.log_retention_mib * 1024 * 1024,
+        issued_credentials: Default::default(),
         sessions: SessionConfig {
             max_sessions_per_account: args.max_sessions,
             max_tps_per_endpoint: args.max_tps_per_endpoint,

@@ -166,7 +166,7 @@ pub fn authenticate(
     }
     let now = unix_now();
     let rp = RequestParts { method, raw_path, raw_query, headers: &headers };
-    let verified = Verifier::new(&config.credentials)
+    let verified = Verifier::new(&crate::app::auth::known_credentials(config))
         .verify(&rp, Payload::Streamed, UriEncoding::SingleEncode, now)
         .map_err(|e| s3_auth_error(e, presigned, &headers, raw_query, now))?;
     Ok(Caller {

@@ -272,6 +272,12 @@ impl Issuer {
     }
 }
 
+impl crate::kernel::sigv4::CredentialLookup for Issuer {
+    fn credential(&self, access_key_id: &str) -> Option<Credential> {
+        Issuer::credential(self, access_key_id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
