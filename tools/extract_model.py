@@ -28,6 +28,8 @@ SERVICES = {
     "bedrock-agentcore/2024-02-28": [
         "InvokeAgentRuntime", "StopRuntimeSession", "GetAgentCard", "InvokeAgentRuntimeCommand",
     ],
+    # awsQuery: temporary credentials for host users and the identity behind a request.
+    "sts/2011-06-15": ["GetCallerIdentity", "AssumeRole", "AssumeRoleWithWebIdentity"],
 }
 
 OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src", "kernel", "model")

@@ -23,6 +23,19 @@ pub struct AppState {
     pub logs: Option<crate::services::logs::LogStore>,
     /// Counters and recent events for `/metrics` and the dashboard.
     pub observatory: Arc<crate::observe::Observatory>,
+    /// Temporary credentials: STS AssumeRole and the sessions' execution roles.
+    pub credentials: Arc<crate::services::sts::credentials::Issuer>,
+}
+
+/// Put on requests that arrived on the listener for sandboxes, with the sandbox's address.
+#[derive(Debug, Clone, Copy)]
+pub struct FromSandbox(pub std::net::IpAddr);
+
+impl AppState {
+    /// The runtime session of the sandbox a request came from, if it came from one.
+    pub fn calling_session(&self, from: Option<FromSandbox>) -> Option<String> {
+        self.sessions.as_ref()?.directory().at(from?.0)?.session_id
+    }
 }
 
 /// One incoming request as handlers see it, with the body fully read.

@@ -7,6 +7,7 @@ use http::{HeaderValue, Response, StatusCode};
 
 use crate::kernel::response::{self, Body};
 use crate::kernel::sigv4::verify::header;
+use crate::kernel::sigv4::RequestParts;
 
 /// The protocol family of a request, read from how it is framed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,15 +37,12 @@ fn framing(method: &str, path: &str, headers: &[(String, String)], raw_query: &s
 /// The response, and what is logged: `session` names the runtime session when a sandbox called.
 pub fn respond(
     service: &str,
-    method: &str,
-    path: &str,
-    headers: &[(String, String)],
-    raw_query: &str,
+    request: &RequestParts<'_>,
     body: &[u8],
     session: Option<&str>,
     request_id: &str,
 ) -> Response<Body> {
-    let framing = framing(method, path, headers, raw_query, body);
+    let framing = framing(request.method, request.raw_path, request.headers, request.raw_query, body);
     let operation = match &framing {
         Framing::Json { operation, .. } | Framing::Query { operation } | Framing::Rest { operation } => operation,
     };

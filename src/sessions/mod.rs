@@ -261,6 +261,11 @@ impl Sessions {
         &self.directory
     }
 
+    /// The host's address as sandboxes reach it (where the emulator listens for them).
+    pub async fn host_address(&self) -> std::result::Result<std::net::IpAddr, crate::sandbox::SandboxError> {
+        self.backend.host_address().await
+    }
+
     fn table(&self) -> parking_lot::MutexGuard<'_, HashMap<SessionKey, Arc<Slot>>> {
         self.table.lock()
     }

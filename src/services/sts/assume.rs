@@ -62,15 +62,22 @@ fn assumed_role_user_xml(role: &Role, session_name: &str) -> String {
     )
 }
 
-fn role_of(arn: &str, caller_account: &str, request_id: &str) -> Result<Role, Response<Body>> {
-    Role::parse(arn, caller_account).ok_or_else(|| {
-        error(
-            400,
-            "ValidationError",
-            &format!("{arn} is not a valid role ARN: expected arn:aws:iam::<account id>:role/<role name>."),
-            request_id,
-        )
-    })
+/// The role `arn` names, or STS's ValidationError.
+fn role_of(arn: &str, caller_account: &str, request_id: &str) -> Option<Role> {
+    let role = Role::parse(arn, caller_account);
+    if role.is_none() {
+        tracing::info!(%arn, request_id, "AssumeRole for something that is not a role ARN");
+    }
+    role
+}
+
+fn not_a_role(arn: &str, request_id: &str) -> Response<Body> {
+    error(
+        400,
+        "ValidationError",
+        &format!("{arn} is not a valid role ARN: expected arn:aws:iam::<account id>:role/<role name>."),
+        request_id,
+    )
 }
 
 /// AssumeRole. `chained` says the caller signed with role credentials itself.
@@ -81,9 +88,8 @@ pub async fn assume_role(
     input: AssumeRoleInput,
     request_id: &str,
 ) -> Response<Body> {
-    let role = match role_of(&input.role_arn, caller_account, request_id) {
-        Ok(r) => r,
-        Err(resp) => return resp,
+    let Some(role) = role_of(&input.role_arn, caller_account, request_id) else {
+        return not_a_role(&input.role_arn, request_id);
     };
     let duration = input.duration_seconds.unwrap_or(DEFAULT_DURATION_SECS);
     if chained && duration > MAX_CHAINED_DURATION_SECS {
@@ -163,9 +169,8 @@ pub async fn assume_role_with_web_identity(
             request_id,
         );
     }
-    let role = match role_of(&input.role_arn, default_account, request_id) {
-        Ok(r) => r,
-        Err(resp) => return resp,
+    let Some(role) = role_of(&input.role_arn, default_account, request_id) else {
+        return not_a_role(&input.role_arn, request_id);
     };
     let duration = input.duration_seconds.unwrap_or(DEFAULT_DURATION_SECS);
     let grant = match issuer.assume_role(&role, &input.role_session_name, duration, CredentialSource::WebIdentity).await
