@@ -11,7 +11,7 @@ use crate::console as local;
 use crate::kernel::{response, router};
 use crate::services::logs::api as logs;
 use crate::services::runtime::{control_api as control, data_api as data};
-use crate::services::{mmds, s3::api as s3, sts};
+use crate::services::{mmds::api as mmds, s3::api as s3, sts::api as sts};
 
 use std::sync::Arc;
 

@@ -14,10 +14,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 pub use super::tables::{CredentialSource, IssuedCredentialRow};
+use crate::kernel::clock::now_ms;
 use crate::kernel::error::{Error, Result};
 use crate::kernel::sigv4::Credential;
 use crate::kernel::store::Store;
-use crate::services::runtime::domain::now_ms;
 use keys::CredentialKey;
 use principal::Role;
 

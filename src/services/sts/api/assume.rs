@@ -9,10 +9,10 @@ use http::Response;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::credentials::principal::Role;
-use super::credentials::{CredentialSource, Grant, Issuer};
 use super::{error, escape, ok_document};
 use crate::kernel::response::Body;
+use crate::services::sts::credentials::principal::Role;
+use crate::services::sts::credentials::{CredentialSource, Grant, Issuer};
 
 /// STS's default session duration when `DurationSeconds` is absent.
 pub const DEFAULT_DURATION_SECS: u64 = 3600;
@@ -160,7 +160,7 @@ pub async fn assume_role_with_web_identity(
             request_id,
         );
     };
-    let now_secs = crate::services::runtime::domain::now_ms() / 1000;
+    let now_secs = crate::kernel::clock::now_ms() / 1000;
     if claims.expires.is_some_and(|exp| exp <= now_secs) {
         return error(
             400,
