@@ -24,9 +24,14 @@ SERVICES = {
         "CreateAgentRuntimeEndpoint", "GetAgentRuntimeEndpoint", "UpdateAgentRuntimeEndpoint",
         "DeleteAgentRuntimeEndpoint", "ListAgentRuntimeEndpoints",
         "TagResource", "UntagResource", "ListTagsForResource",
+        "CreateMemory", "GetMemory", "UpdateMemory", "DeleteMemory", "ListMemories",
     ],
     "bedrock-agentcore/2024-02-28": [
         "InvokeAgentRuntime", "StopRuntimeSession", "GetAgentCard", "InvokeAgentRuntimeCommand",
+        "CreateEvent", "GetEvent", "ListEvents", "DeleteEvent", "ListSessions", "ListActors",
+        "BatchCreateMemoryRecords", "BatchUpdateMemoryRecords", "BatchDeleteMemoryRecords",
+        "GetMemoryRecord", "DeleteMemoryRecord", "ListMemoryRecords", "RetrieveMemoryRecords",
+        "StartMemoryExtractionJob", "ListMemoryExtractionJobs",
     ],
 }
 

@@ -43,6 +43,9 @@ pub struct Shape {
     pub enum_values: Option<Vec<String>>,
     #[serde(default)]
     pub union: bool,
+    /// A document: free-form JSON whatever the declared type.
+    #[serde(default)]
+    pub document: bool,
     #[serde(default)]
     pub sensitive: bool,
     pub payload: Option<String>,

@@ -42,6 +42,9 @@ pub fn validate(model: &ServiceModel, shape_name: &str, value: &Value) -> Vec<Fi
 /// neither stored nor returned).
 pub fn prune(model: &ServiceModel, shape_name: &str, value: &Value) -> Value {
     let shape = model.shape(shape_name);
+    if shape.document {
+        return value.clone();
+    }
     match (shape.kind.as_str(), value) {
         ("structure", Value::Object(map)) => Value::Object(
             shape
@@ -99,11 +102,28 @@ fn check(
     errors: &mut Vec<FieldError>,
 ) {
     let sensitive = sensitive || shape.sensitive;
+    if shape.document {
+        // A document is free-form JSON (a string, a number, an object, ...), whatever its `type`.
+        return;
+    }
+    if shape.kind == "timestamp" {
+        // restJson1 timestamps without a `timestampFormat` travel as epoch seconds (numbers);
+        // ISO-8601 strings are accepted as well.
+        if !matches!(value, Value::Number(_) | Value::String(_)) {
+            errors.push(FieldError {
+                path: path.to_string(),
+                constraint: format!("Member must be a timestamp, not a {}", json_kind(value)),
+                shown_value: show(value, sensitive),
+                wrong_type: true,
+            });
+        }
+        return;
+    }
     let expected = match shape.kind.as_str() {
         "structure" => "structure",
         "list" => "list",
         "map" => "map",
-        "string" | "timestamp" | "blob" => "string",
+        "string" | "blob" => "string",
         "integer" | "long" | "float" | "double" => "number",
         "boolean" => "boolean",
         _ => return, // document: free-form JSON
@@ -319,6 +339,22 @@ mod tests {
             pruned,
             json!({"protocolConfiguration": {"serverProtocol": "MCP"}, "environmentVariables": {"A": "b"}})
         );
+    }
+
+    #[test]
+    fn documents_take_any_json_and_timestamps_take_epoch_seconds() {
+        let data = super::super::data();
+        let input = |payload: Value| {
+            json!({"memoryId": "m-AbCdEf1234", "actorId": "a", "sessionId": "s",
+                   "eventTimestamp": 1764000000.5, "payload": payload})
+        };
+        assert!(validate(data, "CreateEventInput", &input(json!([{"blob": "a string"}]))).is_empty());
+        assert!(validate(data, "CreateEventInput", &input(json!([{"blob": {"k": [1, 2]}}]))).is_empty());
+        let mut v = input(json!([]));
+        v["eventTimestamp"] = json!(true);
+        let e = validate(data, "CreateEventInput", &v);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].wrong_type);
     }
 
     #[test]
