@@ -43,6 +43,8 @@ pub enum ErrorKind {
     RuntimeClientError,
     RetryableConflict,
     InternalServer,
+    /// The server fault of operations that model it as `ServiceException` (Memory).
+    Service,
     /// The request matches no operation this endpoint serves.
     UnknownOperation,
     /// Authentication failures carry their own AWS code (MissingAuthenticationTokenException, …).
@@ -108,6 +110,7 @@ impl Error {
             ErrorKind::RuntimeClientError => "RuntimeClientError",
             ErrorKind::RetryableConflict => "RetryableConflictException",
             ErrorKind::InternalServer => "InternalServerException",
+            ErrorKind::Service => "ServiceException",
             ErrorKind::UnknownOperation => "UnknownOperationException",
             ErrorKind::Auth { code } => code,
         }
@@ -123,7 +126,7 @@ impl Error {
             ErrorKind::Throttling => 429,
             ErrorKind::AccessDenied | ErrorKind::Auth { .. } => 403,
             ErrorKind::RuntimeClientError => 424,
-            ErrorKind::InternalServer => 500,
+            ErrorKind::InternalServer | ErrorKind::Service => 500,
             ErrorKind::UnknownOperation => 404,
         }
     }
@@ -154,6 +157,7 @@ mod tests {
             Error::new(ErrorKind::AccessDenied, "x"),
             Error::new(ErrorKind::RetryableConflict, "x"),
             Error::internal("x"),
+            Error::new(ErrorKind::Service, "x"),
         ];
         for e in samples {
             assert_eq!(model::control().error_status(e.code()), Some(e.status()), "{}", e.code());
