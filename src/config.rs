@@ -39,6 +39,8 @@ pub struct Config {
     pub sessions: crate::sessions::SessionConfig,
     /// Agent output kept per runtime endpoint before the oldest session streams are deleted.
     pub log_max_bytes_per_runtime: u64,
+    /// AgentCore Memory settings.
+    pub memory: crate::services::memory::MemoryConfig,
 }
 
 impl Config {
@@ -57,6 +59,7 @@ impl Config {
             sandbox: SandboxKind::None,
             sessions: crate::sessions::SessionConfig::default(),
             log_max_bytes_per_runtime: crate::services::logs::DEFAULT_MAX_GROUP_BYTES,
+            memory: crate::services::memory::MemoryConfig::default(),
         }
     }
 }

@@ -43,7 +43,8 @@ fn no_route_error(method: &str, path: &str, nr: NoRoute) -> Error {
     let message = match nr {
         NoRoute::NotImplemented { service, operation } => format!(
             "{service} {operation} is part of the AWS API but agentcore-local does not implement it. \
-             It serves the AgentCore Runtime operations (runtimes, versions, endpoints, tags, invocations)."
+             It serves the AgentCore Runtime operations (runtimes, versions, endpoints, tags, invocations) \
+             and AgentCore Memory."
         ),
         NoRoute::WrongMethod { allowed } => {
             format!("No operation matches {method} {path}; this path accepts {}.", allowed.join(", "))
@@ -178,6 +179,9 @@ where
         body,
     };
     let result = match call.route.plane {
+        _ if crate::services::memory::api::serves(operation) => {
+            crate::services::memory::api::handle(&state.memory, call.route.plane.model(), &call).await
+        }
         Plane::Control => control::dispatch(&state, &call).await,
         Plane::Data => data::dispatch(&state, &call).await,
     };

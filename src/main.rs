@@ -155,6 +155,10 @@ struct ServeArgs {
     /// Multiply idle timeouts, max lifetimes and the ping interval (for tests, e.g. 0.05).
     #[arg(long, env = "AGENTCORE_LOCAL_LIFECYCLE_TIME_SCALE", default_value_t = 1.0)]
     lifecycle_time_scale: f64,
+    /// Multiply the length of a day for AgentCore Memory expiry: events' eventExpiryDuration,
+    /// records' expiry and empty sessions (for tests, e.g. 0.00001 makes 3 days about 2.6 s).
+    #[arg(long, env = "AGENTCORE_LOCAL_MEMORY_TIME_SCALE", default_value_t = 1.0)]
+    memory_time_scale: f64,
 }
 
 fn build_config(args: &ServeArgs) -> Result<Config, String> {
@@ -187,6 +191,10 @@ fn build_config(args: &ServeArgs) -> Result<Config, String> {
         auth: args.auth,
         sandbox: args.sandbox,
         log_max_bytes_per_runtime: args.log_retention_mib * 1024 * 1024,
+        memory: agentcore_local::services::memory::MemoryConfig {
+            time_scale: args.memory_time_scale,
+            ..Default::default()
+        },
         sessions: SessionConfig {
             max_sessions_per_account: args.max_sessions,
             max_tps_per_endpoint: args.max_tps_per_endpoint,
@@ -230,6 +238,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     };
     if args.lifecycle_time_scale.is_nan() || args.lifecycle_time_scale <= 0.0 {
         return Err("--lifecycle-time-scale must be greater than 0".into());
+    }
+    if args.memory_time_scale.is_nan() || args.memory_time_scale <= 0.0 {
+        return Err("--memory-time-scale must be greater than 0".into());
     }
     let running = server::start(config).await.map_err(|e| e.to_string())?;
     let url = running.url();

@@ -17,6 +17,7 @@ use crate::front_door::{self, AppState};
 use crate::kernel::store::{OpenError, Store};
 use crate::sandbox::docker::DockerBackend;
 use crate::sandbox::SandboxBackend;
+use crate::services::memory::MemoryService;
 use crate::services::runtime::domain::{ControlPlane, Provisioner};
 use crate::services::runtime::prepare::provisioner::{ControlPlaneOnly, SandboxProvisioner};
 use crate::services::s3::objects::Objects;
@@ -33,6 +34,8 @@ pub enum StartError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("cannot prepare the object store{}: {source}", dir.as_ref().map(|d| format!(" under {}", d.display())).unwrap_or_default())]
     Objects { dir: Option<std::path::PathBuf>, source: std::io::Error },
+    #[error(transparent)]
+    Memory(#[from] crate::services::memory::SchemaError),
 }
 
 /// Where files other than the database go: the data dir, or a temporary directory.
@@ -161,8 +164,19 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     };
     let reconciler = control.reconciler(provisioner);
     let logs = sessions.as_ref().map(|_| logs);
-    let state = Arc::new(AppState { config, control, sessions: sessions.clone(), objects, logs, observatory });
+    // No model provider yet: extraction uses the deterministic rules.
+    let memory = MemoryService::open(store.clone(), config.memory.clone(), None).await?;
+    let state = Arc::new(AppState {
+        config,
+        control,
+        sessions: sessions.clone(),
+        objects,
+        logs,
+        observatory,
+        memory: memory.clone(),
+    });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let memory_tasks = memory.spawn_background(shutdown_rx.clone());
 
     let reconciler_task = {
         let mut rx = shutdown_rx.clone();
@@ -175,6 +189,9 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             sessions.shutdown().await;
         }
         let _ = reconciler_task.await;
+        for task in memory_tasks {
+            let _ = task.await;
+        }
         store.checkpoint();
         drop(state_dir);
     }));

@@ -23,6 +23,8 @@ pub struct AppState {
     pub logs: Option<crate::services::logs::LogStore>,
     /// Counters and recent events for `/metrics` and the dashboard.
     pub observatory: Arc<crate::observe::Observatory>,
+    /// AgentCore Memory (both planes).
+    pub memory: crate::services::memory::MemoryService,
 }
 
 /// One incoming request as handlers see it, with the body fully read.

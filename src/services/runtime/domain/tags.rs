@@ -1,4 +1,4 @@
-//! TagResource, UntagResource, ListTagsForResource for runtimes and runtime endpoints.
+//! TagResource, UntagResource, ListTagsForResource for runtimes, runtime endpoints and memories.
 
 use std::collections::BTreeMap;
 
@@ -7,8 +7,11 @@ use super::{Caller, ControlPlane, MAX_TAGS_PER_RESOURCE};
 use crate::kernel::error::{Error, Result};
 use crate::kernel::store::Tx;
 
-/// The ARN names a runtime or endpoint of the caller that exists.
+/// The ARN names a runtime, endpoint or memory of the caller that exists.
 fn check_taggable(tx: &Tx<'_>, caller: &Caller, arn: &str) -> Result<()> {
+    if crate::services::memory::check_taggable_memory(tx, caller, arn)? {
+        return Ok(());
+    }
     let missing = || {
         Error::not_found(format!(
             "No taggable resource with ARN '{arn}' exists in account {} in {}.",
