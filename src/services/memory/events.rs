@@ -295,6 +295,7 @@ impl MemoryService {
                     payload: Value::Array(new.payload.clone()),
                     metadata: new.metadata.clone(),
                     expires_at: now + memory.event_expiry_days * expiry_ms_per_day,
+                    extract: new.extract,
                 };
                 event.seq = db.insert_event(&memory.id, &event)?;
                 db.touch_session(&memory.id, &event.actor_id, &session_id, now)?;

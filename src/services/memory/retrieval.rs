@@ -8,9 +8,17 @@
 //! consistent with SQLite by hand. Each memory has its own table, so term statistics (IDF, average
 //! length) are per memory, like the service's per-memory index.
 //!
-//! Scores: FTS5's `bm25()` (k1 = 1.2, b = 0.75) divided by the largest value the query could
-//! reach, `(k1 + 1) * Σ idf(term)`, so `score` is in [0, 1): the share of the query's BM25 weight
-//! a record carries. The service's score is a cosine similarity of embeddings instead (README).
+//! Scoring: FTS5 tokenizes (unicode61 with the Porter stemmer) and measures each query term's
+//! saturated, length-normalised frequency in each record through `bm25()` on that term alone
+//! (k1 = 1.2, b = 0.75). The terms are weighted with Lucene's IDF, `ln(1 + (N - n + 0.5) /
+//! (n + 0.5))`, rather than FTS5's own, which drops to 1e-6 for a term in half the records or
+//! more: in the small namespaces memories often have (a user's handful of facts), a record that
+//! shares a term with the query should still score above nothing. `score` is the sum divided by
+//! its largest possible value, `(k1 + 1) * Σ idf(term)`, so it lies in [0, 1): the share of the
+//! query's weight a record carries. The service's score is a cosine similarity of embeddings
+//! instead (README).
+
+use std::collections::HashMap;
 
 use rusqlite::{params, Transaction};
 
@@ -89,14 +97,20 @@ fn phrase(term: &str) -> String {
     format!("\"{}\"", term.replace('"', "\"\""))
 }
 
-/// FTS5's IDF of a term found in `n` of `total` rows (negative values floor at 1e-6, as bm25() does).
-fn idf(total: f64, n: f64) -> f64 {
+/// FTS5's IDF of a term found in `n` of `total` rows (negative values floor at 1e-6, as bm25()
+/// does): what divides a single-term bm25() back into the term's frequency part.
+fn fts5_idf(total: f64, n: f64) -> f64 {
     let v = ((total - n + 0.5) / (n + 0.5)).ln();
     if v <= 0.0 {
         1e-6
     } else {
         v
     }
+}
+
+/// Lucene's BM25 IDF: positive for every term that occurs.
+fn idf(total: f64, n: f64) -> f64 {
+    (1.0 + (total - n + 0.5) / (n + 0.5)).ln()
 }
 
 /// A retrieved record and its relevance in [0, 1).
@@ -128,44 +142,57 @@ pub fn search(
         return Ok(Vec::new());
     }
     let table = index_table(scope.memory_seq);
-    let count = |expr: Option<&str>| -> Result<f64> {
-        let n: i64 = match expr {
-            None => t
-                .prepare_cached(&format!("SELECT count(*) FROM {table}"))
-                .and_then(|mut s| s.query_row([], |r| r.get(0))),
-            Some(e) => t
-                .prepare_cached(&format!("SELECT count(*) FROM {table} WHERE {table} MATCH ?1"))
-                .and_then(|mut s| s.query_row(params![e], |r| r.get(0))),
-        }
+    let total: i64 = t
+        .prepare_cached(&format!("SELECT count(*) FROM {table}"))
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
         .map_err(db_error)?;
-        Ok(n as f64)
-    };
-    let total = count(None)?;
+    let total = total as f64;
+    let (ns_clause, ns_value) = scope.namespace.sql(3);
+    let filter = format!(
+        "r.memory_id = ?2 AND {ns_clause} AND (?4 IS NULL OR r.strategy_id = ?4) AND (r.expires_at IS NULL OR r.expires_at > ?5)"
+    );
+    let mut scores: HashMap<i64, f64> = HashMap::new();
     let mut bound = 0.0;
     for term in &terms {
-        bound += idf(total, count(Some(&phrase(term)))?) * (K1 + 1.0);
+        let phrase = phrase(term);
+        let n: i64 = t
+            .prepare_cached(&format!("SELECT count(*) FROM {table} WHERE {table} MATCH ?1"))
+            .and_then(|mut s| s.query_row(params![phrase], |r| r.get(0)))
+            .map_err(db_error)?;
+        if n == 0 {
+            continue;
+        }
+        let (n, weight) = (n as f64, idf(total, n as f64));
+        let unweight = fts5_idf(total, n);
+        bound += weight * (K1 + 1.0);
+        let mut stmt = t
+            .prepare_cached(&format!(
+                "SELECT r.seq, bm25({table}) FROM {table} JOIN memory_records r ON r.seq = {table}.rowid \
+                 WHERE {table} MATCH ?1 AND {filter}"
+            ))
+            .map_err(db_error)?;
+        let rows = stmt
+            .query_map(params![phrase, scope.memory_id, ns_value, scope.strategy_id, scope.now], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)?))
+            })
+            .map_err(db_error)?;
+        for row in rows {
+            let (seq, raw) = row.map_err(db_error)?;
+            // bm25() is negative, and for one term it is that term's IDF times its frequency part.
+            *scores.entry(seq).or_default() += weight * (-raw / unweight);
+        }
     }
-    let expr: Vec<String> = terms.iter().map(|t| phrase(t)).collect();
-    let (ns_clause, ns_value) = scope.namespace.sql(3);
-    let mut stmt = t
-        .prepare_cached(&format!(
-            "SELECT {RECORD_COLS}, bm25({table}) FROM {table} JOIN memory_records r ON r.seq = {table}.rowid \
-             WHERE {table} MATCH ?1 AND r.memory_id = ?2 AND {ns_clause} AND (?4 IS NULL OR r.strategy_id = ?4) \
-             AND (r.expires_at IS NULL OR r.expires_at > ?5) ORDER BY bm25({table}), r.seq DESC"
-        ))
-        .map_err(db_error)?;
-    let mut rows = stmt
-        .query(params![expr.join(" OR "), scope.memory_id, ns_value, scope.strategy_id, scope.now])
-        .map_err(db_error)?;
+    let mut ranked: Vec<(i64, f64)> = scores.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
+    let mut stmt =
+        t.prepare_cached(&format!("SELECT {RECORD_COLS} FROM memory_records r WHERE r.seq = ?1")).map_err(db_error)?;
     let mut hits = Vec::new();
-    while let Some(row) = rows.next().map_err(db_error)? {
-        let record = record_row(row).map_err(db_error)?;
+    for (seq, score) in ranked {
+        let record = stmt.query_row(params![seq], record_row).map_err(db_error)?;
         if !accept(&record) {
             continue;
         }
-        let raw: f64 = row.get(10).map_err(db_error)?;
-        let score = if bound > 0.0 { (-raw / bound).clamp(0.0, 1.0) } else { 0.0 };
-        hits.push(Hit { record, score });
+        hits.push(Hit { record, score: if bound > 0.0 { (score / bound).clamp(0.0, 1.0) } else { 0.0 } });
         if hits.len() >= top_k {
             break;
         }
@@ -188,8 +215,9 @@ mod tests {
     }
 
     #[test]
-    fn idf_floors_like_fts5() {
+    fn idf_stays_positive_where_fts5s_floors() {
         assert!(idf(10.0, 1.0) > idf(10.0, 3.0));
-        assert_eq!(idf(2.0, 2.0), 1e-6);
+        assert_eq!(fts5_idf(2.0, 2.0), 1e-6);
+        assert!(idf(2.0, 2.0) > 0.1 && idf(4.0, 2.0) > 0.5);
     }
 }

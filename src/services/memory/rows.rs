@@ -107,6 +107,8 @@ pub struct EventRow {
     pub payload: Value,
     pub metadata: Option<Value>,
     pub expires_at: i64,
+    /// Long-term extraction reads this event (its `extractionMode` was not SKIP).
+    pub extract: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -67,6 +67,7 @@ const MIGRATIONS: &[&str] = &[
         payload     TEXT NOT NULL,
         metadata    TEXT,
         expires_at  INTEGER NOT NULL,
+        extract     INTEGER NOT NULL,
         UNIQUE (memory_id, actor_id, session_id, event_id)
     );
     CREATE INDEX memory_events_in_order ON memory_events (memory_id, actor_id, session_id, event_ts, seq);

@@ -73,7 +73,8 @@ fn strategy_row(row: &Row<'_>) -> rusqlite::Result<Strategy> {
     })
 }
 
-const EVENT_COLS: &str = "seq, actor_id, session_id, event_id, event_ts, branch, payload, metadata, expires_at";
+const EVENT_COLS: &str =
+    "seq, actor_id, session_id, event_id, event_ts, branch, payload, metadata, expires_at, extract";
 
 fn event_row(row: &Row<'_>) -> rusqlite::Result<EventRow> {
     Ok(EventRow {
@@ -86,6 +87,7 @@ fn event_row(row: &Row<'_>) -> rusqlite::Result<EventRow> {
         payload: json_col(row, 6)?,
         metadata: opt_json_col(row, 7)?,
         expires_at: row.get(8)?,
+        extract: row.get(9)?,
     })
 }
 
@@ -390,8 +392,8 @@ impl<'a> Db<'a> {
 
     pub fn insert_event(&self, memory_id: &str, e: &EventRow) -> Result<i64> {
         self.exec(
-            "INSERT INTO memory_events (memory_id, actor_id, session_id, event_id, event_ts, branch, payload, metadata, expires_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT INTO memory_events (memory_id, actor_id, session_id, event_id, event_ts, branch, payload, metadata, expires_at, extract) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 memory_id,
                 e.actor_id,
@@ -401,7 +403,8 @@ impl<'a> Db<'a> {
                 e.branch,
                 to_json(&e.payload),
                 e.metadata.as_ref().map(to_json),
-                e.expires_at
+                e.expires_at,
+                e.extract
             ],
         )?;
         Ok(self.t.last_insert_rowid())

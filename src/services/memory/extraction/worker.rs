@@ -98,8 +98,12 @@ impl MemoryService {
         let Some((memory, strategies, events)) = snapshot.filter(|(m, _, _)| m.status != MemoryStatus::Deleting) else {
             return self.store().write(move |tx| Db::new(tx.txn).dequeue(&seqs)).await;
         };
-        let session_messages: Vec<Message> =
-            events.iter().flat_map(|e| messages_of(&e.event_id, e.event_ts, &e.payload)).collect();
+        // Events written with extractionMode SKIP stay out of long-term memory, summaries included.
+        let session_messages: Vec<Message> = events
+            .iter()
+            .filter(|e| e.extract)
+            .flat_map(|e| messages_of(&e.event_id, e.event_ts, &e.payload))
+            .collect();
         let new_messages: Vec<Message> =
             session_messages.iter().filter(|m| event_ids.contains(&m.event_id)).cloned().collect();
 
