@@ -450,3 +450,140 @@ async fn events_records_and_retrieval_through_the_data_sdk() {
         data.delete_event().memory_id(&id).actor_id("alice").session_id("s1").event_id(blob.event_id()).send().await;
     assert!(err.unwrap_err().into_service_error().is_resource_not_found_exception());
 }
+
+/// A model that fails until told otherwise and records what it was asked.
+struct FlakyModel {
+    failing: std::sync::atomic::AtomicBool,
+    seen: std::sync::Mutex<Vec<(String, String)>>,
+}
+
+impl agentcore_local::services::memory::MemoryModel for FlakyModel {
+    fn complete<'a>(
+        &'a self,
+        request: agentcore_local::services::memory::ModelRequest<'a>,
+    ) -> agentcore_local::services::runtime::domain::BoxFuture<'a, Result<String, String>> {
+        self.seen.lock().unwrap().push((request.model_id.to_string(), request.system.to_string()));
+        let failing = self.failing.load(std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async move {
+            if failing {
+                Err("ThrottlingException: too many tokens".to_string())
+            } else {
+                Ok("Rex is the user's dog".to_string())
+            }
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_failed_extraction_is_a_job_that_starts_again_with_the_override_prompt() {
+    let server = start().await;
+    let client = control(&server);
+    let data = data_client(&server.url());
+    let model = std::sync::Arc::new(FlakyModel { failing: true.into(), seen: Default::default() });
+    server.state.memory.set_model(Some(model.clone()));
+    let id = client
+        .create_memory()
+        .name("sdk_jobs")
+        .event_expiry_duration(7)
+        .memory_strategies(ct::MemoryStrategyInput::CustomMemoryStrategy(
+            ct::CustomMemoryStrategyInput::builder()
+                .name("pets")
+                .namespace_templates("/pets/{actorId}/")
+                .configuration(ct::CustomConfigurationInput::SemanticOverride(
+                    ct::SemanticOverrideConfigurationInput::builder()
+                        .extraction(
+                            ct::SemanticOverrideExtractionConfigurationInput::builder()
+                                .append_to_prompt("Only facts about pets.")
+                                .model_id("pet-model")
+                                .build()
+                                .unwrap(),
+                        )
+                        .build(),
+                ))
+                .build()
+                .unwrap(),
+        ))
+        .send()
+        .await
+        .unwrap()
+        .memory
+        .unwrap()
+        .id
+        .clone();
+    let memory = wait_active(&client, &id).await;
+    let strategy_id = memory.strategies()[0].strategy_id().to_string();
+    let event = data
+        .create_event()
+        .memory_id(&id)
+        .actor_id("alice")
+        .session_id("s1")
+        .event_timestamp(DateTime::from_secs(1_764_000_000))
+        .payload(conversational(dt::Role::User, "I have a dog named Rex."))
+        .send()
+        .await
+        .unwrap()
+        .event
+        .unwrap();
+
+    let mut jobs = Vec::new();
+    for _ in 0..300 {
+        jobs = data.list_memory_extraction_jobs().memory_id(&id).send().await.unwrap().jobs().to_vec();
+        if !jobs.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let [job] = jobs.as_slice() else { panic!("one failed job expected: {jobs:?}") };
+    assert_eq!(job.status(), Some(&dt::ExtractionJobStatus::Failed));
+    assert_eq!(
+        (job.strategy_id(), job.actor_id(), job.session_id()),
+        (Some(strategy_id.as_str()), Some("alice"), Some("s1"))
+    );
+    assert!(job.failure_reason().unwrap().contains("pet-model"), "{:?}", job.failure_reason());
+    match job.messages() {
+        Some(dt::ExtractionJobMessages::MessagesList(list)) => {
+            assert_eq!((list[0].event_id(), list[0].message_index()), (event.event_id(), 0))
+        }
+        other => panic!("{other:?}"),
+    }
+    let filtered = data
+        .list_memory_extraction_jobs()
+        .memory_id(&id)
+        .filter(dt::ExtractionJobFilterInput::builder().actor_id("bob").build())
+        .send()
+        .await
+        .unwrap();
+    assert!(filtered.jobs().is_empty());
+
+    model.failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    let started = data
+        .start_memory_extraction_job()
+        .memory_id(&id)
+        .extraction_job(dt::ExtractionJob::builder().job_id(job.job_id()).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.job_id(), job.job_id());
+    let mut records = Vec::new();
+    for _ in 0..300 {
+        records = data
+            .list_memory_records()
+            .memory_id(&id)
+            .namespace("/pets/alice/")
+            .send()
+            .await
+            .unwrap()
+            .memory_record_summaries()
+            .to_vec();
+        if !records.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(records[0].content(), Some(&dt::MemoryContent::Text("Rex is the user's dog".into())));
+    assert!(data.list_memory_extraction_jobs().memory_id(&id).send().await.unwrap().jobs().is_empty());
+    let seen = model.seen.lock().unwrap();
+    let (model_id, system) = seen.last().unwrap();
+    assert_eq!(model_id, "pet-model");
+    assert!(system.ends_with("Only facts about pets."), "{system}");
+}

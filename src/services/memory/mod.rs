@@ -81,7 +81,8 @@ struct Inner {
     settle: Notify,
     /// Wakes the extraction loop.
     extract: Notify,
-    extractor: Arc<dyn extraction::Extractor>,
+    /// How strategies extract; replaced when a model provider is plugged in.
+    extractor: std::sync::RwLock<Arc<dyn extraction::Extractor>>,
 }
 
 impl MemoryService {
@@ -99,20 +100,29 @@ impl MemoryService {
             .map_err(|e| SchemaError(e.message))?;
         let extractor = extraction::pick(model, &config.default_model_id);
         Ok(MemoryService {
-            inner: Arc::new(Inner { store, config, settle: Notify::new(), extract: Notify::new(), extractor }),
+            inner: Arc::new(Inner {
+                store,
+                config,
+                settle: Notify::new(),
+                extract: Notify::new(),
+                extractor: std::sync::RwLock::new(extractor),
+            }),
         })
     }
 
-    /// Replace the extractor (tests drive failures and prompts through their own).
-    pub fn with_extractor(self, extractor: Arc<dyn extraction::Extractor>) -> Self {
-        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
-            store: shared.store.clone(),
-            config: shared.config.clone(),
-            settle: Notify::new(),
-            extract: Notify::new(),
-            extractor: shared.extractor.clone(),
-        });
-        MemoryService { inner: Arc::new(Inner { extractor, ..inner }) }
+    /// Extract through `model` from now on (`None`: the deterministic rules). This is where the
+    /// model provider plugs in once it is configured.
+    pub fn set_model(&self, model: Option<Arc<dyn MemoryModel>>) {
+        self.set_extractor(extraction::pick(model, &self.inner.config.default_model_id));
+    }
+
+    /// Extract with `extractor` from now on.
+    pub fn set_extractor(&self, extractor: Arc<dyn extraction::Extractor>) {
+        *self.inner.extractor.write().unwrap_or_else(|p| p.into_inner()) = extractor;
+    }
+
+    fn extractor(&self) -> Arc<dyn extraction::Extractor> {
+        self.inner.extractor.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     fn store(&self) -> &Store {

@@ -142,7 +142,7 @@ impl MemoryService {
                 previous: previous.as_deref(),
                 other_episodes: &other_episodes,
             };
-            let result = self.inner.extractor.extract(input).await;
+            let result = self.extractor().extract(input).await;
             if let Err(reason) = &result {
                 tracing::warn!(memory = %memory.id, strategy = %strategy.id, %reason, "extraction failed");
             }
