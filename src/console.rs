@@ -1,7 +1,8 @@
 //! Emulator-specific endpoints, outside every AWS path: `/metrics` (Prometheus),
 //! `/_agentcore-local/sessions` and `/_agentcore-local/invocations` (JSON),
 //! `/_agentcore-local/logs` (newline-delimited JSON, optionally followed), and a read-only
-//! dashboard at `/_agentcore-local/`. Served to loopback clients, or to SigV4-signed requests from
+//! dashboard at `/_agentcore-local/` (runtimes, sessions, invocations, memories; one page per
+//! session and per memory). Served to loopback clients, or to SigV4-signed requests from
 //! anywhere else.
 
 use std::collections::HashMap;
@@ -110,6 +111,7 @@ pub async fn handle(
         p if p == format!("{PREFIX}/logs") => logs(state, &q),
         p if p == PREFIX => dashboard(state).await,
         p if p == format!("{PREFIX}/session") => session_page(state, &q).await,
+        p if p == format!("{PREFIX}/memory") => memory_page(state, &q).await,
         _ => response::error(&Error::not_found(format!("No agentcore-local page at {path}.")), request_id),
     }
 }
@@ -226,7 +228,108 @@ async fn dashboard(state: &AppState) -> Response<Body> {
         }
         body.push_str("</table>");
     }
+    memories_table(state, &mut body).await;
     page("agentcore-local", &body)
+}
+
+/// Events and records shown on a memory's page.
+const MEMORY_PAGE_ROWS: usize = 50;
+
+async fn memories_table(state: &AppState, body: &mut String) {
+    let memories = state.memory.overview().await.unwrap_or_default();
+    let _ = write!(
+        body,
+        "<h2>Memories ({})</h2><table id=\"memories\"><tr><th>Name</th><th>Id</th><th>Account / Region</th>\
+         <th>Status</th><th>Strategies</th><th>Events</th><th>Records</th></tr>",
+        memories.len()
+    );
+    for m in &memories {
+        let status = m.memory.status.as_str();
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td><a href=\"{PREFIX}/memory?id={}\"><code>{}</code></a></td><td>{} / {}</td>\
+             <td class=\"{}\">{status}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&m.memory.name),
+            percent_encoding::utf8_percent_encode(&m.memory.id, percent_encoding::NON_ALPHANUMERIC),
+            escape(&m.memory.id),
+            escape(&m.memory.account),
+            escape(&m.memory.region),
+            if status == "FAILED" { "bad" } else { "ok" },
+            m.strategies,
+            m.events,
+            m.records
+        );
+    }
+    body.push_str("</table>");
+}
+
+/// A memory's strategies, latest events (across actors and sessions) and latest records.
+async fn memory_page(state: &AppState, q: &HashMap<String, String>) -> Response<Body> {
+    let id = q.get("id").cloned().unwrap_or_default();
+    let mut body =
+        format!("<p><a href=\"{PREFIX}/\">← agentcore-local</a></p><h1>Memory <code>{}</code></h1>", escape(&id));
+    let Ok(Some(detail)) = state.memory.detail(id.clone(), MEMORY_PAGE_ROWS).await else {
+        body.push_str("<p>No such memory.</p>");
+        return page(&format!("memory {id}"), &body);
+    };
+    let m = &detail.memory;
+    let _ = write!(
+        body,
+        "<p>{} · {} / {} · {} · events expire after {} days</p><h2>Strategies</h2><table id=\"strategies\">\
+         <tr><th>Name</th><th>Id</th><th>Type</th><th>Namespaces</th><th>Status</th></tr>",
+        escape(&m.name),
+        escape(&m.account),
+        escape(&m.region),
+        m.status.as_str(),
+        m.event_expiry_days
+    );
+    for s in &detail.strategies {
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td><code>{}</code></td><td>{}</td></tr>",
+            escape(&s.name),
+            escape(&s.id),
+            s.kind.as_str(),
+            escape(&s.spec.namespaces.join(", ")),
+            s.status.as_str()
+        );
+    }
+    let _ = write!(
+        body,
+        "</table><h2>Latest events</h2><table id=\"events\"><tr><th>When</th><th>Actor</th><th>Session</th>\
+         <th>Branch</th><th>Event</th><th>Payload</th></tr>"
+    );
+    for e in &detail.events {
+        let payload = e.payload.to_string();
+        let shown: String = payload.chars().take(300).collect();
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td><code>{}</code></td><td><code>{}</code></td><td>{}</td><td><code>{}</code></td><td>{}</td></tr>",
+            ago(e.event_ts),
+            escape(&e.actor_id),
+            escape(&e.session_id),
+            escape(e.branch.as_deref().unwrap_or("main")),
+            escape(&e.event_id),
+            escape(&shown)
+        );
+    }
+    body.push_str(
+        "</table><h2>Latest records</h2><table id=\"records\"><tr><th>Created</th><th>Namespace</th>\
+         <th>Strategy</th><th>Record</th><th>Content</th></tr>",
+    );
+    for r in &detail.records {
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td><code>{}</code></td><td><code>{}</code></td><td><code>{}</code></td><td>{}</td></tr>",
+            ago(r.created_at),
+            escape(&r.namespace),
+            escape(&r.strategy_id),
+            escape(&r.id),
+            escape(&r.content.chars().take(500).collect::<String>())
+        );
+    }
+    body.push_str("</table>");
+    page(&format!("memory {}", m.name), &body)
 }
 
 async fn session_page(state: &AppState, q: &HashMap<String, String>) -> Response<Body> {

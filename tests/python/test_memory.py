@@ -708,3 +708,20 @@ def test_retrieval_quality(control, data):
     rate = hits / total
     print(f"\nretrieval quality: {hits}/{total} questions ranked their fact first (hit rate {rate:.1%}); misses: {misses}")
     assert rate >= 0.95, misses[:10]
+
+
+def test_dashboard_shows_memories_with_their_events_and_records(emu, control, data):
+    import urllib.request
+
+    memory = control.create_memory(name="dash_memory", eventExpiryDuration=30, memoryStrategies=[
+        {"semanticMemoryStrategy": {"name": "facts", "namespaceTemplates": ["/f/{actorId}/"]}}])["memory"]
+    wait_active(control, memory["id"])
+    say(data, memory["id"], "gil", "s1", ("USER", "I collect antique brass compasses."))
+    wait_records(data, memory["id"], 1, namespace="/f/gil/")
+    home = urllib.request.urlopen(f"{emu.url}/_agentcore-local/").read().decode()
+    assert "<h2>Memories (1)</h2>" in home and "dash_memory" in home and memory["id"] in home
+    page = urllib.request.urlopen(f"{emu.url}/_agentcore-local/memory?id={memory['id']}").read().decode()
+    events = page.split('id="events"')[1].split("</table>")[0]
+    records = page.split('id="records"')[1].split("</table>")[0]
+    assert "antique brass compasses" in events and "gil" in events
+    assert "I collect antique brass compasses." in records and "/f/gil/" in records

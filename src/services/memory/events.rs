@@ -208,11 +208,14 @@ fn with_roots(db: &Db<'_>, memory_id: &str, events: Vec<EventRow>) -> Result<Vec
         .collect()
 }
 
+/// A position in a session's event order: (`eventTimestamp`, arrival).
+type Position = (i64, i64);
+
 /// Which events a branch filter shows: the branch itself, and with parents each ancestor
 /// branch up to (and including) the event the child forked from.
 struct Lineage {
     /// (branch, newest position shown on it); `None` branch is main, `None` bound is unbounded.
-    steps: Vec<(Option<String>, Option<(i64, i64)>)>,
+    steps: Vec<(Option<String>, Option<Position>)>,
 }
 
 impl Lineage {
@@ -232,7 +235,10 @@ impl Lineage {
             return Ok(Lineage { steps });
         };
         let mut steps = vec![(Some(name.to_string()), None)];
-        while parents {
+        if !parents {
+            return Ok(Lineage { steps });
+        }
+        loop {
             let Some(root) = db.event(memory_id, actor, session, &current.root_event_id, now)? else {
                 break;
             };

@@ -17,6 +17,7 @@ mod idempotency;
 mod ids;
 mod lifecycle;
 mod memories;
+mod overview;
 mod records;
 mod retrieval;
 mod rows;
@@ -36,9 +37,11 @@ use crate::services::runtime::domain::Caller;
 pub use extraction::{MemoryModel, ModelRequest};
 pub use ids::parse_memory_arn;
 pub use memories::check_taggable_memory;
-pub use rows::{MemoryRow, MemoryStatus};
+pub use overview::{MemoryDetail, MemoryOverview};
+pub use rows::{EventRow, MemoryRow, MemoryStatus, RecordRow};
 pub use schema::SchemaError;
 use sql::Db;
+pub use strategies::Strategy;
 
 /// Memories per account and Region (service quota).
 pub const MAX_MEMORIES_PER_REGION: usize = 150;
@@ -132,11 +135,6 @@ impl MemoryService {
     /// Milliseconds in `days` of expiry time.
     fn days_ms(&self, days: i64) -> i64 {
         (days as f64 * time::DAY_MS as f64 * self.inner.config.time_scale) as i64
-    }
-
-    /// Every memory of every account and Region (the dashboard).
-    pub async fn all_memories(&self) -> Result<Vec<MemoryRow>> {
-        self.store().read(|tx| Db::new(tx.txn).all_memories()).await
     }
 }
 

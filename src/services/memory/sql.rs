@@ -476,6 +476,15 @@ impl<'a> Db<'a> {
         )
     }
 
+    /// The memory's latest unexpired events across actors and sessions (the dashboard).
+    pub fn latest_events(&self, memory_id: &str, now: i64, limit: usize) -> Result<Vec<EventRow>> {
+        self.all(
+            &format!("SELECT {EVENT_COLS} FROM memory_events WHERE memory_id = ?1 AND expires_at > ?2 ORDER BY seq DESC LIMIT ?3"),
+            params![memory_id, now, limit as i64],
+            event_row,
+        )
+    }
+
     pub fn purge_expired_events(&self, now: i64) -> Result<usize> {
         self.exec("DELETE FROM memory_events WHERE expires_at <= ?1", params![now])
     }
@@ -596,6 +605,18 @@ impl<'a> Db<'a> {
             }
         }
         Ok(())
+    }
+
+    /// The memory's latest unexpired records (the dashboard).
+    pub fn latest_records(&self, memory_id: &str, now: i64, limit: usize) -> Result<Vec<RecordRow>> {
+        self.all(
+            &format!(
+                "SELECT {RECORD_COLS} FROM memory_records r WHERE r.memory_id = ?1 AND (r.expires_at IS NULL OR r.expires_at > ?2) \
+                 ORDER BY r.seq DESC LIMIT ?3"
+            ),
+            params![memory_id, now, limit as i64],
+            record_row,
+        )
     }
 
     pub fn expired_records(&self, now: i64, limit: usize) -> Result<Vec<(i64, i64)>> {

@@ -120,10 +120,7 @@ impl MemoryService {
                 .store()
                 .read(move |tx| {
                     let db = Db::new(tx.txn);
-                    let previous = match strategy_slot(&db, &mid, &sid, &a, &s)? {
-                        Some(text) => Some(text),
-                        None => None,
-                    };
+                    let previous = strategy_slot(&db, &mid, &sid, &a, &s)?;
                     let episodes = db
                         .records_in_slots(&mid, &format!("{sid}|episode|{a}|"))?
                         .into_iter()
