@@ -76,7 +76,8 @@ pub struct Message {
     pub event_ts: i64,
 }
 
-/// The messages of an event's payload: conversational and JSON items (blobs are short-term only).
+/// The messages of an event's payload: conversational and JSON items (blobs are short-term only);
+/// items without text are skipped.
 pub fn messages_of(event_id: &str, event_ts: i64, payload: &Value) -> Vec<Message> {
     let Some(items) = payload.as_array() else { return Vec::new() };
     items
@@ -90,15 +91,32 @@ pub fn messages_of(event_id: &str, event_ts: i64, payload: &Value) -> Vec<Messag
                     Some("TOOL") => Role::Tool,
                     _ => Role::Other,
                 };
-                (role, c.get("content")?.get("text")?.as_str()?.to_string())
+                let text = c.get("content")?.get("text")?.as_str()?;
+                (role, message_document_text(text).unwrap_or_else(|| text.to_string()))
             } else if let Some(j) = item.get("json") {
                 (Role::Other, j.get("content")?.to_string())
             } else {
                 return None;
             };
-            Some(Message { event_id: event_id.to_string(), index, role, text, event_ts })
+            (!text.trim().is_empty()).then(|| Message { event_id: event_id.to_string(), index, role, text, event_ts })
         })
         .collect()
+}
+
+/// The text of a conversational item that carries a whole message document, as Strands' session
+/// manager writes them (`{"message": {"role": ..., "content": [{"text": ...}, {"toolUse": ...}]}, ...}`,
+/// or the bare `{"role", "content"}` of the Converse API): the message's own text blocks, joined.
+/// `None` for plain text; `Some("")` for a message with no text (tool use or results only).
+fn message_document_text(text: &str) -> Option<String> {
+    if !text.trim_start().starts_with('{') {
+        return None;
+    }
+    let doc: Value = serde_json::from_str(text).ok()?;
+    let message = doc.get("message").unwrap_or(&doc);
+    let blocks = message.get("content")?.as_array()?;
+    message.get("role")?.as_str()?;
+    let texts: Vec<&str> = blocks.iter().filter_map(|b| b.get("text").and_then(Value::as_str)).collect();
+    Some(texts.join("\n"))
 }
 
 /// What one strategy's extraction gets to see.
@@ -168,5 +186,20 @@ mod tests {
         assert_eq!(m.len(), 2);
         assert_eq!((m[0].role, m[0].text.as_str(), m[0].index), (Role::User, "hi", 0));
         assert_eq!((m[1].role, m[1].text.as_str(), m[1].index), (Role::Other, "{\"step\":\"ordered\"}", 2));
+    }
+
+    #[test]
+    fn message_documents_contribute_their_text_blocks() {
+        let strands = json!({"message": {"role": "user", "content": [{"text": "I like tea."}, {"text": "And cake."}]},
+                             "message_id": 0});
+        let tool_result =
+            json!({"message": {"role": "user", "content": [{"toolResult": {"content": [{"text": "42"}]}}]}});
+        let payload = json!([
+            {"conversational": {"content": {"text": strands.to_string()}, "role": "USER"}},
+            {"conversational": {"content": {"text": tool_result.to_string()}, "role": "USER"}},
+            {"conversational": {"content": {"text": "{not json"}, "role": "USER"}},
+        ]);
+        let m = messages_of("e", 0, &payload);
+        assert_eq!(m.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), vec!["I like tea.\nAnd cake.", "{not json"]);
     }
 }
