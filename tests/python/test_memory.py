@@ -4,16 +4,19 @@ Region separation, and a retrieval quality check over a few hundred records."""
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from datetime import datetime, timezone
+from pathlib import Path
 
 import boto3
 import botocore.config
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import ACCOUNT, REGION, Cli, Emulator, boto_client, crash, wait_until
+from conftest import ACCOUNT, REGION, ROOT, Cli, boto_client, crash, wait_until
 
 NO_SANDBOX = ("--sandbox", "none")
 
@@ -725,3 +728,34 @@ def test_dashboard_shows_memories_with_their_events_and_records(emu, control, da
     records = page.split('id="records"')[1].split("</table>")[0]
     assert "antique brass compasses" in events and "gil" in events
     assert "I collect antique brass compasses." in records and "/f/gil/" in records
+
+
+
+@pytest.fixture(scope="module")
+def strands_packages(tmp_path_factory):
+    """Strands and the bedrock-agentcore SDK as the Strands fixture agent pins them, in a directory of
+    their own: strands-agents needs an older `mcp` than the protocol tests' pin, so it cannot share
+    the test venv."""
+    target = tmp_path_factory.mktemp("strands-packages")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target),
+                    "-r", str(ROOT / "fixtures" / "strands-agent" / "requirements.txt")], check=True, timeout=900)
+    return target
+
+
+def test_strands_session_manager_remembers_across_sessions(emu, control, strands_packages):
+    """Strands' AgentCoreMemorySessionManager on the host (tests/python/strands_memory_host.py): a
+    new session of the same actor is given what the first was told, through extraction and
+    retrieval, and the first session restores its messages."""
+    memory = control.create_memory(name="strands_memory", eventExpiryDuration=30, memoryStrategies=[
+        {"semanticMemoryStrategy": {"name": "facts", "namespaceTemplates": ["/facts/{actorId}/"]}}])["memory"]
+    wait_active(control, memory["id"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ENDPOINT_URL=emu.url, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
+               AWS_DEFAULT_REGION=REGION, AWS_REGION=REGION, AWS_CONFIG_FILE="/dev/null",
+               AWS_SHARED_CREDENTIALS_FILE="/dev/null", PYTHONPATH=str(strands_packages), MEMORY_ID=memory["id"])
+    script = Path(__file__).with_name("strands_memory_host.py")
+    proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "<user_context>" in result["second_session_sent"] and "Aconcagua" in result["second_session_sent"], result
+    assert result["restored"][:2] == ["My favourite mountain is Aconcagua.", "Noted."], result
