@@ -14,7 +14,7 @@ use super::filters::{event_matches, EventFilter};
 use super::idempotency::{remember, replayed};
 use super::rows::{BranchRow, EventRow, MemoryRow, QueueRow, SessionRow};
 use super::sql::Db;
-use super::strategies::{template_variables, BUILT_IN_VARIABLES};
+use super::strategies::{template_variables, Pipeline, StrategyStatus, BUILT_IN_VARIABLES};
 use super::{ids, live_memory, time, tokens, MemoryService, MAX_EVENT_BYTES, MAX_JSON_PAYLOAD_BYTES};
 use crate::kernel::error::{Error, Result};
 use crate::services::runtime::domain::{Caller, Idempotency};
@@ -123,7 +123,11 @@ fn check_variables(db: &Db<'_>, memory: &MemoryRow, new: &NewEvent) -> Result<()
         }
     }
     if new.extract {
-        for s in db.strategies(&memory.id)? {
+        let extracting = db
+            .strategies(&memory.id)?
+            .into_iter()
+            .filter(|s| s.status != StrategyStatus::Deleting && s.pipeline() != Pipeline::SelfManaged);
+        for s in extracting {
             for template in s.spec.namespaces.iter().chain(&s.spec.reflection_namespaces) {
                 for var in template_variables(template) {
                     if !BUILT_IN_VARIABLES.contains(&var) && !new.variables.contains_key(var) {
