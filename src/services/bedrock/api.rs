@@ -22,14 +22,74 @@ use super::conversation::Conversation;
 use super::converse::{self, input::ConverseInput};
 use super::errors::{self, StreamKind};
 use super::reply::{self, BlockEvent, DeltaStream, ModelFailure, Tracker, Usage};
-use super::{eventstream, models, tokens, Bedrock};
-use crate::kernel::error::Error;
+use super::{eventstream, models, routes, tokens, Bedrock};
+use crate::kernel::error::{Error, ErrorKind};
 use crate::kernel::input::{self as binding, HttpInput};
 use crate::kernel::model::ServiceModel;
 use crate::kernel::response::{self, Body, BoxError};
+use crate::kernel::router::NoRoute;
+use crate::sessions::Sessions;
 
 /// Events buffered between a provider and a slow client.
 const STREAM_BUFFER: usize = 64;
+
+/// An authenticated request signed for `bedrock`, body read.
+pub struct Incoming<'a> {
+    pub request_id: &'a str,
+    pub account: &'a str,
+    pub region: &'a str,
+    pub method: &'a str,
+    pub raw_path: &'a str,
+    pub raw_query: &'a str,
+    pub headers: &'a [(String, String)],
+    pub body: Bytes,
+}
+
+fn no_route_error(method: &str, path: &str, nr: NoRoute) -> Error {
+    let message = match nr {
+        NoRoute::NotImplemented { service, operation } => format!(
+            "{service} {operation} is part of the AWS API but agentcore-local does not implement it. It serves \
+             Bedrock's Converse, ConverseStream, InvokeModel, InvokeModelWithResponseStream, ListFoundationModels and \
+             GetFoundationModel."
+        ),
+        NoRoute::WrongMethod { allowed } => {
+            format!("No operation matches {method} {path}; this path accepts {}.", allowed.join(", "))
+        }
+        NoRoute::Unknown => format!("No Bedrock operation matches {method} {path}."),
+    };
+    Error::new(ErrorKind::UnknownOperation, message)
+}
+
+/// Route, answer, and shape any error as Bedrock does.
+pub async fn handle(bedrock: &Bedrock, sessions: Option<&Arc<Sessions>>, incoming: Incoming<'_>) -> Response<Body> {
+    let result = match routes::route(incoming.method, incoming.raw_path) {
+        Err(nr) => Err(no_route_error(incoming.method, incoming.raw_path, nr)),
+        Ok((route, _)) => {
+            let req = ModelRequest {
+                request_id: incoming.request_id,
+                account: incoming.account,
+                region: incoming.region,
+                operation: route.operation,
+                labels: &route.labels,
+                raw_query: incoming.raw_query,
+                headers: incoming.headers,
+                body: &incoming.body,
+                // Session credentials will say which session is calling; host-side callers are none.
+                session: None,
+                sessions,
+            };
+            dispatch(bedrock, &req).await
+        }
+    };
+    result.unwrap_or_else(|e| {
+        if e.status() >= 500 {
+            tracing::error!(error = %e, path = incoming.raw_path, "Bedrock request failed");
+        } else {
+            tracing::info!(error = %e, path = incoming.raw_path, "Bedrock request rejected");
+        }
+        response::error(&e, incoming.request_id)
+    })
+}
 
 /// One routed Bedrock request.
 pub struct ModelRequest<'a> {
@@ -43,6 +103,8 @@ pub struct ModelRequest<'a> {
     pub body: &'a Bytes,
     /// The runtime session making the call, when its credentials identify one.
     pub session: Option<CallerSession>,
+    /// Where that session's log is written (`None` with `--sandbox none`).
+    pub sessions: Option<&'a Arc<Sessions>>,
 }
 
 impl ModelRequest<'_> {
@@ -90,6 +152,7 @@ struct CallRecorder {
     model_id: String,
     provider: &'static str,
     session: Option<CallerSession>,
+    sessions: Option<Arc<Sessions>>,
 }
 
 impl CallRecorder {
@@ -103,6 +166,7 @@ impl CallRecorder {
             model_id: conversation.model_id.clone(),
             provider: bedrock.provider.name(),
             session: req.session.clone(),
+            sessions: req.sessions.cloned(),
         }
     }
 
@@ -112,7 +176,7 @@ impl CallRecorder {
 
     fn finish(self, usage: Usage, error: Option<&str>) {
         let latency_ms = self.elapsed_ms();
-        self.calls.record(ModelCall {
+        let call = ModelCall {
             at_ms: crate::services::runtime::domain::now_ms(),
             account: self.account,
             operation: self.operation,
@@ -123,7 +187,12 @@ impl CallRecorder {
             latency_ms,
             error: error.map(str::to_string),
             session: self.session,
-        });
+        };
+        if let (Some(sessions), Some(_)) = (self.sessions, &call.session) {
+            let call = call.clone();
+            tokio::spawn(async move { super::note_in_session_log(&sessions, &call).await });
+        }
+        self.calls.record(call);
     }
 }
 
