@@ -41,6 +41,8 @@ pub struct Config {
     pub log_max_bytes_per_runtime: u64,
     /// AgentCore Memory settings.
     pub memory: crate::services::memory::MemoryConfig,
+    /// Who answers Bedrock model calls (`--model-provider` and its options).
+    pub model_provider: crate::services::bedrock::providers::ProviderFlags,
 }
 
 impl Config {
@@ -60,6 +62,7 @@ impl Config {
             sessions: crate::sessions::SessionConfig::default(),
             log_max_bytes_per_runtime: crate::services::logs::DEFAULT_MAX_GROUP_BYTES,
             memory: crate::services::memory::MemoryConfig::default(),
+            model_provider: Default::default(),
         }
     }
 }

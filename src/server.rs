@@ -17,6 +17,7 @@ use crate::front_door::{self, AppState};
 use crate::kernel::store::{OpenError, Store};
 use crate::sandbox::docker::DockerBackend;
 use crate::sandbox::SandboxBackend;
+use crate::services::bedrock::Bedrock;
 use crate::services::memory::MemoryService;
 use crate::services::runtime::domain::{ControlPlane, Provisioner};
 use crate::services::runtime::prepare::provisioner::{ControlPlaneOnly, SandboxProvisioner};
@@ -32,6 +33,8 @@ pub enum StartError {
     Store(#[from] OpenError),
     #[error("cannot listen on {addr}: {source} (is another agentcore-local running? choose another --listen)")]
     Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("{0}")]
+    ModelProvider(String),
     #[error("cannot prepare the object store{}: {source}", dir.as_ref().map(|d| format!(" under {}", d.display())).unwrap_or_default())]
     Objects { dir: Option<std::path::PathBuf>, source: std::io::Error },
     #[error(transparent)]
@@ -122,6 +125,9 @@ async fn instance_id(store: &Store) -> String {
 }
 
 pub async fn start(config: Config) -> Result<RunningServer, StartError> {
+    // First: a bad model script is the caller's mistake, reported before anything is opened.
+    let bedrock = Arc::new(Bedrock::new(&config.model_provider).map_err(StartError::ModelProvider)?);
+    tracing::info!(provider = %bedrock.describe(), "Bedrock model provider");
     let store = match &config.data_dir {
         Some(dir) => Store::open(dir)?,
         None => Store::in_memory()?,
@@ -174,6 +180,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         logs,
         observatory,
         memory: memory.clone(),
+        bedrock,
     });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let memory_tasks = memory.spawn_background(shutdown_rx.clone());

@@ -25,6 +25,8 @@ pub struct AppState {
     pub observatory: Arc<crate::observe::Observatory>,
     /// AgentCore Memory (both planes).
     pub memory: crate::services::memory::MemoryService,
+    /// Bedrock's model provider and the record of model calls.
+    pub bedrock: Arc<crate::services::bedrock::Bedrock>,
 }
 
 /// One incoming request as handlers see it, with the body fully read.

@@ -51,6 +51,12 @@ pub enum ErrorKind {
     Auth {
         code: &'static str,
     },
+    /// Another error shape of a service's model (e.g. Bedrock's ModelErrorException), with the
+    /// status its `httpStatusCode` trait gives; the body carries `message` only.
+    Modelled {
+        code: &'static str,
+        status: u16,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,7 +118,7 @@ impl Error {
             ErrorKind::InternalServer => "InternalServerException",
             ErrorKind::Service => "ServiceException",
             ErrorKind::UnknownOperation => "UnknownOperationException",
-            ErrorKind::Auth { code } => code,
+            ErrorKind::Auth { code } | ErrorKind::Modelled { code, .. } => code,
         }
     }
 
@@ -128,6 +134,7 @@ impl Error {
             ErrorKind::RuntimeClientError => 424,
             ErrorKind::InternalServer | ErrorKind::Service => 500,
             ErrorKind::UnknownOperation => 404,
+            ErrorKind::Modelled { status, .. } => *status,
         }
     }
 }

@@ -83,4 +83,24 @@ impl Sessions {
         }
         !printed && exec.handle.wait().await.unwrap_or(0) == 0
     }
+
+    /// Append a line of the emulator's own (a model call, say) to a live session's log stream,
+    /// beside the agent's output. Ignored when the session has ended or no logs are kept.
+    pub async fn note_in_log(&self, runtime_id: &str, session_id: &str, message: String) {
+        let Some(store) = self.logs.as_ref() else { return };
+        let live = self.live();
+        let Some(session) = live.iter().find(|s| s.key.runtime_id == runtime_id && s.key.session_id == session_id)
+        else {
+            return;
+        };
+        let store = store.scoped(&session.target.account, &session.target.region);
+        let group = crate::services::logs::group_name(&session.target.runtime_id, &session.target.endpoint_name);
+        let stream = crate::services::logs::stream_name(session_id, session.started_at_unix_ms);
+        let now = crate::kernel::clock::now_ms();
+        let event = crate::services::logs::LogEvent { timestamp: now, stream: "stdout".into(), message, ingested: now };
+        let appended = tokio::task::spawn_blocking(move || store.append(&group, &stream, &[event])).await;
+        if let Ok(Err(e)) = appended {
+            tracing::warn!(error = %e, "could not write a line into a session's log");
+        }
+    }
 }

@@ -160,7 +160,8 @@ impl ServiceModel {
     }
 }
 
-fn load(text: &str) -> ServiceModel {
+/// A model from its JSON text (the embedded files are valid; a broken one is a build mistake).
+pub fn load(text: &str) -> ServiceModel {
     serde_json::from_str(text).expect("embedded service model is valid JSON")
 }
 

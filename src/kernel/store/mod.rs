@@ -5,7 +5,10 @@
 //! kill -9 at any point loses nothing that a client was told had happened. Every mutation runs in
 //! one `BEGIN IMMEDIATE` transaction (`Store::write`).
 
+mod idempotency;
 mod migrations;
+
+pub use idempotency::IdempotencyRecord;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -3,9 +3,9 @@
 //! parameters is refused.
 
 use crate::kernel::error::{Error, ErrorKind, Result, ValidationReason};
+use crate::kernel::store::IdempotencyRecord;
 use crate::kernel::store::Tx;
 use crate::services::runtime::domain::{now_ms, Caller, Idempotency, IDEMPOTENCY_TTL_MS};
-use crate::services::runtime::tables::IdempotencyRecord;
 
 /// What the first request with this token produced, if this is a retry of it.
 pub fn replayed(tx: &Tx<'_>, caller: &Caller, operation: &str, idem: &Idempotency) -> Result<Option<String>> {

@@ -21,8 +21,8 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use crate::kernel::error::{Error, ErrorKind, Result, ValidationReason};
+use crate::kernel::store::IdempotencyRecord;
 use crate::kernel::store::{Store, Tx};
-use crate::services::runtime::tables::IdempotencyRecord;
 
 pub use ids::Caller;
 pub use reconcile::Reconciler;

@@ -3,4 +3,4 @@
 mod queries;
 mod rows;
 
-pub use rows::{EndpointRow, IdempotencyRecord, ResourceStatus, RuntimeRow, VersionRow};
+pub use rows::{EndpointRow, ResourceStatus, RuntimeRow, VersionRow};

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use rusqlite::{params, Row};
 use serde_json::{Map, Value};
 
-use super::rows::{EndpointRow, IdempotencyRecord, ResourceStatus, RuntimeRow, VersionRow};
+use super::rows::{EndpointRow, ResourceStatus, RuntimeRow, VersionRow};
 use crate::kernel::error::{Error, Result};
 use crate::kernel::store::db_error;
 
@@ -346,41 +346,6 @@ impl Tx<'_> {
     pub fn delete_claim(&self, sandbox_id: &str) -> Result<()> {
         self.exec("DELETE FROM sandbox_claims WHERE sandbox_id = ?1", params![sandbox_id])?;
         Ok(())
-    }
-
-    // ---- idempotency ----
-
-    pub fn idempotency_record(
-        &self,
-        account: &str,
-        region: &str,
-        operation: &str,
-        token: &str,
-    ) -> Result<Option<IdempotencyRecord>> {
-        self.query_opt(
-            "SELECT fingerprint, resource, created_at FROM idempotency_tokens WHERE account = ?1 AND region = ?2 AND operation = ?3 AND token = ?4",
-            params![account, region, operation, token],
-            |r| Ok(IdempotencyRecord { fingerprint: r.get(0)?, resource: r.get(1)?, created_at: r.get(2)? }),
-        )
-    }
-
-    pub fn put_idempotency_record(
-        &self,
-        account: &str,
-        region: &str,
-        operation: &str,
-        token: &str,
-        record: &IdempotencyRecord,
-    ) -> Result<()> {
-        self.exec(
-            "INSERT OR REPLACE INTO idempotency_tokens (account, region, operation, token, fingerprint, resource, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![account, region, operation, token, record.fingerprint, record.resource, record.created_at],
-        )?;
-        Ok(())
-    }
-
-    pub fn purge_idempotency_records(&self, older_than: i64) -> Result<usize> {
-        self.exec("DELETE FROM idempotency_tokens WHERE created_at < ?1", params![older_than])
     }
 }
 

@@ -88,12 +88,3 @@ pub struct EndpointRow {
     pub created_at: i64,
     pub updated_at: i64,
 }
-
-/// A remembered `clientToken`: what it was used for, so a retry gets the same resource back.
-#[derive(Debug, Clone)]
-pub struct IdempotencyRecord {
-    pub fingerprint: String,
-    /// Identifies the resource the first request produced (operation specific, e.g. `id#version`).
-    pub resource: String,
-    pub created_at: i64,
-}
