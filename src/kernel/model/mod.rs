@@ -53,7 +53,7 @@ pub struct Shape {
     pub exception: bool,
     pub error: Option<ErrorTrait>,
     #[serde(skip)]
-    compiled_pattern: OnceLock<Option<Regex>>,
+    compiled_pattern: OnceLock<Option<Pattern>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -64,10 +64,52 @@ pub struct ErrorTrait {
 
 impl Shape {
     /// The model's pattern, matched against the whole value as AWS's validators do.
-    pub fn pattern_regex(&self) -> Option<&Regex> {
-        self.compiled_pattern
-            .get_or_init(|| self.pattern.as_ref().and_then(|p| Regex::new(&format!("^(?:{p})$")).ok()))
-            .as_ref()
+    pub fn pattern_regex(&self) -> Option<&Pattern> {
+        self.compiled_pattern.get_or_init(|| self.pattern.as_deref().and_then(Pattern::compile)).as_ref()
+    }
+}
+
+/// A model pattern. The `regex` crate has no look-around, but botocore models use one form of it:
+/// a leading negative lookahead, `(?!reserved$|names$)[a-z]+`. That is "matches the rest and does
+/// not start with the excluded alternatives", so it is kept as two regexes instead.
+#[derive(Debug)]
+pub struct Pattern {
+    whole: Regex,
+    excluded: Option<Regex>,
+}
+
+impl Pattern {
+    fn compile(pattern: &str) -> Option<Pattern> {
+        let Some(rest) = pattern.strip_prefix("(?!") else {
+            return Some(Pattern { whole: Regex::new(&format!("^(?:{pattern})$")).ok()?, excluded: None });
+        };
+        // The lookahead ends at its matching parenthesis (escaped ones do not count).
+        let (mut depth, mut escaped, mut end) = (1usize, false, None);
+        for (i, c) in rest.char_indices() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = Some(i);
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let end = end?;
+        let (lookahead, tail) = (&rest[..end], &rest[end + 1..]);
+        Some(Pattern {
+            whole: Regex::new(&format!("^(?:{tail})$")).ok()?,
+            excluded: Some(Regex::new(&format!("^(?:{lookahead})")).ok()?),
+        })
+    }
+
+    pub fn is_match(&self, value: &str) -> bool {
+        self.whole.is_match(value) && !self.excluded.as_ref().is_some_and(|e| e.is_match(value))
     }
 }
 
@@ -203,5 +245,16 @@ mod tests {
         assert_eq!(control().metadata.api_version, "2023-06-05");
         assert_eq!(data().metadata.api_version, "2024-02-28");
         assert_eq!(control().operation("CreateAgentRuntime").http.response_code, 202);
+    }
+
+    #[test]
+    fn a_leading_negative_lookahead_excludes_its_alternatives() {
+        let p = Pattern::compile("(?!memoryStrategyId$|actorId$|sessionId$)[a-z][a-z0-9]*").unwrap();
+        assert!(p.is_match("topic") && p.is_match("actorid2") && p.is_match("actoridx"));
+        assert!(!p.is_match("actorId") && !p.is_match("sessionId") && !p.is_match("Topic"));
+        let reserved = Pattern::compile("(?!ab$)[a-z]+").unwrap();
+        assert!(!reserved.is_match("ab") && reserved.is_match("abc") && reserved.is_match("a"));
+        let plain = Pattern::compile("[a-z]+").unwrap();
+        assert!(plain.is_match("abc") && !plain.is_match("abc1"));
     }
 }
