@@ -5,6 +5,7 @@
 pub mod clock;
 pub mod error;
 pub mod input;
+pub mod jwt;
 pub mod model;
 pub mod response;
 pub mod router;
