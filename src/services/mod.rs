@@ -2,6 +2,7 @@
 //! tables. A service reaches another only through that service's domain API, never its tables.
 
 pub mod bedrock;
+pub mod identity;
 pub mod logs;
 pub mod memory;
 pub mod runtime;
