@@ -119,7 +119,7 @@ mod tests {
 /// GetWorkloadAccessToken, …ForUserId, …ForJWT.
 mod operations {
     use super::WorkloadPrincipal;
-    use crate::error::{Error, ErrorKind, Result};
+    use crate::kernel::error::{Error, ErrorKind, Result};
     use crate::kernel::jwt::JwtAuthorizer;
     use crate::services::identity::{now_secs, Caller, Identity};
 

@@ -14,8 +14,8 @@ use super::oauth2::providers::stored_config;
 use super::oauth2::{Flow, TokenOutcome, TokenRequest, UserIdentifier};
 use super::tables::{ProviderRow, VaultRow, WorkloadRow};
 use super::{Caller, Identity};
-use crate::api::response::{self, timestamp, Body};
-use crate::error::{Error, Result};
+use crate::kernel::response::{self, timestamp, Body};
+use crate::kernel::error::{Error, Result};
 use crate::kernel::jwt::JwtAuthorizer;
 
 /// bedrock-agentcore-control operations served here.

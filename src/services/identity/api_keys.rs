@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use super::providers::{not_found, provider_arn, secret_arn, secret_context};
 use super::tables::{ProviderKind, ProviderRow};
 use super::{now_ms, tables, vault_error, Caller, Identity};
-use crate::error::{Error, Result};
+use crate::kernel::error::{Error, Result};
 
 const KIND: ProviderKind = ProviderKind::ApiKey;
 /// `ListApiKeyCredentialProviders` page size when the caller gives none (the model allows 1–100).

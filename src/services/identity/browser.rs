@@ -9,7 +9,7 @@ use super::issuer::endpoints::{self, CodeGrant, CodeStore, IssuerRequest};
 use super::issuer::ISSUER_PATH;
 use super::oauth2::{BrowserOutcome, AUTHORIZE_PATH, CALLBACK_PATH};
 use super::{now_secs, tables, Identity};
-use crate::api::response::{self, Body};
+use crate::kernel::response::{self, Body};
 
 /// Does this path belong to the browser-facing Identity endpoints?
 pub fn is_browser_path(method: &http::Method, path: &str) -> bool {
@@ -68,7 +68,8 @@ impl CodeStore for Identity {
         Box::pin(async move {
             let digest = endpoints::code_digest(code);
             let d = digest.clone();
-            let (sealed, expires_at) = self.store().write(move |tx| tables(tx).take_code(&d)).await.ok()??;
+            let now = now_secs();
+            let (sealed, expires_at) = self.store().write(move |tx| tables(tx).take_code(&d, now)).await.ok()??;
             let text = self.vault().open_str(&format!("issuer-code:{digest}"), &sealed).ok()?;
             Some((serde_json::from_str(&text).ok()?, expires_at))
         })

@@ -31,9 +31,9 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::kernel::error::{Error, ErrorKind, Result};
 use crate::kernel::jwt::JwtVerifier;
-use crate::store::Store;
+use crate::kernel::store::Store;
 use access_tokens::AccessTokens;
 use issuer::{Issuer, IssuerConfig, SigningKey};
 use tables::Tables;
@@ -82,8 +82,8 @@ pub(crate) fn vault_error(e: VaultError) -> Error {
     }
 }
 
-fn tables<'a>(tx: &'a crate::store::Tx<'_>) -> Tables<'a> {
-    Tables::new(tx.connection())
+fn tables<'a, 'tx>(tx: &'a crate::kernel::store::Tx<'tx>) -> Tables<'a, 'tx> {
+    Tables::new(tx)
 }
 
 impl Identity {

@@ -2,8 +2,8 @@
 
 use super::tables::{ProviderKind, ProviderRow};
 use super::{tables, Caller, Identity};
-use crate::control::pagination::{self, Page};
-use crate::error::{Error, Result};
+use crate::services::runtime::domain::pagination::{self, Page};
+use crate::kernel::error::{Error, Result};
 
 /// The token vault every account has; SetTokenVaultCMK and the provider ARNs name it.
 pub const DEFAULT_TOKEN_VAULT: &str = "default";

@@ -6,9 +6,10 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Row};
 
-use crate::error::{Error, Result};
+use crate::kernel::error::{Error, Result};
+use crate::kernel::store::Tx;
 
 /// The migration step that creates these tables (appended to the store's migration list).
 pub const MIGRATION: &str = r#"
@@ -91,10 +92,6 @@ CREATE TABLE identity_issuer_codes (
     expires_at   INTEGER NOT NULL
 );
 "#;
-
-fn db(e: rusqlite::Error) -> Error {
-    Error::internal(format!("database error: {e}"))
-}
 
 fn json_col<T: serde::de::DeserializeOwned>(row: &Row<'_>, idx: usize) -> rusqlite::Result<T> {
     let text: String = row.get(idx)?;
@@ -292,159 +289,137 @@ pub struct VaultRow {
     pub updated_at: i64,
 }
 
-/// The Identity service's queries inside one store transaction.
-pub struct Tables<'a> {
-    conn: &'a Connection,
+/// The Identity service's queries inside one store transaction. A wrapper of its own (rather
+/// than more `impl Tx` methods) keeps its names (`session`, `token`, `key`) out of the namespace
+/// other services' queries share.
+pub struct Tables<'a, 'tx> {
+    tx: &'a Tx<'tx>,
 }
 
-impl<'a> Tables<'a> {
-    pub fn new(conn: &'a Connection) -> Self {
-        Tables { conn }
+impl<'a, 'tx> Tables<'a, 'tx> {
+    pub fn new(tx: &'a Tx<'tx>) -> Self {
+        Tables { tx }
     }
 
     // --- workload identities ---
 
     pub fn workload(&self, account: &str, region: &str, name: &str) -> Result<Option<WorkloadRow>> {
-        self.conn
-            .query_row(
-                &format!("SELECT {WORKLOAD_COLS} FROM identity_workloads WHERE account = ?1 AND region = ?2 AND name = ?3"),
-                params![account, region, name],
-                workload_row,
-            )
-            .optional()
-            .map_err(db)
+        self.tx.query_opt(
+            &format!("SELECT {WORKLOAD_COLS} FROM identity_workloads WHERE account = ?1 AND region = ?2 AND name = ?3"),
+            params![account, region, name],
+            workload_row,
+        )
     }
 
     pub fn insert_workload(&self, w: &WorkloadRow) -> Result<WorkloadRow> {
-        self.conn
-            .execute(
-                "INSERT INTO identity_workloads (account, region, name, arn, return_urls, runtime_id, tags, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![
-                    w.account,
-                    w.region,
-                    w.name,
-                    w.arn,
-                    serde_json::to_string(&w.return_urls).unwrap_or_default(),
-                    w.runtime_id,
-                    serde_json::to_string(&w.tags).unwrap_or_default(),
-                    w.created_at,
-                    w.updated_at
-                ],
-            )
-            .map_err(db)?;
-        Ok(WorkloadRow { seq: self.conn.last_insert_rowid(), ..w.clone() })
+        self.tx.exec(
+            "INSERT INTO identity_workloads (account, region, name, arn, return_urls, runtime_id, tags, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                w.account,
+                w.region,
+                w.name,
+                w.arn,
+                to_json(&w.return_urls),
+                w.runtime_id,
+                to_json(&w.tags),
+                w.created_at,
+                w.updated_at
+            ],
+        )?;
+        Ok(WorkloadRow { seq: self.tx.txn.last_insert_rowid(), ..w.clone() })
     }
 
     pub fn update_workload_return_urls(&self, seq: i64, urls: &[String], now: i64) -> Result<()> {
-        self.conn
-            .execute(
+        self.tx
+            .exec(
                 "UPDATE identity_workloads SET return_urls = ?1, updated_at = ?2 WHERE seq = ?3",
-                params![serde_json::to_string(urls).unwrap_or_default(), now, seq],
+                params![to_json(&urls), now, seq],
             )
             .map(drop)
-            .map_err(db)
     }
 
     pub fn delete_workload(&self, seq: i64) -> Result<()> {
-        self.conn.execute("DELETE FROM identity_workloads WHERE seq = ?1", params![seq]).map(drop).map_err(db)
+        self.tx.exec("DELETE FROM identity_workloads WHERE seq = ?1", params![seq]).map(drop)
     }
 
     /// Up to `limit` workload identities after position `after`, in creation order.
     pub fn workloads(&self, account: &str, region: &str, after: i64, limit: usize) -> Result<Vec<WorkloadRow>> {
-        let mut stmt = self
-            .conn
-            .prepare(&format!(
+        self.tx.query_all(
+            &format!(
                 "SELECT {WORKLOAD_COLS} FROM identity_workloads WHERE account = ?1 AND region = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4"
-            ))
-            .map_err(db)?;
-        let rows = stmt.query_map(params![account, region, after, limit as i64], workload_row).map_err(db)?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db)
+            ),
+            params![account, region, after, limit as i64],
+            workload_row,
+        )
     }
 
     /// The workload identity a runtime owns.
     pub fn runtime_workload(&self, runtime_id: &str) -> Result<Option<WorkloadRow>> {
-        self.conn
-            .query_row(
-                &format!("SELECT {WORKLOAD_COLS} FROM identity_workloads WHERE runtime_id = ?1"),
-                params![runtime_id],
-                workload_row,
-            )
-            .optional()
-            .map_err(db)
+        self.tx.query_opt(
+            &format!("SELECT {WORKLOAD_COLS} FROM identity_workloads WHERE runtime_id = ?1"),
+            params![runtime_id],
+            workload_row,
+        )
     }
 
     /// Runtime ids that own a workload identity.
     pub fn runtime_owned_workloads(&self) -> Result<Vec<String>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT runtime_id FROM identity_workloads WHERE runtime_id IS NOT NULL")
-            .map_err(db)?;
-        let rows = stmt.query_map([], |r| r.get(0)).map_err(db)?;
-        rows.collect::<rusqlite::Result<Vec<String>>>().map_err(db)
+        self.tx.query_all("SELECT runtime_id FROM identity_workloads WHERE runtime_id IS NOT NULL", [], |r| r.get(0))
     }
 
     /// Tokens kept for a workload's users go with the workload.
     pub fn delete_workload_tokens(&self, account: &str, region: &str, workload: &str) -> Result<()> {
-        self.conn
-            .execute(
+        self.tx
+            .exec(
                 "DELETE FROM identity_tokens WHERE account = ?1 AND region = ?2 AND workload = ?3",
                 params![account, region, workload],
             )
             .map(drop)
-            .map_err(db)
     }
 
     // --- credential providers ---
 
     pub fn provider(&self, account: &str, region: &str, kind: ProviderKind, name: &str) -> Result<Option<ProviderRow>> {
-        self.conn
-            .query_row(
-                &format!(
-                    "SELECT {PROVIDER_COLS} FROM identity_providers WHERE account = ?1 AND region = ?2 AND kind = ?3 AND name = ?4"
-                ),
-                params![account, region, kind.as_str(), name],
-                provider_row,
-            )
-            .optional()
-            .map_err(db)
+        self.tx.query_opt(
+            &format!(
+                "SELECT {PROVIDER_COLS} FROM identity_providers WHERE account = ?1 AND region = ?2 AND kind = ?3 AND name = ?4"
+            ),
+            params![account, region, kind.as_str(), name],
+            provider_row,
+        )
     }
 
     pub fn provider_by_callback(&self, callback_id: &str) -> Result<Option<ProviderRow>> {
-        self.conn
-            .query_row(
-                &format!("SELECT {PROVIDER_COLS} FROM identity_providers WHERE callback_id = ?1"),
-                params![callback_id],
-                provider_row,
-            )
-            .optional()
-            .map_err(db)
+        self.tx.query_opt(
+            &format!("SELECT {PROVIDER_COLS} FROM identity_providers WHERE callback_id = ?1"),
+            params![callback_id],
+            provider_row,
+        )
     }
 
     pub fn insert_provider(&self, p: &ProviderRow) -> Result<ProviderRow> {
-        self.conn
-            .execute(
-                "INSERT INTO identity_providers (account, region, kind, name, arn, vendor, config, sealed_secret, secret_arn,
-                     callback_id, tags, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-                params![
-                    p.account,
-                    p.region,
-                    p.kind.as_str(),
-                    p.name,
-                    p.arn,
-                    p.vendor,
-                    p.config.to_string(),
-                    p.sealed_secret,
-                    p.secret_arn,
-                    p.callback_id,
-                    serde_json::to_string(&p.tags).unwrap_or_default(),
-                    p.created_at,
-                    p.updated_at
-                ],
-            )
-            .map_err(db)?;
-        Ok(ProviderRow { seq: self.conn.last_insert_rowid(), ..p.clone() })
+        self.tx.exec(
+            "INSERT INTO identity_providers (account, region, kind, name, arn, vendor, config, sealed_secret, secret_arn,
+                 callback_id, tags, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            params![
+                p.account,
+                p.region,
+                p.kind.as_str(),
+                p.name,
+                p.arn,
+                p.vendor,
+                p.config.to_string(),
+                p.sealed_secret,
+                p.secret_arn,
+                p.callback_id,
+                to_json(&p.tags),
+                p.created_at,
+                p.updated_at
+            ],
+        )?;
+        Ok(ProviderRow { seq: self.tx.txn.last_insert_rowid(), ..p.clone() })
     }
 
     /// Replace a provider's configuration and secret (UpdateApiKey/Oauth2CredentialProvider).
@@ -456,32 +431,28 @@ impl<'a> Tables<'a> {
         sealed_secret: Option<&[u8]>,
         now: i64,
     ) -> Result<()> {
-        self.conn
-            .execute(
+        self.tx
+            .exec(
                 "UPDATE identity_providers SET vendor = ?1, config = ?2, sealed_secret = ?3, updated_at = ?4 WHERE seq = ?5",
                 params![vendor, config.to_string(), sealed_secret, now, seq],
             )
             .map(drop)
-            .map_err(db)
     }
 
     pub fn delete_provider(&self, p: &ProviderRow) -> Result<()> {
-        self.conn.execute("DELETE FROM identity_providers WHERE seq = ?1", params![p.seq]).map_err(db)?;
+        self.tx.exec("DELETE FROM identity_providers WHERE seq = ?1", params![p.seq])?;
         // Tokens and sessions of a deleted provider go with it: a new provider of the same name
         // must not find them.
-        self.conn
-            .execute(
-                "DELETE FROM identity_tokens WHERE account = ?1 AND region = ?2 AND provider = ?3",
-                params![p.account, p.region, p.name],
-            )
-            .map_err(db)?;
-        self.conn
-            .execute(
+        self.tx.exec(
+            "DELETE FROM identity_tokens WHERE account = ?1 AND region = ?2 AND provider = ?3",
+            params![p.account, p.region, p.name],
+        )?;
+        self.tx
+            .exec(
                 "DELETE FROM identity_auth_sessions WHERE account = ?1 AND region = ?2 AND provider = ?3",
                 params![p.account, p.region, p.name],
             )
             .map(drop)
-            .map_err(db)
     }
 
     pub fn providers(
@@ -492,61 +463,43 @@ impl<'a> Tables<'a> {
         after: i64,
         limit: usize,
     ) -> Result<Vec<ProviderRow>> {
-        let mut stmt = self
-            .conn
-            .prepare(&format!(
+        self.tx.query_all(
+            &format!(
                 "SELECT {PROVIDER_COLS} FROM identity_providers
                  WHERE account = ?1 AND region = ?2 AND kind = ?3 AND seq > ?4 ORDER BY seq LIMIT ?5"
-            ))
-            .map_err(db)?;
-        let rows = stmt
-            .query_map(params![account, region, kind.as_str(), after, limit as i64], provider_row)
-            .map_err(db)?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db)
+            ),
+            params![account, region, kind.as_str(), after, limit as i64],
+            provider_row,
+        )
     }
 
     // --- vault tokens ---
 
     pub fn token(&self, k: &TokenKey) -> Result<Option<TokenRow>> {
-        self.conn
-            .query_row(
-                "SELECT sealed_token, expires_at FROM identity_tokens
-                 WHERE account = ?1 AND region = ?2 AND provider = ?3 AND workload = ?4 AND user_key = ?5 AND scopes = ?6",
-                params![k.account, k.region, k.provider, k.workload, k.user_key, k.scopes],
-                |r| Ok(TokenRow { sealed_token: r.get(0)?, expires_at: r.get(1)? }),
-            )
-            .optional()
-            .map_err(db)
+        self.tx.query_opt(
+            "SELECT sealed_token, expires_at FROM identity_tokens
+             WHERE account = ?1 AND region = ?2 AND provider = ?3 AND workload = ?4 AND user_key = ?5 AND scopes = ?6",
+            params![k.account, k.region, k.provider, k.workload, k.user_key, k.scopes],
+            |r| Ok(TokenRow { sealed_token: r.get(0)?, expires_at: r.get(1)? }),
+        )
     }
 
     pub fn put_token(&self, k: &TokenKey, t: &TokenRow, now: i64) -> Result<()> {
-        self.conn
-            .execute(
+        self.tx
+            .exec(
                 "INSERT OR REPLACE INTO identity_tokens (account, region, provider, workload, user_key, scopes, sealed_token, expires_at, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![k.account, k.region, k.provider, k.workload, k.user_key, k.scopes, t.sealed_token, t.expires_at, now],
             )
             .map(drop)
-            .map_err(db)
-    }
-
-    pub fn delete_token(&self, k: &TokenKey) -> Result<()> {
-        self.conn
-            .execute(
-                "DELETE FROM identity_tokens
-                 WHERE account = ?1 AND region = ?2 AND provider = ?3 AND workload = ?4 AND user_key = ?5 AND scopes = ?6",
-                params![k.account, k.region, k.provider, k.workload, k.user_key, k.scopes],
-            )
-            .map(drop)
-            .map_err(db)
     }
 
     // --- USER_FEDERATION sessions ---
 
     pub fn insert_session(&self, s: &SessionRow) -> Result<()> {
         let k = &s.token_key;
-        self.conn
-            .execute(
+        self.tx
+            .exec(
                 &format!("INSERT INTO identity_auth_sessions ({SESSION_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
                 params![
                     s.session_uri,
@@ -567,29 +520,22 @@ impl<'a> Tables<'a> {
                 ],
             )
             .map(drop)
-            .map_err(db)
     }
 
     pub fn session(&self, session_uri: &str) -> Result<Option<SessionRow>> {
-        self.conn
-            .query_row(
-                &format!("SELECT {SESSION_COLS} FROM identity_auth_sessions WHERE session_uri = ?1"),
-                params![session_uri],
-                session_row,
-            )
-            .optional()
-            .map_err(db)
+        self.tx.query_opt(
+            &format!("SELECT {SESSION_COLS} FROM identity_auth_sessions WHERE session_uri = ?1"),
+            params![session_uri],
+            session_row,
+        )
     }
 
     pub fn session_by_state(&self, state: &str) -> Result<Option<SessionRow>> {
-        self.conn
-            .query_row(
-                &format!("SELECT {SESSION_COLS} FROM identity_auth_sessions WHERE state = ?1"),
-                params![state],
-                session_row,
-            )
-            .optional()
-            .map_err(db)
+        self.tx.query_opt(
+            &format!("SELECT {SESSION_COLS} FROM identity_auth_sessions WHERE state = ?1"),
+            params![state],
+            session_row,
+        )
     }
 
     pub fn set_session_outcome(
@@ -599,149 +545,129 @@ impl<'a> Tables<'a> {
         sealed_token: Option<&[u8]>,
         failure: Option<&str>,
     ) -> Result<()> {
-        self.conn
-            .execute(
+        self.tx
+            .exec(
                 "UPDATE identity_auth_sessions SET status = ?1, sealed_token = ?2, failure = ?3 WHERE session_uri = ?4",
                 params![status.as_str(), sealed_token, failure, session_uri],
             )
             .map(drop)
-            .map_err(db)
     }
 
     /// Forget sessions that ended long enough ago that no client polls them any more.
     pub fn delete_sessions_expired_before(&self, cutoff: i64) -> Result<()> {
-        self.conn
-            .execute("DELETE FROM identity_auth_sessions WHERE expires_at < ?1", params![cutoff])
-            .map(drop)
-            .map_err(db)
+        self.tx.exec("DELETE FROM identity_auth_sessions WHERE expires_at < ?1", params![cutoff]).map(drop)
     }
 
     // --- token vault settings ---
 
     pub fn vault(&self, account: &str, region: &str, vault_id: &str) -> Result<Option<VaultRow>> {
-        self.conn
-            .query_row(
-                "SELECT vault_id, key_type, kms_key_arn, updated_at FROM identity_token_vaults
-                 WHERE account = ?1 AND region = ?2 AND vault_id = ?3",
-                params![account, region, vault_id],
-                |r| Ok(VaultRow { vault_id: r.get(0)?, key_type: r.get(1)?, kms_key_arn: r.get(2)?, updated_at: r.get(3)? }),
-            )
-            .optional()
-            .map_err(db)
+        self.tx.query_opt(
+            "SELECT vault_id, key_type, kms_key_arn, updated_at FROM identity_token_vaults
+             WHERE account = ?1 AND region = ?2 AND vault_id = ?3",
+            params![account, region, vault_id],
+            |r| Ok(VaultRow { vault_id: r.get(0)?, key_type: r.get(1)?, kms_key_arn: r.get(2)?, updated_at: r.get(3)? }),
+        )
     }
 
     pub fn put_vault(&self, account: &str, region: &str, v: &VaultRow) -> Result<()> {
-        self.conn
-            .execute(
+        self.tx
+            .exec(
                 "INSERT OR REPLACE INTO identity_token_vaults (account, region, vault_id, key_type, kms_key_arn, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![account, region, v.vault_id, v.key_type, v.kms_key_arn, v.updated_at],
             )
             .map(drop)
-            .map_err(db)
     }
 
     // --- the emulator's own keys (issuer signing key, workload access token key) ---
 
     pub fn key(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        self.conn
-            .query_row("SELECT sealed_key FROM identity_keys WHERE name = ?1", params![name], |r| r.get(0))
-            .optional()
-            .map_err(db)
+        self.tx.query_opt("SELECT sealed_key FROM identity_keys WHERE name = ?1", params![name], |r| r.get(0))
     }
 
     /// Store a key unless one of that name exists; returns the one stored.
     pub fn key_or_insert(&self, name: &str, sealed: &[u8], now: i64) -> Result<Vec<u8>> {
-        self.conn
-            .execute(
-                "INSERT OR IGNORE INTO identity_keys (name, sealed_key, created_at) VALUES (?1, ?2, ?3)",
-                params![name, sealed, now],
-            )
-            .map_err(db)?;
+        self.tx.exec(
+            "INSERT OR IGNORE INTO identity_keys (name, sealed_key, created_at) VALUES (?1, ?2, ?3)",
+            params![name, sealed, now],
+        )?;
         self.key(name)?.ok_or_else(|| Error::internal(format!("key '{name}' vanished")))
     }
 
     // --- built-in issuer authorization codes ---
 
     pub fn put_code(&self, code_hash: &str, sealed_grant: &[u8], expires_at: i64) -> Result<()> {
-        self.conn
-            .execute(
+        self.tx
+            .exec(
                 "INSERT INTO identity_issuer_codes (code_hash, sealed_grant, expires_at) VALUES (?1, ?2, ?3)",
                 params![code_hash, sealed_grant, expires_at],
             )
             .map(drop)
-            .map_err(db)
     }
 
-    /// Take a code (single use): the row is deleted as it is read.
-    pub fn take_code(&self, code_hash: &str) -> Result<Option<(Vec<u8>, i64)>> {
-        let found = self
-            .conn
-            .query_row(
-                "SELECT sealed_grant, expires_at FROM identity_issuer_codes WHERE code_hash = ?1",
-                params![code_hash],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(db)?;
-        self.conn.execute("DELETE FROM identity_issuer_codes WHERE code_hash = ?1", params![code_hash]).map_err(db)?;
-        self.conn
-            .execute(
-                "DELETE FROM identity_issuer_codes WHERE expires_at < ?1",
-                params![std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs() as i64)
-                    .unwrap_or(0)],
-            )
-            .map_err(db)?;
+    /// Take a code (single use: the row is deleted as it is read); expired codes are swept.
+    pub fn take_code(&self, code_hash: &str, now: i64) -> Result<Option<(Vec<u8>, i64)>> {
+        let found = self.tx.query_opt(
+            "SELECT sealed_grant, expires_at FROM identity_issuer_codes WHERE code_hash = ?1",
+            params![code_hash],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        self.tx.exec("DELETE FROM identity_issuer_codes WHERE code_hash = ?1 OR expires_at < ?2", params![code_hash, now])?;
         Ok(found)
     }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn conn() -> Connection {
-        let c = Connection::open_in_memory().unwrap();
-        c.execute_batch(MIGRATION).unwrap();
-        c
+    fn with_tables<T>(f: impl FnOnce(&Tables<'_, '_>) -> T) -> T {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(MIGRATION).unwrap();
+        let txn = conn.transaction().unwrap();
+        let tx = Tx::new(&txn);
+        f(&Tables::new(&tx))
     }
 
     #[test]
     fn workloads_round_trip_and_page_in_creation_order() {
-        let c = conn();
-        let t = Tables::new(&c);
-        for name in ["a", "b", "c"] {
-            t.insert_workload(&WorkloadRow {
-                seq: 0,
-                account: "1".into(),
-                region: "r".into(),
-                name: name.into(),
-                arn: format!("arn:{name}"),
-                return_urls: vec!["http://localhost/cb".into()],
-                runtime_id: (name == "b").then(|| "rt-b".into()),
-                tags: BTreeMap::new(),
-                created_at: 1,
-                updated_at: 1,
-            })
-            .unwrap();
-        }
-        let first = t.workloads("1", "r", 0, 2).unwrap();
-        assert_eq!(first.iter().map(|w| w.name.as_str()).collect::<Vec<_>>(), ["a", "b"]);
-        let rest = t.workloads("1", "r", first[1].seq, 2).unwrap();
-        assert_eq!(rest.len(), 1);
-        assert_eq!(t.runtime_workload("rt-b").unwrap().unwrap().name, "b");
-        assert_eq!(t.workload("1", "r", "a").unwrap().unwrap().return_urls, ["http://localhost/cb"]);
-        assert!(t.workload("2", "r", "a").unwrap().is_none(), "accounts are separate");
+        with_tables(|t| {
+            for name in ["a", "b", "c"] {
+                t.insert_workload(&WorkloadRow {
+                    seq: 0,
+                    account: "1".into(),
+                    region: "r".into(),
+                    name: name.into(),
+                    arn: format!("arn:{name}"),
+                    return_urls: vec!["http://localhost/cb".into()],
+                    runtime_id: (name == "b").then(|| "rt-b".into()),
+                    tags: BTreeMap::new(),
+                    created_at: 1,
+                    updated_at: 1,
+                })
+                .unwrap();
+            }
+            let first = t.workloads("1", "r", 0, 2).unwrap();
+            assert_eq!(first.iter().map(|w| w.name.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+            let rest = t.workloads("1", "r", first[1].seq, 2).unwrap();
+            assert_eq!(rest.len(), 1);
+            assert_eq!(t.runtime_workload("rt-b").unwrap().unwrap().name, "b");
+            assert_eq!(t.runtime_owned_workloads().unwrap(), ["rt-b"]);
+            assert_eq!(t.workload("1", "r", "a").unwrap().unwrap().return_urls, ["http://localhost/cb"]);
+            assert!(t.workload("2", "r", "a").unwrap().is_none(), "accounts are separate");
+        })
     }
 
     #[test]
     fn codes_are_single_use() {
-        let c = conn();
-        let t = Tables::new(&c);
-        t.put_code("h", b"grant", i64::MAX).unwrap();
-        assert!(t.take_code("h").unwrap().is_some());
-        assert!(t.take_code("h").unwrap().is_none());
+        with_tables(|t| {
+            t.put_code("h", b"grant", 100).unwrap();
+            assert!(t.take_code("h", 50).unwrap().is_some());
+            assert!(t.take_code("h", 50).unwrap().is_none());
+        })
     }
 }

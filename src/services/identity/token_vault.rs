@@ -5,7 +5,7 @@
 use super::providers::DEFAULT_TOKEN_VAULT;
 use super::tables::VaultRow;
 use super::{now_ms, tables, Caller, Identity};
-use crate::error::{Error, Result};
+use crate::kernel::error::{Error, Result};
 
 pub const SERVICE_MANAGED_KEY: &str = "ServiceManagedKey";
 pub const CUSTOMER_MANAGED_KEY: &str = "CustomerManagedKey";

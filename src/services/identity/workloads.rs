@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use super::tables::WorkloadRow;
 use super::{now_ms, tables, Caller, Identity};
-use crate::control::pagination::{self, Page};
-use crate::error::{Error, Result};
+use crate::services::runtime::domain::pagination::{self, Page};
+use crate::kernel::error::{Error, Result};
 
 /// `ListWorkloadIdentities` returns at most this many per page (the model's maximum).
 pub const MAX_WORKLOAD_PAGE: usize = 20;

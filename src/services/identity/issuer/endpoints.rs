@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::{Grant, Issuer};
-use crate::api::response::{self, Body};
+use crate::kernel::response::{self, Body};
 
 pub const DISCOVERY: &str = "/.well-known/openid-configuration";
 pub const AUTHORIZATION_SERVER_METADATA: &str = "/.well-known/oauth-authorization-server";

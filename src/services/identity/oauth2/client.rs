@@ -6,7 +6,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::kernel::error::{Error, ErrorKind, Result};
 use crate::kernel::jwt::check_fetchable;
 
 /// Tokens that expire within this margin are not handed out from the vault: the agent would get
@@ -73,7 +73,7 @@ pub struct ClientCredentials<'a> {
 }
 
 fn provider_error(message: String) -> Error {
-    Error::new(ErrorKind::Validation { reason: crate::error::ValidationReason::FieldValidationFailed, fields: vec![] }, message)
+    Error::new(ErrorKind::Validation { reason: crate::kernel::error::ValidationReason::FieldValidationFailed, fields: vec![] }, message)
 }
 
 /// The endpoints of a provider from its `oauthDiscovery`.

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::client::{self, TokenSet};
 use super::providers::stored_config;
 use super::tokens::{TokenOutcome, TokenRequest};
-use crate::error::{Error, ErrorKind, Result};
+use crate::kernel::error::{Error, ErrorKind, Result};
 use crate::services::identity::issuer::endpoints::with_query;
 use crate::services::identity::tables::{ProviderKind, ProviderRow, SessionRow, SessionStatus, TokenKey, WorkloadRow};
 use crate::services::identity::{now_secs, tables, vault_error, Caller, Identity, WorkloadPrincipal};

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::error::{Error, Result};
+use crate::kernel::error::{Error, Result};
 use crate::services::identity::providers::{not_found, provider_arn, refuse_external_secret, secret_arn, secret_context};
 use crate::services::identity::tables::{ProviderKind, ProviderRow};
 use crate::services::identity::{now_ms, tables, vault_error, Caller, Identity};

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::client::{self, ClientAuthMethod, ClientCredentials, TokenSet};
 use super::providers::stored_config;
-use crate::error::{Error, Result};
+use crate::kernel::error::{Error, Result};
 use crate::services::identity::tables::{ProviderKind, ProviderRow, TokenKey, TokenRow};
 use crate::services::identity::{now_secs, tables, vault_error, Caller, Identity, WorkloadPrincipal};
 
@@ -139,7 +139,7 @@ impl Identity {
             .await?
             .ok_or_else(|| {
                 Error::new(
-                    crate::error::ErrorKind::AccessDenied,
+                    crate::kernel::error::ErrorKind::AccessDenied,
                     format!("The workload identity '{}' of this workloadIdentityToken no longer exists.", principal.workload),
                 )
             })
