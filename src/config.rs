@@ -43,6 +43,8 @@ pub struct Config {
     pub memory: crate::services::memory::MemoryConfig,
     /// Who answers Bedrock model calls (`--model-provider` and its options).
     pub model_provider: crate::services::bedrock::providers::ProviderFlags,
+    /// Clients and users of the built-in OIDC issuer (`--issuer-client`, `--issuer-user`).
+    pub issuer: crate::services::identity::issuer::IssuerConfig,
 }
 
 impl Config {
@@ -63,6 +65,7 @@ impl Config {
             log_max_bytes_per_runtime: crate::services::logs::DEFAULT_MAX_GROUP_BYTES,
             memory: crate::services::memory::MemoryConfig::default(),
             model_provider: Default::default(),
+            issuer: Default::default(),
         }
     }
 }

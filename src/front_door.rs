@@ -9,7 +9,9 @@ use crate::app::auth;
 pub use crate::app::{AppState, Call};
 use crate::console as local;
 use crate::kernel::{response, router};
+use crate::services::identity::{api as identity_api, browser as identity_browser};
 use crate::services::logs::api as logs;
+use crate::services::runtime::data_api::inbound::{self, Inbound, Principal};
 use crate::services::runtime::{control_api as control, data_api as data};
 use crate::services::{bedrock, s3::api as s3, sts};
 
@@ -66,6 +68,11 @@ where
     {
         return data::ws::handle(state, req, &request_id).await;
     }
+    // The built-in issuer and the USER_FEDERATION browser endpoints authenticate by their own
+    // protocol (client secrets, user passwords, single-use state), not SigV4.
+    if identity_browser::is_browser_path(req.method(), req.uri().path()) {
+        return identity_browser_request(&state, req).await;
+    }
     if local::is_local_path(req.uri().path()) {
         let loopback = req.extensions().get::<local::PeerAddr>().is_some_and(|p| p.0.ip().is_loopback());
         let (parts, _) = req.into_parts();
@@ -117,6 +124,20 @@ where
             return response::error(&Error::validation(message), &request_id);
         }
     };
+
+    // Invocations of a JWT-authorized runtime carry a bearer token instead of SigV4.
+    if let Ok(r) = &route {
+        if r.plane == Plane::Data && inbound::BEARER_OPERATIONS.contains(&r.operation) {
+            let credentials = inbound::classify(&headers, &raw_query);
+            if credentials != Inbound::SigV4 {
+                if let Some(resp) =
+                    bearer_request(&state, &request_id, r, &raw_query, &headers, body.clone(), credentials).await
+                {
+                    return resp;
+                }
+            }
+        }
+    }
 
     let identity = if body.len() > HASH_ON_BLOCKING_POOL_BYTES {
         // Hashing a large payload takes milliseconds; keep it off the request threads.
@@ -192,14 +213,20 @@ where
         raw_query: &raw_query,
         headers: &headers,
         body,
+        principal: Principal::SigV4,
     };
     let result = match call.route.plane {
         _ if crate::services::memory::api::serves(operation) => {
             crate::services::memory::api::handle(&state.memory, call.route.plane.model(), &call).await
         }
+        _ if identity_api::owns(operation) => identity_dispatch(&state, &call).await,
         Plane::Control => control::dispatch(&state, &call).await,
         Plane::Data => data::dispatch(&state, &call).await,
     };
+    finish(result, operation, &request_id)
+}
+
+fn finish(result: crate::kernel::error::Result<Response<Body>>, operation: &str, request_id: &str) -> Response<Body> {
     match result {
         Ok(resp) => {
             tracing::debug!(%operation, status = resp.status().as_u16(), "handled");
@@ -211,9 +238,108 @@ where
             } else {
                 tracing::info!(%operation, error = %e, "request rejected");
             }
-            response::error(&e, &request_id)
+            response::error(&e, request_id)
         }
     }
+}
+
+/// A bearer (or credential-less) call of a runtime's data plane. `None` when the runtime is a
+/// SigV4 runtime called without credentials: SigV4 verification then answers as it always has.
+async fn bearer_request(
+    state: &Arc<AppState>,
+    request_id: &str,
+    route: &Route,
+    raw_query: &str,
+    headers: &[(String, String)],
+    body: Bytes,
+    credentials: Inbound,
+) -> Option<Response<Body>> {
+    let label = route.labels.get("agentRuntimeArn").cloned().unwrap_or_default();
+    let query = crate::kernel::input::query_pairs(raw_query);
+    let param = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let caller = inbound::caller_of_label(state, &label, param("accountId").as_deref());
+    let target =
+        match state.control.resolve_invocation(caller.clone(), label, param("accountId"), param("qualifier")).await {
+            Ok(t) => t,
+            Err(e) => {
+                return match credentials {
+                    Inbound::None => None,
+                    _ => Some(response::error(&e, request_id)),
+                }
+            }
+        };
+    let token = match &credentials {
+        Inbound::Bearer(t) => Some(t.as_str()),
+        _ => None,
+    };
+    if target.authorizer.is_none() && token.is_none() {
+        return None;
+    }
+    let principal = match inbound::authorize(state, &target, token).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::info!(operation = route.operation, error = %e, "request rejected");
+            let missing =
+                (token.is_none() && target.authorizer.is_some()).then_some((state.identity.emulator_url(), &target));
+            return Some(inbound::error_response(&e, missing, request_id));
+        }
+    };
+    let call = Call { request_id, caller, route: route.clone(), raw_query, headers, body, principal };
+    Some(finish(data::dispatch(state, &call).await, route.operation, request_id))
+}
+
+/// Identity operations of either plane: bound and validated against the plane's model, then
+/// handed to the Identity service.
+async fn identity_dispatch(state: &AppState, call: &Call<'_>) -> crate::kernel::error::Result<Response<Body>> {
+    let model = call.route.plane.model();
+    let input = crate::kernel::input::bind_and_validate(
+        model,
+        call.route.operation,
+        &crate::kernel::input::HttpInput {
+            labels: &call.route.labels,
+            raw_query: call.raw_query,
+            headers: call.headers,
+            body: &call.body,
+        },
+    )?;
+    let identity_call = identity_api::IdentityCall {
+        request_id: call.request_id,
+        caller: crate::services::identity::Caller {
+            account: call.caller.account.clone(),
+            region: call.caller.region.clone(),
+        },
+        operation: call.route.operation,
+        status: model.operation(call.route.operation).http.response_code,
+        input,
+    };
+    identity_api::handle(&state.identity, &state.control, identity_call).await
+}
+
+/// The built-in issuer and the USER_FEDERATION browser endpoints (small bodies: forms).
+async fn identity_browser_request<B>(state: &AppState, req: Request<B>) -> Response<Body>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, MAX_CONTROL_BODY_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            let mut resp = Response::new(response::full(format!("Could not read the request body: {e}")));
+            *resp.status_mut() = http::StatusCode::BAD_REQUEST;
+            return resp;
+        }
+    };
+    let headers = header_pairs(&parts.headers);
+    identity_browser::handle(
+        &state.identity,
+        parts.method.as_str(),
+        parts.uri.path(),
+        parts.uri.query().unwrap_or(""),
+        &headers,
+        &body,
+    )
+    .await
 }
 
 /// STS: small form bodies, verified like any non-S3 service.

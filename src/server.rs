@@ -19,6 +19,7 @@ use crate::sandbox::docker::DockerBackend;
 use crate::sandbox::SandboxBackend;
 use crate::services::bedrock::Bedrock;
 use crate::services::memory::MemoryService;
+use crate::services::identity::Identity;
 use crate::services::runtime::domain::{ControlPlane, Provisioner};
 use crate::services::runtime::prepare::provisioner::{ControlPlaneOnly, SandboxProvisioner};
 use crate::services::s3::objects::Objects;
@@ -39,6 +40,8 @@ pub enum StartError {
     Objects { dir: Option<std::path::PathBuf>, source: std::io::Error },
     #[error(transparent)]
     Memory(#[from] crate::services::memory::SchemaError),
+    #[error("cannot open the Identity token vault: {0}")]
+    Identity(String),
 }
 
 /// Where files other than the database go: the data dir, or a temporary directory.
@@ -136,6 +139,16 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         TcpListener::bind(config.listen).await.map_err(|source| StartError::Bind { addr: config.listen, source })?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
     let control = ControlPlane::new(store.clone());
+    let identity = Arc::new(
+        Identity::open(store.clone(), config.data_dir.as_deref(), config.issuer.clone())
+            .await
+            .map_err(StartError::Identity)?,
+    );
+    identity.set_listen_addr(addr);
+    // A crash between a runtime's commit and its workload identity's is repaired here.
+    if let Err(e) = identity.sync_runtime_workloads(control.runtime_ids().await.unwrap_or_default()).await {
+        tracing::warn!(error = %e, "could not reconcile the runtimes' workload identities");
+    }
     // Before anything serves: orphaned files of interrupted writes are removed first.
     let objects = Objects::open(store.clone(), config.data_dir.as_deref())
         .map_err(|source| StartError::Objects { dir: config.data_dir.clone(), source })?;
@@ -181,6 +194,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         observatory,
         memory: memory.clone(),
         bedrock,
+        identity,
     });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let memory_tasks = memory.spawn_background(shutdown_rx.clone());

@@ -47,3 +47,14 @@ pub fn authenticate(config: &Config, parts: &RequestParts<'_>, body: &[u8]) -> R
     )?;
     Ok(Identity { account: verified.account_id, region: verified.region, service: verified.service })
 }
+
+/// Who the caller of an AWS operation is, once authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// A SigV4-signed request (its account and Region are the `Call`'s caller).
+    SigV4,
+    /// A bearer token a JWT-authorized runtime's authorizer accepted; `user` is its `iss` and `sub`
+    /// (`WorkloadPrincipal::user_from_jwt`), `token` the token itself.
+    Bearer { user: String, token: String },
+}
+

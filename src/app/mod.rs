@@ -27,6 +27,8 @@ pub struct AppState {
     pub memory: crate::services::memory::MemoryService,
     /// Bedrock's model provider and the record of model calls.
     pub bedrock: Arc<crate::services::bedrock::Bedrock>,
+    /// AgentCore Identity: workload identities, credential providers, the built-in issuer.
+    pub identity: Arc<crate::services::identity::Identity>,
 }
 
 /// One incoming request as handlers see it, with the body fully read.
@@ -37,4 +39,6 @@ pub struct Call<'a> {
     pub raw_query: &'a str,
     pub headers: &'a [(String, String)],
     pub body: Bytes,
+    /// How the caller authenticated (SigV4, or a bearer token on a JWT-authorized runtime).
+    pub principal: auth::Principal,
 }

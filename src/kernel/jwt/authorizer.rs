@@ -92,13 +92,16 @@ impl JwtAuthorizer {
             }
             let value = &m.claim_match_value;
             let ok = if wants_list {
-                value.match_value_string_list.as_ref().is_some_and(|l| !l.is_empty()) && value.match_value_string.is_none()
+                value.match_value_string_list.as_ref().is_some_and(|l| !l.is_empty())
+                    && value.match_value_string.is_none()
             } else {
                 value.match_value_string.is_some() && value.match_value_string_list.is_none()
             };
             if !ok {
                 let member = if wants_list { "matchValueStringList" } else { "matchValueString" };
-                return Err(format!("customClaims '{name}': claimMatchOperator {op:?} needs claimMatchValue.{member}."));
+                return Err(format!(
+                    "customClaims '{name}': claimMatchOperator {op:?} needs claimMatchValue.{member}."
+                ));
             }
         }
         Ok(())
@@ -202,8 +205,12 @@ mod tests {
 
     #[test]
     fn audience_client_and_scope_each_need_one_match() {
-        let a = authorizer(json!({"allowedAudience": ["api"], "allowedClients": ["c1"], "allowedScopes": ["read", "write"]}));
-        assert!(a.check_claims(&claims(json!({"aud": ["x", "api"], "client_id": "c1", "scope": "write other"}))).is_ok());
+        let a = authorizer(
+            json!({"allowedAudience": ["api"], "allowedClients": ["c1"], "allowedScopes": ["read", "write"]}),
+        );
+        assert!(a
+            .check_claims(&claims(json!({"aud": ["x", "api"], "client_id": "c1", "scope": "write other"})))
+            .is_ok());
         assert!(matches!(
             a.check_claims(&claims(json!({"aud": "x", "client_id": "c1", "scope": "read"}))),
             Err(JwtError::Audience { .. })

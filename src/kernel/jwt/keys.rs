@@ -141,13 +141,19 @@ impl KeyCache {
         let discovery = |reason: String| JwtError::Discovery { url: discovery_url.to_string(), reason };
         check_fetchable(discovery_url).map_err(discovery)?;
         let metadata: Metadata = self.get_json(discovery_url).await.map_err(discovery)?;
-        check_fetchable(&metadata.jwks_uri).map_err(|e| discovery(format!("its jwks_uri {}: {e}", metadata.jwks_uri)))?;
+        check_fetchable(&metadata.jwks_uri)
+            .map_err(|e| discovery(format!("its jwks_uri {}: {e}", metadata.jwks_uri)))?;
         let set: JwkSet = self
             .get_json(&metadata.jwks_uri)
             .await
             .map_err(|e| discovery(format!("its jwks_uri {}: {e}", metadata.jwks_uri)))?;
         tracing::debug!(discovery_url, issuer = %metadata.issuer, keys = set.keys.len(), "fetched issuer keys");
-        Ok(IssuerKeys { issuer: metadata.issuer, jwks_uri: metadata.jwks_uri, keys: set.keys, fetched_at: Instant::now() })
+        Ok(IssuerKeys {
+            issuer: metadata.issuer,
+            jwks_uri: metadata.jwks_uri,
+            keys: set.keys,
+            fetched_at: Instant::now(),
+        })
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, String> {
@@ -191,7 +197,9 @@ mod tests {
 
     #[test]
     fn plain_http_only_for_loopback() {
-        assert!(check_fetchable("https://cognito-idp.us-east-1.amazonaws.com/x/.well-known/openid-configuration").is_ok());
+        assert!(
+            check_fetchable("https://cognito-idp.us-east-1.amazonaws.com/x/.well-known/openid-configuration").is_ok()
+        );
         assert!(check_fetchable("http://127.0.0.1:4599/.well-known/openid-configuration").is_ok());
         assert!(check_fetchable("http://localhost:8080/.well-known/openid-configuration").is_ok());
         assert!(check_fetchable("http://[::1]:8080/.well-known/openid-configuration").is_ok());

@@ -30,7 +30,9 @@ pub const OIDC_DISCOVERY_SUFFIX: &str = "/.well-known/openid-configuration";
 pub enum JwtError {
     #[error("the bearer token is not a well-formed JWT: {0}")]
     Malformed(String),
-    #[error("the token is signed with {0}, which the authorizer does not accept (RS256/384/512, PS256/384/512, ES256/384)")]
+    #[error(
+        "the token is signed with {0}, which the authorizer does not accept (RS256/384/512, PS256/384/512, ES256/384)"
+    )]
     Algorithm(String),
     #[error("the issuer metadata at {url} could not be used: {reason}")]
     Discovery { url: String, reason: String },
@@ -181,8 +183,14 @@ mod tests {
     fn lifetime_allows_a_small_skew_only() {
         let c = |v: Value| v.as_object().unwrap().clone();
         assert!(check_lifetime(&c(json!({"exp": 1000})), 1000 + CLOCK_SKEW_SECS).is_ok());
-        assert!(matches!(check_lifetime(&c(json!({"exp": 1000})), 1001 + CLOCK_SKEW_SECS), Err(JwtError::Expired { .. })));
-        assert!(matches!(check_lifetime(&c(json!({"exp": 5000, "nbf": 2000})), 1000), Err(JwtError::NotYetValid { .. })));
+        assert!(matches!(
+            check_lifetime(&c(json!({"exp": 1000})), 1001 + CLOCK_SKEW_SECS),
+            Err(JwtError::Expired { .. })
+        ));
+        assert!(matches!(
+            check_lifetime(&c(json!({"exp": 5000, "nbf": 2000})), 1000),
+            Err(JwtError::NotYetValid { .. })
+        ));
         assert!(matches!(check_lifetime(&c(json!({})), 1000), Err(JwtError::NoExpiry)));
     }
 

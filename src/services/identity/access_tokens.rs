@@ -104,7 +104,10 @@ mod tests {
         };
         let t = tokens.mint(&p, 1_000);
         assert_eq!(tokens.verify(&t, 1_000).unwrap(), p);
-        assert_eq!(tokens.verify(&t, 1_000 + WORKLOAD_ACCESS_TOKEN_TTL_SECS + 1), Err(AccessTokenError::Expired(4_600)));
+        assert_eq!(
+            tokens.verify(&t, 1_000 + WORKLOAD_ACCESS_TOKEN_TTL_SECS + 1),
+            Err(AccessTokenError::Expired(4_600))
+        );
         assert_eq!(AccessTokens::new(&[8u8; 32]).verify(&t, 1_000), Err(AccessTokenError::Invalid));
         let mut parts: Vec<&str> = t.split('.').collect();
         let forged = base64::Engine::encode(
@@ -124,7 +127,12 @@ mod operations {
     use crate::services::identity::{now_secs, Caller, Identity};
 
     impl Identity {
-        async fn principal_for(&self, caller: Caller, workload: String, user: Option<String>) -> Result<WorkloadPrincipal> {
+        async fn principal_for(
+            &self,
+            caller: Caller,
+            workload: String,
+            user: Option<String>,
+        ) -> Result<WorkloadPrincipal> {
             let row = self.get_workload(caller.clone(), workload).await?;
             Ok(WorkloadPrincipal { account: caller.account, region: caller.region, workload: row.name, user })
         }
@@ -134,8 +142,14 @@ mod operations {
             Ok(self.mint_access_token(&principal))
         }
 
-        pub async fn workload_access_token_for_user_id(&self, caller: Caller, workload: String, user_id: String) -> Result<String> {
-            let principal = self.principal_for(caller, workload, Some(WorkloadPrincipal::user_from_id(&user_id))).await?;
+        pub async fn workload_access_token_for_user_id(
+            &self,
+            caller: Caller,
+            workload: String,
+            user_id: String,
+        ) -> Result<String> {
+            let principal =
+                self.principal_for(caller, workload, Some(WorkloadPrincipal::user_from_id(&user_id))).await?;
             Ok(self.mint_access_token(&principal))
         }
 

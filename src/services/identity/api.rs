@@ -14,9 +14,9 @@ use super::oauth2::providers::stored_config;
 use super::oauth2::{Flow, TokenOutcome, TokenRequest, UserIdentifier};
 use super::tables::{ProviderRow, VaultRow, WorkloadRow};
 use super::{Caller, Identity};
-use crate::kernel::response::{self, timestamp, Body};
 use crate::kernel::error::{Error, Result};
 use crate::kernel::jwt::JwtAuthorizer;
+use crate::kernel::response::{self, timestamp, Body};
 
 /// bedrock-agentcore-control operations served here.
 pub const CONTROL_OPERATIONS: &[&str] = &[
@@ -75,7 +75,8 @@ pub struct IdentityCall<'a> {
 }
 
 fn typed<T: DeserializeOwned>(input: Map<String, Value>) -> Result<T> {
-    serde_json::from_value(Value::Object(input)).map_err(|e| Error::validation(format!("The request could not be read: {e}")))
+    serde_json::from_value(Value::Object(input))
+        .map_err(|e| Error::validation(format!("The request could not be read: {e}")))
 }
 
 #[derive(Deserialize)]
@@ -271,7 +272,11 @@ fn page_of(key: &str, items: Vec<Value>, next: Option<String>) -> Value {
     body
 }
 
-pub async fn handle(identity: &Identity, runtimes: &dyn RuntimeAuthorizers, call: IdentityCall<'_>) -> Result<Response<Body>> {
+pub async fn handle(
+    identity: &Identity,
+    runtimes: &dyn RuntimeAuthorizers,
+    call: IdentityCall<'_>,
+) -> Result<Response<Body>> {
     let caller = call.caller.clone();
     let input = call.input;
     let body = match call.operation {
@@ -300,7 +305,11 @@ pub async fn handle(identity: &Identity, runtimes: &dyn RuntimeAuthorizers, call
         }
         "CreateApiKeyCredentialProvider" => {
             let i: ApiKeyProviderInput = typed(input)?;
-            super::providers::refuse_external_secret(i.api_key_secret_source.as_deref(), i.api_key_secret_config.is_some(), "apiKey")?;
+            super::providers::refuse_external_secret(
+                i.api_key_secret_source.as_deref(),
+                i.api_key_secret_config.is_some(),
+                "apiKey",
+            )?;
             api_key_view(&identity.create_api_key_provider(caller, i.name, i.api_key, i.tags).await?)
         }
         "GetApiKeyCredentialProvider" => {
@@ -309,7 +318,11 @@ pub async fn handle(identity: &Identity, runtimes: &dyn RuntimeAuthorizers, call
         }
         "UpdateApiKeyCredentialProvider" => {
             let i: ApiKeyProviderInput = typed(input)?;
-            super::providers::refuse_external_secret(i.api_key_secret_source.as_deref(), i.api_key_secret_config.is_some(), "apiKey")?;
+            super::providers::refuse_external_secret(
+                i.api_key_secret_source.as_deref(),
+                i.api_key_secret_config.is_some(),
+                "apiKey",
+            )?;
             api_key_view(&identity.update_api_key_provider(caller, i.name, i.api_key).await?)
         }
         "DeleteApiKeyCredentialProvider" => {
@@ -331,7 +344,8 @@ pub async fn handle(identity: &Identity, runtimes: &dyn RuntimeAuthorizers, call
         }
         "CreateOauth2CredentialProvider" => {
             let i: Oauth2ProviderInput = typed(input)?;
-            let row = identity.create_oauth2_provider(caller, i.name, i.credential_provider_vendor, i.config, i.tags).await?;
+            let row =
+                identity.create_oauth2_provider(caller, i.name, i.credential_provider_vendor, i.config, i.tags).await?;
             oauth2_view(identity, &row)?
         }
         "GetOauth2CredentialProvider" => {
@@ -384,7 +398,8 @@ pub async fn handle(identity: &Identity, runtimes: &dyn RuntimeAuthorizers, call
                 Some(runtime) => runtimes.authorizer(&caller.account, &caller.region, runtime).await?,
                 None => None,
             };
-            let token = identity.workload_access_token_for_jwt(caller, i.workload_name, i.user_token, authorizer).await?;
+            let token =
+                identity.workload_access_token_for_jwt(caller, i.workload_name, i.user_token, authorizer).await?;
             json!({"workloadAccessToken": token})
         }
         "GetResourceApiKey" => {

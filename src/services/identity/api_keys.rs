@@ -12,7 +12,9 @@ const KIND: ProviderKind = ProviderKind::ApiKey;
 pub const DEFAULT_API_KEY_PAGE: usize = 100;
 
 fn required_key(api_key: Option<String>) -> Result<String> {
-    api_key.filter(|k| !k.is_empty()).ok_or_else(|| Error::invalid_field("apiKey", "apiKey is required (the API key to keep in the token vault)."))
+    api_key
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| Error::invalid_field("apiKey", "apiKey is required (the API key to keep in the token vault)."))
 }
 
 impl Identity {
@@ -61,13 +63,20 @@ impl Identity {
         self.provider(KIND, caller, name).await
     }
 
-    pub async fn update_api_key_provider(&self, caller: Caller, name: String, api_key: Option<String>) -> Result<ProviderRow> {
+    pub async fn update_api_key_provider(
+        &self,
+        caller: Caller,
+        name: String,
+        api_key: Option<String>,
+    ) -> Result<ProviderRow> {
         let api_key = required_key(api_key)?;
         let vault = self.vault.clone();
         self.store
             .write(move |tx| {
                 let t = tables(tx);
-                let row = t.provider(&caller.account, &caller.region, KIND, &name)?.ok_or_else(|| not_found(KIND, &caller, &name))?;
+                let row = t
+                    .provider(&caller.account, &caller.region, KIND, &name)?
+                    .ok_or_else(|| not_found(KIND, &caller, &name))?;
                 let sealed = vault.seal_str(&secret_context(&row), &api_key).map_err(vault_error)?;
                 t.update_provider(row.seq, None, &row.config, Some(&sealed), now_ms())?;
                 t.provider(&caller.account, &caller.region, KIND, &name)?.ok_or_else(|| not_found(KIND, &caller, &name))

@@ -50,7 +50,12 @@ fn render(outcome: BrowserOutcome) -> Response<Body> {
 }
 
 impl CodeStore for Identity {
-    fn put_code<'a>(&'a self, code: &'a str, grant: &'a CodeGrant, expires_at: i64) -> endpoints::BoxFuture<'a, Result<(), String>> {
+    fn put_code<'a>(
+        &'a self,
+        code: &'a str,
+        grant: &'a CodeGrant,
+        expires_at: i64,
+    ) -> endpoints::BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
             let digest = endpoints::code_digest(code);
             let sealed = self
@@ -103,5 +108,9 @@ pub async fn handle(
     if let Some(callback_id) = path.strip_prefix(CALLBACK_PATH) {
         return render(identity.provider_callback(callback_id, &params).await);
     }
-    render(BrowserOutcome::Page { status: 404, title: "Not found".into(), message: format!("Nothing is served at {path}.") })
+    render(BrowserOutcome::Page {
+        status: 404,
+        title: "Not found".into(),
+        message: format!("Nothing is served at {path}."),
+    })
 }

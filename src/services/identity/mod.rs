@@ -17,11 +17,11 @@
 
 pub mod access_tokens;
 pub mod api;
-pub mod browser;
 mod api_keys;
-mod providers;
+pub mod browser;
 pub mod issuer;
 pub mod oauth2;
+mod providers;
 pub mod tables;
 mod token_vault;
 pub mod vault;
@@ -88,27 +88,29 @@ fn tables<'a, 'tx>(tx: &'a crate::kernel::store::Tx<'tx>) -> Tables<'a, 'tx> {
 
 impl Identity {
     /// The service over `store`, with its vault key beside the database (`data_dir`), or in memory.
-    pub async fn open(store: Store, data_dir: Option<&Path>, issuer_config: IssuerConfig) -> std::result::Result<Identity, String> {
-        let vault = Arc::new(match data_dir {
-            Some(dir) => Vault::open(dir),
-            None => Vault::ephemeral(),
-        }
-        .map_err(|e| e.to_string())?);
+    pub async fn open(
+        store: Store,
+        data_dir: Option<&Path>,
+        issuer_config: IssuerConfig,
+    ) -> std::result::Result<Identity, String> {
+        let vault = Arc::new(
+            match data_dir {
+                Some(dir) => Vault::open(dir),
+                None => Vault::ephemeral(),
+            }
+            .map_err(|e| e.to_string())?,
+        );
+        store.write(|tx| tables::migrate(tx)).await.map_err(|e| format!("identity tables: {}", e.message))?;
         let http = reqwest::Client::builder()
             .timeout(OUTBOUND_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("agentcore-local/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        let issuer_pkcs8 = own_key(&store, &vault, ISSUER_KEY, || {
-            SigningKey::generate().map(|k| k.pkcs8)
-        })
-        .await?;
+        let issuer_pkcs8 = own_key(&store, &vault, ISSUER_KEY, || SigningKey::generate().map(|k| k.pkcs8)).await?;
         let signing = SigningKey::from_pkcs8(&issuer_pkcs8)?;
-        let access_key = own_key(&store, &vault, ACCESS_TOKEN_KEY, || {
-            vault.random_bytes(32).map_err(|e| e.to_string())
-        })
-        .await?;
+        let access_key =
+            own_key(&store, &vault, ACCESS_TOKEN_KEY, || vault.random_bytes(32).map_err(|e| e.to_string())).await?;
         Ok(Identity {
             store,
             verifier: JwtVerifier::new(http.clone()),
@@ -170,10 +172,9 @@ impl Identity {
     /// The principal of a workload access token presented by `caller`: valid, unexpired, of the
     /// caller's account and Region.
     pub fn principal_of(&self, caller: &Caller, token: &str) -> Result<WorkloadPrincipal> {
-        let principal = self
-            .access_tokens
-            .verify(token, now_secs())
-            .map_err(|e| Error::new(ErrorKind::AccessDenied, format!("The workloadIdentityToken is not valid: {e}.")))?;
+        let principal = self.access_tokens.verify(token, now_secs()).map_err(|e| {
+            Error::new(ErrorKind::AccessDenied, format!("The workloadIdentityToken is not valid: {e}."))
+        })?;
         if principal.account != caller.account || principal.region != caller.region {
             return Err(Error::new(
                 ErrorKind::AccessDenied,

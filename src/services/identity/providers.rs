@@ -2,8 +2,8 @@
 
 use super::tables::{ProviderKind, ProviderRow};
 use super::{tables, Caller, Identity};
-use crate::services::runtime::domain::pagination::{self, Page};
 use crate::kernel::error::{Error, Result};
+use crate::services::runtime::domain::pagination::{self, Page};
 
 /// The token vault every account has; SetTokenVaultCMK and the provider ARNs name it.
 pub const DEFAULT_TOKEN_VAULT: &str = "default";
@@ -16,7 +16,8 @@ pub fn provider_arn(kind: ProviderKind, account: &str, region: &str, name: &str)
         ProviderKind::ApiKey => "apikeycredentialprovider",
         ProviderKind::OAuth2 => "oauth2credentialprovider",
     };
-    format!("arn:aws:acps:{region}:{account}:token-vault/{DEFAULT_TOKEN_VAULT}/{segment}/{name}")
+    let partition = crate::services::runtime::domain::ids::partition_of(region);
+    format!("arn:{partition}:acps:{region}:{account}:token-vault/{DEFAULT_TOKEN_VAULT}/{segment}/{name}")
 }
 
 /// The Secrets Manager ARN the service reports for a managed secret; the secret itself is in this
@@ -27,7 +28,8 @@ pub fn secret_arn(kind: ProviderKind, account: &str, region: &str, name: &str) -
         ProviderKind::OAuth2 => "oauth2",
     };
     let suffix: String = uuid::Uuid::new_v4().simple().to_string().chars().take(6).collect();
-    format!("arn:aws:secretsmanager:{region}:{account}:secret:bedrock-agentcore-identity!{DEFAULT_TOKEN_VAULT}/{kind}/{name}-{suffix}")
+    let partition = crate::services::runtime::domain::ids::partition_of(region);
+    format!("arn:{partition}:secretsmanager:{region}:{account}:secret:bedrock-agentcore-identity!{DEFAULT_TOKEN_VAULT}/{kind}/{name}-{suffix}")
 }
 
 /// The vault context of a provider's secret: its ciphertext opens only for this provider.
@@ -65,7 +67,9 @@ impl Identity {
     pub(crate) async fn provider(&self, kind: ProviderKind, caller: Caller, name: String) -> Result<ProviderRow> {
         self.store
             .read(move |tx| {
-                tables(tx).provider(&caller.account, &caller.region, kind, &name)?.ok_or_else(|| not_found(kind, &caller, &name))
+                tables(tx)
+                    .provider(&caller.account, &caller.region, kind, &name)?
+                    .ok_or_else(|| not_found(kind, &caller, &name))
             })
             .await
     }
@@ -74,7 +78,9 @@ impl Identity {
         self.store
             .write(move |tx| {
                 let t = tables(tx);
-                let row = t.provider(&caller.account, &caller.region, kind, &name)?.ok_or_else(|| not_found(kind, &caller, &name))?;
+                let row = t
+                    .provider(&caller.account, &caller.region, kind, &name)?
+                    .ok_or_else(|| not_found(kind, &caller, &name))?;
                 t.delete_provider(&row)
             })
             .await
@@ -96,7 +102,13 @@ impl Identity {
         let rows = self
             .store
             .read(move |tx| {
-                tables(tx).providers(&caller.account, &caller.region, kind, page.after.unwrap_or(0), page.max_results + 1)
+                tables(tx).providers(
+                    &caller.account,
+                    &caller.region,
+                    kind,
+                    page.after.unwrap_or(0),
+                    page.max_results + 1,
+                )
             })
             .await?;
         Ok(pagination::finish(rows, &page, list, |p| p.seq))

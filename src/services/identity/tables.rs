@@ -3,6 +3,10 @@
 //! Secrets are stored sealed by the token vault (`vault.rs`): columns named `sealed_*` hold
 //! ciphertext, never a secret in the clear. Everything a client was told exists is a row here, so
 //! it survives a restart and a kill -9 (the store commits with `synchronous=FULL`).
+//!
+//! The service's schema steps are numbered by the `meta` key `schema.identity` (the database's
+//! `user_version` belongs to the store's shared migrations), applied when the service opens.
+//! Append only: never edit a shipped step.
 
 use std::collections::BTreeMap;
 
@@ -11,8 +15,13 @@ use rusqlite::{params, Row};
 use crate::kernel::error::{Error, Result};
 use crate::kernel::store::Tx;
 
-/// The migration step that creates these tables (appended to the store's migration list).
-pub const MIGRATION: &str = r#"
+const SCHEMA_KEY: &str = "schema.identity";
+
+/// Identity's schema steps.
+const MIGRATIONS: &[&str] = &[
+    // 1: workload identities, credential providers, vault tokens, USER_FEDERATION sessions, token
+    // vault settings, the emulator's own sealed keys, the built-in issuer's authorization codes
+    r#"
 CREATE TABLE identity_workloads (
     seq          INTEGER PRIMARY KEY AUTOINCREMENT,
     account      TEXT NOT NULL,
@@ -91,7 +100,31 @@ CREATE TABLE identity_issuer_codes (
     sealed_grant BLOB NOT NULL,
     expires_at   INTEGER NOT NULL
 );
-"#;
+"#,
+];
+
+/// Bring Identity's tables up to date inside one store transaction.
+pub fn migrate(tx: &Tx<'_>) -> Result<()> {
+    let found: i64 = tx
+        .query_opt("SELECT value FROM meta WHERE key = ?1", params![SCHEMA_KEY], |r| r.get::<_, String>(0))?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let known = MIGRATIONS.len() as i64;
+    if found > known {
+        return Err(Error::internal(format!(
+            "the identity tables have schema version {found}, newer than this build understands ({known}); \
+             upgrade agentcore-local or use another --data-dir"
+        )));
+    }
+    for sql in MIGRATIONS.iter().skip(found as usize) {
+        tx.txn.execute_batch(sql).map_err(crate::kernel::store::db_error)?;
+    }
+    tx.exec(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![SCHEMA_KEY, known.to_string()],
+    )
+    .map(drop)
+}
 
 fn json_col<T: serde::de::DeserializeOwned>(row: &Row<'_>, idx: usize) -> rusqlite::Result<T> {
     let text: String = row.get(idx)?;
@@ -565,7 +598,9 @@ impl<'a, 'tx> Tables<'a, 'tx> {
             "SELECT vault_id, key_type, kms_key_arn, updated_at FROM identity_token_vaults
              WHERE account = ?1 AND region = ?2 AND vault_id = ?3",
             params![account, region, vault_id],
-            |r| Ok(VaultRow { vault_id: r.get(0)?, key_type: r.get(1)?, kms_key_arn: r.get(2)?, updated_at: r.get(3)? }),
+            |r| {
+                Ok(VaultRow { vault_id: r.get(0)?, key_type: r.get(1)?, kms_key_arn: r.get(2)?, updated_at: r.get(3)? })
+            },
         )
     }
 
@@ -612,7 +647,10 @@ impl<'a, 'tx> Tables<'a, 'tx> {
             params![code_hash],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-        self.tx.exec("DELETE FROM identity_issuer_codes WHERE code_hash = ?1 OR expires_at < ?2", params![code_hash, now])?;
+        self.tx.exec(
+            "DELETE FROM identity_issuer_codes WHERE code_hash = ?1 OR expires_at < ?2",
+            params![code_hash, now],
+        )?;
         Ok(found)
     }
 }
@@ -627,9 +665,11 @@ mod tests {
 
     fn with_tables<T>(f: impl FnOnce(&Tables<'_, '_>) -> T) -> T {
         let mut conn = rusqlite::Connection::open_in_memory().unwrap();
-        conn.execute_batch(MIGRATION).unwrap();
+        conn.execute_batch("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);").unwrap();
         let txn = conn.transaction().unwrap();
         let tx = Tx::new(&txn);
+        migrate(&tx).unwrap();
+        migrate(&tx).unwrap(); // a second open finds the tables up to date
         f(&Tables::new(&tx))
     }
 

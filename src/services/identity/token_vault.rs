@@ -31,7 +31,12 @@ impl Identity {
                     return Ok(row);
                 }
                 // First use: the vault comes into being with the service-managed key.
-                let row = VaultRow { vault_id: id, key_type: SERVICE_MANAGED_KEY.into(), kms_key_arn: None, updated_at: now_ms() };
+                let row = VaultRow {
+                    vault_id: id,
+                    key_type: SERVICE_MANAGED_KEY.into(),
+                    kms_key_arn: None,
+                    updated_at: now_ms(),
+                };
                 t.put_vault(&caller.account, &caller.region, &row)?;
                 Ok(row)
             })

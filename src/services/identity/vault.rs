@@ -88,7 +88,8 @@ impl Vault {
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| VaultError::Decrypt)?;
         let mut buf = body.to_vec();
         let aad = format!("{AAD_PREFIX}{context}");
-        let plain = self.key.open_in_place(nonce, Aad::from(aad.as_bytes()), &mut buf).map_err(|_| VaultError::Decrypt)?;
+        let plain =
+            self.key.open_in_place(nonce, Aad::from(aad.as_bytes()), &mut buf).map_err(|_| VaultError::Decrypt)?;
         Ok(plain.to_vec())
     }
 

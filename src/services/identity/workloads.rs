@@ -5,15 +5,16 @@ use std::collections::{BTreeMap, HashSet};
 
 use super::tables::WorkloadRow;
 use super::{now_ms, tables, Caller, Identity};
-use crate::services::runtime::domain::pagination::{self, Page};
 use crate::kernel::error::{Error, Result};
+use crate::services::runtime::domain::pagination::{self, Page};
 
 /// `ListWorkloadIdentities` returns at most this many per page (the model's maximum).
 pub const MAX_WORKLOAD_PAGE: usize = 20;
 
 /// The ARN form the developer guide shows for workload identities.
 pub fn workload_identity_arn(account: &str, region: &str, name: &str) -> String {
-    format!("arn:aws:bedrock-agentcore:{region}:{account}:workload-identity-directory/default/workload-identity/{name}")
+    let partition = crate::services::runtime::domain::ids::partition_of(region);
+    format!("arn:{partition}:bedrock-agentcore:{region}:{account}:workload-identity-directory/default/workload-identity/{name}")
 }
 
 fn not_found(caller: &Caller, name: &str) -> Error {
@@ -60,17 +61,25 @@ impl Identity {
 
     pub async fn get_workload(&self, caller: Caller, name: String) -> Result<WorkloadRow> {
         self.store
-            .read(move |tx| tables(tx).workload(&caller.account, &caller.region, &name)?.ok_or_else(|| not_found(&caller, &name)))
+            .read(move |tx| {
+                tables(tx).workload(&caller.account, &caller.region, &name)?.ok_or_else(|| not_found(&caller, &name))
+            })
             .await
     }
 
     /// Replace the allowed return URLs (when given). A runtime's own identity may be updated too:
     /// that is how its USER_FEDERATION return URLs are registered.
-    pub async fn update_workload(&self, caller: Caller, name: String, return_urls: Option<Vec<String>>) -> Result<WorkloadRow> {
+    pub async fn update_workload(
+        &self,
+        caller: Caller,
+        name: String,
+        return_urls: Option<Vec<String>>,
+    ) -> Result<WorkloadRow> {
         self.store
             .write(move |tx| {
                 let t = tables(tx);
-                let row = t.workload(&caller.account, &caller.region, &name)?.ok_or_else(|| not_found(&caller, &name))?;
+                let row =
+                    t.workload(&caller.account, &caller.region, &name)?.ok_or_else(|| not_found(&caller, &name))?;
                 if let Some(urls) = return_urls {
                     t.update_workload_return_urls(row.seq, &urls, now_ms())?;
                 }
@@ -83,7 +92,8 @@ impl Identity {
         self.store
             .write(move |tx| {
                 let t = tables(tx);
-                let row = t.workload(&caller.account, &caller.region, &name)?.ok_or_else(|| not_found(&caller, &name))?;
+                let row =
+                    t.workload(&caller.account, &caller.region, &name)?.ok_or_else(|| not_found(&caller, &name))?;
                 if let Some(runtime) = &row.runtime_id {
                     return Err(Error::invalid_field(
                         "name",
@@ -117,7 +127,12 @@ impl Identity {
 
     /// The workload identity of a runtime, created if it does not exist yet. Called when a
     /// runtime is created and before a workload access token is minted for it.
-    pub async fn ensure_runtime_workload(&self, account: String, region: String, runtime_id: String) -> Result<WorkloadRow> {
+    pub async fn ensure_runtime_workload(
+        &self,
+        account: String,
+        region: String,
+        runtime_id: String,
+    ) -> Result<WorkloadRow> {
         self.store
             .write(move |tx| {
                 let t = tables(tx);

@@ -38,7 +38,12 @@ pub struct IssuerRequest<'a> {
 
 /// Where authorization codes wait for their exchange (SQLite through the Identity service).
 pub trait CodeStore: Send + Sync {
-    fn put_code<'a>(&'a self, code: &'a str, grant: &'a CodeGrant, expires_at: i64) -> BoxFuture<'a, Result<(), String>>;
+    fn put_code<'a>(
+        &'a self,
+        code: &'a str,
+        grant: &'a CodeGrant,
+        expires_at: i64,
+    ) -> BoxFuture<'a, Result<(), String>>;
     fn take_code<'a>(&'a self, code: &'a str) -> BoxFuture<'a, Option<(CodeGrant, i64)>>;
 }
 
@@ -89,7 +94,8 @@ fn oauth_error(status: u16, error: &str, description: &str) -> Response<Body> {
     tracing::info!(error, description, "built-in issuer refused a token request");
     let mut resp = json_response(status, &json!({"error": error, "error_description": description}));
     if status == 401 {
-        resp.headers_mut().insert("www-authenticate", HeaderValue::from_static("Basic realm=\"agentcore-local issuer\""));
+        resp.headers_mut()
+            .insert("www-authenticate", HeaderValue::from_static("Basic realm=\"agentcore-local issuer\""));
     }
     resp
 }
@@ -132,7 +138,10 @@ pub async fn handle(issuer: &Issuer, codes: &dyn CodeStore, req: IssuerRequest<'
             *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
             resp
         }
-        _ => json_response(404, &json!({"error": "not_found", "error_description": format!("The built-in issuer has no {} endpoint.", req.path)})),
+        _ => json_response(
+            404,
+            &json!({"error": "not_found", "error_description": format!("The built-in issuer has no {} endpoint.", req.path)}),
+        ),
     }
 }
 
@@ -150,7 +159,13 @@ fn client_of(issuer: &Issuer, req: &IssuerRequest<'_>, params: &Params) -> Resul
         Some(pair) => pair,
         None => match (param(params, "client_id"), param(params, "client_secret")) {
             (Some(id), Some(secret)) => (id.to_string(), secret.to_string()),
-            _ => return Err(oauth_error(401, "invalid_client", "Client authentication is required (HTTP Basic or client_secret_post).")),
+            _ => {
+                return Err(oauth_error(
+                    401,
+                    "invalid_client",
+                    "Client authentication is required (HTTP Basic or client_secret_post).",
+                ))
+            }
         },
     };
     if !issuer.config().client_authenticates(&id, &secret) {
@@ -193,7 +208,8 @@ async fn token(issuer: &Issuer, codes: &dyn CodeStore, req: &IssuerRequest<'_>, 
     };
     match param(&params, "grant_type") {
         Some("client_credentials") => {
-            let grant = Grant { client_id, user: None, scope: scopes(&params), audience: audiences(&params), nonce: None };
+            let grant =
+                Grant { client_id, user: None, scope: scopes(&params), audience: audiences(&params), nonce: None };
             token_response(issuer, &grant, now, false)
         }
         Some("password") => {
@@ -241,8 +257,13 @@ async fn token(issuer: &Issuer, codes: &dyn CodeStore, req: &IssuerRequest<'_>, 
             token_response(issuer, &g, now, true)
         }
         Some("refresh_token") => {
-            let Some(grant) = param(&params, "refresh_token").and_then(|r| issuer.refresh_grant(r, &client_id, now)) else {
-                return oauth_error(400, "invalid_grant", "The refresh token is invalid, expired, or not this client's.");
+            let Some(grant) = param(&params, "refresh_token").and_then(|r| issuer.refresh_grant(r, &client_id, now))
+            else {
+                return oauth_error(
+                    400,
+                    "invalid_grant",
+                    "The refresh token is invalid, expired, or not this client's.",
+                );
             };
             token_response(issuer, &grant, now, true)
         }

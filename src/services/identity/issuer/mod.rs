@@ -223,7 +223,9 @@ impl Issuer {
         }
         let user = c.get("sub").and_then(Value::as_str).filter(|s| !s.is_empty()).map(String::from);
         let strings = |v: Option<&Value>| -> Vec<String> {
-            v.and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect()).unwrap_or_default()
+            v.and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+                .unwrap_or_default()
         };
         Some(Grant {
             client_id: client_id.to_string(),
@@ -295,7 +297,10 @@ mod tests {
         assert_eq!(refreshed.user.as_deref(), Some("alice"));
         assert_eq!(refreshed.audience, ["api"]);
         assert!(i.refresh_grant(t.refresh_token.as_deref().unwrap(), "other-client", 2_000).is_none());
-        assert!(i.refresh_grant(&t.access_token, DEFAULT_CLIENT_ID, 2_000).is_none(), "an access token is no refresh token");
+        assert!(
+            i.refresh_grant(&t.access_token, DEFAULT_CLIENT_ID, 2_000).is_none(),
+            "an access token is no refresh token"
+        );
     }
 
     #[test]

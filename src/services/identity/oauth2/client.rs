@@ -73,7 +73,10 @@ pub struct ClientCredentials<'a> {
 }
 
 fn provider_error(message: String) -> Error {
-    Error::new(ErrorKind::Validation { reason: crate::kernel::error::ValidationReason::FieldValidationFailed, fields: vec![] }, message)
+    Error::new(
+        ErrorKind::Validation { reason: crate::kernel::error::ValidationReason::FieldValidationFailed, fields: vec![] },
+        message,
+    )
 }
 
 /// The endpoints of a provider from its `oauthDiscovery`.
@@ -87,7 +90,10 @@ pub async fn endpoints(http: &reqwest::Client, discovery: &Value) -> Result<Prov
             .await
             .map_err(|e| provider_error(format!("The provider's discoveryUrl {url} could not be fetched: {e}")))?;
         if !resp.status().is_success() {
-            return Err(provider_error(format!("The provider's discoveryUrl {url} answered HTTP {}.", resp.status().as_u16())));
+            return Err(provider_error(format!(
+                "The provider's discoveryUrl {url} answered HTTP {}.",
+                resp.status().as_u16()
+            )));
         }
         let doc: Value = resp
             .json()
@@ -102,9 +108,9 @@ pub async fn endpoints(http: &reqwest::Client, discovery: &Value) -> Result<Prov
             auth_methods: strings(doc.get("token_endpoint_auth_methods_supported")),
         });
     }
-    let m = discovery
-        .get("authorizationServerMetadata")
-        .ok_or_else(|| provider_error("The provider has neither a discoveryUrl nor authorizationServerMetadata.".into()))?;
+    let m = discovery.get("authorizationServerMetadata").ok_or_else(|| {
+        provider_error("The provider has neither a discoveryUrl nor authorizationServerMetadata.".into())
+    })?;
     let token = m
         .get("tokenEndpoint")
         .and_then(Value::as_str)
@@ -117,7 +123,9 @@ pub async fn endpoints(http: &reqwest::Client, discovery: &Value) -> Result<Prov
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect()).unwrap_or_default()
+    v.and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+        .unwrap_or_default()
 }
 
 /// RFC 6749 §2.3.1: id and secret are form-encoded before they are joined for Basic.
@@ -133,7 +141,8 @@ pub async fn request_token(
     mut params: Vec<(String, String)>,
     now: i64,
 ) -> Result<TokenSet> {
-    check_fetchable(token_endpoint).map_err(|e| provider_error(format!("The provider's token endpoint {token_endpoint} {e}.")))?;
+    check_fetchable(token_endpoint)
+        .map_err(|e| provider_error(format!("The provider's token endpoint {token_endpoint} {e}.")))?;
     let mut request = http.post(token_endpoint).header("accept", "application/json");
     match client.method {
         ClientAuthMethod::Basic => {
@@ -148,12 +157,10 @@ pub async fn request_token(
         }
     }
     let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(params.iter()).finish();
-    let resp = request
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| provider_error(format!("The provider's token endpoint {token_endpoint} could not be reached: {e}")))?;
+    let resp =
+        request.header("content-type", "application/x-www-form-urlencoded").body(body).send().await.map_err(|e| {
+            provider_error(format!("The provider's token endpoint {token_endpoint} could not be reached: {e}"))
+        })?;
     let status = resp.status();
     let text = resp.text().await.unwrap_or_default();
     let doc: Value = serde_json::from_str(&text).unwrap_or(Value::Null);

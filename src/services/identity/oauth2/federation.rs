@@ -133,7 +133,12 @@ impl Identity {
     }
 
     /// GetResourceOauth2Token with a `sessionUri`: the token once the session completed.
-    pub(crate) async fn poll_session(&self, provider: &ProviderRow, key: &TokenKey, session_uri: &str) -> Result<TokenOutcome> {
+    pub(crate) async fn poll_session(
+        &self,
+        provider: &ProviderRow,
+        key: &TokenKey,
+        session_uri: &str,
+    ) -> Result<TokenOutcome> {
         let uri = session_uri.to_string();
         let session = self.store().read(move |tx| tables(tx).session(&uri)).await?.ok_or_else(invalid_session)?;
         if session.token_key.account != key.account
@@ -163,7 +168,13 @@ impl Identity {
         let uri = request_uri.to_string();
         let session = match self.store().read(move |tx| tables(tx).session(&uri)).await {
             Ok(Some(s)) if s.status == SessionStatus::InProgress && s.expires_at >= now_secs() => s,
-            Ok(_) => return page(400, "Authorization link expired", "This authorization link is unknown, used or expired. Ask the agent again."),
+            Ok(_) => {
+                return page(
+                    400,
+                    "Authorization link expired",
+                    "This authorization link is unknown, used or expired. Ask the agent again.",
+                )
+            }
             Err(e) => return page(500, "Error", e.message),
         };
         match self.provider_redirect(&session).await {
@@ -182,13 +193,17 @@ impl Identity {
         let config = stored_config(&provider)?;
         let endpoints = client::endpoints(self.http(), &config.discovery().unwrap_or_default()).await?;
         let authorize = endpoints.authorization_endpoint.ok_or_else(|| {
-            Error::invalid_field("oauthDiscovery", format!("Credential provider '{}' has no authorization endpoint.", provider.name))
+            Error::invalid_field(
+                "oauthDiscovery",
+                format!("Credential provider '{}' has no authorization endpoint.", provider.name),
+            )
         })?;
         let pending = self.pending_request(session)?;
         let challenge = {
             use base64::Engine;
             use sha2::Digest;
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(pending.code_verifier.as_bytes()))
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(sha2::Sha256::digest(pending.code_verifier.as_bytes()))
         };
         let callback = self.callback_url(&provider);
         let scope = pending.scopes.join(" ");
@@ -210,7 +225,10 @@ impl Identity {
     }
 
     fn pending_request(&self, session: &SessionRow) -> Result<PendingRequest> {
-        let text = self.vault().open_str(&session_context(&session.session_uri), &session.sealed_request).map_err(vault_error)?;
+        let text = self
+            .vault()
+            .open_str(&session_context(&session.session_uri), &session.sealed_request)
+            .map_err(vault_error)?;
         serde_json::from_str(&text).map_err(|e| Error::internal(format!("stored authorization request: {e}")))
     }
 
@@ -350,8 +368,6 @@ impl Identity {
         .map_err(|e| Error::internal(format!("stored session token: {e}")))?;
         self.store_vault_token(&session.token_key, &tokens).await?;
         let uri = session.session_uri.clone();
-        self.store()
-            .write(move |tx| tables(tx).set_session_outcome(&uri, SessionStatus::Completed, None, None))
-            .await
+        self.store().write(move |tx| tables(tx).set_session_outcome(&uri, SessionStatus::Completed, None, None)).await
     }
 }

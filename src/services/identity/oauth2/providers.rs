@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::kernel::error::{Error, Result};
-use crate::services::identity::providers::{not_found, provider_arn, refuse_external_secret, secret_arn, secret_context};
+use crate::services::identity::providers::{
+    not_found, provider_arn, refuse_external_secret, secret_arn, secret_context,
+};
 use crate::services::identity::tables::{ProviderKind, ProviderRow};
 use crate::services::identity::{now_ms, tables, vault_error, Caller, Identity};
 
@@ -39,19 +41,21 @@ fn member_of(vendor: &str) -> &'static str {
 
 /// `oauthDiscovery` of the vendors whose endpoints are fixed.
 fn vendor_discovery(member: &str, settings: &Map<String, Value>) -> Option<Value> {
-    let metadata = |issuer: &str, authorize: &str, token: &str| {
-        json!({"authorizationServerMetadata": {"issuer": issuer, "authorizationEndpoint": authorize, "tokenEndpoint": token}})
-    };
+    let metadata = |issuer: &str, authorize: &str, token: &str| json!({"authorizationServerMetadata": {"issuer": issuer, "authorizationEndpoint": authorize, "tokenEndpoint": token}});
     Some(match member {
-        "googleOauth2ProviderConfig" => json!({"discoveryUrl": "https://accounts.google.com/.well-known/openid-configuration"}),
+        "googleOauth2ProviderConfig" => {
+            json!({"discoveryUrl": "https://accounts.google.com/.well-known/openid-configuration"})
+        }
         "githubOauth2ProviderConfig" => metadata(
             "https://github.com",
             "https://github.com/login/oauth/authorize",
             "https://github.com/login/oauth/access_token",
         ),
-        "slackOauth2ProviderConfig" => {
-            metadata("https://slack.com", "https://slack.com/oauth/v2/authorize", "https://slack.com/api/oauth.v2.access")
-        }
+        "slackOauth2ProviderConfig" => metadata(
+            "https://slack.com",
+            "https://slack.com/oauth/v2/authorize",
+            "https://slack.com/api/oauth.v2.access",
+        ),
         "salesforceOauth2ProviderConfig" => {
             json!({"discoveryUrl": "https://login.salesforce.com/.well-known/openid-configuration"})
         }
@@ -134,7 +138,10 @@ impl StoredConfig {
 fn split_config(vendor: &str, input: &Map<String, Value>) -> Result<(StoredConfig, Option<String>)> {
     let expected = member_of(vendor);
     let (member, body) = input.iter().next().ok_or_else(|| {
-        Error::invalid_field("oauth2ProviderConfigInput", "oauth2ProviderConfigInput must set one provider configuration.")
+        Error::invalid_field(
+            "oauth2ProviderConfigInput",
+            "oauth2ProviderConfigInput must set one provider configuration.",
+        )
     })?;
     if member != expected {
         return Err(Error::invalid_field(
@@ -159,13 +166,15 @@ fn split_config(vendor: &str, input: &Map<String, Value>) -> Result<(StoredConfi
         ));
     }
     if let Some(Value::String(url)) = stored.discovery().as_ref().and_then(|d| d.get("discoveryUrl")) {
-        crate::kernel::jwt::check_fetchable(url).map_err(|e| Error::invalid_field("discoveryUrl", format!("{url} {e}.")))?;
+        crate::kernel::jwt::check_fetchable(url)
+            .map_err(|e| Error::invalid_field("discoveryUrl", format!("{url} {e}.")))?;
     }
     Ok((stored, secret))
 }
 
 pub fn stored_config(row: &ProviderRow) -> Result<StoredConfig> {
-    serde_json::from_value(row.config.clone()).map_err(|e| Error::internal(format!("stored provider configuration: {e}")))
+    serde_json::from_value(row.config.clone())
+        .map_err(|e| Error::internal(format!("stored provider configuration: {e}")))
 }
 
 impl Identity {
@@ -235,7 +244,9 @@ impl Identity {
         self.store
             .write(move |tx| {
                 let t = tables(tx);
-                let row = t.provider(&caller.account, &caller.region, KIND, &name)?.ok_or_else(|| not_found(KIND, &caller, &name))?;
+                let row = t
+                    .provider(&caller.account, &caller.region, KIND, &name)?
+                    .ok_or_else(|| not_found(KIND, &caller, &name))?;
                 let sealed = match &secret {
                     Some(s) => Some(vault.seal_str(&secret_context(&row), s).map_err(vault_error)?),
                     None => row.sealed_secret.clone(),
@@ -288,11 +299,15 @@ mod tests {
         let github = json!({"githubOauth2ProviderConfig": {"clientId": "g", "clientSecret": "x"}});
         let (stored, _) = split_config("GithubOauth2", github.as_object().unwrap()).unwrap();
         assert_eq!(
-            stored.output()["githubOauth2ProviderConfig"]["oauthDiscovery"]["authorizationServerMetadata"]["tokenEndpoint"],
+            stored.output()["githubOauth2ProviderConfig"]["oauthDiscovery"]["authorizationServerMetadata"]
+                ["tokenEndpoint"],
             "https://github.com/login/oauth/access_token"
         );
         let okta = json!({"includedOauth2ProviderConfig": {"clientId": "o"}});
-        assert!(split_config("OktaOauth2", okta.as_object().unwrap()).is_err(), "included vendors name their endpoints");
+        assert!(
+            split_config("OktaOauth2", okta.as_object().unwrap()).is_err(),
+            "included vendors name their endpoints"
+        );
         let external = json!({"customOauth2ProviderConfig": {"oauthDiscovery": {"discoveryUrl": "https://x/.well-known/openid-configuration"},
             "clientSecretSource": "EXTERNAL", "clientSecretConfig": {"secretId": "s", "jsonKey": "k"}}});
         assert!(split_config("CustomOauth2", external.as_object().unwrap()).is_err());

@@ -38,9 +38,14 @@ pub struct TokenRequest {
 pub enum TokenOutcome {
     Token(String),
     /// The user must authorize at `authorization_url`; poll again with `session_uri`.
-    Authorize { authorization_url: String, session_uri: String },
+    Authorize {
+        authorization_url: String,
+        session_uri: String,
+    },
     /// The session ended without a token (denied, expired, or the exchange failed).
-    Failed { session_uri: String },
+    Failed {
+        session_uri: String,
+    },
 }
 
 /// The vault key's scope part: what was asked for, independent of order.
@@ -134,15 +139,15 @@ impl Identity {
         principal: &WorkloadPrincipal,
     ) -> Result<crate::services::identity::tables::WorkloadRow> {
         let (a, r, w) = (principal.account.clone(), principal.region.clone(), principal.workload.clone());
-        self.store
-            .read(move |tx| tables(tx).workload(&a, &r, &w))
-            .await?
-            .ok_or_else(|| {
-                Error::new(
-                    crate::kernel::error::ErrorKind::AccessDenied,
-                    format!("The workload identity '{}' of this workloadIdentityToken no longer exists.", principal.workload),
-                )
-            })
+        self.store.read(move |tx| tables(tx).workload(&a, &r, &w)).await?.ok_or_else(|| {
+            Error::new(
+                crate::kernel::error::ErrorKind::AccessDenied,
+                format!(
+                    "The workload identity '{}' of this workloadIdentityToken no longer exists.",
+                    principal.workload
+                ),
+            )
+        })
     }
 
     /// A fresh access token from the vault, refreshed with its refresh token when it has expired.
@@ -151,16 +156,18 @@ impl Identity {
         let Some(row) = self.store.read(move |tx| tables(tx).token(&k)).await? else {
             return Ok(None);
         };
-        let tokens: TokenSet = serde_json::from_str(
-            &self.vault.open_str(&token_context(key), &row.sealed_token).map_err(vault_error)?,
-        )
-        .map_err(|e| Error::internal(format!("stored token: {e}")))?;
+        let tokens: TokenSet =
+            serde_json::from_str(&self.vault.open_str(&token_context(key), &row.sealed_token).map_err(vault_error)?)
+                .map_err(|e| Error::internal(format!("stored token: {e}")))?;
         let now = now_secs();
         if tokens.fresh_at(now) {
             return Ok(Some(tokens.access_token));
         }
         let Some(refresh) = tokens.refresh_token else { return Ok(None) };
-        let params = vec![("grant_type".to_string(), "refresh_token".to_string()), ("refresh_token".to_string(), refresh.clone())];
+        let params = vec![
+            ("grant_type".to_string(), "refresh_token".to_string()),
+            ("refresh_token".to_string(), refresh.clone()),
+        ];
         match self.call_token_endpoint(provider, params).await {
             Ok(mut fresh) => {
                 // Providers may omit a new refresh token; the old one stays valid then (RFC 6749 §6).
@@ -186,12 +193,19 @@ impl Identity {
     }
 
     /// One call to the provider's token endpoint with its client credentials.
-    pub(crate) async fn call_token_endpoint(&self, provider: &ProviderRow, params: Vec<(String, String)>) -> Result<TokenSet> {
+    pub(crate) async fn call_token_endpoint(
+        &self,
+        provider: &ProviderRow,
+        params: Vec<(String, String)>,
+    ) -> Result<TokenSet> {
         let config = stored_config(provider)?;
         let discovery = config.discovery().unwrap_or(Value::Null);
         let endpoints = client::endpoints(&self.http, &discovery).await?;
         let client_id = config.client_id().ok_or_else(|| {
-            Error::invalid_field("resourceCredentialProviderName", format!("Credential provider '{}' has no clientId.", provider.name))
+            Error::invalid_field(
+                "resourceCredentialProviderName",
+                format!("Credential provider '{}' has no clientId.", provider.name),
+            )
         })?;
         let secret = self.client_secret(provider)?;
         let credentials = ClientCredentials {

@@ -28,6 +28,8 @@ pub struct InvocationTarget {
     pub lifecycle: Lifecycle,
     /// `requestHeaderConfiguration.requestHeaderAllowlist`, lower-cased.
     pub header_allowlist: Vec<String>,
+    /// `authorizerConfiguration.customJWTAuthorizer`: callers then send bearer tokens, not SigV4.
+    pub authorizer: Option<crate::kernel::jwt::JwtAuthorizer>,
 }
 
 /// Resolved invocation targets, each tagged with the store generation it was read at.
@@ -80,6 +82,10 @@ fn target_of(rt: &RuntimeRow, endpoint_name: &str, version: &VersionRow) -> Resu
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_str).map(str::to_ascii_lowercase).collect())
         .unwrap_or_default();
+    // Checked when the version was created, so a stored one always parses; fail closed if not.
+    let authorizer = crate::kernel::jwt::JwtAuthorizer::of_config(&version.config)
+        .transpose()
+        .map_err(|e| Error::internal(format!("version {} of '{}': {e}", version.version, rt.id)))?;
     Ok(InvocationTarget {
         account: rt.account.clone(),
         region: rt.region.clone(),
@@ -93,6 +99,7 @@ fn target_of(rt: &RuntimeRow, endpoint_name: &str, version: &VersionRow) -> Resu
         protocol: Protocol::of(&version.config),
         lifecycle: lifecycle::effective(&version.config),
         header_allowlist,
+        authorizer,
     })
 }
 
