@@ -73,6 +73,10 @@ where
     if identity_browser::is_browser_path(req.method(), req.uri().path()) {
         return identity_browser_request(&state, req).await;
     }
+    if let Some(label) = inbound::metadata_label(req.method(), req.uri().path()) {
+        let query = req.uri().query().unwrap_or("").to_string();
+        return inbound::protected_resource_metadata(&state, label, &query, &request_id).await;
+    }
     if local::is_local_path(req.uri().path()) {
         let loopback = req.extensions().get::<local::PeerAddr>().is_some_and(|p| p.0.ip().is_loopback());
         let (parts, _) = req.into_parts();

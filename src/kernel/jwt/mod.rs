@@ -98,6 +98,11 @@ impl JwtVerifier {
         JwtVerifier { keys: Arc::new(KeyCache::new(http)) }
     }
 
+    /// The issuer a discovery document names (cached with its keys).
+    pub async fn issuer(&self, discovery_url: &str) -> Result<String, JwtError> {
+        Ok(self.keys.issuer(discovery_url).await?.issuer.clone())
+    }
+
     /// Verify `token` as the runtime's authorizer would, at unix time `now`.
     pub async fn verify(&self, token: &str, authorizer: &JwtAuthorizer, now: i64) -> Result<VerifiedJwt, JwtError> {
         let verified = self.verify_signed_by(token, &authorizer.discovery_url, now).await?;

@@ -128,13 +128,64 @@ pub async fn authorize(state: &AppState, target: &InvocationTarget, token: Optio
     }
 }
 
+/// Where a runtime's OAuth protected-resource metadata (RFC 9728) lives, below its invocation URL.
+const METADATA_SUFFIX: &str = "/invocations/.well-known/oauth-protected-resource";
+
 /// The RFC 9728 metadata URL a 401 points clients to.
 pub fn resource_metadata_url(emulator_url: &str, target: &InvocationTarget) -> String {
-    let encoded = percent_encoding::utf8_percent_encode(&target.runtime_arn, percent_encoding::NON_ALPHANUMERIC);
+    let invocations = crate::sessions::spec::invocation_url(emulator_url, &target.runtime_arn);
     format!(
-        "{emulator_url}/runtimes/{encoded}/invocations/.well-known/oauth-protected-resource?qualifier={}",
+        "{}/.well-known/oauth-protected-resource?qualifier={}",
+        invocations.trim_end_matches('/'),
         target.endpoint_name
     )
+}
+
+/// The runtime label of `GET /runtimes/{arn}/invocations/.well-known/oauth-protected-resource`.
+pub fn metadata_label(method: &http::Method, path: &str) -> Option<String> {
+    if method != http::Method::GET {
+        return None;
+    }
+    let label = path.strip_prefix("/runtimes/")?.strip_suffix(METADATA_SUFFIX)?;
+    (!label.is_empty() && !label.contains('/'))
+        .then(|| percent_encoding::percent_decode_str(label).decode_utf8_lossy().into_owned())
+}
+
+/// The runtime's protected-resource metadata: which authorization server issues its tokens (the
+/// issuer of its authorizer's discovery document) and which scopes it accepts. Public, as the
+/// document a 401 points to must be.
+pub async fn protected_resource_metadata(
+    state: &AppState,
+    label: String,
+    raw_query: &str,
+    request_id: &str,
+) -> Response<Body> {
+    let query = crate::kernel::input::query_pairs(raw_query);
+    let param = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let caller = caller_of_label(state, &label, param("accountId").as_deref());
+    let target = match state.control.resolve_invocation(caller, label, param("accountId"), param("qualifier")).await {
+        Ok(t) => t,
+        Err(e) => return response::error(&e, request_id),
+    };
+    let Some(authorizer) = &target.authorizer else {
+        let e =
+            Error::not_found(format!("Agent runtime '{}' is not OAuth-protected (it takes SigV4).", target.runtime_id));
+        return response::error(&e, request_id);
+    };
+    let issuer = match state.identity.verifier().issuer(&authorizer.discovery_url).await {
+        Ok(i) => i,
+        Err(e) => return response::error(&Error::internal(e.to_string()), request_id),
+    };
+    let resource = crate::sessions::spec::invocation_url(state.identity.emulator_url(), &target.runtime_arn);
+    let mut body = serde_json::json!({
+        "resource": resource.trim_end_matches('/'),
+        "authorization_servers": [issuer],
+        "bearer_methods_supported": ["header"],
+    });
+    if !authorizer.allowed_scopes.is_empty() {
+        body["scopes_supported"] = serde_json::json!(authorizer.allowed_scopes);
+    }
+    response::json(200, &body, request_id)
 }
 
 /// An error response; a missing token on a JWT runtime also gets `WWW-Authenticate`.
