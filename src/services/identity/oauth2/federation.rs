@@ -76,22 +76,9 @@ impl Identity {
     pub(crate) async fn start_session(
         &self,
         provider: &ProviderRow,
-        workload: &WorkloadRow,
         key: TokenKey,
         req: &TokenRequest,
     ) -> Result<TokenOutcome> {
-        if let Some(url) = &req.return_url {
-            if !workload.return_urls.contains(url) {
-                return Err(Error::invalid_field(
-                    "resourceOauth2ReturnUrl",
-                    format!(
-                        "resourceOauth2ReturnUrl {url} is not one of the allowedResourceOauth2ReturnUrls of workload identity '{}' \
-                         (UpdateWorkloadIdentity registers it).",
-                        workload.name
-                    ),
-                ));
-            }
-        }
         let session_uri = format!("{SESSION_URI_PREFIX}{}", random_token(self, 24)?);
         let pending = PendingRequest {
             code_verifier: random_token(self, 32)?,
@@ -126,6 +113,22 @@ impl Identity {
             .await?;
         tracing::info!(provider = %provider.name, %session_uri, "USER_FEDERATION: the user must authorize");
         Ok(TokenOutcome::Authorize { authorization_url: self.authorization_url(&session_uri), session_uri })
+    }
+
+    /// A return URL must be one the workload identity registered (session binding sends the
+    /// user's browser there).
+    pub(crate) fn check_return_url(workload: &WorkloadRow, return_url: Option<&str>) -> Result<()> {
+        match return_url {
+            Some(url) if !workload.return_urls.iter().any(|u| u == url) => Err(Error::invalid_field(
+                "resourceOauth2ReturnUrl",
+                format!(
+                    "resourceOauth2ReturnUrl {url} is not one of the allowedResourceOauth2ReturnUrls of workload identity '{}' \
+                     (UpdateWorkloadIdentity registers it).",
+                    workload.name
+                ),
+            )),
+            _ => Ok(()),
+        }
     }
 
     pub fn authorization_url(&self, session_uri: &str) -> String {

@@ -120,6 +120,7 @@ impl Identity {
                     user_key: user,
                     scopes,
                 };
+                Identity::check_return_url(&workload, req.return_url.as_deref())?;
                 if let Some(session_uri) = &req.session_uri {
                     return self.poll_session(&provider, &key, session_uri).await;
                 }
@@ -128,7 +129,7 @@ impl Identity {
                         return Ok(TokenOutcome::Token(token));
                     }
                 }
-                self.start_session(&provider, &workload, key, &req).await
+                self.start_session(&provider, key, &req).await
             }
         }
     }
