@@ -147,7 +147,10 @@ pub async fn handle(issuer: &Issuer, codes: &dyn CodeStore, req: IssuerRequest<'
 
 /// Client authentication (RFC 6749 §2.3.1): HTTP Basic with form-encoded id and secret, or the
 /// `client_id`/`client_secret` body parameters.
-fn client_of(issuer: &Issuer, req: &IssuerRequest<'_>, params: &Params) -> Result<String, Response<Body>> {
+/// Why client authentication failed: RFC 6749 §5.2 `invalid_client`, with a description.
+struct InvalidClient(String);
+
+fn client_of(issuer: &Issuer, req: &IssuerRequest<'_>, params: &Params) -> Result<String, InvalidClient> {
     let from_basic = header(req.headers, "authorization").and_then(|v| {
         let b64 = v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic "))?;
         let decoded = String::from_utf8(STANDARD.decode(b64.trim()).ok()?).ok()?;
@@ -160,16 +163,14 @@ fn client_of(issuer: &Issuer, req: &IssuerRequest<'_>, params: &Params) -> Resul
         None => match (param(params, "client_id"), param(params, "client_secret")) {
             (Some(id), Some(secret)) => (id.to_string(), secret.to_string()),
             _ => {
-                return Err(oauth_error(
-                    401,
-                    "invalid_client",
-                    "Client authentication is required (HTTP Basic or client_secret_post).",
+                return Err(InvalidClient(
+                    "Client authentication is required (HTTP Basic or client_secret_post).".into(),
                 ))
             }
         },
     };
     if !issuer.config().client_authenticates(&id, &secret) {
-        return Err(oauth_error(401, "invalid_client", &format!("Unknown client '{id}' or wrong client secret.")));
+        return Err(InvalidClient(format!("Unknown client '{id}' or wrong client secret.")));
     }
     Ok(id)
 }
@@ -204,7 +205,7 @@ async fn token(issuer: &Issuer, codes: &dyn CodeStore, req: &IssuerRequest<'_>, 
     let params = form(req.body);
     let client_id = match client_of(issuer, req, &params) {
         Ok(id) => id,
-        Err(resp) => return resp,
+        Err(InvalidClient(why)) => return oauth_error(401, "invalid_client", &why),
     };
     match param(&params, "grant_type") {
         Some("client_credentials") => {
@@ -311,23 +312,23 @@ fn escape(s: &str) -> String {
 
 /// Check what must hold before the user is asked anything: a known client, response_type=code, a
 /// redirect URI.
-fn check_request(issuer: &Issuer, params: &Params) -> Result<(), Response<Body>> {
+fn check_request(issuer: &Issuer, params: &Params) -> Result<(), String> {
     let client = param(params, "client_id").unwrap_or_default();
     if issuer.config().client(client).is_none() {
-        return Err(authorize_error(&format!("Unknown client_id '{client}'.")));
+        return Err(format!("Unknown client_id '{client}'."));
     }
     if param(params, "redirect_uri").is_none() {
-        return Err(authorize_error("redirect_uri is required."));
+        return Err("redirect_uri is required.".into());
     }
     if param(params, "response_type") != Some("code") {
-        return Err(authorize_error("Only response_type=code is supported."));
+        return Err("Only response_type=code is supported.".into());
     }
     Ok(())
 }
 
 fn authorize_page(issuer: &Issuer, params: &Params) -> Response<Body> {
-    if let Err(resp) = check_request(issuer, params) {
-        return resp;
+    if let Err(why) = check_request(issuer, params) {
+        return authorize_error(&why);
     }
     login_form(params, None, 200)
 }
@@ -354,8 +355,8 @@ fn login_form(params: &Params, error: Option<&str>, status: u16) -> Response<Bod
 }
 
 async fn authorize_submit(issuer: &Issuer, codes: &dyn CodeStore, params: &Params, now: i64) -> Response<Body> {
-    if let Err(resp) = check_request(issuer, params) {
-        return resp;
+    if let Err(why) = check_request(issuer, params) {
+        return authorize_error(&why);
     }
     let user = param(params, "username").unwrap_or_default();
     if !issuer.config().user_authenticates(user, param(params, "password").unwrap_or_default()) {
