@@ -178,5 +178,10 @@ mod tests {
         }
         let rce = Error::new(ErrorKind::RuntimeClientError, "x");
         assert_eq!(model::data().error_status(rce.code()), Some(rce.status()));
+        for e in [Error::new(ErrorKind::Unauthorized, "x"), Error::new(ErrorKind::DecryptionFailure, "x")] {
+            assert_eq!(model::control().error_status(e.code()), Some(e.status()), "{}", e.code());
+        }
+        let unauthorized = Error::new(ErrorKind::Unauthorized, "x");
+        assert_eq!(model::data().error_status(unauthorized.code()), Some(401));
     }
 }
