@@ -334,7 +334,7 @@ where
             return resp;
         }
     };
-    let headers = header_pairs(&parts.headers);
+    let headers = crate::kernel::sigv4::header_pairs(&parts.headers);
     identity_browser::handle(
         &state.identity,
         parts.method.as_str(),

@@ -57,4 +57,3 @@ pub enum Principal {
     /// (`WorkloadPrincipal::user_from_jwt`), `token` the token itself.
     Bearer { user: String, token: String },
 }
-

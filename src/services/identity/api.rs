@@ -13,9 +13,8 @@ use serde_json::{json, Map, Value};
 use super::oauth2::providers::stored_config;
 use super::oauth2::{Flow, TokenOutcome, TokenRequest, UserIdentifier};
 use super::tables::{ProviderRow, VaultRow, WorkloadRow};
-use super::{Caller, Identity};
+use super::{Caller, Identity, RuntimeAuthorizers};
 use crate::kernel::error::{Error, Result};
-use crate::kernel::jwt::JwtAuthorizer;
 use crate::kernel::response::{self, timestamp, Body};
 
 /// bedrock-agentcore-control operations served here.
@@ -51,17 +50,6 @@ pub const DATA_OPERATIONS: &[&str] = &[
 
 pub fn owns(operation: &str) -> bool {
     CONTROL_OPERATIONS.contains(&operation) || DATA_OPERATIONS.contains(&operation)
-}
-
-/// What Identity needs to know about agent runtimes: the authorizer a runtime's own workload
-/// identity validates user tokens with. Implemented by the runtime service.
-pub trait RuntimeAuthorizers: Send + Sync {
-    fn authorizer<'a>(
-        &'a self,
-        account: &'a str,
-        region: &'a str,
-        runtime_id: &'a str,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Option<JwtAuthorizer>>> + Send + 'a>>;
 }
 
 /// One Identity request, its input already bound and validated against the model.

@@ -32,7 +32,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::kernel::error::{Error, ErrorKind, Result};
-use crate::kernel::jwt::JwtVerifier;
+use crate::kernel::jwt::{JwtAuthorizer, JwtVerifier};
 use crate::kernel::store::Store;
 use access_tokens::AccessTokens;
 use issuer::{Issuer, IssuerConfig, SigningKey};
@@ -53,6 +53,17 @@ const ACCESS_TOKEN_KEY: &str = "workload-access-token-hs256";
 pub struct Caller {
     pub account: String,
     pub region: String,
+}
+
+/// What Identity needs to know about agent runtimes: the authorizer a runtime's own workload
+/// identity validates user tokens with. Implemented by the runtime service.
+pub trait RuntimeAuthorizers: Send + Sync {
+    fn authorizer<'a>(
+        &'a self,
+        account: &'a str,
+        region: &'a str,
+        runtime_id: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Option<JwtAuthorizer>>> + Send + 'a>>;
 }
 
 pub struct Identity {
@@ -100,7 +111,7 @@ impl Identity {
             }
             .map_err(|e| e.to_string())?,
         );
-        store.write(|tx| tables::migrate(tx)).await.map_err(|e| format!("identity tables: {}", e.message))?;
+        store.write(tables::migrate).await.map_err(|e| format!("identity tables: {}", e.message))?;
         let http = reqwest::Client::builder()
             .timeout(OUTBOUND_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())

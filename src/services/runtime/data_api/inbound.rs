@@ -22,18 +22,6 @@ pub const BEARER_OPERATIONS: &[&str] = &["InvokeAgentRuntime", "GetAgentCard", "
 /// The SDK's browser form of a bearer token on a WebSocket upgrade.
 const WS_BEARER_PROTOCOL: &str = "base64UrlBearerAuthorization.";
 
-/// Who the caller is, once authenticated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Principal {
-    SigV4,
-    /// A token the runtime's authorizer accepted; `user` is its `iss` and `sub`
-    /// (`WorkloadPrincipal::user_from_jwt`).
-    Bearer {
-        user: String,
-        token: String,
-    },
-}
-
 /// The credentials a request carries, before any is checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Inbound {

@@ -5,7 +5,7 @@
 use super::{Caller, ControlPlane};
 use crate::kernel::error::{Error, Result};
 use crate::kernel::jwt::JwtAuthorizer;
-use crate::services::identity::api::RuntimeAuthorizers;
+use crate::services::identity::RuntimeAuthorizers;
 
 impl RuntimeAuthorizers for ControlPlane {
     fn authorizer<'a>(
