@@ -49,6 +49,12 @@ pub enum ErrorKind {
     Auth {
         code: &'static str,
     },
+    /// Another error shape of a service's model (e.g. Bedrock's ModelErrorException), with the
+    /// status its `httpStatusCode` trait gives; the body carries `message` only.
+    Modelled {
+        code: &'static str,
+        status: u16,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,7 +115,7 @@ impl Error {
             ErrorKind::RetryableConflict => "RetryableConflictException",
             ErrorKind::InternalServer => "InternalServerException",
             ErrorKind::UnknownOperation => "UnknownOperationException",
-            ErrorKind::Auth { code } => code,
+            ErrorKind::Auth { code } | ErrorKind::Modelled { code, .. } => code,
         }
     }
 
@@ -125,6 +131,7 @@ impl Error {
             ErrorKind::RuntimeClientError => 424,
             ErrorKind::InternalServer => 500,
             ErrorKind::UnknownOperation => 404,
+            ErrorKind::Modelled { status, .. } => *status,
         }
     }
 }

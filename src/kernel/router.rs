@@ -33,7 +33,8 @@ enum Segment {
 
 #[derive(Debug)]
 struct Template {
-    plane: Plane,
+    /// Index of the model in its table.
+    model: usize,
     operation: String,
     method: String,
     segments: Vec<Segment>,
@@ -44,6 +45,14 @@ struct Template {
 #[derive(Debug, Clone)]
 pub struct Route {
     pub plane: Plane,
+    pub operation: &'static str,
+    pub labels: HashMap<String, String>,
+}
+
+/// A match in a `RouteTable`: which of its models, the operation, its decoded URI labels.
+#[derive(Debug, Clone)]
+pub struct Matched {
+    pub model: usize,
     pub operation: &'static str,
     pub labels: HashMap<String, String>,
 }
@@ -90,15 +99,21 @@ fn decode(segment: &str) -> String {
     percent_encoding::percent_decode_str(segment).decode_utf8_lossy().into_owned()
 }
 
-fn templates() -> &'static [Template] {
-    static TEMPLATES: OnceLock<Vec<Template>> = OnceLock::new();
-    TEMPLATES.get_or_init(|| {
-        let mut out = Vec::new();
-        for plane in [Plane::Control, Plane::Data] {
-            let m = plane.model();
+/// The operations of the models that share one signing name (AgentCore's control and data planes,
+/// Bedrock's runtime and control plane), routed by method and path.
+pub struct RouteTable {
+    /// Each model with the service name an unimplemented operation is reported under.
+    models: Vec<(&'static ServiceModel, &'static str)>,
+    templates: Vec<Template>,
+}
+
+impl RouteTable {
+    pub fn new(models: Vec<(&'static ServiceModel, &'static str)>) -> RouteTable {
+        let mut templates = Vec::new();
+        for (index, (m, _)) in models.iter().enumerate() {
             for (name, summary) in &m.all_operations {
-                out.push(Template {
-                    plane,
+                templates.push(Template {
+                    model: index,
                     operation: name.clone(),
                     method: summary.method.clone(),
                     segments: parse_template(&summary.request_uri),
@@ -107,8 +122,47 @@ fn templates() -> &'static [Template] {
             }
         }
         // Literal segments beat labels when two templates could match (e.g. `/gateways/x/rules`).
-        out.sort_by_key(|t| std::cmp::Reverse(t.segments.iter().filter(|s| matches!(s, Segment::Literal(_))).count()));
-        out
+        templates
+            .sort_by_key(|t| std::cmp::Reverse(t.segments.iter().filter(|s| matches!(s, Segment::Literal(_))).count()));
+        RouteTable { models, templates }
+    }
+
+    pub fn route(&self, method: &str, raw_path: &str) -> Result<Matched, NoRoute> {
+        let segments = split_path(raw_path);
+        let mut allowed = Vec::new();
+        let mut unimplemented = None;
+        for t in &self.templates {
+            let Some(labels) = match_template(t, &segments) else {
+                continue;
+            };
+            if t.method != method {
+                allowed.push(t.method.clone());
+                continue;
+            }
+            let (model, service) = self.models[t.model];
+            if t.implemented {
+                let operation = model.operation(&t.operation).name.as_str();
+                return Ok(Matched { model: t.model, operation, labels });
+            }
+            unimplemented.get_or_insert_with(|| NoRoute::NotImplemented { service, operation: t.operation.clone() });
+        }
+        if let Some(nr) = unimplemented {
+            return Err(nr);
+        }
+        if !allowed.is_empty() {
+            allowed.sort();
+            allowed.dedup();
+            return Err(NoRoute::WrongMethod { allowed });
+        }
+        Err(NoRoute::Unknown)
+    }
+}
+
+/// AgentCore's two planes.
+fn agentcore() -> &'static RouteTable {
+    static TABLE: OnceLock<RouteTable> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        RouteTable::new(vec![(model::control(), "bedrock-agentcore-control"), (model::data(), "bedrock-agentcore")])
     })
 }
 
@@ -141,38 +195,9 @@ fn match_template(t: &Template, segments: &[&str]) -> Option<HashMap<String, Str
 }
 
 pub fn route(method: &str, raw_path: &str) -> Result<Route, NoRoute> {
-    let segments = split_path(raw_path);
-    let mut allowed = Vec::new();
-    let mut unimplemented = None;
-    for t in templates() {
-        let Some(labels) = match_template(t, &segments) else {
-            continue;
-        };
-        if t.method != method {
-            allowed.push(t.method.clone());
-            continue;
-        }
-        if t.implemented {
-            let operation = t.plane.model().operation(&t.operation).name.as_str();
-            return Ok(Route { plane: t.plane, operation, labels });
-        }
-        unimplemented.get_or_insert_with(|| NoRoute::NotImplemented {
-            service: match t.plane {
-                Plane::Control => "bedrock-agentcore-control",
-                Plane::Data => "bedrock-agentcore",
-            },
-            operation: t.operation.clone(),
-        });
-    }
-    if let Some(nr) = unimplemented {
-        return Err(nr);
-    }
-    if !allowed.is_empty() {
-        allowed.sort();
-        allowed.dedup();
-        return Err(NoRoute::WrongMethod { allowed });
-    }
-    Err(NoRoute::Unknown)
+    let m = agentcore().route(method, raw_path)?;
+    let plane = if m.model == 0 { Plane::Control } else { Plane::Data };
+    Ok(Route { plane, operation: m.operation, labels: m.labels })
 }
 
 #[cfg(test)]

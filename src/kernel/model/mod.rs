@@ -43,6 +43,9 @@ pub struct Shape {
     pub enum_values: Option<Vec<String>>,
     #[serde(default)]
     pub union: bool,
+    /// A free-form JSON document (any JSON value).
+    #[serde(default)]
+    pub document: bool,
     #[serde(default)]
     pub sensitive: bool,
     pub payload: Option<String>,
@@ -157,7 +160,8 @@ impl ServiceModel {
     }
 }
 
-fn load(text: &str) -> ServiceModel {
+/// A model from its JSON text (the embedded files are valid; a broken one is a build mistake).
+pub fn load(text: &str) -> ServiceModel {
     serde_json::from_str(text).expect("embedded service model is valid JSON")
 }
 

@@ -99,6 +99,9 @@ fn check(
     errors: &mut Vec<FieldError>,
 ) {
     let sensitive = sensitive || shape.sensitive;
+    if shape.document {
+        return; // any JSON value
+    }
     let expected = match shape.kind.as_str() {
         "structure" => "structure",
         "list" => "list",
