@@ -9,6 +9,9 @@ upgrade with:  python3 tools/extract_model.py  (needs botocore importable). The 
 Documentation strings are dropped to keep the binary small; every other key is kept verbatim.
 The `allOperations` table lists every operation of the full model (method, URI) so that a request for
 an operation the emulator does not implement gets a precise error naming it.
+
+Each service's file goes to the folder that loads it: the AgentCore models beside the kernel's
+model module, Bedrock's (runtime and control plane, both signed as `bedrock`) into its service folder.
 """
 import gzip
 import json
@@ -28,9 +31,21 @@ SERVICES = {
     "bedrock-agentcore/2024-02-28": [
         "InvokeAgentRuntime", "StopRuntimeSession", "GetAgentCard", "InvokeAgentRuntimeCommand",
     ],
+    "bedrock-runtime/2023-09-30": [
+        "Converse", "ConverseStream", "InvokeModel", "InvokeModelWithResponseStream",
+    ],
+    "bedrock/2023-04-20": [
+        "ListFoundationModels", "GetFoundationModel",
+    ],
 }
 
-OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src", "kernel", "model")
+SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
+OUT_DIR = os.path.join(SRC, "kernel", "model")
+# Services whose model lives in their own folder; the rest go to OUT_DIR.
+OUT_DIRS = {
+    "bedrock-runtime": os.path.join(SRC, "services", "bedrock", "model"),
+    "bedrock": os.path.join(SRC, "services", "bedrock", "model"),
+}
 
 
 def strip_docs(value):
@@ -87,9 +102,9 @@ def main():
     check = "--check" in sys.argv
     status = 0
     for service_path, operations in SERVICES.items():
-        name = service_path.split("/")[0] + ".json"
+        service = service_path.split("/")[0]
         text = json.dumps(extract(service_path, operations), indent=1, sort_keys=True) + "\n"
-        path = os.path.join(OUT_DIR, name)
+        path = os.path.join(OUT_DIRS.get(service, OUT_DIR), service + ".json")
         if check:
             with open(path) as f:
                 if f.read() != text:
