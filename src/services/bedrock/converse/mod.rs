@@ -1,0 +1,4 @@
+//! The Converse API's wire: requests in (`input`), answers and stream events out (`output`).
+
+pub mod input;
+pub mod output;

@@ -1,0 +1,87 @@
+//! Amazon Bedrock, served locally so agents run offline: the `bedrock-runtime` API (Converse,
+//! ConverseStream, InvokeModel and InvokeModelWithResponseStream with the Anthropic messages body)
+//! and the `bedrock` control plane's ListFoundationModels and GetFoundationModel. Both sign as
+//! `bedrock`; the path tells them apart.
+//!
+//! Any model id is accepted; the answer comes from the provider chosen with
+//! `serve --model-provider` (`providers`). A provider streams `reply::Delta`s; `reply` numbers
+//! them into content blocks that each wire (`converse`, `anthropic`) writes in its own shape.
+//! Every call is recorded (`calls`).
+
+pub mod anthropic;
+pub mod api;
+pub mod calls;
+pub mod catalogue;
+pub mod conversation;
+pub mod converse;
+mod errors;
+mod eventstream;
+pub mod models;
+pub mod providers;
+pub mod reply;
+pub mod routes;
+mod tokens;
+
+use std::sync::Arc;
+
+use calls::{ModelCall, ModelCalls};
+use catalogue::Catalogue;
+use providers::{Provider, ProviderFlags};
+
+/// Largest request body: InvokeModel's `body` limit in the model (Converse carries images and
+/// documents inline, as base64, within the same bound).
+pub const MAX_REQUEST_BYTES: usize = 25_000_000;
+
+/// The Bedrock service's state: who answers, what was called, and the record of calls.
+pub struct Bedrock {
+    provider: Provider,
+    catalogue: Catalogue,
+    calls: Arc<ModelCalls>,
+}
+
+impl Bedrock {
+    pub fn new(flags: &ProviderFlags) -> Result<Bedrock, String> {
+        Ok(Bedrock { provider: Provider::from_flags(flags)?, catalogue: Catalogue::default(), calls: Arc::default() })
+    }
+
+    /// For the start-up log: which provider answers, e.g. `script /tmp/rules.json (3 rules)`.
+    pub fn describe(&self) -> String {
+        match &self.provider {
+            Provider::Echo => "echo".into(),
+            Provider::Script(s) => format!("script {} ({} rules)", s.path().display(), s.rule_count()),
+            Provider::OpenAi(o) => format!("openai {}", o.url()),
+        }
+    }
+
+    pub fn calls(&self) -> &Arc<ModelCalls> {
+        &self.calls
+    }
+}
+
+/// Put a line for `call` into the log of the runtime session that made it (`call.session`): what
+/// a developer reading that session's logs expects to see next to the agent's own output. Calls
+/// whose credentials name no session (host-side callers, until session credentials identify
+/// sessions) or whose session has ended are not logged here.
+pub async fn note_in_session_log(sessions: &crate::sessions::Sessions, call: &ModelCall) {
+    let Some(who) = &call.session else { return };
+    let Some(store) = sessions.log_store() else { return };
+    let Some(session) =
+        sessions.live().into_iter().find(|s| s.key.runtime_id == who.runtime_id && s.key.session_id == who.session_id)
+    else {
+        return;
+    };
+    let store = store.scoped(&session.target.account, &session.target.region);
+    let group = crate::services::logs::group_name(&session.target.runtime_id, &session.target.endpoint_name);
+    let stream = crate::services::logs::stream_name(&who.session_id, session.started_at_unix_ms);
+    let now = crate::services::runtime::domain::now_ms();
+    let event = crate::services::logs::LogEvent {
+        timestamp: now,
+        stream: "stdout".into(),
+        message: calls::session_log_line(call),
+        ingested: now,
+    };
+    let appended = tokio::task::spawn_blocking(move || store.append(&group, &stream, &[event])).await;
+    if let Ok(Err(e)) = appended {
+        tracing::warn!(error = %e, "could not write a model call into its session's log");
+    }
+}
