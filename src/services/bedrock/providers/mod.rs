@@ -14,7 +14,8 @@ use super::reply::{DeltaStream, ModelFailure};
 pub enum Provider {
     Echo,
     Script(script::Script),
-    OpenAi(openai::OpenAi),
+    /// Boxed: the HTTP client is large and there is one provider per process.
+    OpenAi(Box<openai::OpenAi>),
 }
 
 /// What `serve` was told about the provider.
@@ -40,7 +41,8 @@ impl Provider {
             return script::Script::load(std::path::Path::new(path)).map(Provider::Script);
         }
         if let Some(url) = spec.strip_prefix("openai:") {
-            return openai::OpenAi::new(url, flags.model.clone(), flags.api_key.clone()).map(Provider::OpenAi);
+            return openai::OpenAi::new(url, flags.model.clone(), flags.api_key.clone())
+                .map(|o| Provider::OpenAi(Box::new(o)));
         }
         Err(format!("--model-provider must be echo, script:PATH or openai:URL, got '{spec}'"))
     }

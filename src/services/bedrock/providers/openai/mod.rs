@@ -205,6 +205,99 @@ fn sse_deltas(body: hyper::body::Incoming) -> DeltaStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::services::bedrock::conversation::{Block, Message, Role};
+    use crate::services::bedrock::reply::{StopReason, Usage};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A one-shot loopback server: reads one request, answers `response` (status line and all),
+    /// and hands back the request it read.
+    async fn fake_server(response: String) -> (String, tokio::task::JoinHandle<String>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/v1", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = socket.read(&mut buf).await.unwrap();
+                request.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&request).to_string();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length: usize = text
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string())
+                        })
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    if request.len() >= end + 4 + length {
+                        break;
+                    }
+                }
+            }
+            socket.write_all(response.as_bytes()).await.unwrap();
+            socket.shutdown().await.unwrap();
+            String::from_utf8_lossy(&request).to_string()
+        });
+        (url, task)
+    }
+
+    fn hello() -> Conversation {
+        Conversation {
+            model_id: "us.anthropic.claude-sonnet-4-20250514-v1:0".into(),
+            messages: vec![Message { role: Role::User, content: vec![Block::Text("hi".into())] }],
+            ..Conversation::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn streams_server_sent_events_as_deltas() {
+        let sse = "data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\n\
+                   data: {\"choices\":[{\"delta\":{\"content\":\"lo\"},\"finish_reason\":\"stop\"}]}\n\n\
+                   data: {\"choices\":[],\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":1}}\n\ndata: [DONE]\n\n";
+        let (url, server) = fake_server(format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n{sse}"
+        ))
+        .await;
+        let provider = OpenAi::new(&url, None, Some("sk-test".into())).unwrap();
+        let deltas: Vec<Delta> =
+            provider.answer(&hello(), true).await.unwrap().map(|d| d.unwrap()).collect::<Vec<_>>().await;
+        assert_eq!(
+            deltas,
+            vec![
+                Delta::Text("Hel".into()),
+                Delta::Text("lo".into()),
+                Delta::Finish {
+                    stop_reason: StopReason::EndTurn,
+                    usage: Some(Usage { input_tokens: 2, output_tokens: 1 })
+                },
+            ]
+        );
+        let request = server.await.unwrap();
+        assert!(request.starts_with("POST /v1/chat/completions HTTP/1.1"), "{request}");
+        assert!(request.to_ascii_lowercase().contains("authorization: bearer sk-test"), "{request}");
+        let body: serde_json::Value = serde_json::from_str(request.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        assert_eq!(body["model"], "us.anthropic.claude-sonnet-4-20250514-v1:0");
+        assert_eq!(body["stream"], true);
+    }
+
+    #[tokio::test]
+    async fn error_statuses_and_dead_servers() {
+        let (url, _server) = fake_server(
+            "HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: 40\r\n\r\n\
+             {\"error\":{\"message\":\"no such model x\"}}   "
+                .into(),
+        )
+        .await;
+        let provider = OpenAi::new(&url, Some("x".into()), None).unwrap();
+        let Err(ModelFailure::Upstream { status, message }) = provider.answer(&hello(), false).await else {
+            panic!("expected an upstream error")
+        };
+        assert_eq!(status, 404);
+        assert!(message.contains("no such model x"), "{message}");
+        let dead = OpenAi::new("http://127.0.0.1:9/v1", None, None).unwrap();
+        assert!(matches!(dead.answer(&hello(), false).await, Err(ModelFailure::Unreachable(_))));
+    }
 
     #[test]
     fn urls() {
