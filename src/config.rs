@@ -39,6 +39,8 @@ pub struct Config {
     pub sessions: crate::sessions::SessionConfig,
     /// Agent output kept per runtime endpoint before the oldest session streams are deleted.
     pub log_max_bytes_per_runtime: u64,
+    /// Who answers Bedrock model calls (`--model-provider` and its options).
+    pub model_provider: crate::services::bedrock::providers::ProviderFlags,
 }
 
 impl Config {
@@ -57,6 +59,7 @@ impl Config {
             sandbox: SandboxKind::None,
             sessions: crate::sessions::SessionConfig::default(),
             log_max_bytes_per_runtime: crate::services::logs::DEFAULT_MAX_GROUP_BYTES,
+            model_provider: Default::default(),
         }
     }
 }

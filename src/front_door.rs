@@ -11,7 +11,7 @@ use crate::console as local;
 use crate::kernel::{response, router};
 use crate::services::logs::api as logs;
 use crate::services::runtime::{control_api as control, data_api as data};
-use crate::services::{s3::api as s3, sts};
+use crate::services::{bedrock, s3::api as s3, sts};
 
 use std::sync::Arc;
 
@@ -101,8 +101,10 @@ where
         _ => {}
     }
     let route = router::route(&method, &raw_path);
-
-    let limit = body_limit(&route);
+    // Bedrock routes with its own models once authenticated; its bodies carry images and
+    // documents inline.
+    let is_bedrock = scope.as_ref().is_some_and(|(_, service)| service == "bedrock");
+    let limit = if is_bedrock { bedrock::MAX_REQUEST_BYTES } else { body_limit(&route) };
     let body = match Limited::new(body, limit).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) => {
@@ -139,6 +141,19 @@ where
     if identity.service == "logs" {
         let caller = Caller { account: identity.account, region: identity.region };
         return logs::handle(&state, &caller, &headers, &body, &request_id);
+    }
+    if identity.service == "bedrock" {
+        let incoming = bedrock::api::Incoming {
+            request_id: &request_id,
+            account: &identity.account,
+            region: &identity.region,
+            method: &method,
+            raw_path: &raw_path,
+            raw_query: &raw_query,
+            headers: &headers,
+            body,
+        };
+        return bedrock::api::handle(&state, incoming).await;
     }
     if identity.service != "bedrock-agentcore" {
         let err = Error::new(

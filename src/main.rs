@@ -28,7 +28,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the emulator (both API planes on one port).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Build or list the base images that code deployments (codeConfiguration) run in.
     #[command(subcommand)]
     Images(ImagesCommand),
@@ -152,6 +152,17 @@ struct ServeArgs {
     /// latency on small machines (no cross-thread wake-ups); more help many concurrent streams.
     #[arg(long, env = "AGENTCORE_LOCAL_WORKER_THREADS", default_value_t = 1)]
     worker_threads: usize,
+    /// Who answers Bedrock model calls: echo (the text of the last user message), script:PATH (rules
+    /// in a JSON file) or openai:URL (an OpenAI-compatible server's API base, e.g.
+    /// openai:http://127.0.0.1:11434/v1).
+    #[arg(long, env = "AGENTCORE_LOCAL_MODEL_PROVIDER", default_value = "echo")]
+    model_provider: String,
+    /// Model name sent to an openai: provider [default: the Bedrock model id of each call].
+    #[arg(long, env = "AGENTCORE_LOCAL_MODEL_PROVIDER_MODEL")]
+    model_provider_model: Option<String>,
+    /// Bearer token for an openai: provider.
+    #[arg(long, env = "AGENTCORE_LOCAL_MODEL_PROVIDER_API_KEY", hide_env_values = true)]
+    model_provider_api_key: Option<String>,
     /// Multiply idle timeouts, max lifetimes and the ping interval (for tests, e.g. 0.05).
     #[arg(long, env = "AGENTCORE_LOCAL_LIFECYCLE_TIME_SCALE", default_value_t = 1.0)]
     lifecycle_time_scale: f64,
@@ -187,6 +198,11 @@ fn build_config(args: &ServeArgs) -> Result<Config, String> {
         auth: args.auth,
         sandbox: args.sandbox,
         log_max_bytes_per_runtime: args.log_retention_mib * 1024 * 1024,
+        model_provider: agentcore_local::services::bedrock::providers::ProviderFlags {
+            spec: args.model_provider.clone(),
+            model: args.model_provider_model.clone(),
+            api_key: args.model_provider_api_key.clone(),
+        },
         sessions: SessionConfig {
             max_sessions_per_account: args.max_sessions,
             max_tps_per_endpoint: args.max_tps_per_endpoint,
@@ -245,7 +261,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
 fn main() {
     let cli = Cli::parse();
     let args = match cli.command {
-        Command::Serve(args) => args,
+        Command::Serve(args) => *args,
         Command::Images(command) => {
             let result = match command {
                 ImagesCommand::Build { runtimes, force } => images::build(&runtimes, force),

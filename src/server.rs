@@ -17,6 +17,7 @@ use crate::front_door::{self, AppState};
 use crate::kernel::store::{OpenError, Store};
 use crate::sandbox::docker::DockerBackend;
 use crate::sandbox::SandboxBackend;
+use crate::services::bedrock::Bedrock;
 use crate::services::runtime::domain::{ControlPlane, Provisioner};
 use crate::services::runtime::prepare::provisioner::{ControlPlaneOnly, SandboxProvisioner};
 use crate::services::s3::objects::Objects;
@@ -31,6 +32,8 @@ pub enum StartError {
     Store(#[from] OpenError),
     #[error("cannot listen on {addr}: {source} (is another agentcore-local running? choose another --listen)")]
     Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("{0}")]
+    ModelProvider(String),
     #[error("cannot prepare the object store{}: {source}", dir.as_ref().map(|d| format!(" under {}", d.display())).unwrap_or_default())]
     Objects { dir: Option<std::path::PathBuf>, source: std::io::Error },
 }
@@ -119,6 +122,9 @@ async fn instance_id(store: &Store) -> String {
 }
 
 pub async fn start(config: Config) -> Result<RunningServer, StartError> {
+    // First: a bad model script is the caller's mistake, reported before anything is opened.
+    let bedrock = Arc::new(Bedrock::new(&config.model_provider).map_err(StartError::ModelProvider)?);
+    tracing::info!(provider = %bedrock.describe(), "Bedrock model provider");
     let store = match &config.data_dir {
         Some(dir) => Store::open(dir)?,
         None => Store::in_memory()?,
@@ -161,7 +167,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     };
     let reconciler = control.reconciler(provisioner);
     let logs = sessions.as_ref().map(|_| logs);
-    let state = Arc::new(AppState { config, control, sessions: sessions.clone(), objects, logs, observatory });
+    let state = Arc::new(AppState { config, control, sessions: sessions.clone(), objects, logs, observatory, bedrock });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
     let reconciler_task = {

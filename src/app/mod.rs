@@ -23,6 +23,8 @@ pub struct AppState {
     pub logs: Option<crate::services::logs::LogStore>,
     /// Counters and recent events for `/metrics` and the dashboard.
     pub observatory: Arc<crate::observe::Observatory>,
+    /// Bedrock's model provider and the record of model calls.
+    pub bedrock: Arc<crate::services::bedrock::Bedrock>,
 }
 
 /// One incoming request as handlers see it, with the body fully read.

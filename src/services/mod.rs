@@ -1,6 +1,7 @@
 //! One folder per AWS service the emulator serves: its wire (routes and shapes), its domain and its
 //! tables. A service reaches another only through that service's domain API, never its tables.
 
+pub mod bedrock;
 pub mod logs;
 pub mod runtime;
 pub mod s3;

@@ -16,20 +16,119 @@ use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 
 use super::anthropic;
-use super::calls::{CallerSession, ModelCall, ModelCalls};
+use super::calls::{self, CallerSession, ModelCall, ModelCalls};
 use super::catalogue::ListFilter;
 use super::conversation::Conversation;
 use super::converse::{self, input::ConverseInput};
 use super::errors::{self, StreamKind};
 use super::reply::{self, BlockEvent, DeltaStream, ModelFailure, Tracker, Usage};
-use super::{eventstream, models, tokens, Bedrock};
-use crate::kernel::error::Error;
+use super::{eventstream, models, routes, tokens, Bedrock};
+use crate::app::AppState;
+use crate::kernel::clock::now_ms;
+use crate::kernel::error::{Error, ErrorKind};
 use crate::kernel::input::{self as binding, HttpInput};
 use crate::kernel::model::ServiceModel;
 use crate::kernel::response::{self, Body, BoxError};
+use crate::kernel::router::NoRoute;
+use crate::services::logs::{LogEvent, LogStore};
+use crate::sessions::Sessions;
 
 /// Events buffered between a provider and a slow client.
 const STREAM_BUFFER: usize = 64;
+
+/// An authenticated request signed for `bedrock`, body read.
+pub struct Incoming<'a> {
+    pub request_id: &'a str,
+    pub account: &'a str,
+    pub region: &'a str,
+    pub method: &'a str,
+    pub raw_path: &'a str,
+    pub raw_query: &'a str,
+    pub headers: &'a [(String, String)],
+    pub body: Bytes,
+}
+
+fn no_route_error(method: &str, path: &str, nr: NoRoute) -> Error {
+    let message = match nr {
+        NoRoute::NotImplemented { service, operation } => format!(
+            "{service} {operation} is part of the AWS API but agentcore-local does not implement it. It serves \
+             Bedrock's Converse, ConverseStream, InvokeModel, InvokeModelWithResponseStream, ListFoundationModels and \
+             GetFoundationModel."
+        ),
+        NoRoute::WrongMethod { allowed } => {
+            format!("No operation matches {method} {path}; this path accepts {}.", allowed.join(", "))
+        }
+        NoRoute::Unknown => format!("No Bedrock operation matches {method} {path}."),
+    };
+    Error::new(ErrorKind::UnknownOperation, message)
+}
+
+/// Where a calling session's log lines go: the live sessions (to find the session's stream) and
+/// the store of agent output.
+#[derive(Clone)]
+pub struct SessionLogs {
+    sessions: Arc<Sessions>,
+    logs: LogStore,
+}
+
+/// Put a line for `call` into the log of the runtime session that made it (`call.session`): what
+/// a developer reading that session's logs expects to see next to the agent's own output. Calls
+/// whose credentials name no session (host-side callers, until session credentials identify
+/// sessions) or whose session has ended are not logged here.
+pub async fn note_in_session_log(to: &SessionLogs, call: &ModelCall) {
+    let Some(who) = &call.session else { return };
+    let live = to.sessions.live();
+    let Some(session) = live.iter().find(|s| s.key.runtime_id == who.runtime_id && s.key.session_id == who.session_id)
+    else {
+        return;
+    };
+    let store = to.logs.scoped(&session.target.account, &session.target.region);
+    let group = crate::services::logs::group_name(&session.target.runtime_id, &session.target.endpoint_name);
+    let stream = crate::services::logs::stream_name(&who.session_id, session.started_at_unix_ms);
+    let now = now_ms();
+    let event =
+        LogEvent { timestamp: now, stream: "stdout".into(), message: calls::session_log_line(call), ingested: now };
+    let appended = tokio::task::spawn_blocking(move || store.append(&group, &stream, &[event])).await;
+    if let Ok(Err(e)) = appended {
+        tracing::warn!(error = %e, "could not write a model call into its session's log");
+    }
+}
+
+/// Route, answer, and shape any error as Bedrock does.
+pub async fn handle(state: &AppState, incoming: Incoming<'_>) -> Response<Body> {
+    let bedrock = &state.bedrock;
+    let session_logs = match (&state.sessions, &state.logs) {
+        (Some(sessions), Some(logs)) => Some(SessionLogs { sessions: sessions.clone(), logs: logs.clone() }),
+        _ => None,
+    };
+    let result = match routes::route(incoming.method, incoming.raw_path) {
+        Err(nr) => Err(no_route_error(incoming.method, incoming.raw_path, nr)),
+        Ok((route, _)) => {
+            let req = ModelRequest {
+                request_id: incoming.request_id,
+                account: incoming.account,
+                region: incoming.region,
+                operation: route.operation,
+                labels: &route.labels,
+                raw_query: incoming.raw_query,
+                headers: incoming.headers,
+                body: &incoming.body,
+                // Session credentials will say which session is calling; host-side callers are none.
+                session: None,
+                session_logs,
+            };
+            dispatch(bedrock, &req).await
+        }
+    };
+    result.unwrap_or_else(|e| {
+        if e.status() >= 500 {
+            tracing::error!(error = %e, path = incoming.raw_path, "Bedrock request failed");
+        } else {
+            tracing::info!(error = %e, path = incoming.raw_path, "Bedrock request rejected");
+        }
+        response::error(&e, incoming.request_id)
+    })
+}
 
 /// One routed Bedrock request.
 pub struct ModelRequest<'a> {
@@ -43,6 +142,8 @@ pub struct ModelRequest<'a> {
     pub body: &'a Bytes,
     /// The runtime session making the call, when its credentials identify one.
     pub session: Option<CallerSession>,
+    /// Where that session's log is written (`None` with `--sandbox none`).
+    pub session_logs: Option<SessionLogs>,
 }
 
 impl ModelRequest<'_> {
@@ -90,6 +191,7 @@ struct CallRecorder {
     model_id: String,
     provider: &'static str,
     session: Option<CallerSession>,
+    session_logs: Option<SessionLogs>,
 }
 
 impl CallRecorder {
@@ -103,6 +205,7 @@ impl CallRecorder {
             model_id: conversation.model_id.clone(),
             provider: bedrock.provider.name(),
             session: req.session.clone(),
+            session_logs: req.session_logs.clone(),
         }
     }
 
@@ -112,8 +215,8 @@ impl CallRecorder {
 
     fn finish(self, usage: Usage, error: Option<&str>) {
         let latency_ms = self.elapsed_ms();
-        self.calls.record(ModelCall {
-            at_ms: crate::services::runtime::domain::now_ms(),
+        let call = ModelCall {
+            at_ms: now_ms(),
             account: self.account,
             operation: self.operation,
             model_id: self.model_id,
@@ -123,7 +226,12 @@ impl CallRecorder {
             latency_ms,
             error: error.map(str::to_string),
             session: self.session,
-        });
+        };
+        if let (Some(to), Some(_)) = (self.session_logs, &call.session) {
+            let call = call.clone();
+            tokio::spawn(async move { note_in_session_log(&to, &call).await });
+        }
+        self.calls.record(call);
     }
 }
 

@@ -24,7 +24,7 @@ mod tokens;
 
 use std::sync::Arc;
 
-use calls::{ModelCall, ModelCalls};
+use calls::ModelCalls;
 use catalogue::Catalogue;
 use providers::{Provider, ProviderFlags};
 
@@ -55,33 +55,5 @@ impl Bedrock {
 
     pub fn calls(&self) -> &Arc<ModelCalls> {
         &self.calls
-    }
-}
-
-/// Put a line for `call` into the log of the runtime session that made it (`call.session`): what
-/// a developer reading that session's logs expects to see next to the agent's own output. Calls
-/// whose credentials name no session (host-side callers, until session credentials identify
-/// sessions) or whose session has ended are not logged here.
-pub async fn note_in_session_log(sessions: &crate::sessions::Sessions, call: &ModelCall) {
-    let Some(who) = &call.session else { return };
-    let Some(store) = sessions.log_store() else { return };
-    let Some(session) =
-        sessions.live().into_iter().find(|s| s.key.runtime_id == who.runtime_id && s.key.session_id == who.session_id)
-    else {
-        return;
-    };
-    let store = store.scoped(&session.target.account, &session.target.region);
-    let group = crate::services::logs::group_name(&session.target.runtime_id, &session.target.endpoint_name);
-    let stream = crate::services::logs::stream_name(&who.session_id, session.started_at_unix_ms);
-    let now = crate::services::runtime::domain::now_ms();
-    let event = crate::services::logs::LogEvent {
-        timestamp: now,
-        stream: "stdout".into(),
-        message: calls::session_log_line(call),
-        ingested: now,
-    };
-    let appended = tokio::task::spawn_blocking(move || store.append(&group, &stream, &[event])).await;
-    if let Ok(Err(e)) = appended {
-        tracing::warn!(error = %e, "could not write a model call into its session's log");
     }
 }
