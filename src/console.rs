@@ -92,7 +92,8 @@ pub async fn handle(
                     .collect(),
                 None => Vec::new(),
             };
-            let body = state.observatory.prometheus(&live);
+            let mut body = state.observatory.prometheus(&live);
+            body.push_str(&state.bedrock.calls().prometheus());
             text(200, "text/plain; version=0.0.4", body)
         }
         p if p == format!("{PREFIX}/sessions") => match &state.sessions {
@@ -106,6 +107,9 @@ pub async fn handle(
         p if p == format!("{PREFIX}/invocations") => {
             let recent = state.observatory.recent();
             response::json(200, &json!({ "invocations": recent }), request_id)
+        }
+        p if p == format!("{PREFIX}/model-calls") => {
+            response::json(200, &json!({ "modelCalls": state.bedrock.calls().recent() }), request_id)
         }
         p if p == format!("{PREFIX}/logs") => logs(state, &q),
         p if p == PREFIX => dashboard(state).await,
@@ -226,7 +230,37 @@ async fn dashboard(state: &AppState) -> Response<Body> {
         }
         body.push_str("</table>");
     }
+    model_calls(state, &mut body);
     page("agentcore-local", &body)
+}
+
+/// The dashboard's table of recent Bedrock model calls.
+fn model_calls(state: &AppState, body: &mut String) {
+    let calls = state.bedrock.calls().recent();
+    let _ = write!(
+        body,
+        "<h2>Model calls</h2><p>Provider: {}</p><table id=\"model-calls\"><tr><th>When</th><th>Operation</th><th>Model</th>\
+         <th>Provider</th><th>Session</th><th>Tokens in / out</th><th>Latency</th><th>Outcome</th></tr>",
+        escape(&state.bedrock.describe())
+    );
+    for c in calls.iter().take(50) {
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td><code>{}</code></td><td>{} / {}</td>\
+             <td>{} ms</td><td class=\"{}\">{}</td></tr>",
+            ago(c.at_ms),
+            c.operation,
+            escape(&c.model_id),
+            c.provider,
+            escape(c.session.as_ref().map_or("-", |s| s.session_id.as_str())),
+            c.input_tokens,
+            c.output_tokens,
+            c.latency_ms,
+            if c.error.is_some() { "bad" } else { "ok" },
+            escape(c.error.as_deref().unwrap_or("ok"))
+        );
+    }
+    body.push_str("</table>");
 }
 
 async fn session_page(state: &AppState, q: &HashMap<String, String>) -> Response<Body> {
