@@ -32,7 +32,7 @@ SERVICES = {
         "InvokeAgentRuntime", "StopRuntimeSession", "GetAgentCard", "InvokeAgentRuntimeCommand",
     ],
     "bedrock-runtime/2023-09-30": [
-        "Converse", "ConverseStream", "InvokeModel", "InvokeModelWithResponseStream",
+        "Converse", "ConverseStream", "InvokeModel", "InvokeModelWithResponseStream", "CountTokens",
     ],
     "bedrock/2023-04-20": [
         "ListFoundationModels", "GetFoundationModel",

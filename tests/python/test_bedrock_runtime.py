@@ -129,6 +129,15 @@ def test_invoke_model_with_response_stream(runtime):
     assert (metrics["inputTokenCount"], metrics["outputTokenCount"]) == (3, 3)
 
 
+def test_count_tokens_matches_the_usage_of_an_answer(runtime):
+    converse = {"messages": [user("three little words")], "system": [{"text": "be kind"}]}
+    counted = runtime.count_tokens(modelId=MODEL, input={"converse": converse})["inputTokens"]
+    assert counted == 5
+    assert runtime.converse(modelId=MODEL, **converse)["usage"]["inputTokens"] == counted
+    body = anthropic_body([{"role": "user", "content": "count these four words"}]).encode()
+    assert runtime.count_tokens(modelId=MODEL, input={"invokeModel": {"body": body}})["inputTokens"] == 4
+
+
 def test_foundation_models(echo):
     bedrock = boto_client(echo.url, "bedrock")
     anthropic = bedrock.list_foundation_models(byProvider="anthropic")["modelSummaries"]

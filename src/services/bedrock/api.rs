@@ -52,8 +52,8 @@ fn no_route_error(method: &str, path: &str, nr: NoRoute) -> Error {
     let message = match nr {
         NoRoute::NotImplemented { service, operation } => format!(
             "{service} {operation} is part of the AWS API but agentcore-local does not implement it. It serves \
-             Bedrock's Converse, ConverseStream, InvokeModel, InvokeModelWithResponseStream, ListFoundationModels and \
-             GetFoundationModel."
+             Bedrock's Converse, ConverseStream, InvokeModel, InvokeModelWithResponseStream, CountTokens, \
+             ListFoundationModels and GetFoundationModel."
         ),
         NoRoute::WrongMethod { allowed } => {
             format!("No operation matches {method} {path}; this path accepts {}.", allowed.join(", "))
@@ -162,6 +162,7 @@ pub async fn dispatch(bedrock: &Bedrock, req: &ModelRequest<'_>) -> Result<Respo
         "ConverseStream" => converse_stream(bedrock, req).await,
         "InvokeModel" => invoke_model(bedrock, req).await,
         "InvokeModelWithResponseStream" => invoke_model_stream(bedrock, req).await,
+        "CountTokens" => count_tokens(req),
         "ListFoundationModels" => {
             let filter: ListFilter = req.input(models::control())?;
             let summaries = bedrock.catalogue.list(&filter, req.region, bedrock.provider.name());
@@ -410,4 +411,45 @@ async fn invoke_model_stream(bedrock: &Bedrock, req: &ModelRequest<'_>) -> Resul
     let mut resp = event_stream_response(rx, req.request_id);
     resp.headers_mut().insert("x-amzn-bedrock-content-type", HeaderValue::from_static("application/json"));
     Ok(resp)
+}
+
+/// CountTokens: the count a local answer to the same Converse or InvokeModel input reports as
+/// `inputTokens` (the provider's own count, for an OpenAI-compatible server, is known only once it
+/// answers).
+fn count_tokens(req: &ModelRequest<'_>) -> Result<Response<Body>, Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Input {
+        model_id: String,
+        input: CountTokensInput,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct CountTokensInput {
+        converse: Option<Map<String, Value>>,
+        invoke_model: Option<InvokeModelTokens>,
+    }
+    #[derive(serde::Deserialize)]
+    struct InvokeModelTokens {
+        /// Base64, as blobs travel in JSON.
+        body: String,
+    }
+    let input: Input = req.input(models::runtime())?;
+    let conversation = match (input.input.converse, input.input.invoke_model) {
+        (Some(mut converse), _) => {
+            converse.insert("modelId".into(), Value::String(input.model_id));
+            let typed: ConverseInput = serde_json::from_value(Value::Object(converse))
+                .map_err(|e| errors::validation(format!("The converse input is not a Converse request: {e}")))?;
+            typed.into_conversation().map_err(errors::validation)?
+        }
+        (None, Some(invoke)) => {
+            use base64::Engine;
+            let body = base64::engine::general_purpose::STANDARD
+                .decode(invoke.body.as_bytes())
+                .map_err(|_| errors::validation(anthropic::input::malformed("")))?;
+            anthropic::input::conversation(&input.model_id, &body).map_err(errors::validation)?
+        }
+        (None, None) => return Err(errors::validation("input must have exactly one of converse or invokeModel.")),
+    };
+    Ok(response::json(200, &json!({ "inputTokens": tokens::input_tokens(&conversation) }), req.request_id))
 }

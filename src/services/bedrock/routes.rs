@@ -33,6 +33,7 @@ mod tests {
         assert_eq!(op("POST", "/model/m/converse-stream"), "ConverseStream");
         assert_eq!(op("POST", "/model/m/invoke"), "InvokeModel");
         assert_eq!(op("POST", "/model/m/invoke-with-response-stream"), "InvokeModelWithResponseStream");
+        assert_eq!(op("POST", "/model/m/count-tokens"), "CountTokens");
         assert_eq!(op("GET", "/foundation-models"), "ListFoundationModels");
         assert_eq!(op("GET", "/foundation-models/amazon.nova-lite-v1%3A0"), "GetFoundationModel");
         let (m, _) = route(
@@ -46,8 +47,8 @@ mod tests {
     #[test]
     fn unserved_bedrock_operations_are_named() {
         assert_eq!(
-            route("POST", "/model/m/count-tokens").unwrap_err(),
-            NoRoute::NotImplemented { service: "bedrock-runtime", operation: "CountTokens".into() }
+            route("POST", "/guardrail/g/version/1/apply").unwrap_err(),
+            NoRoute::NotImplemented { service: "bedrock-runtime", operation: "ApplyGuardrail".into() }
         );
         assert!(matches!(route("GET", "/guardrails").unwrap_err(), NoRoute::NotImplemented { service: "bedrock", .. }));
         assert_eq!(route("GET", "/runtimes/").unwrap_err(), NoRoute::Unknown);
