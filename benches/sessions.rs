@@ -2,6 +2,7 @@
 //! direct call to the same container port in the same run, memory per idle session, and sessions
 //! created per second. Uses the fixture agent image (fixtures/build-images.sh). Then the
 //! direct-code-deployment rows (`support::code_deploy`): code-zip cold start and S3 throughput.
+//! Then the local-model rows (`support::models`): Converse round trip and ConverseStream first event.
 //!
 //! Run: `cargo bench --bench sessions`
 
@@ -269,6 +270,9 @@ fn main() {
     let mut child = server.child;
     let _ = child.wait();
     for row in support::code_deploy::rows() {
+        println!("{row}");
+    }
+    for row in support::models::rows() {
         println!("{row}");
     }
 }

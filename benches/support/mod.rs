@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod code_deploy;
+pub mod models;
 
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -82,6 +83,19 @@ pub fn signed_with(
     body: &[u8],
     extra: &[(&str, &str)],
 ) -> Request<Full<Bytes>> {
+    signed_for("bedrock-agentcore", method, addr, path, query, body, extra)
+}
+
+/// Like `signed_with`, for another signing name (e.g. `bedrock`).
+pub fn signed_for(
+    service: &str,
+    method: &str,
+    addr: SocketAddr,
+    path: &str,
+    query: &str,
+    body: &[u8],
+    extra: &[(&str, &str)],
+) -> Request<Full<Bytes>> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
     let amz_date = epoch_to_amz_date(now);
     let host = addr.to_string();
@@ -95,9 +109,9 @@ pub fn signed_with(
     let signed_names: Vec<String> = headers.iter().map(|(k, _)| k.clone()).collect();
     let parts = RequestParts { method, raw_path: path, raw_query: query, headers: &headers };
     let creq = canonical_request(&parts, &signed_names, &sha256_hex(body), UriEncoding::NormalizeAndDoubleEncode, None);
-    let scope = format!("{}/us-east-1/bedrock-agentcore/aws4_request", &amz_date[..8]);
+    let scope = format!("{}/us-east-1/{service}/aws4_request", &amz_date[..8]);
     let sts = string_to_sign(&amz_date, &scope, &creq);
-    let sig = sign(&signing_key("test", &amz_date[..8], "us-east-1", "bedrock-agentcore"), &sts);
+    let sig = sign(&signing_key("test", &amz_date[..8], "us-east-1", service), &sts);
     let uri = if query.is_empty() { format!("http://{host}{path}") } else { format!("http://{host}{path}?{query}") };
     let mut b = Request::builder().method(method).uri(uri);
     for (k, v) in &headers {
