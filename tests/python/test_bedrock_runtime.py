@@ -214,7 +214,7 @@ def boto3_unvalidated(url):
         config=botocore.config.Config(parameter_validation=False, retries={"total_max_attempts": 1}))
 
 
-def test_unsigned_and_badly_signed_calls_are_refused(echo):
+def test_badly_signed_calls_are_refused(echo):
     bad = boto_client(echo.url, "bedrock-runtime", secret="wrong")
     with pytest.raises(ClientError) as e:
         bad.converse(modelId=MODEL, messages=[user("x")])

@@ -34,4 +34,21 @@ mod tests {
         assert_eq!(control().metadata.api_version, "2023-04-20");
         assert!(runtime().shape("Document").document);
     }
+
+    #[test]
+    fn documents_take_any_json_and_unions_one_member() {
+        let request = serde_json::json!({
+            "modelId": "m",
+            "messages": [{"role": "user", "content": [
+                {"toolResult": {"toolUseId": "t", "content": [{"json": [1, "two", {"three": 3}]}, {"json": "plain"}]}}
+            ]}],
+        });
+        assert_eq!(model::validate(runtime(), "ConverseRequest", &request), vec![]);
+        let two_members = serde_json::json!({"modelId": "m", "messages": [{"role": "user", "content": [
+            {"text": "a", "image": {"format": "png", "source": {"bytes": "AA=="}}}
+        ]}]});
+        let problems = model::validate(runtime(), "ConverseRequest", &two_members);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].path, "messages.1.content.1");
+    }
 }
