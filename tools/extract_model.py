@@ -43,8 +43,8 @@ SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
 OUT_DIR = os.path.join(SRC, "kernel", "model")
 # Services whose model lives in their own folder; the rest go to OUT_DIR.
 OUT_DIRS = {
-    "bedrock-runtime": os.path.join(SRC, "services", "bedrock", "model"),
-    "bedrock": os.path.join(SRC, "services", "bedrock", "model"),
+    "bedrock-runtime": os.path.join(SRC, "services", "bedrock", "api", "model"),
+    "bedrock": os.path.join(SRC, "services", "bedrock", "api", "model"),
 }
 
 

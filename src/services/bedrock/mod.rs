@@ -5,21 +5,16 @@
 //!
 //! Any model id is accepted; the answer comes from the provider chosen with
 //! `serve --model-provider` (`providers`). A provider streams `reply::Delta`s; `reply` numbers
-//! them into content blocks that each wire (`converse`, `anthropic`) writes in its own shape.
-//! Every call is recorded (`calls`).
+//! them into content blocks that each wire (`api::converse`, `api::anthropic`) writes in its own
+//! shape. Every call is recorded (`calls`). The domain here (conversation, reply, providers,
+//! catalogue, calls) knows no request; `api` holds the routes, the wire shapes and the handlers.
 
-pub mod anthropic;
 pub mod api;
 pub mod calls;
 pub mod catalogue;
 pub mod conversation;
-pub mod converse;
-mod errors;
-mod eventstream;
-pub mod models;
 pub mod providers;
 pub mod reply;
-pub mod routes;
 mod tokens;
 
 use std::sync::Arc;

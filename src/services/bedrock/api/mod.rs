@@ -2,39 +2,38 @@
 //! asks the provider, and answers in the operation's wire shape. Every model call, answered or
 //! failed, is recorded (`calls`).
 
+pub mod anthropic;
+pub mod converse;
+mod errors;
+mod eventstream;
+pub mod models;
+pub mod routes;
+
+mod call;
+mod session_log;
+
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use http::{HeaderValue, Response};
-use http_body_util::{BodyExt, StreamBody};
-use hyper::body::Frame;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Map, Value};
-use tokio::sync::mpsc;
 
-use super::anthropic;
-use super::calls::{self, CallerSession, ModelCall, ModelCalls};
-use super::catalogue::ListFilter;
+use super::calls::CallerSession;
+use super::catalogue::{self, ListFilter};
 use super::conversation::Conversation;
-use super::converse::{self, input::ConverseInput};
-use super::errors::{self, StreamKind};
-use super::reply::{self, BlockEvent, DeltaStream, ModelFailure, Tracker, Usage};
-use super::{eventstream, models, routes, tokens, Bedrock};
+use super::{tokens, Bedrock};
 use crate::app::AppState;
-use crate::kernel::clock::now_ms;
 use crate::kernel::error::{Error, ErrorKind};
 use crate::kernel::input::{self as binding, HttpInput};
 use crate::kernel::model::ServiceModel;
-use crate::kernel::response::{self, Body, BoxError};
+use crate::kernel::response::{self, Body};
 use crate::kernel::router::NoRoute;
-use crate::services::logs::{LogEvent, LogStore};
-use crate::sessions::Sessions;
-
-/// Events buffered between a provider and a slow client.
-const STREAM_BUFFER: usize = 64;
+use call::{answer_whole, event_stream_response, pump, start, CallRecorder};
+use converse::input::ConverseInput;
+use errors::StreamKind;
+pub use session_log::{note_in_session_log, SessionLogs};
 
 /// An authenticated request signed for `bedrock`, body read.
 pub struct Incoming<'a> {
@@ -61,37 +60,6 @@ fn no_route_error(method: &str, path: &str, nr: NoRoute) -> Error {
         NoRoute::Unknown => format!("No Bedrock operation matches {method} {path}."),
     };
     Error::new(ErrorKind::UnknownOperation, message)
-}
-
-/// Where a calling session's log lines go: the live sessions (to find the session's stream) and
-/// the store of agent output.
-#[derive(Clone)]
-pub struct SessionLogs {
-    sessions: Arc<Sessions>,
-    logs: LogStore,
-}
-
-/// Put a line for `call` into the log of the runtime session that made it (`call.session`): what
-/// a developer reading that session's logs expects to see next to the agent's own output. Calls
-/// whose credentials name no session (host-side callers, until session credentials identify
-/// sessions) or whose session has ended are not logged here.
-pub async fn note_in_session_log(to: &SessionLogs, call: &ModelCall) {
-    let Some(who) = &call.session else { return };
-    let live = to.sessions.live();
-    let Some(session) = live.iter().find(|s| s.key.runtime_id == who.runtime_id && s.key.session_id == who.session_id)
-    else {
-        return;
-    };
-    let store = to.logs.scoped(&session.target.account, &session.target.region);
-    let group = crate::services::logs::group_name(&session.target.runtime_id, &session.target.endpoint_name);
-    let stream = crate::services::logs::stream_name(&who.session_id, session.started_at_unix_ms);
-    let now = now_ms();
-    let event =
-        LogEvent { timestamp: now, stream: "stdout".into(), message: calls::session_log_line(call), ingested: now };
-    let appended = tokio::task::spawn_blocking(move || store.append(&group, &stream, &[event])).await;
-    if let Ok(Err(e)) = appended {
-        tracing::warn!(error = %e, "could not write a model call into its session's log");
-    }
 }
 
 /// Route, answer, and shape any error as Bedrock does.
@@ -175,106 +143,11 @@ pub async fn dispatch(bedrock: &Bedrock, req: &ModelRequest<'_>) -> Result<Respo
                 model_identifier: String,
             }
             let input: Input = req.input(models::control())?;
-            let id = super::catalogue::foundation_model_id(&input.model_identifier).unwrap_or(input.model_identifier);
-            let details = super::catalogue::summary(&id, req.region, bedrock.provider.name());
+            let id = catalogue::foundation_model_id(&input.model_identifier).unwrap_or(input.model_identifier);
+            let details = catalogue::summary(&id, req.region, bedrock.provider.name());
             Ok(response::json(200, &json!({ "modelDetails": details }), req.request_id))
         }
         other => Err(errors::validation(format!("agentcore-local does not serve Bedrock {other}."))),
-    }
-}
-
-/// What is known about a model call while it runs; `finish` records it.
-struct CallRecorder {
-    calls: Arc<ModelCalls>,
-    started: Instant,
-    account: String,
-    operation: &'static str,
-    model_id: String,
-    provider: &'static str,
-    session: Option<CallerSession>,
-    session_logs: Option<SessionLogs>,
-}
-
-impl CallRecorder {
-    fn new(bedrock: &Bedrock, req: &ModelRequest<'_>, conversation: &Conversation, started: Instant) -> CallRecorder {
-        bedrock.catalogue.called(&conversation.model_id);
-        CallRecorder {
-            calls: bedrock.calls.clone(),
-            started,
-            account: req.account.to_string(),
-            operation: req.operation,
-            model_id: conversation.model_id.clone(),
-            provider: bedrock.provider.name(),
-            session: req.session.clone(),
-            session_logs: req.session_logs.clone(),
-        }
-    }
-
-    fn elapsed_ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
-    }
-
-    fn finish(self, usage: Usage, error: Option<&str>) {
-        let latency_ms = self.elapsed_ms();
-        let call = ModelCall {
-            at_ms: now_ms(),
-            account: self.account,
-            operation: self.operation,
-            model_id: self.model_id,
-            provider: self.provider,
-            input_tokens: usage.input_tokens,
-            output_tokens: usage.output_tokens,
-            latency_ms,
-            error: error.map(str::to_string),
-            session: self.session,
-        };
-        if let (Some(to), Some(_)) = (self.session_logs, &call.session) {
-            let call = call.clone();
-            tokio::spawn(async move { note_in_session_log(&to, &call).await });
-        }
-        self.calls.record(call);
-    }
-}
-
-/// Ask the provider; a failure before the answer starts is recorded and returned as the error.
-async fn start(
-    bedrock: &Bedrock,
-    conversation: &Conversation,
-    stream: bool,
-    recorder: CallRecorder,
-) -> Result<(DeltaStream, CallRecorder), Error> {
-    match bedrock.provider.answer(conversation, stream).await {
-        Ok(deltas) => Ok((deltas, recorder)),
-        Err(f) => {
-            let e = errors::before_answer(&f);
-            recorder
-                .finish(Usage { input_tokens: tokens::input_tokens(conversation), output_tokens: 0 }, Some(e.code()));
-            Err(e)
-        }
-    }
-}
-
-/// A whole answer, recorded.
-async fn answer_whole(
-    bedrock: &Bedrock,
-    req: &ModelRequest<'_>,
-    conversation: &Conversation,
-) -> Result<(reply::Reply, u64), Error> {
-    let started = Instant::now();
-    let recorder = CallRecorder::new(bedrock, req, conversation, started);
-    let input_tokens = tokens::input_tokens(conversation);
-    let (deltas, recorder) = start(bedrock, conversation, false, recorder).await?;
-    match reply::collect(deltas, input_tokens).await {
-        Ok(r) => {
-            let latency = recorder.elapsed_ms();
-            recorder.finish(r.usage, None);
-            Ok((r, latency))
-        }
-        Err(f) => {
-            let e = errors::before_answer(&f);
-            recorder.finish(Usage { input_tokens, output_tokens: 0 }, Some(e.code()));
-            Err(e)
-        }
     }
 }
 
@@ -312,72 +185,6 @@ async fn invoke_model(bedrock: &Bedrock, req: &ModelRequest<'_>) -> Result<Respo
         resp.headers_mut().insert(name, HeaderValue::from(value));
     }
     Ok(resp)
-}
-
-fn event_stream_response(rx: mpsc::Receiver<Bytes>, request_id: &str) -> Response<Body> {
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|bytes| (Ok::<_, BoxError>(Frame::data(bytes)), rx))
-    });
-    let mut resp = Response::new(StreamBody::new(stream).boxed_unsync());
-    resp.headers_mut().insert("content-type", HeaderValue::from_static(eventstream::CONTENT_TYPE));
-    if let Ok(v) = HeaderValue::from_str(request_id) {
-        resp.headers_mut().insert("x-amzn-RequestId", v);
-    }
-    resp
-}
-
-/// Drive a provider's deltas into frames until the answer ends, the provider fails (an in-stream
-/// exception) or the client goes away; then record the call.
-fn pump(
-    mut deltas: DeltaStream,
-    first: Vec<Bytes>,
-    input_tokens: u32,
-    kind: StreamKind,
-    recorder: CallRecorder,
-    mut encode: impl FnMut(&BlockEvent, &CallRecorder) -> Vec<Bytes> + Send + 'static,
-) -> mpsc::Receiver<Bytes> {
-    let (tx, rx) = mpsc::channel::<Bytes>(STREAM_BUFFER);
-    tokio::spawn(async move {
-        let mut tracker = Tracker::new(input_tokens);
-        let mut usage = Usage { input_tokens, output_tokens: 0 };
-        let mut finished = false;
-        let mut error: Option<&'static str> = None;
-        let mut client_gone = false;
-        for f in first {
-            client_gone |= tx.send(f).await.is_err();
-        }
-        'answer: while !client_gone {
-            let failure = match deltas.next().await {
-                None if finished => break,
-                None => ModelFailure::Interrupted("The model's answer ended before it finished.".into()),
-                Some(Ok(delta)) => {
-                    for event in tracker.push(delta) {
-                        if let BlockEvent::Finish { usage: u, .. } = &event {
-                            usage = *u;
-                            finished = true;
-                        }
-                        for frame in encode(&event, &recorder) {
-                            if tx.send(frame).await.is_err() {
-                                client_gone = true;
-                                break 'answer;
-                            }
-                        }
-                    }
-                    continue;
-                }
-                Some(Err(f)) => f,
-            };
-            let (frame, code) = errors::in_stream(&failure, kind);
-            error = Some(code);
-            let _ = tx.send(frame).await;
-            break;
-        }
-        if client_gone && !finished {
-            error = Some("ClientDisconnected");
-        }
-        recorder.finish(usage, error);
-    });
-    rx
 }
 
 async fn converse_stream(bedrock: &Bedrock, req: &ModelRequest<'_>) -> Result<Response<Body>, Error> {

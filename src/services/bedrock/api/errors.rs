@@ -6,8 +6,8 @@ use bytes::Bytes;
 use serde_json::json;
 
 use super::eventstream;
-use super::reply::ModelFailure;
 use crate::kernel::error::{Error, ErrorKind};
+use crate::services::bedrock::reply::ModelFailure;
 
 fn modelled(code: &'static str, status: u16, message: impl Into<String>) -> Error {
     Error::new(ErrorKind::Modelled { code, status }, message)

@@ -8,7 +8,7 @@
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use crate::services::bedrock::eventstream;
+use crate::services::bedrock::api::eventstream;
 use crate::services::bedrock::reply::{BlockEvent, BlockKind, Reply, ReplyBlock, Usage};
 
 pub fn usage(u: Usage) -> Value {

@@ -7,7 +7,7 @@ use base64::Engine;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use crate::services::bedrock::eventstream;
+use crate::services::bedrock::api::eventstream;
 use crate::services::bedrock::reply::{BlockEvent, BlockKind, Reply, ReplyBlock, StopReason, Usage};
 
 /// The Anthropic model name Bedrock reports for a model id:
