@@ -1,6 +1,8 @@
-//! WebSocket `/runtimes/{arn}/ws`: a SigV4-authenticated upgrade (headers or presigned query, as
-//! the bedrock-agentcore SDK makes them), bridged frame by frame to the agent's `/ws` in the
-//! session's sandbox. Not in the Smithy models (api-wire.md §4.5), so it is routed here.
+//! WebSocket `/runtimes/{arn}/ws`: an upgrade authenticated by SigV4 (headers or presigned query,
+//! as the bedrock-agentcore SDK makes them) or, on a JWT-authorized runtime, by a bearer token
+//! (`Authorization` header or the SDK's `base64UrlBearerAuthorization` subprotocol), bridged frame
+//! by frame to the agent's `/ws` in the session's sandbox. Not in the Smithy models (api-wire.md
+//! §4.5), so it is routed here.
 
 use std::sync::Arc;
 
