@@ -6,14 +6,14 @@
 //! (`crate::services::runtime::domain`); they own no state.
 
 use crate::app::auth;
-pub use crate::app::{AppState, Call};
+pub use crate::app::{AppState, Call, FromSandbox};
 use crate::console as local;
 use crate::kernel::{response, router};
 use crate::services::identity::{api as identity_api, browser as identity_browser};
 use crate::services::logs::api as logs;
 use crate::services::runtime::data_api::inbound::{self, Inbound, Principal};
 use crate::services::runtime::{control_api as control, data_api as data};
-use crate::services::{bedrock, s3::api as s3, sts};
+use crate::services::{bedrock, mmds::api as mmds, s3::api as s3, sts::api as sts};
 
 use std::sync::Arc;
 
@@ -94,6 +94,14 @@ where
     let raw_path = parts.uri.path().to_string();
     let raw_query = parts.uri.query().unwrap_or("").to_string();
     let headers: Vec<(String, String)> = crate::kernel::sigv4::header_pairs(&parts.headers);
+    // Sandboxes fetch their credentials here (IMDS protocol), known by their address.
+    let from_sandbox = parts.extensions.get::<FromSandbox>().copied();
+    if let Some(FromSandbox(address)) = from_sandbox {
+        if mmds::is_metadata_request(&raw_path, &headers, &raw_query) {
+            let sandbox = state.sessions.as_ref().and_then(|s| s.directory().at(address));
+            return mmds::respond(&state.credentials, sandbox, &parts.method, &raw_path, &headers).await;
+        }
+    }
     // S3 and STS are chosen by signing name before the body is read: S3 streams it.
     let scope = crate::kernel::sigv4::verify::credential_scope(&RequestParts {
         method: &method,
@@ -104,7 +112,18 @@ where
     // Requests without a SigV4 scope go to S3 when they carry a SigV2 signature (boto3's default
     // presigned URLs).
     let s3_unscoped = scope.is_none() && s3::sigv2::is_sigv2(&headers, &raw_query);
-    match scope.as_ref().map(|(_, service)| service.as_str()).or(s3_unscoped.then_some("s3")) {
+    // An unsigned form is STS's AssumeRoleWithWebIdentity (unsigned on AWS too); no other API the
+    // emulator serves posts forms.
+    let unsigned_form = scope.is_none()
+        && !s3_unscoped
+        && crate::kernel::sigv4::verify::header(&headers, "content-type")
+            .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
+    match scope
+        .as_ref()
+        .map(|(_, service)| service.as_str())
+        .or(s3_unscoped.then_some("s3"))
+        .or(unsigned_form.then_some("sts"))
+    {
         Some("s3") => {
             let body: s3::ReqBody = body.map_err(|e| Box::new(e) as response::BoxError).boxed_unsync();
             return s3::handle(state, request_id, parts, headers, body).await;
@@ -182,14 +201,9 @@ where
         return bedrock::api::handle(&state.bedrock, state.sessions.as_ref(), incoming).await;
     }
     if identity.service != "bedrock-agentcore" {
-        let err = Error::new(
-            ErrorKind::UnknownOperation,
-            format!(
-                "agentcore-local does not serve the '{}' API; sign requests for 'bedrock-agentcore'.",
-                identity.service
-            ),
-        );
-        return response::error(&err, &request_id);
+        let session = state.calling_session(from_sandbox);
+        let request = RequestParts { method: &method, raw_path: &raw_path, raw_query: &raw_query, headers: &headers };
+        return crate::kernel::unserved::respond(&identity.service, &request, &body, session.as_deref(), &request_id);
     }
     let route = match route {
         Ok(r) => r,
@@ -366,9 +380,15 @@ where
             return sts::error(400, "InvalidRequest", &format!("Could not read the request body: {e}"), request_id)
         }
     };
+    let request = sts::QueryRequest::new(raw_query, &body);
     let parts = RequestParts { method, raw_path, raw_query, headers };
+    let unsigned = crate::kernel::sigv4::verify::credential_scope(&parts).is_none();
+    if unsigned && request.param("Action").as_deref() == Some("AssumeRoleWithWebIdentity") {
+        let caller = sts::StsCaller::Unsigned { default_account: &state.config.account_id };
+        return sts::handle(&state.credentials, caller, &request, request_id).await;
+    }
     match auth::authenticate(&state.config, &parts, &body) {
-        Ok(identity) => sts::handle(&identity.account, raw_query, &body, request_id),
+        Ok(identity) => sts::handle(&state.credentials, sts::StsCaller::Signed(&identity), &request, request_id).await,
         Err(e) => {
             tracing::info!(%method, path = %raw_path, error = ?e, "STS request rejected by SigV4 verification");
             sts::auth_error(&e, request_id)

@@ -236,6 +236,7 @@ fn build_config(args: &ServeArgs) -> Result<Config, String> {
             api_key: args.model_provider_api_key.clone(),
         },
         issuer,
+        issued_credentials: Default::default(),
         sessions: SessionConfig {
             max_sessions_per_account: args.max_sessions,
             max_tps_per_endpoint: args.max_tps_per_endpoint,

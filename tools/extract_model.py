@@ -53,6 +53,8 @@ SERVICES = {
     "bedrock/2023-04-20": [
         "ListFoundationModels", "GetFoundationModel",
     ],
+    # awsQuery: temporary credentials for host users and the identity behind a request.
+    "sts/2011-06-15": ["GetCallerIdentity", "AssumeRole", "AssumeRoleWithWebIdentity"],
 }
 
 SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")

@@ -5,6 +5,7 @@ pub mod bedrock;
 pub mod identity;
 pub mod logs;
 pub mod memory;
+pub mod mmds;
 pub mod runtime;
 pub mod s3;
 pub mod sts;

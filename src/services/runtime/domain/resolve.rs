@@ -30,6 +30,10 @@ pub struct InvocationTarget {
     pub header_allowlist: Vec<String>,
     /// `authorizerConfiguration.customJWTAuthorizer`: callers then send bearer tokens, not SigV4.
     pub authorizer: Option<crate::kernel::jwt::JwtAuthorizer>,
+    /// The execution role whose credentials the session's sandbox gets.
+    pub role_arn: String,
+    /// `metadataConfiguration.requireMMDSV2`: the metadata service refuses token-less requests.
+    pub require_mmds_v2: bool,
 }
 
 /// Resolved invocation targets, each tagged with the store generation it was read at.
@@ -100,6 +104,13 @@ fn target_of(rt: &RuntimeRow, endpoint_name: &str, version: &VersionRow) -> Resu
         lifecycle: lifecycle::effective(&version.config),
         header_allowlist,
         authorizer,
+        role_arn: version.config.get("roleArn").and_then(Value::as_str).unwrap_or_default().to_string(),
+        require_mmds_v2: version
+            .config
+            .get("metadataConfiguration")
+            .and_then(|m| m.get("requireMMDSV2"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
     })
 }
 
