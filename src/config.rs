@@ -43,6 +43,10 @@ pub struct Config {
     pub memory: crate::services::memory::MemoryConfig,
     /// Who answers Bedrock model calls (`--model-provider` and its options).
     pub model_provider: crate::services::bedrock::providers::ProviderFlags,
+    /// Clients and users of the built-in OIDC issuer (`--issuer-client`, `--issuer-user`).
+    pub issuer: crate::services::identity::issuer::IssuerConfig,
+    /// Temporary credentials the emulator issues (installed by the server at start-up).
+    pub issued_credentials: crate::app::auth::IssuedCredentials,
 }
 
 impl Config {
@@ -63,6 +67,8 @@ impl Config {
             log_max_bytes_per_runtime: crate::services::logs::DEFAULT_MAX_GROUP_BYTES,
             memory: crate::services::memory::MemoryConfig::default(),
             model_provider: Default::default(),
+            issuer: Default::default(),
+            issued_credentials: Default::default(),
         }
     }
 }
@@ -74,6 +80,7 @@ pub fn add_credential(map: &mut HashMap<String, Credential>, access_key_id: &str
             access_key_id: access_key_id.into(),
             secret_access_key: secret.into(),
             account_id: account_id.into(),
+            ..Default::default()
         },
     );
 }
@@ -92,7 +99,12 @@ pub fn parse_credential_flag(value: &str, default_account: &str) -> Result<Crede
     if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("--credentials '{value}': account id must be 12 digits, got '{account}'"));
     }
-    Ok(Credential { access_key_id: ak.into(), secret_access_key: secret.into(), account_id: account.into() })
+    Ok(Credential {
+        access_key_id: ak.into(),
+        secret_access_key: secret.into(),
+        account_id: account.into(),
+        ..Default::default()
+    })
 }
 
 /// Static keys from the user's shared credentials and config files (`AWS_SHARED_CREDENTIALS_FILE`,
@@ -128,7 +140,12 @@ fn parse_profiles(text: &str, default_account: &str) -> Vec<(String, Credential)
             let account = keys.get("aws_account_id").cloned().unwrap_or_else(|| default_account.to_string());
             out.push((
                 name.clone(),
-                Credential { access_key_id: ak.clone(), secret_access_key: sk.clone(), account_id: account },
+                Credential {
+                    access_key_id: ak.clone(),
+                    secret_access_key: sk.clone(),
+                    account_id: account,
+                    ..Default::default()
+                },
             ));
         }
         keys.clear();

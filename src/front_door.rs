@@ -6,12 +6,14 @@
 //! (`crate::services::runtime::domain`); they own no state.
 
 use crate::app::auth;
-pub use crate::app::{AppState, Call};
+pub use crate::app::{AppState, Call, FromSandbox};
 use crate::console as local;
 use crate::kernel::{response, router};
+use crate::services::identity::{api as identity_api, browser as identity_browser};
 use crate::services::logs::api as logs;
+use crate::services::runtime::data_api::inbound::{self, Inbound, Principal};
 use crate::services::runtime::{control_api as control, data_api as data};
-use crate::services::{bedrock, s3::api as s3, sts};
+use crate::services::{bedrock, mmds::api as mmds, s3::api as s3, sts::api as sts};
 
 use std::sync::Arc;
 
@@ -66,6 +68,15 @@ where
     {
         return data::ws::handle(state, req, &request_id).await;
     }
+    // The built-in issuer and the USER_FEDERATION browser endpoints authenticate by their own
+    // protocol (client secrets, user passwords, single-use state), not SigV4.
+    if identity_browser::is_browser_path(req.method(), req.uri().path()) {
+        return identity_browser_request(&state, req).await;
+    }
+    if let Some(label) = inbound::metadata_label(req.method(), req.uri().path()) {
+        let query = req.uri().query().unwrap_or("").to_string();
+        return inbound::protected_resource_metadata(&state, label, &query, &request_id).await;
+    }
     if local::is_local_path(req.uri().path()) {
         let loopback = req.extensions().get::<local::PeerAddr>().is_some_and(|p| p.0.ip().is_loopback());
         let (parts, _) = req.into_parts();
@@ -83,6 +94,14 @@ where
     let raw_path = parts.uri.path().to_string();
     let raw_query = parts.uri.query().unwrap_or("").to_string();
     let headers: Vec<(String, String)> = crate::kernel::sigv4::header_pairs(&parts.headers);
+    // Sandboxes fetch their credentials here (IMDS protocol), known by their address.
+    let from_sandbox = parts.extensions.get::<FromSandbox>().copied();
+    if let Some(FromSandbox(address)) = from_sandbox {
+        if mmds::is_metadata_request(&raw_path, &headers, &raw_query) {
+            let sandbox = state.sessions.as_ref().and_then(|s| s.directory().at(address));
+            return mmds::respond(&state.credentials, sandbox, &parts.method, &raw_path, &headers).await;
+        }
+    }
     // S3 and STS are chosen by signing name before the body is read: S3 streams it.
     let scope = crate::kernel::sigv4::verify::credential_scope(&RequestParts {
         method: &method,
@@ -93,7 +112,18 @@ where
     // Requests without a SigV4 scope go to S3 when they carry a SigV2 signature (boto3's default
     // presigned URLs).
     let s3_unscoped = scope.is_none() && s3::sigv2::is_sigv2(&headers, &raw_query);
-    match scope.as_ref().map(|(_, service)| service.as_str()).or(s3_unscoped.then_some("s3")) {
+    // An unsigned form is STS's AssumeRoleWithWebIdentity (unsigned on AWS too); no other API the
+    // emulator serves posts forms.
+    let unsigned_form = scope.is_none()
+        && !s3_unscoped
+        && crate::kernel::sigv4::verify::header(&headers, "content-type")
+            .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
+    match scope
+        .as_ref()
+        .map(|(_, service)| service.as_str())
+        .or(s3_unscoped.then_some("s3"))
+        .or(unsigned_form.then_some("sts"))
+    {
         Some("s3") => {
             let body: s3::ReqBody = body.map_err(|e| Box::new(e) as response::BoxError).boxed_unsync();
             return s3::handle(state, request_id, parts, headers, body).await;
@@ -117,6 +147,20 @@ where
             return response::error(&Error::validation(message), &request_id);
         }
     };
+
+    // Invocations of a JWT-authorized runtime carry a bearer token instead of SigV4.
+    if let Ok(r) = &route {
+        if r.plane == Plane::Data && inbound::BEARER_OPERATIONS.contains(&r.operation) {
+            let credentials = inbound::classify(&headers, &raw_query);
+            if credentials != Inbound::SigV4 {
+                if let Some(resp) =
+                    bearer_request(&state, &request_id, r, &raw_query, &headers, body.clone(), credentials).await
+                {
+                    return resp;
+                }
+            }
+        }
+    }
 
     let identity = if body.len() > HASH_ON_BLOCKING_POOL_BYTES {
         // Hashing a large payload takes milliseconds; keep it off the request threads.
@@ -157,14 +201,9 @@ where
         return bedrock::api::handle(&state.bedrock, state.sessions.as_ref(), incoming).await;
     }
     if identity.service != "bedrock-agentcore" {
-        let err = Error::new(
-            ErrorKind::UnknownOperation,
-            format!(
-                "agentcore-local does not serve the '{}' API; sign requests for 'bedrock-agentcore'.",
-                identity.service
-            ),
-        );
-        return response::error(&err, &request_id);
+        let session = state.calling_session(from_sandbox);
+        let request = RequestParts { method: &method, raw_path: &raw_path, raw_query: &raw_query, headers: &headers };
+        return crate::kernel::unserved::respond(&identity.service, &request, &body, session.as_deref(), &request_id);
     }
     let route = match route {
         Ok(r) => r,
@@ -192,14 +231,20 @@ where
         raw_query: &raw_query,
         headers: &headers,
         body,
+        principal: Principal::SigV4,
     };
     let result = match call.route.plane {
         _ if crate::services::memory::api::serves(operation) => {
             crate::services::memory::api::handle(&state.memory, call.route.plane.model(), &call).await
         }
+        _ if identity_api::owns(operation) => identity_dispatch(&state, &call).await,
         Plane::Control => control::dispatch(&state, &call).await,
         Plane::Data => data::dispatch(&state, &call).await,
     };
+    finish(result, operation, &request_id)
+}
+
+fn finish(result: crate::kernel::error::Result<Response<Body>>, operation: &str, request_id: &str) -> Response<Body> {
     match result {
         Ok(resp) => {
             tracing::debug!(%operation, status = resp.status().as_u16(), "handled");
@@ -211,9 +256,108 @@ where
             } else {
                 tracing::info!(%operation, error = %e, "request rejected");
             }
-            response::error(&e, &request_id)
+            response::error(&e, request_id)
         }
     }
+}
+
+/// A bearer (or credential-less) call of a runtime's data plane. `None` when the runtime is a
+/// SigV4 runtime called without credentials: SigV4 verification then answers as it always has.
+async fn bearer_request(
+    state: &Arc<AppState>,
+    request_id: &str,
+    route: &Route,
+    raw_query: &str,
+    headers: &[(String, String)],
+    body: Bytes,
+    credentials: Inbound,
+) -> Option<Response<Body>> {
+    let label = route.labels.get("agentRuntimeArn").cloned().unwrap_or_default();
+    let query = crate::kernel::input::query_pairs(raw_query);
+    let param = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let caller = inbound::caller_of_label(state, &label, param("accountId").as_deref());
+    let target =
+        match state.control.resolve_invocation(caller.clone(), label, param("accountId"), param("qualifier")).await {
+            Ok(t) => t,
+            Err(e) => {
+                return match credentials {
+                    Inbound::None => None,
+                    _ => Some(response::error(&e, request_id)),
+                }
+            }
+        };
+    let token = match &credentials {
+        Inbound::Bearer(t) => Some(t.as_str()),
+        _ => None,
+    };
+    if target.authorizer.is_none() && token.is_none() {
+        return None;
+    }
+    let principal = match inbound::authorize(state, &target, token).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::info!(operation = route.operation, error = %e, "request rejected");
+            let missing =
+                (token.is_none() && target.authorizer.is_some()).then_some((state.identity.emulator_url(), &target));
+            return Some(inbound::error_response(&e, missing, request_id));
+        }
+    };
+    let call = Call { request_id, caller, route: route.clone(), raw_query, headers, body, principal };
+    Some(finish(data::dispatch(state, &call).await, route.operation, request_id))
+}
+
+/// Identity operations of either plane: bound and validated against the plane's model, then
+/// handed to the Identity service.
+async fn identity_dispatch(state: &AppState, call: &Call<'_>) -> crate::kernel::error::Result<Response<Body>> {
+    let model = call.route.plane.model();
+    let input = crate::kernel::input::bind_and_validate(
+        model,
+        call.route.operation,
+        &crate::kernel::input::HttpInput {
+            labels: &call.route.labels,
+            raw_query: call.raw_query,
+            headers: call.headers,
+            body: &call.body,
+        },
+    )?;
+    let identity_call = identity_api::IdentityCall {
+        request_id: call.request_id,
+        caller: crate::services::identity::Caller {
+            account: call.caller.account.clone(),
+            region: call.caller.region.clone(),
+        },
+        operation: call.route.operation,
+        status: model.operation(call.route.operation).http.response_code,
+        input,
+    };
+    identity_api::handle(&state.identity, &state.control, identity_call).await
+}
+
+/// The built-in issuer and the USER_FEDERATION browser endpoints (small bodies: forms).
+async fn identity_browser_request<B>(state: &AppState, req: Request<B>) -> Response<Body>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, MAX_CONTROL_BODY_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            let mut resp = Response::new(response::full(format!("Could not read the request body: {e}")));
+            *resp.status_mut() = http::StatusCode::BAD_REQUEST;
+            return resp;
+        }
+    };
+    let headers = crate::kernel::sigv4::header_pairs(&parts.headers);
+    identity_browser::handle(
+        &state.identity,
+        parts.method.as_str(),
+        parts.uri.path(),
+        parts.uri.query().unwrap_or(""),
+        &headers,
+        &body,
+    )
+    .await
 }
 
 /// STS: small form bodies, verified like any non-S3 service.
@@ -236,9 +380,15 @@ where
             return sts::error(400, "InvalidRequest", &format!("Could not read the request body: {e}"), request_id)
         }
     };
+    let request = sts::QueryRequest::new(raw_query, &body);
     let parts = RequestParts { method, raw_path, raw_query, headers };
+    let unsigned = crate::kernel::sigv4::verify::credential_scope(&parts).is_none();
+    if unsigned && request.param("Action").as_deref() == Some("AssumeRoleWithWebIdentity") {
+        let caller = sts::StsCaller::Unsigned { default_account: &state.config.account_id };
+        return sts::handle(&state.credentials, caller, &request, request_id).await;
+    }
     match auth::authenticate(&state.config, &parts, &body) {
-        Ok(identity) => sts::handle(&identity.account, raw_query, &body, request_id),
+        Ok(identity) => sts::handle(&state.credentials, sts::StsCaller::Signed(&identity), &request, request_id).await,
         Err(e) => {
             tracing::info!(%method, path = %raw_path, error = ?e, "STS request rejected by SigV4 verification");
             sts::auth_error(&e, request_id)

@@ -11,6 +11,7 @@ pub mod kernel;
 pub mod local_client;
 pub mod observe;
 pub mod sandbox;
+pub mod sandbox_door;
 pub mod server;
 pub mod services;
 pub mod sessions;

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 use agentcore_local::config::{self, AuthMode, Config, SandboxKind};
 use agentcore_local::sandbox::Limits;
+use agentcore_local::services::identity::issuer::{parse_pair, IssuerClient, IssuerConfig, IssuerUser};
 use agentcore_local::sessions::{self, SessionConfig};
 use agentcore_local::{images, local_client, server};
 
@@ -170,6 +171,14 @@ struct ServeArgs {
     /// records' expiry and empty sessions (for tests, e.g. 0.00001 makes 3 days about 2.6 s).
     #[arg(long, env = "AGENTCORE_LOCAL_MEMORY_TIME_SCALE", default_value_t = 1.0)]
     memory_time_scale: f64,
+    /// A client of the built-in OIDC issuer, `ID:SECRET`; repeatable. Replaces the default
+    /// `agentcore-local-client:agentcore-local-secret`.
+    #[arg(long = "issuer-client", env = "AGENTCORE_LOCAL_ISSUER_CLIENTS", value_delimiter = ',')]
+    issuer_clients: Vec<String>,
+    /// A user of the built-in OIDC issuer (password and authorization-code flows), `NAME:PASSWORD`;
+    /// repeatable. Replaces the default `test-user:test-password`.
+    #[arg(long = "issuer-user", env = "AGENTCORE_LOCAL_ISSUER_USERS", value_delimiter = ',')]
+    issuer_users: Vec<String>,
 }
 
 fn build_config(args: &ServeArgs) -> Result<Config, String> {
@@ -191,6 +200,21 @@ fn build_config(args: &ServeArgs) -> Result<Config, String> {
             credentials.entry(c.access_key_id.clone()).or_insert(c);
         }
     }
+    let mut issuer = IssuerConfig::default();
+    if !args.issuer_clients.is_empty() {
+        issuer.clients = args
+            .issuer_clients
+            .iter()
+            .map(|f| parse_pair(f, "--issuer-client ID:SECRET").map(|(id, secret)| IssuerClient { id, secret }))
+            .collect::<Result<_, _>>()?;
+    }
+    if !args.issuer_users.is_empty() {
+        issuer.users = args
+            .issuer_users
+            .iter()
+            .map(|f| parse_pair(f, "--issuer-user NAME:PASSWORD").map(|(name, password)| IssuerUser { name, password }))
+            .collect::<Result<_, _>>()?;
+    }
     let data_dir =
         if args.in_memory { None } else { Some(args.data_dir.clone().unwrap_or_else(config::default_data_dir)) };
     Ok(Config {
@@ -211,6 +235,8 @@ fn build_config(args: &ServeArgs) -> Result<Config, String> {
             model: args.model_provider_model.clone(),
             api_key: args.model_provider_api_key.clone(),
         },
+        issuer,
+        issued_credentials: Default::default(),
         sessions: SessionConfig {
             max_sessions_per_account: args.max_sessions,
             max_tps_per_endpoint: args.max_tps_per_endpoint,

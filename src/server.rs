@@ -18,10 +18,13 @@ use crate::kernel::store::{OpenError, Store};
 use crate::sandbox::docker::DockerBackend;
 use crate::sandbox::SandboxBackend;
 use crate::services::bedrock::Bedrock;
+use crate::services::identity::Identity;
 use crate::services::memory::MemoryService;
 use crate::services::runtime::domain::{ControlPlane, Provisioner};
 use crate::services::runtime::prepare::provisioner::{ControlPlaneOnly, SandboxProvisioner};
 use crate::services::s3::objects::Objects;
+use crate::services::sts::credentials::keys::CredentialKey;
+use crate::services::sts::credentials::Issuer;
 use crate::sessions::Sessions;
 
 /// How long in-flight requests get to finish after a shutdown signal.
@@ -39,6 +42,10 @@ pub enum StartError {
     Objects { dir: Option<std::path::PathBuf>, source: std::io::Error },
     #[error(transparent)]
     Memory(#[from] crate::services::memory::SchemaError),
+    #[error("cannot open the Identity token vault: {0}")]
+    Identity(String),
+    #[error("cannot prepare temporary credentials: {0}")]
+    CredentialKey(std::io::Error),
 }
 
 /// Where files other than the database go: the data dir, or a temporary directory.
@@ -124,7 +131,7 @@ async fn instance_id(store: &Store) -> String {
         .unwrap_or_else(|_| uuid::Uuid::new_v4().simple().to_string()[..12].to_string())
 }
 
-pub async fn start(config: Config) -> Result<RunningServer, StartError> {
+pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
     // First: a bad model script is the caller's mistake, reported before anything is opened.
     let bedrock = Arc::new(Bedrock::new(&config.model_provider).map_err(StartError::ModelProvider)?);
     tracing::info!(provider = %bedrock.describe(), "Bedrock model provider");
@@ -136,6 +143,16 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         TcpListener::bind(config.listen).await.map_err(|source| StartError::Bind { addr: config.listen, source })?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
     let control = ControlPlane::new(store.clone());
+    let identity = Arc::new(
+        Identity::open(store.clone(), config.data_dir.as_deref(), config.issuer.clone())
+            .await
+            .map_err(StartError::Identity)?,
+    );
+    identity.set_listen_addr(addr);
+    // A crash between a runtime's commit and its workload identity's is repaired here.
+    if let Err(e) = identity.sync_runtime_workloads(control.runtime_ids().await.unwrap_or_default()).await {
+        tracing::warn!(error = %e, "could not reconcile the runtimes' workload identities");
+    }
     // Before anything serves: orphaned files of interrupted writes are removed first.
     let objects = Objects::open(store.clone(), config.data_dir.as_deref())
         .map_err(|source| StartError::Objects { dir: config.data_dir.clone(), source })?;
@@ -150,6 +167,18 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     // sessions write into them, the logs service and the console read them.
     let logs = crate::services::logs::LogStore::new(state_dir.path().join("logs"), config.log_max_bytes_per_runtime);
     let observatory = Arc::new(crate::observe::Observatory::default());
+    // Temporary credentials: the key that derives their secrets lives beside the database.
+    let key = match &config.data_dir {
+        Some(dir) => CredentialKey::load_or_create(dir).map_err(StartError::CredentialKey)?,
+        None => CredentialKey::ephemeral(),
+    };
+    let credentials = Arc::new(Issuer::open(store.clone(), key, config.sessions.time_scale).await.map_err(|e| {
+        StartError::CredentialKey(std::io::Error::other(format!("cannot load issued credentials: {e}")))
+    })?);
+    // Fresh for each server: a Config reused for a second start must not see the first one's.
+    config.issued_credentials = Default::default();
+    config.issued_credentials.install(credentials.clone());
+    let mut sandbox_listener = None;
     let (sessions, provisioner): (Option<Arc<Sessions>>, Arc<dyn Provisioner>) = match config.sandbox {
         SandboxKind::Docker => {
             let backend: Arc<dyn SandboxBackend> = Arc::new(DockerBackend::new());
@@ -160,6 +189,10 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             let sessions =
                 Arc::new(Sessions::new(backend, control.clone(), session_config, instance, logs, observatory.clone()));
             sessions.set_emulator_url(format!("http://{addr}"));
+            sandbox_listener = crate::sandbox_door::open(&sessions, &store, addr.port()).await;
+            if let Some(bound) = sandbox_listener.as_ref().and_then(|l| l.local_addr().ok()) {
+                sessions.set_sandbox_url(format!("http://{bound}"));
+            }
             sessions.recover(&control).await;
             sessions.spawn_pool_janitor();
             let provisioner = SandboxProvisioner::new(sessions.clone())
@@ -181,6 +214,8 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         observatory,
         memory: memory.clone(),
         bedrock,
+        identity,
+        credentials,
     });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let memory_tasks = memory.spawn_background(shutdown_rx.clone());
@@ -191,17 +226,26 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             let _ = rx.wait_for(|stop| *stop).await;
         }))
     };
-    let task = tokio::spawn(accept_loop(listener, state.clone(), shutdown_rx, async move {
-        if let Some(sessions) = sessions {
-            sessions.shutdown().await;
-        }
-        let _ = reconciler_task.await;
-        for task in memory_tasks {
-            let _ = task.await;
-        }
-        store.checkpoint();
-        drop(state_dir);
-    }));
+    if let Some(listener) = sandbox_listener {
+        tokio::spawn(accept_loop(listener, state.clone(), shutdown_rx.clone(), async {}, true));
+    }
+    let task = tokio::spawn(accept_loop(
+        listener,
+        state.clone(),
+        shutdown_rx,
+        async move {
+            if let Some(sessions) = sessions {
+                sessions.shutdown().await;
+            }
+            let _ = reconciler_task.await;
+            for task in memory_tasks {
+                let _ = task.await;
+            }
+            store.checkpoint();
+            drop(state_dir);
+        },
+        false,
+    ));
     Ok(RunningServer { addr, state, shutdown: shutdown_tx, task })
 }
 
@@ -210,6 +254,8 @@ async fn accept_loop(
     state: Arc<AppState>,
     mut shutdown: watch::Receiver<bool>,
     on_stopped: impl std::future::Future<Output = ()>,
+    // The sandboxes' listener: requests are marked with the sandbox address they come from.
+    from_sandboxes: bool,
 ) {
     // Every connection task holds a clone of `alive`; when all are dropped, all connections are done.
     let (alive, mut all_closed) = tokio::sync::mpsc::channel::<()>(1);
@@ -229,6 +275,9 @@ async fn accept_loop(
                 let service = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
                     let state = state.clone();
                     req.extensions_mut().insert(crate::console::PeerAddr(peer));
+                    if from_sandboxes {
+                        req.extensions_mut().insert(front_door::FromSandbox(peer.ip()));
+                    }
                     async move { Ok::<_, Infallible>(front_door::handle(state, req).await) }
                 });
                 let conn = http1::Builder::new()

@@ -461,7 +461,7 @@ impl agentcore_local::services::memory::MemoryModel for FlakyModel {
     fn complete<'a>(
         &'a self,
         request: agentcore_local::services::memory::ModelRequest<'a>,
-    ) -> agentcore_local::services::runtime::domain::BoxFuture<'a, Result<String, String>> {
+    ) -> futures_util::future::BoxFuture<'a, Result<String, String>> {
         self.seen.lock().unwrap().push((request.model_id.to_string(), request.system.to_string()));
         let failing = self.failing.load(std::sync::atomic::Ordering::SeqCst);
         Box::pin(async move {

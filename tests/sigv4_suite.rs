@@ -79,6 +79,7 @@ fn credentials() -> HashMap<String, Credential> {
             access_key_id: SUITE_KEY.into(),
             secret_access_key: SUITE_SECRET.into(),
             account_id: "123456789012".into(),
+            ..Default::default()
         },
     )])
 }
@@ -182,6 +183,40 @@ fn suite_requests_outside_the_clock_window_are_expired() {
 
 // ---- cross-check with aws-sigv4 ----
 
+#[test]
+fn temporary_credentials_need_their_token_and_expire() {
+    let now = 1_790_000_000i64;
+    let temporary = |expires_at: i64| {
+        HashMap::from([(
+            "AKIDTEST".to_string(),
+            Credential {
+                access_key_id: "AKIDTEST".into(),
+                secret_access_key: "secret/with+chars".into(),
+                account_id: "123456789012".into(),
+                session_token: Some("the-token".into()),
+                expires_at: Some(expires_at),
+            },
+        )])
+    };
+    let headers = vec![("host".to_string(), "127.0.0.1:4599".to_string())];
+    for presign in [false, true] {
+        let outcome = |token: Option<&str>, expires_at: i64| {
+            let (target, signed) =
+                sign_with_sdk_as("GET", "/runtimes/", &headers, b"", presign, "bedrock-agentcore", now, token);
+            let (raw_path, raw_query) = split_target(&target);
+            let parts = RequestParts { method: "GET", raw_path: &raw_path, raw_query: &raw_query, headers: &signed };
+            let creds = temporary(expires_at);
+            Verifier::new(&creds)
+                .verify(&parts, Payload::Buffered(b""), UriEncoding::NormalizeAndDoubleEncode, now)
+                .map(|_| ())
+        };
+        assert_eq!(outcome(Some("the-token"), now + 60), Ok(()), "presign {presign}");
+        assert_eq!(outcome(None, now + 60), Err(AuthError::InvalidToken), "presign {presign}");
+        assert_eq!(outcome(Some("another-token"), now + 60), Err(AuthError::InvalidToken), "presign {presign}");
+        assert_eq!(outcome(Some("the-token"), now), Err(AuthError::ExpiredToken), "presign {presign}");
+    }
+}
+
 fn sign_with_sdk(
     method: &str,
     path_and_query: &str,
@@ -191,12 +226,28 @@ fn sign_with_sdk(
     service: &str,
     at: i64,
 ) -> (String, Vec<(String, String)>) {
+    sign_with_sdk_as(method, path_and_query, headers, body, presign, service, at, None)
+}
+
+/// `sign_with_sdk` with temporary credentials (`session_token`).
+#[allow(clippy::too_many_arguments)]
+fn sign_with_sdk_as(
+    method: &str,
+    path_and_query: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    presign: bool,
+    service: &str,
+    at: i64,
+    session_token: Option<&str>,
+) -> (String, Vec<(String, String)>) {
     use aws_credential_types::Credentials;
     use aws_sigv4::http_request::{
         sign as sdk_sign, SignableBody, SignableRequest, SignatureLocation, SigningSettings,
     };
     use aws_sigv4::sign::v4;
-    let identity = Credentials::new("AKIDTEST", "secret/with+chars", None, None, "test").into();
+    let identity =
+        Credentials::new("AKIDTEST", "secret/with+chars", session_token.map(str::to_string), None, "test").into();
     let mut settings = SigningSettings::default();
     if presign {
         settings.signature_location = SignatureLocation::QueryParams;
@@ -296,7 +347,7 @@ proptest! {
         let (target, signed_headers) = sign_with_sdk(&method, &path_and_query, &headers, &body, presign, "bedrock-agentcore", now);
         let (raw_path, raw_query) = split_target(&target);
         let creds = HashMap::from([("AKIDTEST".to_string(), Credential {
-            access_key_id: "AKIDTEST".into(), secret_access_key: "secret/with+chars".into(), account_id: "123456789012".into() })]);
+            access_key_id: "AKIDTEST".into(), secret_access_key: "secret/with+chars".into(), account_id: "123456789012".into(), ..Default::default() })]);
         let verifier = Verifier::new(&creds);
         let parts = RequestParts { method: &method, raw_path: &raw_path, raw_query: &raw_query, headers: &signed_headers };
         let verified = verifier.verify(&parts, Payload::Buffered(&body), UriEncoding::NormalizeAndDoubleEncode, now);
@@ -334,7 +385,7 @@ proptest! {
         let mut all = headers.clone();
         all.extend(instructions.headers().map(|(k, v)| (k.to_string(), v.to_string())));
         let creds = HashMap::from([("AKIDTEST".to_string(), Credential {
-            access_key_id: "AKIDTEST".into(), secret_access_key: "s3secret".into(), account_id: "123456789012".into() })]);
+            access_key_id: "AKIDTEST".into(), secret_access_key: "s3secret".into(), account_id: "123456789012".into(), ..Default::default() })]);
         let parts = RequestParts { method: "PUT", raw_path: &path, raw_query: "", headers: &all };
         let verified = Verifier::new(&creds).verify(&parts, Payload::Buffered(&body), UriEncoding::SingleEncode, now);
         prop_assert!(verified.is_ok(), "{:?} for {}", verified.err(), path);

@@ -28,6 +28,14 @@ SERVICES = {
         "DeleteAgentRuntimeEndpoint", "ListAgentRuntimeEndpoints",
         "TagResource", "UntagResource", "ListTagsForResource",
         "CreateMemory", "GetMemory", "UpdateMemory", "DeleteMemory", "ListMemories",
+        # Identity
+        "CreateWorkloadIdentity", "GetWorkloadIdentity", "UpdateWorkloadIdentity", "DeleteWorkloadIdentity",
+        "ListWorkloadIdentities",
+        "CreateApiKeyCredentialProvider", "GetApiKeyCredentialProvider", "UpdateApiKeyCredentialProvider",
+        "DeleteApiKeyCredentialProvider", "ListApiKeyCredentialProviders",
+        "CreateOauth2CredentialProvider", "GetOauth2CredentialProvider", "UpdateOauth2CredentialProvider",
+        "DeleteOauth2CredentialProvider", "ListOauth2CredentialProviders",
+        "GetTokenVault", "SetTokenVaultCMK",
     ],
     "bedrock-agentcore/2024-02-28": [
         "InvokeAgentRuntime", "StopRuntimeSession", "GetAgentCard", "InvokeAgentRuntimeCommand",
@@ -35,6 +43,9 @@ SERVICES = {
         "BatchCreateMemoryRecords", "BatchUpdateMemoryRecords", "BatchDeleteMemoryRecords",
         "GetMemoryRecord", "DeleteMemoryRecord", "ListMemoryRecords", "RetrieveMemoryRecords",
         "StartMemoryExtractionJob", "ListMemoryExtractionJobs",
+        # Identity
+        "GetWorkloadAccessToken", "GetWorkloadAccessTokenForJWT", "GetWorkloadAccessTokenForUserId",
+        "GetResourceApiKey", "GetResourceOauth2Token", "CompleteResourceTokenAuth",
     ],
     "bedrock-runtime/2023-09-30": [
         "Converse", "ConverseStream", "InvokeModel", "InvokeModelWithResponseStream", "CountTokens",
@@ -42,6 +53,8 @@ SERVICES = {
     "bedrock/2023-04-20": [
         "ListFoundationModels", "GetFoundationModel",
     ],
+    # awsQuery: temporary credentials for host users and the identity behind a request.
+    "sts/2011-06-15": ["GetCallerIdentity", "AssumeRole", "AssumeRoleWithWebIdentity"],
 }
 
 SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")

@@ -27,6 +27,21 @@ pub struct AppState {
     pub memory: crate::services::memory::MemoryService,
     /// Bedrock's model provider and the record of model calls.
     pub bedrock: Arc<crate::services::bedrock::Bedrock>,
+    /// AgentCore Identity: workload identities, credential providers, the built-in issuer.
+    pub identity: Arc<crate::services::identity::Identity>,
+    /// Temporary credentials: STS AssumeRole and the sessions' execution roles.
+    pub credentials: Arc<crate::services::sts::credentials::Issuer>,
+}
+
+/// Put on requests that arrived on the listener for sandboxes, with the sandbox's address.
+#[derive(Debug, Clone, Copy)]
+pub struct FromSandbox(pub std::net::IpAddr);
+
+impl AppState {
+    /// The runtime session of the sandbox a request came from, if it came from one.
+    pub fn calling_session(&self, from: Option<FromSandbox>) -> Option<String> {
+        self.sessions.as_ref()?.directory().at(from?.0)?.session_id
+    }
 }
 
 /// One incoming request as handlers see it, with the body fully read.
@@ -37,4 +52,6 @@ pub struct Call<'a> {
     pub raw_query: &'a str,
     pub headers: &'a [(String, String)],
     pub body: Bytes,
+    /// How the caller authenticated (SigV4, or a bearer token on a JWT-authorized runtime).
+    pub principal: auth::Principal,
 }

@@ -40,6 +40,10 @@ pub enum ErrorKind {
     ServiceQuotaExceeded,
     Throttling,
     AccessDenied,
+    /// A bearer token is missing or refused on a JWT-authorized runtime (401).
+    Unauthorized,
+    /// A secret in the token vault could not be decrypted (Identity's `DecryptionFailure`, 400).
+    DecryptionFailure,
     RuntimeClientError,
     RetryableConflict,
     InternalServer,
@@ -113,6 +117,8 @@ impl Error {
             ErrorKind::ServiceQuotaExceeded => "ServiceQuotaExceededException",
             ErrorKind::Throttling => "ThrottlingException",
             ErrorKind::AccessDenied => "AccessDeniedException",
+            ErrorKind::Unauthorized => "UnauthorizedException",
+            ErrorKind::DecryptionFailure => "DecryptionFailure",
             ErrorKind::RuntimeClientError => "RuntimeClientError",
             ErrorKind::RetryableConflict => "RetryableConflictException",
             ErrorKind::InternalServer => "InternalServerException",
@@ -125,7 +131,8 @@ impl Error {
     /// HTTP status, from the model's error traits.
     pub fn status(&self) -> u16 {
         match &self.kind {
-            ErrorKind::Validation { .. } => 400,
+            ErrorKind::Validation { .. } | ErrorKind::DecryptionFailure => 400,
+            ErrorKind::Unauthorized => 401,
             ErrorKind::ResourceNotFound => 404,
             ErrorKind::Conflict | ErrorKind::RetryableConflict => 409,
             ErrorKind::ServiceQuotaExceeded => 402,
@@ -171,5 +178,10 @@ mod tests {
         }
         let rce = Error::new(ErrorKind::RuntimeClientError, "x");
         assert_eq!(model::data().error_status(rce.code()), Some(rce.status()));
+        for e in [Error::new(ErrorKind::Unauthorized, "x"), Error::new(ErrorKind::DecryptionFailure, "x")] {
+            assert_eq!(model::control().error_status(e.code()), Some(e.status()), "{}", e.code());
+        }
+        let unauthorized = Error::new(ErrorKind::Unauthorized, "x");
+        assert_eq!(model::data().error_status(unauthorized.code()), Some(401));
     }
 }

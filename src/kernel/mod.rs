@@ -5,8 +5,11 @@
 pub mod clock;
 pub mod error;
 pub mod input;
+pub mod jwt;
 pub mod model;
+pub mod query_input;
 pub mod response;
 pub mod router;
 pub mod sigv4;
 pub mod store;
+pub mod unserved;

@@ -6,7 +6,7 @@
 //! zombies handled for the agent), and pids, memory and CPU limits.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use bollard::models::{ContainerCreateBody, HostConfig, NetworkCreateRequest, PortBinding};
@@ -136,6 +136,11 @@ impl DockerBackend {
             }
         }
         out
+    }
+
+    /// A container's address on the sandbox network (its only network).
+    fn address_of(networks: Option<&HashMap<String, bollard::models::EndpointSettings>>) -> Option<IpAddr> {
+        networks?.values().find_map(|n| n.ip_address.as_deref().and_then(|a| a.parse().ok()))
     }
 
     async fn remove(docker: &Docker, id: &str) {
@@ -291,7 +296,11 @@ impl SandboxBackend for DockerBackend {
                     "Docker did not publish container port {missing} on 127.0.0.1"
                 )));
             }
-            Ok(SandboxHandle { id, ports })
+            Ok(SandboxHandle {
+                id,
+                ports,
+                address: Self::address_of(inspect.network_settings.as_ref().and_then(|n| n.networks.as_ref())),
+            })
         })
     }
 
@@ -481,13 +490,32 @@ impl SandboxBackend for DockerBackend {
                         .filter_map(|p| Some((p.private_port, SocketAddr::from(([127, 0, 0, 1], p.public_port?)))))
                         .collect();
                     let running = c.state.map(|s| s.to_string() == "running").unwrap_or(false);
+                    let address = Self::address_of(c.network_settings.as_ref().and_then(|n| n.networks.as_ref()));
                     Some(OwnedSandbox {
-                        handle: SandboxHandle { id, ports },
+                        handle: SandboxHandle { id, ports, address },
                         labels: c.labels.unwrap_or_default(),
                         running,
                     })
                 })
                 .collect())
+        })
+    }
+
+    fn host_address<'a>(&'a self) -> BoxFuture<'a, Result<IpAddr, SandboxError>> {
+        Box::pin(async move {
+            let network = self.network().await?;
+            let docker = self.client()?;
+            let inspected = docker
+                .inspect_network(&network, None::<bollard::query_parameters::InspectNetworkOptions>)
+                .await
+                .map_err(Self::unavailable)?;
+            inspected
+                .ipam
+                .and_then(|ipam| ipam.config)
+                .into_iter()
+                .flatten()
+                .find_map(|c| c.gateway.and_then(|g| g.parse::<IpAddr>().ok()).filter(IpAddr::is_ipv4))
+                .ok_or_else(|| SandboxError::Failed(format!("Docker network {NETWORK} has no IPv4 gateway")))
         })
     }
 }

@@ -10,7 +10,7 @@ pub mod docker;
 pub mod image;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -80,6 +80,9 @@ pub struct SandboxSpec {
 pub struct SandboxHandle {
     pub id: String,
     pub ports: HashMap<u16, SocketAddr>,
+    /// The sandbox's own address, as the host sees the connections it opens (how the metadata
+    /// service tells sandboxes apart); `None` if the backend cannot tell.
+    pub address: Option<IpAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,4 +182,7 @@ pub trait SandboxBackend: Send + Sync + 'static {
     fn exec<'a>(&'a self, id: &'a str, command: Vec<String>) -> BoxFuture<'a, Result<Exec, SandboxError>>;
     /// Every sandbox carrying the `managed` label, whichever emulator instance started it.
     fn list_owned<'a>(&'a self) -> BoxFuture<'a, Result<Vec<OwnedSandbox>, SandboxError>>;
+    /// The host's address as sandboxes reach it (the emulator listens there for their AWS calls
+    /// and metadata requests, and nowhere else beyond its own listener).
+    fn host_address<'a>(&'a self) -> BoxFuture<'a, Result<IpAddr, SandboxError>>;
 }

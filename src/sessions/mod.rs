@@ -3,6 +3,7 @@
 //! stopped, and always removed afterwards.
 
 mod capture;
+pub mod directory;
 mod door;
 pub mod forward;
 mod job;
@@ -136,6 +137,10 @@ pub struct Sessions {
     next_slot: AtomicU64,
     throttle: Throttle,
     emulator_url: OnceLock<String>,
+    /// The emulator as sandboxes reach it (`sandbox::SandboxBackend::host_address`).
+    sandbox_url: OnceLock<String>,
+    /// Which sandbox is at which address (the metadata service's callers).
+    directory: directory::SandboxDirectory,
     /// MCP session ids issued by agents (stateful MCP servers), mapped to the runtime session that
     /// issued them: (runtime id, Mcp-Session-Id) → runtime session id.
     mcp_sessions: Mutex<HashMap<(String, String), String>>,
@@ -180,6 +185,8 @@ impl Sessions {
             table: Mutex::new(HashMap::new()),
             next_slot: AtomicU64::new(1),
             emulator_url: OnceLock::new(),
+            sandbox_url: OnceLock::new(),
+            directory: directory::SandboxDirectory::default(),
             stopping: Mutex::new(tokio::task::JoinSet::new()),
             mcp_sessions: Mutex::new(HashMap::new()),
             logs,
@@ -238,6 +245,25 @@ impl Sessions {
 
     pub fn emulator_url(&self) -> &str {
         self.emulator_url.get().map(String::as_str).unwrap_or("http://127.0.0.1:4599")
+    }
+
+    /// The URL sandboxes reach the emulator at (its listener on the backend's host address).
+    pub fn set_sandbox_url(&self, url: String) {
+        let _ = self.sandbox_url.set(url);
+    }
+
+    fn urls(&self) -> spec::EmulatorUrls<'_> {
+        spec::EmulatorUrls { public: self.emulator_url(), from_sandboxes: self.sandbox_url.get().map(String::as_str) }
+    }
+
+    /// Which sandbox is at which address.
+    pub fn directory(&self) -> &directory::SandboxDirectory {
+        &self.directory
+    }
+
+    /// The host's address as sandboxes reach it (where the emulator listens for them).
+    pub async fn host_address(&self) -> std::result::Result<std::net::IpAddr, crate::sandbox::SandboxError> {
+        self.backend.host_address().await
     }
 
     fn table(&self) -> parking_lot::MutexGuard<'_, HashMap<SessionKey, Arc<Slot>>> {
@@ -380,6 +406,7 @@ impl Sessions {
                 self.stop_in_background(spare.id);
                 return None;
             }
+            self.directory.claimed(&spare.id, &key.session_id);
             return Some(spare);
         }
         None
@@ -392,14 +419,7 @@ impl Sessions {
         target: &InvocationTarget,
         started_ms: i64,
     ) -> Result<(crate::sandbox::SandboxHandle, Option<capture::CaptureHandle>)> {
-        let spec = spec::build(
-            &self.config,
-            &self.instance_id,
-            self.emulator_url(),
-            target,
-            Some(&key.session_id),
-            started_ms,
-        );
+        let spec = spec::build(&self.config, &self.instance_id, self.urls(), target, Some(&key.session_id), started_ms);
         let handle = match self.backend.start(&spec).await {
             Ok(h) => h,
             Err(crate::sandbox::SandboxError::ExitedAtStart { code, logs }) => {
@@ -418,6 +438,8 @@ impl Sessions {
                 return Err(runtime_client_error(format!("Runtime initialization failed: {e}")));
             }
         };
+        // The agent may ask for its credentials while it boots.
+        self.directory.enter(&handle, target, Some(&key.session_id));
         // Everything the agent writes is kept, from its first line.
         let capture = self.capture(target, &key.session_id, started_ms, &handle.id, 0);
         let addr = handle
@@ -441,6 +463,7 @@ impl Sessions {
                 c.drained(Duration::from_secs(5)).await;
             }
             let _ = self.backend.stop(&handle.id, Duration::ZERO).await;
+            self.directory.remove(&handle.id);
             let what = match failure.exit_code {
                 Some(code) => format!("the agent exited with code {code} during initialization"),
                 None => format!(
@@ -516,6 +539,7 @@ impl Sessions {
             }
             let _ = control.forget_claim(sandbox_id.clone()).await;
             if let Some(this) = weak.upgrade() {
+                this.directory.remove(&sandbox_id);
                 this.mark_removed(&sandbox_id);
             }
         });

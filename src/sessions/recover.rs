@@ -73,6 +73,7 @@ impl Sessions {
         let started_ms: i64 = label(labels::STARTED_AT_MS).parse().unwrap_or_else(|_| now_ms());
         let age = Duration::from_millis((now_ms() - started_ms).max(0) as u64);
         let started_at = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+        self.directory.enter(&sandbox.handle, &target, Some(&session_id));
         let key = SessionKey { runtime_id, session_id };
         let slot_id = self.next_slot.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let session =

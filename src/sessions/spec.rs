@@ -26,10 +26,18 @@ fn owner_labels(config: &SessionConfig, instance_id: &str) -> HashMap<String, St
     ])
 }
 
+/// Where the emulator is reached: by clients (`public`), and by the sandboxes' own AWS calls and
+/// metadata requests (`from_sandboxes`; `None` when the backend could not provide an address).
+#[derive(Debug, Clone, Copy)]
+pub struct EmulatorUrls<'a> {
+    pub public: &'a str,
+    pub from_sandboxes: Option<&'a str>,
+}
+
 pub fn build(
     config: &SessionConfig,
     instance_id: &str,
-    emulator_url: &str,
+    urls: EmulatorUrls<'_>,
     target: &InvocationTarget,
     session_id: Option<&str>,
     now_ms: i64,
@@ -40,7 +48,7 @@ pub fn build(
         ("AWS_REGION", target.region.clone()),
         ("AWS_DEFAULT_REGION", target.region.clone()),
         ("DOCKER_CONTAINER", "1".to_string()),
-        ("AGENTCORE_RUNTIME_URL", invocation_url(emulator_url, &target.runtime_arn)),
+        ("AGENTCORE_RUNTIME_URL", invocation_url(urls.public, &target.runtime_arn)),
         (
             "OTEL_RESOURCE_ATTRIBUTES",
             format!("cloud.resource_id={},service.name={}", target.runtime_arn, target.runtime_name),
@@ -48,6 +56,18 @@ pub fn build(
     ];
     env.retain(|(k, _)| !service_env.iter().any(|(s, _)| s == k));
     env.extend(service_env.iter().map(|(k, v)| (k.to_string(), v.clone())));
+    // Every SDK in the sandbox talks to the emulator, and its default credential chain finds the
+    // execution role's credentials at the metadata service; no keys are put in the environment.
+    // These yield to the runtime's own variables (an agent may point a client elsewhere on purpose).
+    if let Some(url) = urls.from_sandboxes {
+        for (name, value) in
+            [("AWS_ENDPOINT_URL", url.to_string()), ("AWS_EC2_METADATA_SERVICE_ENDPOINT", format!("{url}/"))]
+        {
+            if !env.iter().any(|(k, _)| k == name) {
+                env.push((name.to_string(), value));
+            }
+        }
+    }
 
     let prepared = Prepared::parse(&target.artifact);
     let (command, workdir, mounts) = match &prepared {

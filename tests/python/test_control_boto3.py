@@ -975,6 +975,6 @@ def test_modelled_but_unimplemented_operation_is_unknown_operation(control):
     assert (code, status) == ("UnknownOperationException", 404)
     assert "ListGateways" in resp["Error"]["Message"]
     with pytest.raises(ClientError) as exc:
-        control.list_workload_identities()
+        control.list_payment_credential_providers()
     assert error(exc)[0] == "UnknownOperationException"
-    assert "ListWorkloadIdentities" in exc.value.response["Error"]["Message"]
+    assert "ListPaymentCredentialProviders" in exc.value.response["Error"]["Message"]

@@ -8,7 +8,7 @@ pub mod time;
 pub mod verify;
 
 pub use canonical::{RequestParts, UriEncoding};
-pub use verify::{AuthError, Credential, Payload, Verified, Verifier};
+pub use verify::{AuthError, Credential, CredentialLookup, Payload, Verified, Verifier};
 
 /// A request's headers as owned (name, value) pairs, the form SigV4 verification reads.
 pub fn header_pairs(headers: &http::HeaderMap) -> Vec<(String, String)> {

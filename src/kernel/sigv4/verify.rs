@@ -17,11 +17,26 @@ pub const MAX_PRESIGN_EXPIRES_SECS: i64 = 7 * 24 * 3600;
 pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 
 /// A secret the emulator accepts, and the account that its requests act in.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Credential {
     pub access_key_id: String,
     pub secret_access_key: String,
     pub account_id: String,
+    /// Temporary credentials: requests must carry this token (`x-amz-security-token`).
+    pub session_token: Option<String>,
+    /// Temporary credentials: unix seconds after which requests are refused as expired.
+    pub expires_at: Option<i64>,
+}
+
+/// Where a verifier finds the credential of an access key id.
+pub trait CredentialLookup {
+    fn credential(&self, access_key_id: &str) -> Option<Credential>;
+}
+
+impl CredentialLookup for HashMap<String, Credential> {
+    fn credential(&self, access_key_id: &str) -> Option<Credential> {
+        self.get(access_key_id).cloned()
+    }
 }
 
 /// The identity and scope of a verified request.
@@ -59,6 +74,10 @@ pub enum AuthError {
         declared: String,
         computed: String,
     },
+    /// Temporary credentials without their session token, or with another one.
+    InvalidToken,
+    /// Temporary credentials past their expiry.
+    ExpiredToken,
 }
 
 impl AuthError {
@@ -88,6 +107,13 @@ impl AuthError {
                      Client computed: {declared}, server computed: {computed}"
                 ),
             ),
+            AuthError::InvalidToken => (
+                "UnrecognizedClientException",
+                "The security token included in the request is invalid.".into(),
+            ),
+            AuthError::ExpiredToken => {
+                ("ExpiredTokenException", "The security token included in the request is expired".into())
+            }
         }
     }
 }
@@ -102,7 +128,7 @@ pub enum Payload<'a> {
 }
 
 pub struct Verifier<'c> {
-    credentials: &'c HashMap<String, Credential>,
+    credentials: &'c dyn CredentialLookup,
 }
 
 fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
@@ -279,7 +305,7 @@ pub fn credential_scope(parts: &RequestParts<'_>) -> Option<(String, String)> {
 }
 
 impl<'c> Verifier<'c> {
-    pub fn new(credentials: &'c HashMap<String, Credential>) -> Self {
+    pub fn new(credentials: &'c dyn CredentialLookup) -> Self {
         Verifier { credentials }
     }
 
@@ -330,8 +356,9 @@ impl<'c> Verifier<'c> {
 
         let credential = self
             .credentials
-            .get(&input.access_key_id)
+            .credential(&input.access_key_id)
             .ok_or_else(|| AuthError::UnknownAccessKey(input.access_key_id.clone()))?;
+        check_session(&credential, parts, &query, now)?;
 
         let declared = if presigned {
             query
@@ -394,6 +421,29 @@ impl<'c> Verifier<'c> {
         }
         Err(first_failure.expect("at least one candidate hash"))
     }
+}
+
+/// Temporary credentials are good only with their own session token (header, or query parameter
+/// of a presigned URL) and until they expire. Long-term credentials ignore a token, so profiles
+/// that carry one from elsewhere keep working.
+fn check_session(
+    credential: &Credential,
+    parts: &RequestParts<'_>,
+    query: &[(String, String)],
+    now: i64,
+) -> Result<(), AuthError> {
+    let Some(expected) = &credential.session_token else { return Ok(()) };
+    let sent = header(parts.headers, "x-amz-security-token")
+        .map(str::to_string)
+        .or_else(|| query.iter().find(|(k, _)| k == "X-Amz-Security-Token").map(|(_, v)| v.clone()));
+    let matches = sent.is_some_and(|t| bool::from(t.trim().as_bytes().ct_eq(expected.as_bytes())));
+    if !matches {
+        return Err(AuthError::InvalidToken);
+    }
+    if credential.expires_at.is_some_and(|at| now >= at) {
+        return Err(AuthError::ExpiredToken);
+    }
+    Ok(())
 }
 
 fn is_hex_digest(value: &str) -> bool {

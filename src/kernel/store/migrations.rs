@@ -134,6 +134,23 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (upload_id, part_number)
     );
     "#,
+    // 5: temporary credentials issued to sessions and by STS (no secrets: they are derived from the
+    // credential key file, see crate::credentials::keys)
+    r#"
+    CREATE TABLE issued_credentials (
+        access_key_id TEXT PRIMARY KEY,
+        account       TEXT NOT NULL,
+        role_arn      TEXT NOT NULL,
+        session_name  TEXT NOT NULL,
+        source        TEXT NOT NULL,
+        sandbox_id    TEXT,
+        runtime_id    TEXT,
+        session_id    TEXT,
+        issued_at     INTEGER NOT NULL,
+        expires_at    INTEGER NOT NULL
+    );
+    CREATE INDEX issued_credentials_by_expiry ON issued_credentials (expires_at);
+    "#,
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

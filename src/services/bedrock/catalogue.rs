@@ -12,8 +12,11 @@ use std::sync::Mutex;
 use serde_json::{json, Value};
 
 /// Foundation models the agent frameworks this emulator is tested with use by default (Strands'
-/// `BedrockModel`, langchain-aws examples, Amazon Nova), so a fresh emulator lists them.
+/// `BedrockModel`: `global.anthropic.claude-sonnet-4-6` in strands-agents 1.62, earlier
+/// `us.anthropic.claude-sonnet-4-20250514-v1:0`; langchain-aws examples; Amazon Nova), so a fresh
+/// emulator lists them.
 pub const FRAMEWORK_DEFAULTS: &[&str] = &[
+    "anthropic.claude-sonnet-4-6",
     "anthropic.claude-sonnet-4-20250514-v1:0",
     "anthropic.claude-3-7-sonnet-20250219-v1:0",
     "anthropic.claude-3-5-haiku-20241022-v1:0",
@@ -154,6 +157,10 @@ mod tests {
             Some("amazon.titan-text-express-v1")
         );
         assert_eq!(foundation_model_id("arn:aws:bedrock:us-east-1:123456789012:provisioned-model/abc"), None);
+        assert_eq!(
+            foundation_model_id("global.anthropic.claude-sonnet-4-6").as_deref(),
+            Some("anthropic.claude-sonnet-4-6")
+        );
         assert_eq!(foundation_model_id("local"), None);
     }
 
@@ -174,7 +181,7 @@ mod tests {
         assert_eq!(mistral[0]["providerName"], "Mistral AI");
         let anthropic =
             c.list(&ListFilter { by_provider: Some("Anthropic".into()), ..Default::default() }, "r", "echo");
-        assert_eq!(anthropic.len(), 4);
+        assert_eq!(anthropic.len(), 5);
         let provisioned =
             c.list(&ListFilter { by_inference_type: Some("PROVISIONED".into()), ..Default::default() }, "r", "echo");
         assert!(provisioned.is_empty());

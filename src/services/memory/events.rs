@@ -12,9 +12,9 @@ use serde_json::Value;
 
 use super::filters::{event_matches, EventFilter};
 use super::idempotency::{remember, replayed};
-use super::rows::{BranchRow, EventRow, MemoryRow, QueueRow, SessionRow};
-use super::sql::Db;
 use super::strategies::{template_variables, Pipeline, StrategyStatus, BUILT_IN_VARIABLES};
+use super::tables::Db;
+use super::tables::{BranchRow, EventRow, MemoryRow, QueueRow, SessionRow};
 use super::{ids, live_memory, time, tokens, MemoryService, MAX_EVENT_BYTES, MAX_JSON_PAYLOAD_BYTES};
 use crate::kernel::error::{Error, Result};
 use crate::services::runtime::domain::{Caller, Idempotency};

@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::rows::MemoryStatus;
-use super::sql::Db;
+use super::idempotency::TOKEN_TTL_MS;
 use super::strategies::StrategyStatus;
-use super::{retrieval, time, MemoryService, EMPTY_SESSION_DAYS};
+use super::tables::index;
+use super::tables::Db;
+use super::tables::MemoryStatus;
+use super::{time, MemoryService, EMPTY_SESSION_DAYS};
 use crate::kernel::error::Result;
 
 /// Without a wake-up, look again this often.
@@ -100,7 +102,7 @@ impl MemoryService {
                     tracing::info!(memory = %memory.id, "memory ACTIVE");
                 }
                 for memory in db.memories_with_status(&[MemoryStatus::Deleting])? {
-                    retrieval::drop_index(tx.txn, memory.seq)?;
+                    index::drop_index(tx.txn, memory.seq)?;
                     db.delete_memory(&memory)?;
                     tracing::info!(memory = %memory.id, "memory deleted");
                 }
@@ -118,8 +120,9 @@ impl MemoryService {
                 let db = Db::new(tx.txn);
                 db.purge_expired_events(now)?;
                 db.purge_empty_sessions(now - empty_session_ms, now)?;
+                db.purge_client_tokens(now - TOKEN_TTL_MS)?;
                 for (record_seq, memory_seq) in db.expired_records(now, SWEEP_BATCH)? {
-                    retrieval::unindex_record(tx.txn, memory_seq, record_seq)?;
+                    index::unindex_record(tx.txn, memory_seq, record_seq)?;
                     db.delete_record(record_seq)?;
                 }
                 Ok(())

@@ -10,15 +10,16 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::idempotency::{remember, replayed};
-use super::rows::{IndexedKey, MemoryRow, MemorySettings, MemoryStatus, NamespaceKey};
-use super::sql::Db;
 use super::strategies::{
     check_set, check_templates, ExpiryChange, NewStrategy, Strategy, StrategyStatus, StrategyUpdates,
 };
-use super::{ids, live_memory, retrieval, tokens, MemoryService, MAX_INDEXED_KEYS, MAX_MEMORIES_PER_REGION};
+use super::tables::index;
+use super::tables::Db;
+use super::tables::{IndexedKey, MemoryRow, MemorySettings, MemoryStatus, NamespaceKey};
+use super::{ids, live_memory, tokens, MemoryService, MAX_INDEXED_KEYS, MAX_MEMORIES_PER_REGION};
+use crate::kernel::clock::now_ms;
 use crate::kernel::error::{Error, Result};
-use crate::kernel::store::Tx;
-use crate::services::runtime::domain::{now_ms, Caller, Idempotency, MAX_TAGS_PER_RESOURCE};
+use crate::services::runtime::domain::{Caller, Idempotency, MAX_TAGS_PER_RESOURCE};
 
 /// CreateMemory's request, typed.
 #[derive(Debug, Clone)]
@@ -154,8 +155,8 @@ impl MemoryService {
                 for s in req.strategies {
                     db.insert_strategy(&memory.id, &new_strategy_row(s, now))?;
                 }
-                retrieval::create_index(tx.txn, memory.seq)?;
-                tx.put_tags(&memory.arn, &req.tags)?;
+                index::create_index(tx.txn, memory.seq)?;
+                db.put_tags(&memory.id, &req.tags)?;
                 remember(tx, &caller, "CreateMemory", &idem, memory.id.clone())?;
                 view(&db, memory)
             })
@@ -360,25 +361,4 @@ fn apply_strategy_updates(db: &Db<'_>, memory: &MemoryRow, updates: StrategyUpda
         current.iter().map(|s| (&s.spec.namespaces, &s.spec.reflection_namespaces)),
         &memory.settings.namespace_keys,
     )
-}
-
-/// Tag operations reach memories through here: the ARN names a memory of the caller that is
-/// not being deleted.
-pub fn check_taggable_memory(tx: &Tx<'_>, caller: &Caller, arn: &str) -> Result<bool> {
-    let Some(parsed) = ids::parse_memory_arn(arn) else {
-        return Ok(false);
-    };
-    let missing = || {
-        Error::not_found(format!(
-            "No taggable resource with ARN '{arn}' exists in account {} in {}.",
-            caller.account, caller.region
-        ))
-    };
-    if parsed.account != caller.account || parsed.region != caller.region {
-        return Err(missing());
-    }
-    match Db::new(tx.txn).memory(&caller.account, &caller.region, parsed.memory_id)? {
-        Some(m) if m.arn == arn && m.status != MemoryStatus::Deleting => Ok(true),
-        _ => Err(missing()),
-    }
 }

@@ -20,10 +20,9 @@ mod memories;
 mod overview;
 mod records;
 mod retrieval;
-mod rows;
-mod schema;
-mod sql;
 mod strategies;
+mod tables;
+pub mod tags;
 mod time;
 mod tokens;
 
@@ -36,12 +35,11 @@ use crate::kernel::store::{Store, Tx};
 use crate::services::runtime::domain::Caller;
 pub use extraction::{MemoryModel, ModelRequest};
 pub use ids::parse_memory_arn;
-pub use memories::check_taggable_memory;
 pub use overview::{MemoryDetail, MemoryOverview};
-pub use rows::{EventRow, MemoryRow, MemoryStatus, RecordRow};
-pub use schema::SchemaError;
-use sql::Db;
 pub use strategies::Strategy;
+pub use tables::schema::SchemaError;
+use tables::Db;
+pub use tables::{EventRow, MemoryRow, MemoryStatus, RecordRow};
 
 /// Memories per account and Region (service quota).
 pub const MAX_MEMORIES_PER_REGION: usize = 150;
@@ -98,7 +96,7 @@ impl MemoryService {
     ) -> std::result::Result<Self, SchemaError> {
         // A failed step returns an error, so its transaction rolls back whole.
         store
-            .write(|tx| schema::migrate(tx.txn).map_err(|e| Error::internal(e.to_string())))
+            .write(|tx| tables::schema::migrate(tx.txn).map_err(|e| Error::internal(e.to_string())))
             .await
             .map_err(|e| SchemaError(e.message))?;
         let extractor = extraction::pick(model, &config.default_model_id);

@@ -1,9 +1,9 @@
 //! What the emulator's dashboard shows of memories: every memory with its counts, and one memory's
 //! latest events and records. Reads only; across accounts (the dashboard is the operator's view).
 
-use super::rows::{EventRow, MemoryRow, RecordRow};
-use super::sql::Db;
 use super::strategies::Strategy;
+use super::tables::Db;
+use super::tables::{EventRow, MemoryRow, RecordRow};
 use super::{time, MemoryService};
 use crate::kernel::error::Result;
 

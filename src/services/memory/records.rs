@@ -6,53 +6,18 @@ use sha2::{Digest, Sha256};
 use super::events::Page;
 use super::filters::{record_matches, MetaValue, RecordFilter};
 use super::idempotency::{remember, replayed};
-use super::retrieval::{self, Hit, SearchScope};
-use super::rows::{MemoryRow, RecordRow};
-use super::sql::{Db, RecordWrite};
+use super::retrieval::{self, Hit};
 use super::strategies::ExpiryChange;
+pub use super::tables::NamespaceScope;
+use super::tables::{index, SearchScope};
+use super::tables::{Db, RecordWrite};
+use super::tables::{MemoryRow, RecordRow};
 use super::{ids, live_memory, time, tokens, MemoryService};
 use crate::kernel::error::{Error, Result};
 use crate::services::runtime::domain::{Caller, Idempotency};
 
 /// What records without a `memoryStrategyId` report as theirs (the output member is required).
 pub const NO_STRATEGY: &str = "none";
-
-/// `namespace` (exact) or `namespacePath` (that namespace and everything under it).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NamespaceScope {
-    Exact(String),
-    Path(String),
-}
-
-impl NamespaceScope {
-    /// Exactly one of the two, as the model's documentation requires.
-    pub fn from_request(namespace: Option<String>, path: Option<String>) -> Result<NamespaceScope> {
-        match (namespace, path) {
-            (Some(ns), None) => Ok(NamespaceScope::Exact(ns)),
-            (None, Some(p)) => Ok(NamespaceScope::Path(p)),
-            (Some(_), Some(_)) => Err(Error::validation("Specify either namespace or namespacePath, not both.")),
-            (None, None) => Err(Error::validation("Either namespace or namespacePath is required.")),
-        }
-    }
-
-    /// The SQL condition on `r.namespace` with parameter `?{n}`, and that parameter's value.
-    pub fn sql(&self, n: usize) -> (String, String) {
-        match self {
-            NamespaceScope::Exact(ns) => (format!("r.namespace = ?{n}"), ns.clone()),
-            NamespaceScope::Path(p) => (
-                format!("(?{n} = '' OR r.namespace = ?{n} OR substr(r.namespace, 1, length(?{n}) + 1) = ?{n} || '/')"),
-                p.trim_end_matches('/').to_string(),
-            ),
-        }
-    }
-
-    fn key(&self) -> String {
-        match self {
-            NamespaceScope::Exact(ns) => format!("ns:{ns}"),
-            NamespaceScope::Path(p) => format!("path:{p}"),
-        }
-    }
-}
 
 /// One `MemoryRecordCreateInput`.
 #[derive(Debug, Clone)]
@@ -195,7 +160,7 @@ impl MemoryService {
                         slot: None,
                     };
                     let seq = db.insert_record(&memory.id, &write, now)?;
-                    retrieval::index_record(tx.txn, memory.seq, seq, &r.content)?;
+                    index::index_record(tx.txn, memory.seq, seq, &r.content)?;
                     outcome.ok(id, Some(r.request_identifier));
                 }
                 let stored = serde_json::to_string(&outcome).unwrap_or_default();
@@ -258,7 +223,7 @@ impl MemoryService {
                     };
                     db.rewrite_record(current.seq, &write)?;
                     if content != current.content {
-                        retrieval::index_record(tx.txn, memory.seq, current.seq, &content)?;
+                        index::index_record(tx.txn, memory.seq, current.seq, &content)?;
                     }
                     outcome.ok(c.record_id, None);
                 }
@@ -282,7 +247,7 @@ impl MemoryService {
                 for id in record_ids {
                     match db.record(&memory.id, &id, now)? {
                         Some(r) => {
-                            retrieval::unindex_record(tx.txn, memory.seq, r.seq)?;
+                            index::unindex_record(tx.txn, memory.seq, r.seq)?;
                             db.delete_record(r.seq)?;
                             outcome.ok(id, None);
                         }
@@ -315,7 +280,7 @@ impl MemoryService {
                 let db = Db::new(tx.txn);
                 let record =
                     db.record(&memory.id, &record_id, time::now_ms())?.ok_or_else(|| record_not_found(&record_id))?;
-                retrieval::unindex_record(tx.txn, memory.seq, record.seq)?;
+                index::unindex_record(tx.txn, memory.seq, record.seq)?;
                 db.delete_record(record.seq)?;
                 Ok(record_id)
             })

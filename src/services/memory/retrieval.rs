@@ -20,13 +20,11 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{params, Transaction};
+use rusqlite::Transaction;
 
-use super::records::NamespaceScope;
-use super::rows::RecordRow;
-use super::sql::{record_row, RECORD_COLS};
+pub use super::tables::SearchScope;
+use super::tables::{index, Db, RecordRow};
 use crate::kernel::error::Result;
-use crate::kernel::store::db_error;
 
 /// FTS5's BM25 parameters (fts5_aux.c).
 const K1: f64 = 1.2;
@@ -41,42 +39,6 @@ const STOP_WORDS: &[&str] = &[
     "these", "they", "this", "those", "to", "us", "was", "we", "were", "what", "when", "where", "which", "who", "whom",
     "why", "will", "with", "would", "you", "your",
 ];
-
-pub fn index_table(memory_seq: i64) -> String {
-    format!("memory_index_{memory_seq}")
-}
-
-/// Create a memory's index (inside the CreateMemory transaction).
-pub fn create_index(t: &Transaction<'_>, memory_seq: i64) -> Result<()> {
-    t.execute_batch(&format!(
-        "CREATE VIRTUAL TABLE IF NOT EXISTS {} USING fts5(content, tokenize = 'porter unicode61')",
-        index_table(memory_seq)
-    ))
-    .map_err(db_error)
-}
-
-pub fn drop_index(t: &Transaction<'_>, memory_seq: i64) -> Result<()> {
-    t.execute_batch(&format!("DROP TABLE IF EXISTS {}", index_table(memory_seq))).map_err(db_error)
-}
-
-/// Index (or re-index) a record's text under its row number.
-pub fn index_record(t: &Transaction<'_>, memory_seq: i64, record_seq: i64, content: &str) -> Result<()> {
-    let table = index_table(memory_seq);
-    t.prepare_cached(&format!("DELETE FROM {table} WHERE rowid = ?1"))
-        .and_then(|mut s| s.execute(params![record_seq]))
-        .map_err(db_error)?;
-    t.prepare_cached(&format!("INSERT INTO {table} (rowid, content) VALUES (?1, ?2)"))
-        .and_then(|mut s| s.execute(params![record_seq, content]))
-        .map_err(db_error)?;
-    Ok(())
-}
-
-pub fn unindex_record(t: &Transaction<'_>, memory_seq: i64, record_seq: i64) -> Result<()> {
-    t.prepare_cached(&format!("DELETE FROM {} WHERE rowid = ?1", index_table(memory_seq)))
-        .and_then(|mut s| s.execute(params![record_seq]))
-        .map_err(db_error)?;
-    Ok(())
-}
 
 /// The words of a query worth searching for, lower-cased, without stop words or repeats.
 pub fn query_terms(query: &str) -> Vec<String> {
@@ -120,15 +82,6 @@ pub struct Hit {
     pub score: f64,
 }
 
-/// Where to search and what else a record must satisfy.
-pub struct SearchScope<'s> {
-    pub memory_id: &'s str,
-    pub memory_seq: i64,
-    pub namespace: &'s NamespaceScope,
-    pub strategy_id: Option<&'s str>,
-    pub now: i64,
-}
-
 /// The `top_k` most relevant records that `accept` keeps, best first.
 pub fn search(
     t: &Transaction<'_>,
@@ -141,54 +94,28 @@ pub fn search(
     if terms.is_empty() || top_k == 0 {
         return Ok(Vec::new());
     }
-    let table = index_table(scope.memory_seq);
-    let total: i64 = t
-        .prepare_cached(&format!("SELECT count(*) FROM {table}"))
-        .and_then(|mut s| s.query_row([], |r| r.get(0)))
-        .map_err(db_error)?;
-    let total = total as f64;
-    let (ns_clause, ns_value) = scope.namespace.sql(3);
-    let filter = format!(
-        "r.memory_id = ?2 AND {ns_clause} AND (?4 IS NULL OR r.strategy_id = ?4) AND (r.expires_at IS NULL OR r.expires_at > ?5)"
-    );
+    let total = index::indexed_count(t, scope.memory_seq)? as f64;
     let mut scores: HashMap<i64, f64> = HashMap::new();
     let mut bound = 0.0;
     for term in &terms {
         let phrase = phrase(term);
-        let n: i64 = t
-            .prepare_cached(&format!("SELECT count(*) FROM {table} WHERE {table} MATCH ?1"))
-            .and_then(|mut s| s.query_row(params![phrase], |r| r.get(0)))
-            .map_err(db_error)?;
-        if n == 0 {
+        let n = index::term_count(t, scope.memory_seq, &phrase)? as f64;
+        if n == 0.0 {
             continue;
         }
-        let (n, weight) = (n as f64, idf(total, n as f64));
-        let unweight = fts5_idf(total, n);
+        let (weight, unweight) = (idf(total, n), fts5_idf(total, n));
         bound += weight * (K1 + 1.0);
-        let mut stmt = t
-            .prepare_cached(&format!(
-                "SELECT r.seq, bm25({table}) FROM {table} JOIN memory_records r ON r.seq = {table}.rowid \
-                 WHERE {table} MATCH ?1 AND {filter}"
-            ))
-            .map_err(db_error)?;
-        let rows = stmt
-            .query_map(params![phrase, scope.memory_id, ns_value, scope.strategy_id, scope.now], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)?))
-            })
-            .map_err(db_error)?;
-        for row in rows {
-            let (seq, raw) = row.map_err(db_error)?;
+        for (seq, raw) in index::term_scores(t, scope, &phrase)? {
             // bm25() is negative, and for one term it is that term's IDF times its frequency part.
             *scores.entry(seq).or_default() += weight * (-raw / unweight);
         }
     }
     let mut ranked: Vec<(i64, f64)> = scores.into_iter().collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
-    let mut stmt =
-        t.prepare_cached(&format!("SELECT {RECORD_COLS} FROM memory_records r WHERE r.seq = ?1")).map_err(db_error)?;
+    let db = Db::new(t);
     let mut hits = Vec::new();
     for (seq, score) in ranked {
-        let record = stmt.query_row(params![seq], record_row).map_err(db_error)?;
+        let Some(record) = db.record_by_seq(seq)? else { continue };
         if !accept(&record) {
             continue;
         }

@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 pub fn now_ms() -> i64 {
-    crate::services::runtime::domain::now_ms()
+    crate::kernel::clock::now_ms()
 }
 
 /// A timestamp as sent: epoch seconds (a number, fractions kept to the millisecond) or an

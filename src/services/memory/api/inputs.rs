@@ -11,11 +11,11 @@ use crate::services::memory::events::{BranchRef, EventQuery, NewEvent};
 use crate::services::memory::filters::{EventFilter, MetaValue, Operator, RecordFilter};
 use crate::services::memory::memories::{MemoryChanges, NewMemory};
 use crate::services::memory::records::{NewRecord, RecordChange};
-use crate::services::memory::rows::{IndexedKey, MemorySettings, NamespaceKey};
 use crate::services::memory::strategies::{
     choose_namespaces, ExpiryChange, NewStrategy, OverrideKind, PromptOverride, Prompts, StrategyChange, StrategyKind,
     StrategySpec, StrategyUpdates,
 };
+use crate::services::memory::tables::{IndexedKey, MemorySettings, NamespaceKey};
 use crate::services::memory::time::parse_ms;
 
 // ---- control plane ----

@@ -6,8 +6,8 @@ use crate::services::memory::events::EventView;
 use crate::services::memory::memories::MemoryView;
 use crate::services::memory::records::BatchOutcome;
 use crate::services::memory::retrieval::Hit;
-use crate::services::memory::rows::{JobRow, MemoryRow, RecordRow, SessionRow};
 use crate::services::memory::strategies::{OverrideKind, PromptOverride, Strategy, StrategyKind};
+use crate::services::memory::tables::{JobRow, MemoryRow, RecordRow, SessionRow};
 use crate::services::memory::time::epoch_seconds;
 
 fn put(map: &mut Map<String, Value>, key: &str, value: Option<Value>) {

@@ -5,8 +5,8 @@ use super::worker::{JOB_FAILED, JOB_STARTED};
 use crate::kernel::error::{Error, Result};
 use crate::services::memory::events::Page;
 use crate::services::memory::idempotency::{remember, replayed};
-use crate::services::memory::rows::{JobRow, QueueRow};
-use crate::services::memory::sql::Db;
+use crate::services::memory::tables::Db;
+use crate::services::memory::tables::{JobRow, QueueRow};
 use crate::services::memory::{live_memory, time, tokens, MemoryService};
 use crate::services::runtime::domain::{Caller, Idempotency};
 

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::strategies::Strategy;
-use crate::services::runtime::domain::BoxFuture;
+use futures_util::future::BoxFuture;
 
 /// The model built-in strategies use when a model is configured and no override names one.
 pub const DEFAULT_MODEL_ID: &str = "anthropic.claude-3-5-haiku-20241022-v1:0";

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::{Extracted, ExtractionInput, Extractor, MemoryModel, Message, ModelRequest, Slot};
 use crate::services::memory::strategies::{Pipeline, PromptOverride};
-use crate::services::runtime::domain::BoxFuture;
+use futures_util::future::BoxFuture;
 
 const SEMANTIC: &str = "You extract facts from a conversation for long-term memory. Write each distinct, \
 self-contained fact the user stated on its own line, in plain text, without numbering. Write nothing else. \

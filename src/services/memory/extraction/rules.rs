@@ -22,7 +22,7 @@ use regex::Regex;
 
 use super::{Extracted, ExtractionInput, Extractor, Message, Role, Slot};
 use crate::services::memory::strategies::Pipeline;
-use crate::services::runtime::domain::BoxFuture;
+use futures_util::future::BoxFuture;
 
 /// `MemoryContent.text` holds at most this many characters.
 pub const MAX_RECORD_CHARS: usize = 16_000;

@@ -10,10 +10,11 @@ use serde_json::{json, Value};
 
 use super::{messages_of, Extracted, ExtractionInput, Message, Slot};
 use crate::kernel::error::Result;
-use crate::services::memory::rows::{JobRow, MemoryStatus, QueueRow};
-use crate::services::memory::sql::{Db, RecordWrite};
 use crate::services::memory::strategies::{resolve_template, Pipeline, Strategy, StrategyStatus};
-use crate::services::memory::{ids, retrieval, time, MemoryService};
+use crate::services::memory::tables::index;
+use crate::services::memory::tables::{Db, RecordWrite};
+use crate::services::memory::tables::{JobRow, MemoryStatus, QueueRow};
+use crate::services::memory::{ids, time, MemoryService};
 
 /// Queue rows taken per pass.
 const BATCH: usize = 256;
@@ -238,7 +239,7 @@ impl MemoryService {
                             }
                             None => db.insert_record(&memory.id, &write, now)?,
                         };
-                        retrieval::index_record(tx.txn, memory.seq, seq, &content)?;
+                        index::index_record(tx.txn, memory.seq, seq, &content)?;
                     }
                 }
                 if let (Some(job), false) = (&job_id, failed) {

@@ -41,6 +41,10 @@ pub async fn dispatch(state: &AppState, call: &Call<'_>) -> Result<Response<Body
                     idempotency(operation, &input),
                 )
                 .await?;
+            // The runtime's own workload identity (named in workloadIdentityDetails). Start-up
+            // repairs a crash between the two commits.
+            let rt = &view.runtime;
+            state.identity.ensure_runtime_workload(rt.account.clone(), rt.region.clone(), rt.id.clone()).await?;
             views::runtime_mutation(&view, false)
         }
         "UpdateAgentRuntime" => {
@@ -59,6 +63,10 @@ pub async fn dispatch(state: &AppState, call: &Call<'_>) -> Result<Response<Body
             let out = cp
                 .delete_runtime(caller, string(&input, "agentRuntimeId"), version, idempotency(operation, &input))
                 .await?;
+            if out.version.is_none() {
+                // The runtime is going: its workload identity and the tokens kept for it go now.
+                state.identity.remove_runtime_workload(out.runtime_id.clone()).await?;
+            }
             let mut body = json!({"status": "DELETING", "agentRuntimeId": out.runtime_id});
             if let Some(v) = out.version {
                 body["agentRuntimeVersion"] = json!(v.to_string());

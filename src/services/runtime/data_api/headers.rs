@@ -67,6 +67,17 @@ pub fn to_agent(
     out
 }
 
+/// What the runtime adds for Identity: the `WorkloadAccessToken` it minted, and the caller's bearer
+/// token as `Authorization` when the allowlist asks for it.
+pub fn identity_to_agent(out: &mut HeaderMap, workload_access_token: Option<&str>, bearer: Option<&str>) {
+    if let Some(wat) = workload_access_token {
+        insert(out, "workloadaccesstoken", wat);
+    }
+    if let Some(token) = bearer {
+        insert(out, "authorization", &format!("Bearer {token}"));
+    }
+}
+
 /// The response headers the caller receives: the agent's content type and MCP headers, the
 /// session id, and the trace headers echoed.
 pub fn to_client(

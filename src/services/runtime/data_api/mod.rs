@@ -2,6 +2,7 @@
 
 mod command;
 mod headers;
+pub mod inbound;
 pub mod ws;
 
 use std::sync::Arc;
@@ -83,7 +84,7 @@ fn sessions(state: &AppState) -> Result<&Arc<Sessions>> {
 }
 
 async fn target(state: &AppState, call: &Call<'_>, input: &Input) -> Result<InvocationTarget> {
-    state
+    let target = state
         .control
         .resolve_invocation(
             call.caller.clone(),
@@ -91,7 +92,45 @@ async fn target(state: &AppState, call: &Call<'_>, input: &Input) -> Result<Invo
             text(input, "accountId"),
             text(input, "qualifier"),
         )
-        .await
+        .await?;
+    inbound::check_sigv4(&target, &call.principal)?;
+    Ok(target)
+}
+
+/// The workload access token the agent receives (runtime-contract.md §6): minted for the
+/// runtime's own workload identity and bound to the user: the bearer token's `iss`/`sub`, or for
+/// a SigV4 caller the `X-Amzn-Bedrock-AgentCore-Runtime-User-Id` it sent. None without a user.
+pub(crate) fn workload_access_token(
+    state: &AppState,
+    principal: &inbound::Principal,
+    target: &InvocationTarget,
+    runtime_user_id: Option<&str>,
+) -> Option<String> {
+    use crate::services::identity::WorkloadPrincipal;
+    let user = match principal {
+        inbound::Principal::Bearer { user, .. } => user.clone(),
+        inbound::Principal::SigV4 => WorkloadPrincipal::user_from_id(runtime_user_id?),
+    };
+    Some(state.identity.mint_access_token(&WorkloadPrincipal {
+        account: target.account.clone(),
+        region: target.region.clone(),
+        workload: target.runtime_id.clone(),
+        user: Some(user),
+    }))
+}
+
+/// The caller's bearer token reaches the agent only when the runtime's header allowlist names
+/// `Authorization` (a SigV4 signature never does).
+pub(crate) fn forwarded_authorization<'p>(
+    principal: &'p inbound::Principal,
+    target: &InvocationTarget,
+) -> Option<&'p str> {
+    match principal {
+        inbound::Principal::Bearer { token, .. } if target.header_allowlist.iter().any(|h| h == "authorization") => {
+            Some(token.as_str())
+        }
+        _ => None,
+    }
 }
 
 /// The runtime session a request addresses: its session header; else, for an MCP client that
@@ -138,7 +177,9 @@ async fn invoke(state: &AppState, call: &Call<'_>, input: &Input) -> Result<Resp
     let sessions = sessions(state)?;
     let (target, session_id, guard) = open_session(state, call, input).await?;
     let session = guard.session().clone();
-    let forwarded = headers::to_agent(call.headers, &session_id, call.request_id, &target.header_allowlist);
+    let mut forwarded = headers::to_agent(call.headers, &session_id, call.request_id, &target.header_allowlist);
+    let wat = workload_access_token(state, &call.principal, &target, text(input, "runtimeUserId").as_deref());
+    headers::identity_to_agent(&mut forwarded, wat.as_deref(), forwarded_authorization(&call.principal, &target));
     let sent = sessions.send(&session, http::Method::POST, &target.protocol.path, forwarded, call.body.clone()).await;
     let agent = match sent {
         Ok(a) => a,

@@ -1,6 +1,8 @@
-//! WebSocket `/runtimes/{arn}/ws`: a SigV4-authenticated upgrade (headers or presigned query, as
-//! the bedrock-agentcore SDK makes them), bridged frame by frame to the agent's `/ws` in the
-//! session's sandbox. Not in the Smithy models (api-wire.md §4.5), so it is routed here.
+//! WebSocket `/runtimes/{arn}/ws`: an upgrade authenticated by SigV4 (headers or presigned query,
+//! as the bedrock-agentcore SDK makes them) or, on a JWT-authorized runtime, by a bearer token
+//! (`Authorization` header or the SDK's `base64UrlBearerAuthorization` subprotocol), bridged frame
+//! by frame to the agent's `/ws` in the session's sandbox. Not in the Smithy models (api-wire.md
+//! §4.5), so it is routed here.
 
 use std::sync::Arc;
 
@@ -12,6 +14,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+use super::inbound::{self, Inbound, Principal};
 use super::{headers, sessions};
 use crate::app::auth;
 use crate::app::AppState;
@@ -64,7 +67,44 @@ async fn upgrade(
         raw_query: &raw_query,
         headers: &headers,
     };
-    let identity = auth::authenticate(&state.config, &request_parts, b"").map_err(|e| auth::auth_error(&e))?;
+    let sigv4 = || auth::authenticate(&state.config, &request_parts, b"").map_err(|e| auth::auth_error(&e));
+    let query = query_pairs(&raw_query);
+    let param = |name: &str| query.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
+    // SigV4 (headers or presigned URL), or a bearer token on a JWT-authorized runtime.
+    let (target, principal) = match inbound::classify(&headers, &raw_query) {
+        Inbound::SigV4 => {
+            let identity = sigv4()?;
+            let caller = Caller { account: identity.account, region: identity.region };
+            let target =
+                state.control.resolve_invocation(caller, label, param("accountId"), param("qualifier")).await?;
+            inbound::check_sigv4(&target, &Principal::SigV4)?;
+            (target, Principal::SigV4)
+        }
+        credentials => {
+            let caller = inbound::caller_of_label(state, &label, param("accountId").as_deref());
+            let resolved =
+                state.control.resolve_invocation(caller, label, param("accountId"), param("qualifier")).await;
+            let token = match &credentials {
+                Inbound::Bearer(t) => Some(t.clone()),
+                _ => None,
+            };
+            let target = match resolved {
+                Ok(t) if t.authorizer.is_some() || token.is_some() => t,
+                // No credentials for a SigV4 runtime (or one that does not exist): SigV4 answers.
+                Ok(_) => return Err(sigv4().err().unwrap_or_else(inbound::mismatch)),
+                Err(e) if token.is_some() => return Err(e),
+                Err(e) => return Err(sigv4().err().unwrap_or(e)),
+            };
+            match inbound::authorize(state, &target, token.as_deref()).await {
+                Ok(principal) => (target, principal),
+                Err(e) => {
+                    tracing::info!(error = %e, "WebSocket upgrade refused");
+                    let missing = token.is_none().then_some((state.identity.emulator_url(), &target));
+                    return Ok(inbound::error_response(&e, missing, request_id));
+                }
+            }
+        }
+    };
     let key = match (header(&headers, "upgrade"), header(&headers, "sec-websocket-key")) {
         (Some(u), Some(k)) if u.eq_ignore_ascii_case("websocket") => k.to_string(),
         _ => {
@@ -77,10 +117,6 @@ async fn upgrade(
         .extensions
         .remove::<hyper::upgrade::OnUpgrade>()
         .ok_or_else(|| Error::internal("the connection cannot be upgraded"))?;
-    let query = query_pairs(&raw_query);
-    let param = |name: &str| query.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
-    let caller = Caller { account: identity.account, region: identity.region };
-    let target = state.control.resolve_invocation(caller, label, param("accountId"), param("qualifier")).await?;
     if !matches!(target.protocol.kind, ServerProtocol::Http | ServerProtocol::Agui) {
         return Err(Error::validation(format!(
             "WebSocket connections are available for HTTP and AGUI agents; runtime '{}' serves {:?}.",
@@ -106,14 +142,21 @@ async fn upgrade(
     // Headers the agent sees, as for an invocation; query-string "headers" of presigned URLs count.
     let mut forwarded = headers.clone();
     forwarded.extend(query.iter().filter(|(k, _)| !k.starts_with("X-Amz-")).cloned());
-    let agent_headers = headers::to_agent(&forwarded, &session_id, request_id, &target.header_allowlist);
+    let mut agent_headers = headers::to_agent(&forwarded, &session_id, request_id, &target.header_allowlist);
+    let user_id = header(&headers, "x-amzn-bedrock-agentcore-runtime-user-id")
+        .map(String::from)
+        .or_else(|| param("X-Amzn-Bedrock-AgentCore-Runtime-User-Id"));
+    let wat = super::workload_access_token(state, &principal, &target, user_id.as_deref());
+    headers::identity_to_agent(&mut agent_headers, wat.as_deref(), super::forwarded_authorization(&principal, &target));
     let mut agent_request = http::Request::builder().uri(format!("ws://{addr}/ws")).method("GET");
     for (name, value) in agent_headers.iter() {
         if name != "content-type" {
             agent_request = agent_request.header(name, value);
         }
     }
-    if let Some(p) = header(&headers, "sec-websocket-protocol") {
+    // A bearer token offered as a subprotocol is the caller's credential: it never reaches the agent.
+    let (agent_protocols, bearer_protocol) = split_bearer_protocols(header(&headers, "sec-websocket-protocol"));
+    if let Some(p) = &agent_protocols {
         agent_request = agent_request.header("sec-websocket-protocol", p);
     }
     let agent_request = agent_request
@@ -165,13 +208,32 @@ async fn upgrade(
     if let Ok(v) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
         h.insert("sec-websocket-accept", v);
     }
-    if let Some(p) = agent_response.headers().get("sec-websocket-protocol") {
-        h.insert("sec-websocket-protocol", p.clone());
+    match agent_response.headers().get("sec-websocket-protocol") {
+        Some(p) => {
+            h.insert("sec-websocket-protocol", p.clone());
+        }
+        None if bearer_protocol => {
+            h.insert("sec-websocket-protocol", HeaderValue::from_static(BEARER_SUBPROTOCOL));
+        }
+        None => {}
     }
     if let Ok(v) = HeaderValue::from_str(&session_id) {
         h.insert("x-amzn-bedrock-agentcore-runtime-session-id", v);
     }
     Ok(resp)
+}
+
+/// The bedrock-agentcore SDK's browser form of a bearer token: `base64UrlBearerAuthorization.<token>`
+/// plus this sentinel, which the server selects.
+const BEARER_SUBPROTOCOL: &str = "base64UrlBearerAuthorization";
+
+/// The subprotocols for the agent (without the bearer ones), and whether bearer ones were offered.
+fn split_bearer_protocols(offered: Option<&str>) -> (Option<String>, bool) {
+    let Some(offered) = offered else { return (None, false) };
+    let all: Vec<&str> = offered.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
+    let rest: Vec<&str> = all.iter().copied().filter(|p| !p.starts_with(BEARER_SUBPROTOCOL)).collect();
+    let bearer = rest.len() != all.len();
+    ((!rest.is_empty()).then(|| rest.join(", ")), bearer)
 }
 
 /// Relay messages both ways until either side closes; a close (with its code) is passed on.

@@ -5,6 +5,7 @@
 //! way the real service answers 202 and lets clients poll.
 
 pub mod artifact;
+mod authorizers;
 pub mod endpoints;
 pub mod ids;
 pub mod lifecycle;

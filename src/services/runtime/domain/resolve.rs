@@ -28,6 +28,12 @@ pub struct InvocationTarget {
     pub lifecycle: Lifecycle,
     /// `requestHeaderConfiguration.requestHeaderAllowlist`, lower-cased.
     pub header_allowlist: Vec<String>,
+    /// `authorizerConfiguration.customJWTAuthorizer`: callers then send bearer tokens, not SigV4.
+    pub authorizer: Option<crate::kernel::jwt::JwtAuthorizer>,
+    /// The execution role whose credentials the session's sandbox gets.
+    pub role_arn: String,
+    /// `metadataConfiguration.requireMMDSV2`: the metadata service refuses token-less requests.
+    pub require_mmds_v2: bool,
 }
 
 /// Resolved invocation targets, each tagged with the store generation it was read at.
@@ -80,6 +86,10 @@ fn target_of(rt: &RuntimeRow, endpoint_name: &str, version: &VersionRow) -> Resu
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_str).map(str::to_ascii_lowercase).collect())
         .unwrap_or_default();
+    // Checked when the version was created, so a stored one always parses; fail closed if not.
+    let authorizer = crate::kernel::jwt::JwtAuthorizer::of_config(&version.config)
+        .transpose()
+        .map_err(|e| Error::internal(format!("version {} of '{}': {e}", version.version, rt.id)))?;
     Ok(InvocationTarget {
         account: rt.account.clone(),
         region: rt.region.clone(),
@@ -93,6 +103,14 @@ fn target_of(rt: &RuntimeRow, endpoint_name: &str, version: &VersionRow) -> Resu
         protocol: Protocol::of(&version.config),
         lifecycle: lifecycle::effective(&version.config),
         header_allowlist,
+        authorizer,
+        role_arn: version.config.get("roleArn").and_then(Value::as_str).unwrap_or_default().to_string(),
+        require_mmds_v2: version
+            .config
+            .get("metadataConfiguration")
+            .and_then(|m| m.get("requireMMDSV2"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
     })
 }
 

@@ -143,9 +143,21 @@ fn check_header_allowlist(config: &Map<String, Value>) -> Result<()> {
     Ok(())
 }
 
+/// A `customJWTAuthorizer` the data plane can enforce: its `customClaims` combine value types,
+/// operators and match values as the service allows.
+fn check_authorizer(config: &Map<String, Value>) -> Result<()> {
+    match crate::kernel::jwt::JwtAuthorizer::of_config(config) {
+        None => Ok(()),
+        Some(parsed) => parsed
+            .and_then(|a| a.check_configuration())
+            .map_err(|e| Error::invalid_field("authorizerConfiguration.customJWTAuthorizer.customClaims", e)),
+    }
+}
+
 pub fn check(config: &Map<String, Value>) -> Result<()> {
     lifecycle::check(config)?;
     check_header_allowlist(config)?;
+    check_authorizer(config)?;
     let protocol_port = config.get("protocolConfiguration").and_then(|p| p.get("port")).and_then(Value::as_u64);
     if protocol_port == Some(RESERVED_PORT) {
         return Err(Error::invalid_field(

@@ -268,6 +268,20 @@ impl ControlPlane {
             .await
     }
 
+    /// (account, Region, id) of every runtime not being deleted: what owns a workload identity.
+    pub async fn runtime_ids(&self) -> Result<Vec<(String, String, String)>> {
+        self.store
+            .read(|tx| {
+                Ok(tx
+                    .all_runtimes(i64::MAX as usize)?
+                    .into_iter()
+                    .filter(|r| !r.deleting)
+                    .map(|r| (r.account, r.region, r.id))
+                    .collect())
+            })
+            .await
+    }
+
     /// Runtimes of the caller's account and Region, each through its latest version.
     pub async fn list_runtimes(&self, caller: Caller, page: Page) -> Result<(Vec<RuntimeView>, Option<String>)> {
         self.store

@@ -6,12 +6,11 @@ use super::ids::parse_runtime_arn;
 use super::{Caller, ControlPlane, MAX_TAGS_PER_RESOURCE};
 use crate::kernel::error::{Error, Result};
 use crate::kernel::store::Tx;
+// Memories keep their own tags; their ARNs are handed to the memory service.
+use crate::services::memory::tags as memory_tags;
 
-/// The ARN names a runtime, endpoint or memory of the caller that exists.
+/// The ARN names a runtime or endpoint of the caller that exists.
 fn check_taggable(tx: &Tx<'_>, caller: &Caller, arn: &str) -> Result<()> {
-    if crate::services::memory::check_taggable_memory(tx, caller, arn)? {
-        return Ok(());
-    }
     let missing = || {
         Error::not_found(format!(
             "No taggable resource with ARN '{arn}' exists in account {} in {}.",
@@ -39,6 +38,9 @@ impl ControlPlane {
         }
         self.store
             .write(move |tx| {
+                if memory_tags::is_memory_arn(&arn) {
+                    return memory_tags::tag(tx, &caller, &arn, &tags);
+                }
                 check_taggable(tx, &caller, &arn)?;
                 let mut merged = tx.tags(&arn)?;
                 merged.extend(tags.clone());
@@ -56,6 +58,9 @@ impl ControlPlane {
     pub async fn untag_resource(&self, caller: Caller, arn: String, keys: Vec<String>) -> Result<()> {
         self.store
             .write(move |tx| {
+                if memory_tags::is_memory_arn(&arn) {
+                    return memory_tags::untag(tx, &caller, &arn, &keys);
+                }
                 check_taggable(tx, &caller, &arn)?;
                 tx.remove_tags(&arn, &keys)
             })
@@ -65,6 +70,9 @@ impl ControlPlane {
     pub async fn list_tags(&self, caller: Caller, arn: String) -> Result<BTreeMap<String, String>> {
         self.store
             .read(move |tx| {
+                if memory_tags::is_memory_arn(&arn) {
+                    return memory_tags::list(tx, &caller, &arn);
+                }
                 check_taggable(tx, &caller, &arn)?;
                 tx.tags(&arn)
             })

@@ -103,6 +103,10 @@ fn s3_auth_error(e: AuthError, presigned: bool, headers: &[(String, String)], ra
         )
         .with("ClientComputedContentSHA256", declared)
         .with("S3ComputedContentSHA256", computed),
+        AuthError::InvalidToken => {
+            S3Error::new("InvalidToken", 400, "The provided token is malformed or otherwise invalid.")
+        }
+        AuthError::ExpiredToken => S3Error::new("ExpiredToken", 400, "The provided token has expired."),
     }
 }
 
@@ -162,7 +166,7 @@ pub fn authenticate(
     }
     let now = unix_now();
     let rp = RequestParts { method, raw_path, raw_query, headers: &headers };
-    let verified = Verifier::new(&config.credentials)
+    let verified = Verifier::new(&crate::app::auth::known_credentials(config))
         .verify(&rp, Payload::Streamed, UriEncoding::SingleEncode, now)
         .map_err(|e| s3_auth_error(e, presigned, &headers, raw_query, now))?;
     Ok(Caller {

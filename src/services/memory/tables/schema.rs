@@ -13,7 +13,8 @@ use rusqlite::{OptionalExtension, Transaction};
 const META_KEY: &str = "schema.memory";
 
 const MIGRATIONS: &[&str] = &[
-    // 1: memories, strategies, events, sessions, branches, records, extraction queue and jobs
+    // 1: memories, strategies, events, sessions, branches, records, tags, client tokens, extraction
+    // queue and jobs
     r#"
     CREATE TABLE memories (
         seq                INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -98,6 +99,22 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX memory_records_by_namespace ON memory_records (memory_id, namespace, seq);
     CREATE UNIQUE INDEX memory_records_by_slot ON memory_records (memory_id, slot) WHERE slot IS NOT NULL;
     CREATE INDEX memory_records_by_expiry ON memory_records (expires_at) WHERE expires_at IS NOT NULL;
+    CREATE TABLE memory_tags (
+        memory_id TEXT NOT NULL REFERENCES memories(id) ON DELETE CASCADE,
+        key       TEXT NOT NULL,
+        value     TEXT NOT NULL,
+        PRIMARY KEY (memory_id, key)
+    );
+    CREATE TABLE memory_client_tokens (
+        account     TEXT NOT NULL,
+        region      TEXT NOT NULL,
+        operation   TEXT NOT NULL,
+        token       TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        outcome     TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        PRIMARY KEY (account, region, operation, token)
+    );
     CREATE TABLE memory_extraction_queue (
         seq         INTEGER PRIMARY KEY AUTOINCREMENT,
         memory_id   TEXT NOT NULL REFERENCES memories(id) ON DELETE CASCADE,

@@ -172,3 +172,148 @@ pub struct JobRow {
     pub status: String,
     pub failure_reason: Option<String>,
 }
+
+/// `MemoryStrategyType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StrategyKind {
+    Semantic,
+    Summarization,
+    UserPreference,
+    Episodic,
+    Custom,
+}
+
+impl StrategyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StrategyKind::Semantic => "SEMANTIC",
+            StrategyKind::Summarization => "SUMMARIZATION",
+            StrategyKind::UserPreference => "USER_PREFERENCE",
+            StrategyKind::Episodic => "EPISODIC",
+            StrategyKind::Custom => "CUSTOM",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "SEMANTIC" => StrategyKind::Semantic,
+            "SUMMARIZATION" => StrategyKind::Summarization,
+            "USER_PREFERENCE" => StrategyKind::UserPreference,
+            "EPISODIC" => StrategyKind::Episodic,
+            "CUSTOM" => StrategyKind::Custom,
+            _ => return None,
+        })
+    }
+}
+
+/// `OverrideType`: which built-in pipeline a custom strategy overrides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OverrideKind {
+    SemanticOverride,
+    SummaryOverride,
+    UserPreferenceOverride,
+    EpisodicOverride,
+    SelfManaged,
+}
+
+impl OverrideKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OverrideKind::SemanticOverride => "SEMANTIC_OVERRIDE",
+            OverrideKind::SummaryOverride => "SUMMARY_OVERRIDE",
+            OverrideKind::UserPreferenceOverride => "USER_PREFERENCE_OVERRIDE",
+            OverrideKind::EpisodicOverride => "EPISODIC_OVERRIDE",
+            OverrideKind::SelfManaged => "SELF_MANAGED",
+        }
+    }
+}
+
+/// An override's `appendToPrompt` and the model it runs on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PromptOverride {
+    pub append_to_prompt: String,
+    pub model_id: String,
+}
+
+/// The override prompts of a custom strategy, by step.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Prompts {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extraction: Option<PromptOverride>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consolidation: Option<PromptOverride>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reflection: Option<PromptOverride>,
+}
+
+/// Everything about a strategy besides its identity, stored as JSON.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StrategySpec {
+    /// Namespace templates (the model allows one).
+    pub namespaces: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub override_kind: Option<OverrideKind>,
+    #[serde(default)]
+    pub prompts: Prompts,
+    /// Episodic reflections' namespace templates (empty: no reflections).
+    #[serde(default)]
+    pub reflection_namespaces: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reflection_schema: Option<Value>,
+    /// `memoryRecordSchema` as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_schema: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_expiry_days: Option<i64>,
+    /// `selfManagedConfiguration` in its output shape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_managed: Option<Value>,
+}
+
+/// A strategy as the memory holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Strategy {
+    pub id: String,
+    pub name: String,
+    pub kind: StrategyKind,
+    pub description: Option<String>,
+    pub spec: StrategySpec,
+    pub status: StrategyStatus,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// `MemoryStrategyStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrategyStatus {
+    Creating,
+    Active,
+    Deleting,
+    Failed,
+}
+
+impl StrategyStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StrategyStatus::Creating => "CREATING",
+            StrategyStatus::Active => "ACTIVE",
+            StrategyStatus::Deleting => "DELETING",
+            StrategyStatus::Failed => "FAILED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "CREATING" => StrategyStatus::Creating,
+            "ACTIVE" => StrategyStatus::Active,
+            "DELETING" => StrategyStatus::Deleting,
+            "FAILED" => StrategyStatus::Failed,
+            _ => return None,
+        })
+    }
+}

@@ -1,14 +1,25 @@
 //! The only SQL of the memory service: typed queries inside one store transaction.
 
+use std::collections::BTreeMap;
+
 use rusqlite::{params, OptionalExtension, Row, Transaction};
 use serde_json::Value;
 
 use super::rows::{
-    BranchRow, EventRow, JobRow, MemoryRow, MemorySettings, MemoryStatus, QueueRow, RecordRow, SessionRow,
+    BranchRow, EventRow, JobRow, MemoryRow, MemorySettings, MemoryStatus, QueueRow, RecordRow, SessionRow, Strategy,
+    StrategyKind, StrategySpec, StrategyStatus,
 };
-use super::strategies::{Strategy, StrategyKind, StrategySpec, StrategyStatus};
+use super::scope::NamespaceScope;
 use crate::kernel::error::Result;
 use crate::kernel::store::db_error;
+
+/// A `clientToken` of one operation in one account and Region.
+pub struct TokenKey<'k> {
+    pub account: &'k str,
+    pub region: &'k str,
+    pub operation: &'k str,
+    pub token: &'k str,
+}
 
 pub struct Db<'a> {
     t: &'a Transaction<'a>,
@@ -91,10 +102,10 @@ fn event_row(row: &Row<'_>) -> rusqlite::Result<EventRow> {
     })
 }
 
-pub const RECORD_COLS: &str =
+const RECORD_COLS: &str =
     "r.seq, r.id, r.strategy_id, r.namespace, r.content, r.metadata, r.source_ts, r.created_at, r.expires_at, r.slot";
 
-pub fn record_row(row: &Row<'_>) -> rusqlite::Result<RecordRow> {
+fn record_row(row: &Row<'_>) -> rusqlite::Result<RecordRow> {
     Ok(RecordRow {
         seq: row.get(0)?,
         id: row.get(1)?,
@@ -251,11 +262,64 @@ impl<'a> Db<'a> {
         Ok(())
     }
 
-    /// Removes the memory and (by cascade) everything in it, and its tags.
+    /// Removes the memory and (by cascade) everything in it, its tags included.
     pub fn delete_memory(&self, m: &MemoryRow) -> Result<()> {
-        self.exec("DELETE FROM tags WHERE resource_arn = ?1", params![m.arn])?;
         self.exec("DELETE FROM memories WHERE id = ?1", params![m.id])?;
         Ok(())
+    }
+
+    // ---- tags ----
+
+    pub fn tags(&self, memory_id: &str) -> Result<BTreeMap<String, String>> {
+        Ok(self
+            .all("SELECT key, value FROM memory_tags WHERE memory_id = ?1", params![memory_id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .into_iter()
+            .collect())
+    }
+
+    pub fn put_tags(&self, memory_id: &str, tags: &BTreeMap<String, String>) -> Result<()> {
+        for (k, v) in tags {
+            self.exec(
+                "INSERT INTO memory_tags (memory_id, key, value) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (memory_id, key) DO UPDATE SET value = excluded.value",
+                params![memory_id, k, v],
+            )?;
+        }
+        Ok(())
+    }
+
+    pub fn remove_tags(&self, memory_id: &str, keys: &[String]) -> Result<()> {
+        for k in keys {
+            self.exec("DELETE FROM memory_tags WHERE memory_id = ?1 AND key = ?2", params![memory_id, k])?;
+        }
+        Ok(())
+    }
+
+    // ---- client tokens ----
+
+    /// The (fingerprint, outcome, time) a `clientToken` was first used with.
+    pub fn client_token(&self, key: &TokenKey<'_>) -> Result<Option<(String, String, i64)>> {
+        self.one(
+            "SELECT fingerprint, outcome, created_at FROM memory_client_tokens \
+             WHERE account = ?1 AND region = ?2 AND operation = ?3 AND token = ?4",
+            params![key.account, key.region, key.operation, key.token],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+    }
+
+    pub fn put_client_token(&self, key: &TokenKey<'_>, fingerprint: &str, outcome: &str, now: i64) -> Result<()> {
+        self.exec(
+            "INSERT OR REPLACE INTO memory_client_tokens (account, region, operation, token, fingerprint, outcome, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![key.account, key.region, key.operation, key.token, fingerprint, outcome, now],
+        )?;
+        Ok(())
+    }
+
+    pub fn purge_client_tokens(&self, older_than: i64) -> Result<usize> {
+        self.exec("DELETE FROM memory_client_tokens WHERE created_at < ?1", params![older_than])
     }
 
     // ---- strategies ----
@@ -533,6 +597,10 @@ impl<'a> Db<'a> {
         )
     }
 
+    pub fn record_by_seq(&self, seq: i64) -> Result<Option<RecordRow>> {
+        self.one(&format!("SELECT {RECORD_COLS} FROM memory_records r WHERE r.seq = ?1"), params![seq], record_row)
+    }
+
     pub fn record_in_slot(&self, memory_id: &str, slot: &str) -> Result<Option<RecordRow>> {
         self.one(
             &format!("SELECT {RECORD_COLS} FROM memory_records r WHERE r.memory_id = ?1 AND r.slot = ?2"),
@@ -583,7 +651,7 @@ impl<'a> Db<'a> {
     pub fn scan_records(
         &self,
         memory_id: &str,
-        namespace: &super::records::NamespaceScope,
+        namespace: &NamespaceScope,
         strategy_id: Option<&str>,
         before_seq: i64,
         now: i64,
