@@ -197,6 +197,9 @@ where
             raw_query: &raw_query,
             headers: &headers,
             body,
+            session: state.calling_sandbox(from_sandbox).and_then(|sandbox| {
+                Some(bedrock::calls::CallerSession { runtime_id: sandbox.runtime_id, session_id: sandbox.session_id? })
+            }),
         };
         return bedrock::api::handle(&state.bedrock, state.sessions.as_ref(), incoming).await;
     }

@@ -63,6 +63,7 @@ OUT_DIR = os.path.join(SRC, "kernel", "model")
 OUT_DIRS = {
     "bedrock-runtime": os.path.join(SRC, "services", "bedrock", "model"),
     "bedrock": os.path.join(SRC, "services", "bedrock", "model"),
+    "sts": os.path.join(SRC, "services", "sts", "model"),
 }
 
 

@@ -40,7 +40,12 @@ pub struct FromSandbox(pub std::net::IpAddr);
 impl AppState {
     /// The runtime session of the sandbox a request came from, if it came from one.
     pub fn calling_session(&self, from: Option<FromSandbox>) -> Option<String> {
-        self.sessions.as_ref()?.directory().at(from?.0)?.session_id
+        self.calling_sandbox(from)?.session_id
+    }
+
+    /// The sandbox a request came from (runtime, role and session), if it came from one.
+    pub fn calling_sandbox(&self, from: Option<FromSandbox>) -> Option<crate::sessions::directory::SandboxIdentity> {
+        self.sessions.as_ref()?.directory().at(from?.0)
     }
 }
 

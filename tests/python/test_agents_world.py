@@ -97,8 +97,8 @@ def deploy_zip(url, zip_path, name):
     return created["agentRuntimeArn"]
 
 
-def invoke(url, arn, prompt):
-    session = f"world-{uuid.uuid4()}"
+def invoke(url, arn, prompt, session=None):
+    session = session or f"world-{uuid.uuid4()}"
     try:
         resp = data_client(url).invoke_agent_runtime(
             agentRuntimeArn=arn, runtimeSessionId=session, payload=json.dumps({"prompt": prompt}))
@@ -137,7 +137,8 @@ def test_strands_tool_loop_in_a_session(tmp_path, strands_zip):
     emu = start_emulator(tmp_path, "--model-provider", f"script:{STRANDS_SCRIPT}")
     try:
         arn = deploy_zip(emu.url, strands_zip, "strands_tool_agent")
-        out = invoke(emu.url, arn, "How many words are in the sentence about the fox?")
+        session = f"world-{uuid.uuid4()}"
+        out = invoke(emu.url, arn, "How many words are in the sentence about the fox?", session)
         assert out["tool_results"] == [words], out
         assert out["tool_calls"] == {"word_count": 1}, out
         assert out["answer"] == f"word_count says the sentence has {words} words.", out
@@ -146,6 +147,13 @@ def test_strands_tool_loop_in_a_session(tmp_path, strands_zip):
         calls = [c for c in model_calls(emu.url) if c["model_id"] == out["model_id"]]
         assert [c["operation"] for c in calls] == ["ConverseStream", "ConverseStream"], calls
         assert all(c["provider"] == "script" and not c["error"] for c in calls), calls
+        # The calls are known to come from this session (by its sandbox), and its log says so.
+        runtime_id = arn.rsplit("/", 1)[1]
+        assert all(c["session"] == {"runtime_id": runtime_id, "session_id": session} for c in calls), calls
+        deadline = time.time() + 10
+        while "model call ConverseStream" not in agent_logs(emu.url, arn, session) and time.time() < deadline:
+            time.sleep(0.5)
+        assert "model call ConverseStream" in agent_logs(emu.url, arn, session)
     finally:
         emu.stop()
 

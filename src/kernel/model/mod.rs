@@ -217,11 +217,6 @@ pub fn data() -> &'static ServiceModel {
     MODEL.get_or_init(|| load(include_str!("bedrock-agentcore.json")))
 }
 
-pub fn sts() -> &'static ServiceModel {
-    static MODEL: OnceLock<ServiceModel> = OnceLock::new();
-    MODEL.get_or_init(|| load(include_str!("sts.json")))
-}
-
 /// A JSON value's type in the words a validation message uses.
 pub fn json_kind(v: &Value) -> &'static str {
     match v {
@@ -240,7 +235,7 @@ mod tests {
 
     #[test]
     fn models_load_and_every_pattern_compiles() {
-        for model in [control(), data(), sts()] {
+        for model in [control(), data(), crate::services::sts::model()] {
             for (name, shape) in &model.shapes {
                 if shape.pattern.is_some() {
                     assert!(shape.pattern_regex().is_some(), "pattern of {name} does not compile");

@@ -43,6 +43,8 @@ pub struct Incoming<'a> {
     pub raw_query: &'a str,
     pub headers: &'a [(String, String)],
     pub body: Bytes,
+    /// The runtime session whose sandbox sent the request; `None` for callers on the host.
+    pub session: Option<CallerSession>,
 }
 
 fn no_route_error(method: &str, path: &str, nr: NoRoute) -> Error {
@@ -74,8 +76,7 @@ pub async fn handle(bedrock: &Bedrock, sessions: Option<&Arc<Sessions>>, incomin
                 raw_query: incoming.raw_query,
                 headers: incoming.headers,
                 body: &incoming.body,
-                // Session credentials will say which session is calling; host-side callers are none.
-                session: None,
+                session: incoming.session,
                 sessions,
             };
             dispatch(bedrock, &req).await

@@ -29,7 +29,7 @@ pub struct ModelCall {
     pub session: Option<CallerSession>,
 }
 
-/// A runtime session, as the credentials it was given identify it.
+/// A runtime session, known by the sandbox address its request came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CallerSession {
     pub runtime_id: String,

@@ -105,7 +105,7 @@ pub enum StsCaller<'a> {
 /// The operation's typed input, bound from the form and validated against the STS model; the
 /// error is the ValidationError message.
 fn input<T: serde::de::DeserializeOwned>(operation: &str, request: &QueryRequest) -> Result<T, String> {
-    let sts = model::sts();
+    let sts = super::model();
     let shape = &sts.operation(operation).input.as_ref().expect("STS operations have inputs").shape;
     let value = query_input::bind(sts, shape, &request.pairs());
     let problems = query_input::query_wording(model::validate(sts, shape, &value));
