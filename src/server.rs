@@ -131,6 +131,19 @@ async fn instance_id(store: &Store) -> String {
         .unwrap_or_else(|_| uuid::Uuid::new_v4().simple().to_string()[..12].to_string())
 }
 
+/// Memory's extraction runs its prompts on Bedrock's provider (the two services meet here, in the
+/// composition root, so neither depends on the other).
+struct ExtractionModel(Arc<Bedrock>);
+
+impl crate::services::memory::MemoryModel for ExtractionModel {
+    fn complete<'a>(
+        &'a self,
+        request: crate::services::memory::ModelRequest<'a>,
+    ) -> futures_util::future::BoxFuture<'a, Result<String, String>> {
+        Box::pin(self.0.complete("MemoryExtraction", request.model_id, request.system, request.prompt))
+    }
+}
+
 pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
     // First: a bad model script is the caller's mistake, reported before anything is opened.
     let bedrock = Arc::new(Bedrock::new(&config.model_provider).map_err(StartError::ModelProvider)?);
@@ -203,8 +216,12 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
     };
     let reconciler = control.reconciler(provisioner);
     let logs = sessions.as_ref().map(|_| logs);
-    // No model provider yet: extraction uses the deterministic rules.
-    let memory = MemoryService::open(store.clone(), config.memory.clone(), None).await?;
+    // Extraction prompts go to the model provider; the echo would store the prompts themselves,
+    // so with it extraction uses the deterministic rules.
+    let extraction_model = bedrock
+        .answers_prompts()
+        .then(|| Arc::new(ExtractionModel(bedrock.clone())) as Arc<dyn crate::services::memory::MemoryModel>);
+    let memory = MemoryService::open(store.clone(), config.memory.clone(), extraction_model).await?;
     let state = Arc::new(AppState {
         config,
         control,

@@ -28,3 +28,21 @@ def test_example_script_deploys_and_invokes(emulator, example, prompt):
     lines = run.stdout.splitlines()
     assert "READY\tNone" in lines, run.stdout
     assert f'"reply": "you said: hello from {prompt}"' in run.stdout, run.stdout
+
+
+def test_strands_tool_loop_example(tmp_path):
+    """examples/strands-tool-loop as its README says: the emulator started with the example's model
+    script, then run.sh. The answer's count can only come from the tool running in the session."""
+    script = ROOT / "examples" / "strands-tool-loop" / "model-script.json"
+    emu = Emulator(extra_args=["--model-provider", f"script:{script}"]).start(tmp_path / "emulator.log")
+    try:
+        env = dict(os.environ, AWS_ENDPOINT_URL=emu.url, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+        run = subprocess.run(["bash", str(ROOT / "examples" / "strands-tool-loop" / "run.sh")], env=env,
+                             capture_output=True, text=True, timeout=1800)
+        assert run.returncode == 0, run.stdout + run.stderr
+        lines = run.stdout.splitlines()
+        assert "READY\tNone" in lines, run.stdout
+        assert '{"answer": "The sentence has 9 words.", "tool_calls": {"word_count": 1}}' in lines, run.stdout
+        assert len([line for line in lines if line.startswith("ConverseStream ")]) == 2, run.stdout
+    finally:
+        emu.stop()

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -759,3 +760,30 @@ def test_strands_session_manager_remembers_across_sessions(emu, control, strands
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert "<user_context>" in result["second_session_sent"] and "Aconcagua" in result["second_session_sent"], result
     assert result["restored"][:2] == ["My favourite mountain is Aconcagua.", "Noted."], result
+
+
+def test_extraction_runs_on_the_model_provider(emulators, tmp_path):
+    """With a model provider (here a script), extraction prompts go to it and its answer becomes
+    the records; a prompt it cannot answer leaves a FAILED job. The rules would have stored the
+    user's own words instead."""
+    script = tmp_path / "extract.json"
+    script.write_text(json.dumps({"rules": [
+        {"when": {"last_user_text": "(?i)lisbon"}, "reply": {"text": "- The user lives in Lisbon, Portugal.\n- The user works remotely."}},
+    ]}))
+    emu = emulators(*NO_SANDBOX, "--model-provider", f"script:{script}")
+    control, data = boto_client(emu.url, "bedrock-agentcore-control"), boto_client(emu.url, "bedrock-agentcore")
+    memory = control.create_memory(name="modelled", eventExpiryDuration=30, memoryStrategies=[
+        {"semanticMemoryStrategy": {"name": "facts", "namespaceTemplates": ["/facts/{actorId}/"]}}])["memory"]
+    mid = memory["id"]
+    wait_active(control, mid)
+    say(data, mid, "alice", "s1", ("USER", "I moved to Lisbon and work from home now."), ("ASSISTANT", "Nice."))
+    facts = wait_records(data, mid, 2, namespace="/facts/alice/")
+    assert sorted(r["content"]["text"] for r in facts) == ["The user lives in Lisbon, Portugal.", "The user works remotely."]
+
+    say(data, mid, "alice", "s2", ("USER", "My cat is called Miso."))
+    jobs = wait_until(lambda: data.list_memory_extraction_jobs(memoryId=mid)["jobs"] or None, 15, message="a failed job")
+    assert jobs[0]["status"] == "FAILED" and "No rule of the model script" in jobs[0]["failureReason"], jobs
+    calls = json.loads(urllib.request.urlopen(f"{emu.url}/_agentcore-local/model-calls").read())["modelCalls"]
+    extraction = [c for c in calls if c["operation"] == "MemoryExtraction"]
+    assert len(extraction) == 2 and extraction[0]["provider"] == "script", calls
+    assert [bool(c["error"]) for c in extraction] == [False, True], calls

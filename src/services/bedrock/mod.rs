@@ -17,6 +17,7 @@ pub mod converse;
 mod errors;
 mod eventstream;
 pub mod models;
+mod own_calls;
 pub mod providers;
 pub mod reply;
 pub mod routes;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 
 use calls::ModelCalls;
 use catalogue::Catalogue;
+pub use own_calls::EMULATOR_CALLER;
 use providers::{Provider, ProviderFlags};
 
 /// Largest request body: InvokeModel's `body` limit in the model (Converse carries images and
