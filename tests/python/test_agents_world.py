@@ -77,7 +77,7 @@ def start_emulator(tmp_path, *flags, startup_timeout=300):
     return Emulator(extra_args=flags).start(tmp_path / "emulator.log")
 
 
-def deploy_zip(url, zip_path, name):
+def deploy_zip(url, zip_path, name, entry="main.py", env=None):
     """Upload to the emulator's S3 and create a PYTHON_3_11 code runtime from it; returns its ARN."""
     s3 = boto_client(url, "s3")
     control = boto_client(url, "bedrock-agentcore-control")
@@ -88,20 +88,21 @@ def deploy_zip(url, zip_path, name):
         agentRuntimeName=name,
         agentRuntimeArtifact={"codeConfiguration": {
             "code": {"s3": {"bucket": bucket, "prefix": f"{name}.zip"}},
-            "runtime": "PYTHON_3_11", "entryPoint": ["main.py"]}},
+            "runtime": "PYTHON_3_11", "entryPoint": [entry]}},
         roleArn=ROLE_ARN,
         networkConfiguration={"networkMode": "PUBLIC"},
+        **({"environmentVariables": env} if env else {}),
     )
     rt = wait_for_status(control, created["agentRuntimeId"], timeout=300)
     assert rt["status"] == "READY", rt.get("failureReason")
     return created["agentRuntimeArn"]
 
 
-def invoke(url, arn, prompt, session=None):
+def invoke(url, arn, prompt, session=None, **fields):
     session = session or f"world-{uuid.uuid4()}"
     try:
         resp = data_client(url).invoke_agent_runtime(
-            agentRuntimeArn=arn, runtimeSessionId=session, payload=json.dumps({"prompt": prompt}))
+            agentRuntimeArn=arn, runtimeSessionId=session, payload=json.dumps({"prompt": prompt, **fields}))
     except botocore.exceptions.ClientError as e:
         raise AssertionError(f"{e}\nthe agent's output:\n{agent_logs(url, arn, session)}") from e
     body = resp["response"].read()
@@ -154,6 +155,45 @@ def test_strands_tool_loop_in_a_session(tmp_path, strands_zip):
         while "model call ConverseStream" not in agent_logs(emu.url, arn, session) and time.time() < deadline:
             time.sleep(0.5)
         assert "model call ConverseStream" in agent_logs(emu.url, arn, session)
+    finally:
+        emu.stop()
+
+
+def test_strands_memory_in_a_session(tmp_path, strands_zip):
+    """Strands' AgentCoreMemorySessionManager inside deployed sessions (issue 13): the first runtime
+    session tells the agent a fact; a second runtime session of the same actor is given it back from
+    long-term memory; the first session, invoked again, restores its conversation. The agent reaches
+    Memory and Bedrock with its session's credentials only."""
+    emu = start_emulator(tmp_path)  # echo: the model's input is what the test reads back
+    try:
+        control, data = boto_client(emu.url, "bedrock-agentcore-control"), boto_client(emu.url, "bedrock-agentcore")
+        memory = control.create_memory(name="agent_memory", eventExpiryDuration=30, memoryStrategies=[
+            {"semanticMemoryStrategy": {"name": "facts", "namespaceTemplates": ["/facts/{actorId}/"]}}])["memory"]
+        deadline = time.time() + 15
+        while control.get_memory(memoryId=memory["id"])["memory"]["status"] != "ACTIVE":
+            assert time.time() < deadline, "memory never ACTIVE"
+            time.sleep(0.1)
+        arn = deploy_zip(emu.url, strands_zip, "strands_memory_agent", entry="memory_agent.py",
+                         env={"MEMORY_ID": memory["id"]})
+        first_session = f"world-{uuid.uuid4()}"
+        first = invoke(emu.url, arn, "My favourite mountain is Aconcagua.", first_session, actor="zed")
+        assert first["answer"] == "My favourite mountain is Aconcagua.", first
+
+        # The agent's events were written from inside the sandbox; extraction makes the fact.
+        deadline = time.time() + 30
+        while not data.list_memory_records(memoryId=memory["id"], namespace="/facts/zed/")["memoryRecordSummaries"]:
+            assert time.time() < deadline, "the fact was never extracted"
+            time.sleep(0.2)
+
+        second = invoke(emu.url, arn, "Which mountain do I like best?", actor="zed")
+        sent = json.dumps(second["messages"])
+        assert "<user_context>" in sent and "Aconcagua" in sent, second
+        sessions = data.list_sessions(memoryId=memory["id"], actorId="zed")["sessionSummaries"]
+        assert len(sessions) == 2 and first_session in {s["sessionId"] for s in sessions}, sessions
+
+        again = invoke(emu.url, arn, "What did I tell you?", first_session, actor="zed")
+        texts = [b.get("text") for m in again["messages"] for b in m["content"] if "text" in b]
+        assert texts[:2] == ["My favourite mountain is Aconcagua.", "My favourite mountain is Aconcagua."], again
     finally:
         emu.stop()
 
