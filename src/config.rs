@@ -26,6 +26,11 @@ pub enum SandboxKind {
     None,
 }
 
+/// Default of `--max-connections`. Each connection is a file descriptor; with sandboxes, SQLite and
+/// log files also open, this stays well under a typical 20 000 open-file limit while leaving room
+/// for any test suite's concurrency.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
@@ -39,6 +44,10 @@ pub struct Config {
     pub sessions: crate::sessions::SessionConfig,
     /// Agent output kept per runtime endpoint before the oldest session streams are deleted.
     pub log_max_bytes_per_runtime: u64,
+    /// Client connections served at once (`--max-connections`); the sandboxes' listener has its own.
+    pub max_connections: usize,
+    /// How long a buffered request body may take after its headers (`--body-read-timeout`).
+    pub body_read_timeout: std::time::Duration,
     /// AgentCore Memory settings.
     pub memory: crate::services::memory::MemoryConfig,
     /// Who answers Bedrock model calls (`--model-provider` and its options).
@@ -65,6 +74,8 @@ impl Config {
             sandbox: SandboxKind::None,
             sessions: crate::sessions::SessionConfig::default(),
             log_max_bytes_per_runtime: crate::services::logs::DEFAULT_MAX_GROUP_BYTES,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            body_read_timeout: std::time::Duration::from_secs(60),
             memory: crate::services::memory::MemoryConfig::default(),
             model_provider: Default::default(),
             issuer: Default::default(),

@@ -132,11 +132,38 @@ where
         _ => {}
     }
     let route = router::route(&method, &raw_path);
+    // Refuse a request whose signature cannot be right before reading its body; bearer-token
+    // invocations of JWT-authorized runtimes are checked by their authorizer instead.
+    let bearer =
+        route.as_ref().is_ok_and(|r| r.plane == Plane::Data && inbound::BEARER_OPERATIONS.contains(&r.operation))
+            && inbound::classify(&headers, &raw_query) != Inbound::SigV4;
+    if !bearer {
+        let parts = RequestParts { method: &method, raw_path: &raw_path, raw_query: &raw_query, headers: &headers };
+        if let Err(e) = auth::precheck(&state.config, &parts) {
+            tracing::info!(%method, path = %raw_path, error = ?e, "request rejected by SigV4 verification");
+            return response::error(&auth::auth_error(&e), &request_id);
+        }
+    }
     // Bedrock routes with its own models once authenticated; its bodies carry images and
     // documents inline.
     let is_bedrock = scope.as_ref().is_some_and(|(_, service)| service == "bedrock");
     let limit = if is_bedrock { bedrock::MAX_REQUEST_BYTES } else { body_limit(&route) };
-    let body = match Limited::new(body, limit).collect().await {
+    // Bodies read here are at most Bedrock's 25 MB: a client that stalls past the timeout is cut
+    // off rather than holding its connection.
+    let timeout = state.config.body_read_timeout;
+    let collected = tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await;
+    let Ok(collected) = collected else {
+        // The front end's own error (AWS answers a stalled body with 408 before any service sees it).
+        let err = Error::new(
+            ErrorKind::Modelled { code: "RequestTimeoutException", status: 408 },
+            format!(
+                "The request body did not arrive within {} s of its headers (--body-read-timeout).",
+                timeout.as_secs()
+            ),
+        );
+        return response::error(&err, &request_id);
+    };
+    let body = match collected {
         Ok(collected) => collected.to_bytes(),
         Err(e) => {
             let message = if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {

@@ -144,6 +144,14 @@ struct ServeArgs {
     /// MiB of agent output kept per runtime endpoint (log group); the oldest sessions' logs go first.
     #[arg(long, env = "AGENTCORE_LOCAL_LOG_RETENTION_MIB", default_value_t = 256)]
     log_retention_mib: u64,
+    /// Open client connections served at once; one more is answered 503 ServiceUnavailable and
+    /// closed, so stalled or abandoned clients cannot use up the process's file descriptors.
+    #[arg(long, env = "AGENTCORE_LOCAL_MAX_CONNECTIONS", default_value_t = agentcore_local::config::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// Seconds a request body may take to arrive after its headers before the request is answered
+    /// 408 RequestTimeoutException (buffered bodies: every API but S3's streamed uploads).
+    #[arg(long, env = "AGENTCORE_LOCAL_BODY_READ_TIMEOUT", default_value_t = 60)]
+    body_read_timeout: u64,
     /// Ready spare sandboxes kept per runtime version in use, so new sessions skip the container
     /// start. A claimed spare keeps its `pool` label (labels are immutable); its session is
     /// recorded in the emulator's store. 0 disables the warm pool.
@@ -226,6 +234,8 @@ fn build_config(args: &ServeArgs) -> Result<Config, String> {
         auth: args.auth,
         sandbox: args.sandbox,
         log_max_bytes_per_runtime: args.log_retention_mib * 1024 * 1024,
+        max_connections: args.max_connections,
+        body_read_timeout: std::time::Duration::from_secs(args.body_read_timeout.max(1)),
         memory: agentcore_local::services::memory::MemoryConfig {
             time_scale: args.memory_time_scale,
             ..Default::default()

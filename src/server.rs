@@ -276,6 +276,10 @@ async fn accept_loop(
 ) {
     // Every connection task holds a clone of `alive`; when all are dropped, all connections are done.
     let (alive, mut all_closed) = tokio::sync::mpsc::channel::<()>(1);
+    // One permit per open connection (as mini-redis caps its connections): past the cap a client
+    // gets a 503 at once instead of a descriptor the process may not have.
+    let max_connections = state.config.max_connections.max(1);
+    let permits = Arc::new(tokio::sync::Semaphore::new(max_connections));
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -286,6 +290,11 @@ async fn accept_loop(
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
+                };
+                let Ok(permit) = permits.clone().try_acquire_owned() else {
+                    tracing::warn!(%peer, max_connections, "connection refused: too many open connections");
+                    tokio::spawn(refuse_connection(stream, max_connections));
+                    continue;
                 };
                 let _ = stream.set_nodelay(true);
                 let state = state.clone();
@@ -306,6 +315,7 @@ async fn accept_loop(
                 let alive = alive.clone();
                 tokio::spawn(async move {
                     let _alive = alive;
+                    let _permit = permit;
                     tokio::pin!(conn);
                     let result = tokio::select! {
                         r = conn.as_mut() => r,
@@ -330,4 +340,29 @@ async fn accept_loop(
         _ = tokio::time::sleep(SHUTDOWN_GRACE) => tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; closing them"),
     }
     on_stopped.await;
+}
+
+/// Answer a connection over the cap with AWS's 503 shape and close it. The request is not read:
+/// the answer must not depend on a client that may be the one stalling.
+async fn refuse_connection(mut stream: tokio::net::TcpStream, max_connections: usize) {
+    use tokio::io::AsyncWriteExt;
+    let body = serde_json::json!({
+        "__type": "ServiceUnavailableException",
+        "message": format!(
+            "agentcore-local is serving its maximum of {max_connections} open connections; retry, close idle \
+             connections, or raise --max-connections."
+        ),
+    })
+    .to_string();
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\
+         x-amzn-ErrorType: ServiceUnavailableException\r\nRetry-After: 1\r\nConnection: close\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        let _ = stream.write_all(response.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
 }

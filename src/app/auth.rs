@@ -93,6 +93,15 @@ pub fn authenticate(config: &Config, parts: &RequestParts<'_>, body: &[u8]) -> R
     })
 }
 
+/// The checks [`authenticate`] makes that need no body (see `Verifier::precheck`); `Ok` when
+/// authentication is off.
+pub fn precheck(config: &Config, parts: &RequestParts<'_>) -> Result<(), AuthError> {
+    if config.auth == AuthMode::Off {
+        return Ok(());
+    }
+    Verifier::new(&known_credentials(config)).precheck(parts, unix_now())
+}
+
 /// Who the caller of an AWS operation is, once authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {

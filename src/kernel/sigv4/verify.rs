@@ -127,6 +127,14 @@ pub enum Payload<'a> {
     Streamed,
 }
 
+/// What [`Verifier::precheck`] established, for the payload check that follows.
+struct HeadersChecked {
+    input: SignatureInput,
+    credential: Credential,
+    query: Vec<(String, String)>,
+    presigned: bool,
+}
+
 pub struct Verifier<'c> {
     credentials: &'c dyn CredentialLookup,
 }
@@ -309,15 +317,15 @@ impl<'c> Verifier<'c> {
         Verifier { credentials }
     }
 
-    /// Verify `parts` at time `now` (unix seconds). `encoding` is chosen by the caller from the
-    /// credential scope's service (S3 or not).
-    pub fn verify(
-        &self,
-        parts: &RequestParts<'_>,
-        payload: Payload<'_>,
-        encoding: UriEncoding,
-        now: i64,
-    ) -> Result<Verified, AuthError> {
+    /// Everything that can be checked before the body is read: the Authorization header or
+    /// presigned query is well formed, the date is within the allowed skew, the access key is known
+    /// and a temporary one carries its live session token. A request failing here is refused
+    /// without reading its body, so an unauthenticated client cannot hold the server on a body.
+    pub fn precheck(&self, parts: &RequestParts<'_>, now: i64) -> Result<(), AuthError> {
+        self.check_headers(parts, now).map(|_| ())
+    }
+
+    fn check_headers(&self, parts: &RequestParts<'_>, now: i64) -> Result<HeadersChecked, AuthError> {
         let auth_header = header(parts.headers, "authorization").map(str::trim);
         let query = query_params(parts.raw_query);
         let presigned = auth_header.is_none() && query.iter().any(|(k, _)| k == "X-Amz-Algorithm");
@@ -359,7 +367,19 @@ impl<'c> Verifier<'c> {
             .credential(&input.access_key_id)
             .ok_or_else(|| AuthError::UnknownAccessKey(input.access_key_id.clone()))?;
         check_session(&credential, parts, &query, now)?;
+        Ok(HeadersChecked { input, credential, query, presigned })
+    }
 
+    /// Verify `parts` at time `now` (unix seconds). `encoding` is chosen by the caller from the
+    /// credential scope's service (S3 or not).
+    pub fn verify(
+        &self,
+        parts: &RequestParts<'_>,
+        payload: Payload<'_>,
+        encoding: UriEncoding,
+        now: i64,
+    ) -> Result<Verified, AuthError> {
+        let HeadersChecked { input, credential, query, presigned } = self.check_headers(parts, now)?;
         let declared = if presigned {
             query
                 .iter()

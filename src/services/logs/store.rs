@@ -86,13 +86,53 @@ pub struct FilteredEvent {
     pub event: LogEvent,
 }
 
-/// Encodes a name into one file-name component (CloudWatch names contain `/`, `[`, `]`).
-fn encode(name: &str) -> String {
-    percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC).to_string()
+/// Longest percent-encoded name kept as the file name itself. File systems allow 255 bytes per
+/// component and encoding can triple a name (a 256-character session id of dashes, or `ü`s, is
+/// 768 bytes), so longer names are stored under a digest with the name beside it.
+const MAX_ENCODED_NAME: usize = 200;
+
+/// Suffix of the file that holds the real name of a digest-named group or stream.
+const NAME_SUFFIX: &str = ".name";
+
+/// The file-name component for a name (CloudWatch names contain `/`, `[`, `]`): the name
+/// percent-encoded, or `~` and its SHA-256 when that would not fit. `~` is never produced by the
+/// encoding (it encodes every non-alphanumeric byte), so the two forms cannot collide.
+fn component(name: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let encoded = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC).to_string();
+    if encoded.len() <= MAX_ENCODED_NAME {
+        encoded
+    } else {
+        format!("~{}", hex::encode(Sha256::digest(name.as_bytes())))
+    }
 }
 
-fn decode(file_name: &str) -> String {
-    percent_encoding::percent_decode_str(file_name).decode_utf8_lossy().into_owned()
+fn is_digest(component: &str) -> bool {
+    component.starts_with('~')
+}
+
+/// The name a component in `parent` stands for.
+fn name_of(parent: &Path, component: &str) -> Option<String> {
+    if is_digest(component) {
+        std::fs::read_to_string(parent.join(format!("{component}{NAME_SUFFIX}"))).ok()
+    } else {
+        Some(percent_encoding::percent_decode_str(component).decode_utf8_lossy().into_owned())
+    }
+}
+
+/// Write the name of a digest-named component beside it, before anything is stored under it, so
+/// a listing always finds the name (renamed into place: a reader never sees half of it).
+fn remember_name(parent: &Path, component: &str, name: &str) -> std::io::Result<()> {
+    if !is_digest(component) {
+        return Ok(());
+    }
+    let path = parent.join(format!("{component}{NAME_SUFFIX}"));
+    if path.is_file() {
+        return Ok(());
+    }
+    let tmp = parent.join(format!("{component}{NAME_SUFFIX}.tmp"));
+    std::fs::write(&tmp, name)?;
+    std::fs::rename(tmp, path)
 }
 
 #[derive(Clone)]
@@ -114,15 +154,15 @@ impl LogStore {
 
     /// The groups of one account and Region (CloudWatch Logs is regional, per account).
     pub fn scoped(&self, account: &str, region: &str) -> LogStore {
-        LogStore { root: self.root.join(encode(account)).join(encode(region)), ..self.clone() }
+        LogStore { root: self.root.join(component(account)).join(component(region)), ..self.clone() }
     }
 
     fn group_dir(&self, group: &str) -> PathBuf {
-        self.root.join(encode(group))
+        self.root.join(component(group))
     }
 
     fn stream_file(&self, group: &str, stream: &str) -> PathBuf {
-        self.group_dir(group).join(format!("{}.jsonl", encode(stream)))
+        self.group_dir(group).join(format!("{}.jsonl", component(stream)))
     }
 
     /// Append events to a stream (creating group and stream), then enforce the group's cap.
@@ -130,6 +170,8 @@ impl LogStore {
         let _guard = self.write_lock.lock();
         let dir = self.group_dir(group);
         std::fs::create_dir_all(&dir)?;
+        remember_name(&self.root, &component(group), group)?;
+        remember_name(&dir, &component(stream), stream)?;
         let path = self.stream_file(group, stream);
         let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
         let mut buf = Vec::new();
@@ -144,6 +186,7 @@ impl LogStore {
     fn enforce_cap(&self, dir: &Path, writing: &Path) -> std::io::Result<()> {
         let mut files: Vec<(std::time::SystemTime, u64, PathBuf)> = std::fs::read_dir(dir)?
             .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".jsonl"))
             .filter_map(|e| {
                 let m = e.metadata().ok()?;
                 Some((m.modified().ok()?, m.len(), e.path()))
@@ -159,6 +202,8 @@ impl LogStore {
                 continue;
             }
             std::fs::remove_file(&path)?;
+            // A digest-named stream's name goes with it.
+            let _ = std::fs::remove_file(path.with_extension("name"));
             total -= len;
         }
         Ok(())
@@ -170,7 +215,7 @@ impl LogStore {
             .flatten()
             .filter_map(|e| e.ok())
             .filter(|e| e.path().is_dir())
-            .map(|e| {
+            .filter_map(|e| {
                 let path = e.path();
                 let stored_bytes = std::fs::read_dir(&path)
                     .into_iter()
@@ -178,7 +223,8 @@ impl LogStore {
                     .filter_map(|f| f.ok()?.metadata().ok())
                     .map(|m| m.len())
                     .sum();
-                GroupInfo { name: decode(&e.file_name().to_string_lossy()), created: created_ms(&path), stored_bytes }
+                let name = name_of(&self.root, &e.file_name().to_string_lossy())?;
+                Some(GroupInfo { name, created: created_ms(&path), stored_bytes })
             })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -197,7 +243,7 @@ impl LogStore {
             .filter_map(|e| e.ok())
             .filter_map(|e| {
                 let file_name = e.file_name().to_string_lossy().into_owned();
-                let name = decode(file_name.strip_suffix(".jsonl")?);
+                let name = name_of(&dir, file_name.strip_suffix(".jsonl")?)?;
                 Some(self.stream_info(group, &name, &e.path()))
             })
             .collect();
@@ -324,6 +370,7 @@ impl LogStore {
     /// Delete a group's files (the runtime is gone).
     pub fn delete_group(&self, group: &str) {
         let _ = std::fs::remove_dir_all(self.group_dir(group));
+        let _ = std::fs::remove_file(self.root.join(format!("{}{NAME_SUFFIX}", component(group))));
     }
 }
 
@@ -418,6 +465,37 @@ mod tests {
 
     fn ev(t: i64, m: &str) -> LogEvent {
         LogEvent { timestamp: t, stream: "stdout".into(), message: m.into(), ingested: t + 1 }
+    }
+
+    #[test]
+    fn names_of_any_length_and_character_are_stored_and_listed_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = LogStore::new(dir.path().to_path_buf(), 1 << 20).scoped("123456789012", "us-east-1");
+        let group = format!("/aws/bedrock-agentcore/runtimes/{}-DEFAULT", "g".repeat(400));
+        // Session ids of up to 256 characters, any of them allowed; CloudWatch's stream names.
+        let streams = [
+            format!("2026/12/02/[runtime-logs]{}", "a".repeat(256)),
+            format!("2026/12/02/[runtime-logs]{}", "-".repeat(256)),
+            format!("2026/12/02/[runtime-logs]{}", "ü".repeat(128)),
+            "2026/12/02/[runtime-logs]short".to_string(),
+        ];
+        for (i, stream) in streams.iter().enumerate() {
+            logs.append(&group, stream, &[ev(i as i64, stream)]).unwrap();
+        }
+        assert_eq!(logs.groups().iter().map(|g| g.name.clone()).collect::<Vec<_>>(), vec![group.clone()]);
+        let mut want: Vec<String> = streams.to_vec();
+        want.sort();
+        assert_eq!(logs.streams(&group).into_iter().map(|s| s.name).collect::<Vec<_>>(), want);
+        for stream in &streams {
+            assert!(logs.stream_exists(&group, stream));
+            let q = EventsQuery { offset: None, direction: Direction::Forward, start: None, end: None, limit: 10 };
+            assert_eq!(logs.events(&group, stream, &q).unwrap().events[0].message, *stream);
+        }
+        // Short names keep their readable encoded form.
+        assert!(component("2026/12/02/[runtime-logs]short").starts_with("2026%2F12"));
+        logs.delete_group(&group);
+        assert!(logs.groups().is_empty());
+        assert_eq!(std::fs::read_dir(&logs.root).unwrap().count(), 0, "the group's name file goes with it");
     }
 
     #[test]
