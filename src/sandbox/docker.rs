@@ -234,6 +234,9 @@ impl SandboxBackend for DockerBackend {
                 init: Some(true),
                 pids_limit: Some(spec.limits.pids),
                 memory: Some(spec.limits.memory_bytes),
+                // No swap beyond the limit: a session that passes it is killed and told so, as on
+                // the service, instead of slowing down.
+                memory_swap: Some(spec.limits.memory_bytes),
                 nano_cpus: Some((spec.limits.cpus * 1e9).round() as i64),
                 readonly_rootfs: Some(spec.read_only_root),
                 tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
@@ -313,7 +316,10 @@ impl SandboxBackend for DockerBackend {
                     if state.running.unwrap_or(false) {
                         SandboxState::Running
                     } else {
-                        SandboxState::Exited { code: state.exit_code.unwrap_or(-1) }
+                        SandboxState::Exited {
+                            code: state.exit_code.unwrap_or(-1),
+                            out_of_memory: state.oom_killed.unwrap_or(false),
+                        }
                     }
                 }
                 Err(_) => SandboxState::Missing,

@@ -88,7 +88,11 @@ pub struct SandboxHandle {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SandboxState {
     Running,
-    Exited { code: i64 },
+    /// `out_of_memory`: the sandbox was killed for passing its memory limit.
+    Exited {
+        code: i64,
+        out_of_memory: bool,
+    },
     Missing,
 }
 

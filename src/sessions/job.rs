@@ -69,8 +69,8 @@ impl Sessions {
             tokio::time::timeout(job.timeout, async { while output.next().await.is_some() {} }).await.is_ok();
         let outcome = match self.backend.state(&handle.id).await {
             _ if !finished => Err(JobFailure::TimedOut(job.timeout)),
-            SandboxState::Exited { code: 0 } => Ok(()),
-            SandboxState::Exited { code } => {
+            SandboxState::Exited { code: 0, .. } => Ok(()),
+            SandboxState::Exited { code, .. } => {
                 Err(JobFailure::Exited { code, output: self.backend.logs(&handle.id, 10).await })
             }
             state => Err(JobFailure::Sandbox(format!("the job ended in state {state:?}"))),

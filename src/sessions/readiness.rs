@@ -79,7 +79,7 @@ pub async fn wait_ready(
         }
         if last_state_check.elapsed() >= Duration::from_millis(200) {
             last_state_check = Instant::now();
-            if let SandboxState::Exited { code } = backend.state(sandbox_id).await {
+            if let SandboxState::Exited { code, .. } = backend.state(sandbox_id).await {
                 return Err(NotReady { exit_code: Some(code), last_probe_error: last_error });
             }
         }

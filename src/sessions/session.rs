@@ -24,7 +24,11 @@ pub enum EndReason {
     Stopped,
     IdleTimeout,
     MaxLifetime,
-    Crashed { exit_code: Option<i64> },
+    /// `out_of_memory`: killed for passing the sandbox's memory limit (`--sandbox-memory-mib`).
+    Crashed {
+        exit_code: Option<i64>,
+        out_of_memory: bool,
+    },
     RuntimeDeleted,
     Shutdown,
 }
@@ -35,8 +39,13 @@ impl EndReason {
             EndReason::Stopped => "stopped by StopRuntimeSession".into(),
             EndReason::IdleTimeout => "idle timeout".into(),
             EndReason::MaxLifetime => "max lifetime reached".into(),
-            EndReason::Crashed { exit_code: Some(c) } => format!("agent exited with code {c}"),
-            EndReason::Crashed { exit_code: None } => "agent became unreachable".into(),
+            EndReason::Crashed { out_of_memory: true, exit_code } => format!(
+                "agent ran out of memory: killed at the sandbox's memory limit (exit code {}); raise \
+                 --sandbox-memory-mib or use less memory",
+                exit_code.unwrap_or(137)
+            ),
+            EndReason::Crashed { exit_code: Some(c), .. } => format!("agent exited with code {c}"),
+            EndReason::Crashed { exit_code: None, .. } => "agent became unreachable".into(),
             EndReason::RuntimeDeleted => "runtime or version deleted".into(),
             EndReason::Shutdown => "emulator shut down".into(),
         }

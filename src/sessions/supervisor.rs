@@ -64,8 +64,10 @@ impl Sessions {
     pub(super) async fn crashed(&self, session: &Session) -> Option<EndReason> {
         match self.backend.state(&session.sandbox.id).await {
             SandboxState::Running => None,
-            SandboxState::Exited { code } => Some(EndReason::Crashed { exit_code: Some(code) }),
-            SandboxState::Missing => Some(EndReason::Crashed { exit_code: None }),
+            SandboxState::Exited { code, out_of_memory } => {
+                Some(EndReason::Crashed { exit_code: Some(code), out_of_memory })
+            }
+            SandboxState::Missing => Some(EndReason::Crashed { exit_code: None, out_of_memory: false }),
         }
     }
 

@@ -417,3 +417,21 @@ def test_concurrent_new_sessions_never_exceed_the_quota(emulators, ready_runtime
     assert list(results.values()).count("ok") == 2, results
     assert all(v in ("ok", ("ServiceQuotaExceededException", 402)) for v in results.values()), results
     assert sum(len(session_containers(s)) for s in sids) == 2
+
+
+def test_an_agent_out_of_memory_is_told_as_such(tmp_path):
+    """A session that passes --sandbox-memory-mib is killed (no swap past the limit) and the
+    caller is told it ran out of memory, not just an exit code."""
+    emu = Emulator(extra_args=["--sandbox-memory-mib", "48"]).start(tmp_path / "emulator.log")
+    try:
+        stack = Stack(emu)
+        rt = stack.runtime("hungry")
+        arn, sid = rt["agentRuntimeArn"], new_session_id("oom")
+        assert invoke(stack.data, arn, sid, {"action": "hog", "mib": 8})[1] == {"held_mib": 8}
+        with pytest.raises(stack.data.exceptions.RuntimeClientError) as e:
+            invoke(stack.data, arn, sid, {"action": "hog", "mib": 400})
+        message = e.value.response["Error"]["Message"]
+        assert "ran out of memory" in message and "--sandbox-memory-mib" in message, message
+        assert "ran out of memory" in emu.log()
+    finally:
+        emu.stop()

@@ -185,15 +185,20 @@ async fn invoke(state: &AppState, call: &Call<'_>, input: &Input) -> Result<Resp
         Ok(a) => a,
         Err(e) => {
             drop(guard);
+            let mut message = format!("The runtime session's agent could not be reached: {e}");
             if let Some(reason) = sessions.crash_reason(&session).await {
                 let logs = sessions.last_output(&session, 30).await;
                 tracing::warn!(session = %session_id, runtime = %target.runtime_id, "agent died during an invocation ({}); last agent output:\n{}", reason.describe(), logs.trim_end());
+                // Say why, with the agent's last words: the caller's next step depends on them.
+                let tail: Vec<&str> = logs.trim_end().lines().rev().take(10).collect();
+                message = format!(
+                    "The runtime session ended during the invocation: {}. The agent's last output:\n{}",
+                    reason.describe(),
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
                 sessions.end(&session, reason);
             }
-            return Err(Error::new(
-                ErrorKind::RuntimeClientError,
-                format!("The runtime session's agent could not be reached: {e}"),
-            ));
+            return Err(Error::new(ErrorKind::RuntimeClientError, message));
         }
     };
     if !agent.status.is_success() {
