@@ -41,6 +41,19 @@ impl Sessions {
         self.backend.logs(&session.sandbox.id, lines).await
     }
 
+    /// Why the session's sandbox is gone after a request to it failed, waiting a moment for the
+    /// sandbox to finish dying: when the kernel kills the agent, the connection breaks before the
+    /// sandbox's init has exited and the backend can say why. `None` if it is still running then.
+    pub async fn crash_reason_after_failure(&self, session: &Session) -> Option<EndReason> {
+        for _ in 0..10 {
+            if let Some(reason) = self.crash_reason(session).await {
+                return Some(reason);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        None
+    }
+
     /// Why the session's sandbox is gone, if it is (a failed request may mean the agent died).
     pub async fn crash_reason(&self, session: &Session) -> Option<EndReason> {
         match self.backend.state(&session.sandbox.id).await {

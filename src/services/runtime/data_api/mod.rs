@@ -186,7 +186,7 @@ async fn invoke(state: &AppState, call: &Call<'_>, input: &Input) -> Result<Resp
         Err(e) => {
             drop(guard);
             let mut message = format!("The runtime session's agent could not be reached: {e}");
-            if let Some(reason) = sessions.crash_reason(&session).await {
+            if let Some(reason) = sessions.crash_reason_after_failure(&session).await {
                 let logs = sessions.last_output(&session, 30).await;
                 tracing::warn!(session = %session_id, runtime = %target.runtime_id, "agent died during an invocation ({}); last agent output:\n{}", reason.describe(), logs.trim_end());
                 // Say why, with the agent's last words: the caller's next step depends on them.
