@@ -177,7 +177,9 @@ def test_strands_memory_in_a_session(tmp_path, strands_zip):
                          env={"MEMORY_ID": memory["id"]})
         first_session = f"world-{uuid.uuid4()}"
         first = invoke(emu.url, arn, "My favourite mountain is Aconcagua.", first_session, actor="zed")
-        assert first["answer"] == "My favourite mountain is Aconcagua.", first
+        # Echo answers the user's message as the model got it (locally, extraction may already
+        # have made the fact and retrieval put it into that message's context).
+        assert first["answer"].endswith("My favourite mountain is Aconcagua."), first
 
         # The agent's events were written from inside the sandbox; extraction makes the fact.
         deadline = time.time() + 30
@@ -192,8 +194,9 @@ def test_strands_memory_in_a_session(tmp_path, strands_zip):
         assert len(sessions) == 2 and first_session in {s["sessionId"] for s in sessions}, sessions
 
         again = invoke(emu.url, arn, "What did I tell you?", first_session, actor="zed")
-        texts = [b.get("text") for m in again["messages"] for b in m["content"] if "text" in b]
-        assert texts[:2] == ["My favourite mountain is Aconcagua.", "My favourite mountain is Aconcagua."], again
+        texts = [" ".join(b.get("text", "") for b in m["content"]) for m in again["messages"]]
+        # The first turn restored from the session's events, then this turn.
+        assert len(texts) == 4 and "Aconcagua" in texts[0] and "What did I tell you?" in texts[2], again
     finally:
         emu.stop()
 
