@@ -116,6 +116,8 @@ def test_tokens_time_ranges_patterns_and_pagination(stack):
     end = errors[1]["timestamp"]
     assert all(middle <= e["timestamp"] <= end + 1 for e in ranged["events"])
     assert {"event 1 ERROR", "event 3 ERROR"} <= {e["message"] for e in ranged["events"]}
+    inclusive = logs.filter_log_events(logGroupName=group, filterPattern="ERROR", startTime=middle, endTime=end)["events"]
+    assert "event 3 ERROR" in [e["message"] for e in inclusive], "FilterLogEvents' endTime is inclusive"
     early = [e for e in logs.filter_log_events(logGroupName=group, filterPattern="event")["events"] if e["timestamp"] < middle]
     assert early, "events before the range exist, so the range is what kept them out"
     paged = [e["message"] for p in logs.get_paginator("filter_log_events").paginate(

@@ -314,8 +314,10 @@ impl LogStore {
                 continue;
             }
             for (_, event) in read_events(&self.stream_file(group, &info.name)).unwrap_or_default() {
+                // FilterLogEvents' endTime is inclusive ("later than this time are not returned"),
+                // unlike GetLogEvents'.
                 let in_time =
-                    query.start.is_none_or(|s| event.timestamp >= s) && query.end.is_none_or(|x| event.timestamp < x);
+                    query.start.is_none_or(|s| event.timestamp >= s) && query.end.is_none_or(|x| event.timestamp <= x);
                 if in_time && matcher.matches(&event.message) {
                     all.push(FilteredEvent { stream: info.name.clone(), event });
                 }
