@@ -294,6 +294,9 @@ def test_cli_profiles_that_assume_roles(host, tmp_path):
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         env.pop(key)
     env["AWS_CONFIG_FILE"] = str(config)
+    # The CLI caches assumed-role credentials under ~/.aws/cli/cache for their lifetime; a run
+    # within the hour would otherwise send an earlier emulator's credentials to this one.
+    env["HOME"] = str(tmp_path)
 
     def aws(*args):
         proc = subprocess.run([str(AWS_CLI), *args, "--output", "json"], env=env, capture_output=True, text=True, timeout=60)
