@@ -148,3 +148,20 @@ def test_agent_output_of_long_session_ids_is_kept(emulator, control, data, sessi
     name = wait_until(stored, 15, message="the session's stream with its line")
     assert name.endswith("[runtime-logs]" + session_id), name
     control.delete_agent_runtime(agentRuntimeId=rt["agentRuntimeId"])
+
+
+def test_two_authorization_headers_are_refused(emulators):
+    emu = emulators("--sandbox", "none")
+    head = signed_head(emu.url, 2).decode()
+    auth = next(line for line in head.split("\r\n") if line.lower().startswith("authorization:"))
+    doubled = head.replace(auth + "\r\n", auth + "\r\n" + auth.replace("Credential=test", "Credential=other") + "\r\n")
+    s = raw(emu.url, doubled.encode(), b"{}")
+    status, head_out, body = read_response(s)
+    assert status == 403 and error_type(head_out) == "IncompleteSignatureException", (head_out, body)
+    assert "more than one Authorization header" in body["message"]
+    s.close()
+    # The same request (POST /runtimes/ is ListAgentRuntimes) with one header is answered.
+    s = raw(emu.url, signed_head(emu.url, 2), b"xx")
+    status, _, body = read_response(s)
+    assert status == 200 and body == {"agentRuntimes": []}, body
+    s.close()

@@ -326,6 +326,11 @@ impl<'c> Verifier<'c> {
     }
 
     fn check_headers(&self, parts: &RequestParts<'_>, now: i64) -> Result<HeadersChecked, AuthError> {
+        // Two Authorization headers make the request ambiguous (a proxy may read the other one):
+        // refused, never "the first wins".
+        if parts.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("authorization")).count() > 1 {
+            return Err(AuthError::Incomplete("The request carries more than one Authorization header.".into()));
+        }
         let auth_header = header(parts.headers, "authorization").map(str::trim);
         let query = query_params(parts.raw_query);
         let presigned = auth_header.is_none() && query.iter().any(|(k, _)| k == "X-Amz-Algorithm");
