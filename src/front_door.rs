@@ -134,10 +134,14 @@ where
     let route = router::route(&method, &raw_path);
     // Refuse a request whose signature cannot be right before reading its body; bearer-token
     // invocations of JWT-authorized runtimes are checked by their authorizer instead.
-    let bearer =
-        route.as_ref().is_ok_and(|r| r.plane == Plane::Data && inbound::BEARER_OPERATIONS.contains(&r.operation))
-            && inbound::classify(&headers, &raw_query) != Inbound::SigV4;
-    if !bearer {
+    // Classified once: the same answer decides the bearer path after the body is read.
+    let bearer = route
+        .as_ref()
+        .ok()
+        .filter(|r| r.plane == Plane::Data && inbound::BEARER_OPERATIONS.contains(&r.operation))
+        .map(|_| inbound::classify(&headers, &raw_query))
+        .filter(|credentials| *credentials != Inbound::SigV4);
+    if bearer.is_none() {
         let parts = RequestParts { method: &method, raw_path: &raw_path, raw_query: &raw_query, headers: &headers };
         if let Err(e) = auth::precheck(&state.config, &parts) {
             tracing::info!(%method, path = %raw_path, error = ?e, "request rejected by SigV4 verification");
@@ -176,16 +180,11 @@ where
     };
 
     // Invocations of a JWT-authorized runtime carry a bearer token instead of SigV4.
-    if let Ok(r) = &route {
-        if r.plane == Plane::Data && inbound::BEARER_OPERATIONS.contains(&r.operation) {
-            let credentials = inbound::classify(&headers, &raw_query);
-            if credentials != Inbound::SigV4 {
-                if let Some(resp) =
-                    bearer_request(&state, &request_id, r, &raw_query, &headers, body.clone(), credentials).await
-                {
-                    return resp;
-                }
-            }
+    if let (Ok(r), Some(credentials)) = (&route, bearer) {
+        if let Some(resp) =
+            bearer_request(&state, &request_id, r, &raw_query, &headers, body.clone(), credentials).await
+        {
+            return resp;
         }
     }
 

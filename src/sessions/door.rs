@@ -10,7 +10,7 @@ use http::HeaderMap;
 use super::forward::{self, AgentResponse, RelayBody};
 use super::{ActivityGuard, EndReason, Session, Sessions};
 use crate::kernel::error::Result;
-use crate::sandbox::{Exec, SandboxError, SandboxState};
+use crate::sandbox::{Exec, SandboxError};
 use crate::services::runtime::domain::resolve::InvocationTarget;
 
 impl Sessions {
@@ -46,23 +46,12 @@ impl Sessions {
     /// sandbox's init has exited and the backend can say why. `None` if it is still running then.
     pub async fn crash_reason_after_failure(&self, session: &Session) -> Option<EndReason> {
         for _ in 0..10 {
-            if let Some(reason) = self.crash_reason(session).await {
+            if let Some(reason) = self.crashed(session).await {
                 return Some(reason);
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         None
-    }
-
-    /// Why the session's sandbox is gone, if it is (a failed request may mean the agent died).
-    pub async fn crash_reason(&self, session: &Session) -> Option<EndReason> {
-        match self.backend.state(&session.sandbox.id).await {
-            SandboxState::Running => None,
-            SandboxState::Exited { code, out_of_memory } => {
-                Some(EndReason::Crashed { exit_code: Some(code), out_of_memory })
-            }
-            SandboxState::Missing => Some(EndReason::Crashed { exit_code: None, out_of_memory: false }),
-        }
     }
 
     /// The session that answers a request for static metadata (an A2A agent card): the addressed

@@ -111,10 +111,15 @@ fn is_digest(component: &str) -> bool {
     component.starts_with('~')
 }
 
+/// The file beside a digest-named component (in the same `parent`) that holds its name.
+fn name_file(parent: &Path, component: &str) -> PathBuf {
+    parent.join(format!("{component}{NAME_SUFFIX}"))
+}
+
 /// The name a component in `parent` stands for.
 fn name_of(parent: &Path, component: &str) -> Option<String> {
     if is_digest(component) {
-        std::fs::read_to_string(parent.join(format!("{component}{NAME_SUFFIX}"))).ok()
+        std::fs::read_to_string(name_file(parent, component)).ok()
     } else {
         Some(percent_encoding::percent_decode_str(component).decode_utf8_lossy().into_owned())
     }
@@ -126,7 +131,7 @@ fn remember_name(parent: &Path, component: &str, name: &str) -> std::io::Result<
     if !is_digest(component) {
         return Ok(());
     }
-    let path = parent.join(format!("{component}{NAME_SUFFIX}"));
+    let path = name_file(parent, component);
     if path.is_file() {
         return Ok(());
     }
@@ -203,7 +208,9 @@ impl LogStore {
             }
             std::fs::remove_file(&path)?;
             // A digest-named stream's name goes with it.
-            let _ = std::fs::remove_file(path.with_extension("name"));
+            if let Some(stem) = path.file_stem().and_then(|s| s.to_str()).filter(|s| is_digest(s)) {
+                let _ = std::fs::remove_file(name_file(dir, stem));
+            }
             total -= len;
         }
         Ok(())
@@ -372,7 +379,7 @@ impl LogStore {
     /// Delete a group's files (the runtime is gone).
     pub fn delete_group(&self, group: &str) {
         let _ = std::fs::remove_dir_all(self.group_dir(group));
-        let _ = std::fs::remove_file(self.root.join(format!("{}{NAME_SUFFIX}", component(group))));
+        let _ = std::fs::remove_file(name_file(&self.root, &component(group)));
     }
 }
 
