@@ -37,8 +37,24 @@ impl Sessions {
     }
 
     /// The last `lines` lines the session's agent wrote, for error messages and logs.
+    ///
+    /// An agent typically writes why it fails and then answers; its output reaches the backend's
+    /// log asynchronously (Docker copies it through the container shim), so the line written just
+    /// before the answer can still be on its way. Read until two reads agree, at most
+    /// `OUTPUT_SETTLE_READS` times: this runs only on error paths, where the last line matters most.
     pub async fn last_output(&self, session: &Session, lines: usize) -> String {
-        self.backend.logs(&session.sandbox.id, lines).await
+        const OUTPUT_SETTLE_READS: usize = 8;
+        const OUTPUT_SETTLE_PAUSE: std::time::Duration = std::time::Duration::from_millis(25);
+        let mut seen = self.backend.logs(&session.sandbox.id, lines).await;
+        for _ in 1..OUTPUT_SETTLE_READS {
+            tokio::time::sleep(OUTPUT_SETTLE_PAUSE).await;
+            let now = self.backend.logs(&session.sandbox.id, lines).await;
+            if now == seen {
+                break;
+            }
+            seen = now;
+        }
+        seen
     }
 
     /// Why the session's sandbox is gone after a request to it failed, waiting a moment for the
