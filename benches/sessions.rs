@@ -157,7 +157,8 @@ fn pooled_cold_starts(rt: &tokio::runtime::Runtime) -> Vec<Duration> {
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let mut pooled = pooled_cold_starts(&rt);
-    let (server, _) = spawn_server(&["--max-tps-per-endpoint", "0"]);
+    // Cold starts measured without spares (the warm pool is on by default).
+    let (server, _) = spawn_server(&["--max-tps-per-endpoint", "0", "--warm-pool", "0"]);
     let addr = server.addr;
     let pid = server.child.id();
     rt.block_on(async move {

@@ -40,6 +40,17 @@ fn human_age(seconds: f64) -> String {
     }
 }
 
+/// What the session's start cost until the agent first answered (or was ready), and whether a
+/// warm spare served it: "412 ms", "warm 3 ms".
+fn start_cost(phases: &Value) -> String {
+    let ms = phases["first_response_ms"].as_f64().or_else(|| phases["agent_ready_ms"].as_f64());
+    match (ms, phases["warm_spare"].as_bool() == Some(true)) {
+        (Some(ms), true) => format!("warm {ms:.0} ms"),
+        (Some(ms), false) => format!("{ms:.0} ms"),
+        (None, _) => "-".into(),
+    }
+}
+
 pub async fn sessions(endpoint: &str, json: bool) -> Result<(), String> {
     let body = get(&format!("{endpoint}/_agentcore-local/sessions")).await?;
     let bytes = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
@@ -49,8 +60,8 @@ pub async fn sessions(endpoint: &str, json: bool) -> Result<(), String> {
     }
     let report: Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
     println!(
-        "{:<28} {:>3} {:<38} {:<30} {:>6} {:>6} {:>6} {:>8} {:>9} {:>11}",
-        "RUNTIME", "VER", "SESSION", "STATE", "AGE", "IDLE", "INVOC", "CPU s", "PEAK MiB", "EST. USD"
+        "{:<28} {:>3} {:<38} {:<30} {:>6} {:>6} {:>6} {:>8} {:>9} {:>11} {:>13}",
+        "RUNTIME", "VER", "SESSION", "STATE", "AGE", "IDLE", "INVOC", "CPU s", "PEAK MiB", "EST. USD", "START"
     );
     for s in report["sessions"].as_array().into_iter().flatten() {
         let state = match s["ended_reason"].as_str() {
@@ -58,7 +69,7 @@ pub async fn sessions(endpoint: &str, json: bool) -> Result<(), String> {
             None => s["state"].as_str().unwrap_or("").to_string(),
         };
         println!(
-            "{:<28} {:>3} {:<38} {:<30} {:>6} {:>6} {:>6} {:>8.2} {:>9.1} {:>11.6}",
+            "{:<28} {:>3} {:<38} {:<30} {:>6} {:>6} {:>6} {:>8.2} {:>9.1} {:>11.6} {:>13}",
             s["runtime_id"].as_str().unwrap_or(""),
             s["version"],
             s["session_id"].as_str().unwrap_or(""),
@@ -69,6 +80,16 @@ pub async fn sessions(endpoint: &str, json: bool) -> Result<(), String> {
             s["cpu_seconds"].as_f64().unwrap_or(0.0),
             s["peak_memory_bytes"].as_f64().unwrap_or(0.0) / 1048576.0,
             s["estimated_cost_usd"].as_f64().unwrap_or(0.0),
+            start_cost(&s["start_phases"]),
+        );
+    }
+    for spare in report["spares"].as_array().into_iter().flatten() {
+        println!(
+            "spare {:<28} {:>3}  ready since {}  {:.1} MiB",
+            spare["runtime_id"].as_str().unwrap_or(""),
+            spare["version"],
+            spare["ready_at_ms"],
+            spare["memory_bytes"].as_f64().unwrap_or(0.0) / 1048576.0
         );
     }
     println!();

@@ -152,11 +152,20 @@ struct ServeArgs {
     /// 408 RequestTimeoutException (buffered bodies: every API but S3's streamed uploads).
     #[arg(long, env = "AGENTCORE_LOCAL_BODY_READ_TIMEOUT", default_value_t = 60)]
     body_read_timeout: u64,
-    /// Ready spare sandboxes kept per runtime version in use, so new sessions skip the container
-    /// start. A claimed spare keeps its `pool` label (labels are immutable); its session is
-    /// recorded in the emulator's store. 0 disables the warm pool.
-    #[arg(long, env = "AGENTCORE_LOCAL_WARM_POOL", default_value_t = 0)]
+    /// Ready spare sandboxes kept per runtime version once it has served a session, so new
+    /// sessions skip the sandbox start. A claimed spare keeps its `pool` label (labels are
+    /// immutable); its session is recorded in the emulator's store. 0 disables the warm pool.
+    #[arg(long, env = "AGENTCORE_LOCAL_WARM_POOL", default_value_t = sessions::DEFAULT_WARM_POOL)]
     warm_pool: usize,
+    /// MiB of memory the warm pool's spares may hold together, across all runtimes (each spare
+    /// measured when it becomes ready); no new spare starts while they hold this much.
+    #[arg(long, env = "AGENTCORE_LOCAL_WARM_POOL_MEMORY_MIB", default_value_t = sessions::DEFAULT_WARM_POOL_MEMORY_MIB)]
+    warm_pool_memory_mib: u64,
+    /// Once the emulator accepts requests, write `{"url": …, "pid": …}` (JSON) to this file, so
+    /// scripts wait for the file instead of polling the port. Written atomically (a temporary
+    /// file renamed into place) and removed again at a clean shutdown.
+    #[arg(long, env = "AGENTCORE_LOCAL_READY_FILE")]
+    ready_file: Option<PathBuf>,
     /// Threads serving requests; 0 means one per CPU. One thread gives the lowest per-request
     /// latency on small machines (no cross-thread wake-ups); more help many concurrent streams.
     #[arg(long, env = "AGENTCORE_LOCAL_WORKER_THREADS", default_value_t = 1)]
@@ -261,6 +270,7 @@ fn build_config(args: &ServeArgs) -> Result<Config, String> {
             keep_sessions: args.keep_sessions,
             time_scale: args.lifecycle_time_scale,
             warm_pool: args.warm_pool,
+            warm_pool_memory_bytes: args.warm_pool_memory_mib * 1024 * 1024,
             prices: sessions::report::Prices { vcpu_hour_usd: args.price_vcpu_hour, gb_hour_usd: args.price_gb_hour },
             ..SessionConfig::default()
         },
@@ -294,15 +304,35 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     if args.memory_time_scale.is_nan() || args.memory_time_scale <= 0.0 {
         return Err("--memory-time-scale must be greater than 0".into());
     }
+    if let Some(path) = &args.ready_file {
+        // A file left by an earlier run must not announce this one before it listens.
+        let _ = std::fs::remove_file(path);
+    }
     let running = server::start(config).await.map_err(|e| e.to_string())?;
     let url = running.url();
+    // The first line on stdout is the ready line; its `listening on URL` part is stable for scripts.
     println!("agentcore-local listening on {url} (state: {store_desc}) -- export AWS_ENDPOINT_URL={url}");
+    if let Some(path) = &args.ready_file {
+        write_ready_file(path, &url).map_err(|e| format!("cannot write --ready-file {}: {e}", path.display()))?;
+    }
     tracing::info!(%url, "ready");
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");
+    if let Some(path) = &args.ready_file {
+        let _ = std::fs::remove_file(path);
+    }
     running.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Write the ready file whole or not at all: readers see either no file or the complete JSON.
+fn write_ready_file(path: &std::path::Path, url: &str) -> std::io::Result<()> {
+    let body = serde_json::json!({ "url": url, "pid": std::process::id() }).to_string();
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, body + "\n")?;
+    std::fs::rename(&tmp, path)
 }
 
 fn main() {

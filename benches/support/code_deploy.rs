@@ -157,7 +157,15 @@ pub fn rows() -> Vec<String> {
     }
 
     let data_dir = tempfile::tempdir().unwrap();
-    let (server, _) = spawn_server(&["--max-tps-per-endpoint", "0", "--data-dir", data_dir.path().to_str().unwrap()]);
+    // Cold starts measured without spares (the warm pool is on by default).
+    let (server, _) = spawn_server(&[
+        "--max-tps-per-endpoint",
+        "0",
+        "--warm-pool",
+        "0",
+        "--data-dir",
+        data_dir.path().to_str().unwrap(),
+    ]);
     let (addr, pid) = (server.addr, server.child.id());
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let rows = rt.block_on(async move {

@@ -20,7 +20,7 @@ use tokio::sync::OnceCell;
 
 use super::{
     image, labels, Exec, ExecOutput, OwnedSandbox, SandboxBackend, SandboxError, SandboxHandle, SandboxSpec,
-    SandboxState,
+    SandboxState, StartTimings,
 };
 use futures_util::future::BoxFuture;
 
@@ -279,6 +279,7 @@ impl SandboxBackend for DockerBackend {
                         return Err(SandboxError::Failed(format!("inspecting the new container failed: {e}")));
                     }
                 };
+            let t_started = t0.elapsed();
             let state = inspect.state.clone().unwrap_or_default();
             if !state.running.unwrap_or(false) {
                 // Exited before we looked: Docker drops its port bindings, so report the exit itself.
@@ -290,7 +291,7 @@ impl SandboxBackend for DockerBackend {
             tracing::debug!(
                 container = %id,
                 create_ms = t_created.as_millis() as u64,
-                create_start_inspect_ms = t0.elapsed().as_millis() as u64,
+                create_start_inspect_ms = t_started.as_millis() as u64,
                 "container started"
             );
             if let Some(missing) = spec.ports.iter().find(|p| !ports.contains_key(p)) {
@@ -303,6 +304,7 @@ impl SandboxBackend for DockerBackend {
                 id,
                 ports,
                 address: Self::address_of(inspect.network_settings.as_ref().and_then(|n| n.networks.as_ref())),
+                timings: StartTimings { created: Some(t_created), started: Some(t_started) },
             })
         })
     }
@@ -498,7 +500,7 @@ impl SandboxBackend for DockerBackend {
                     let running = c.state.map(|s| s.to_string() == "running").unwrap_or(false);
                     let address = Self::address_of(c.network_settings.as_ref().and_then(|n| n.networks.as_ref()));
                     Some(OwnedSandbox {
-                        handle: SandboxHandle { id, ports, address },
+                        handle: SandboxHandle { id, ports, address, timings: StartTimings::default() },
                         labels: c.labels.unwrap_or_default(),
                         running,
                     })

@@ -83,6 +83,18 @@ pub struct SandboxHandle {
     /// The sandbox's own address, as the host sees the connections it opens (how the metadata
     /// service tells sandboxes apart); `None` if the backend cannot tell.
     pub address: Option<IpAddr>,
+    /// How long `start` took to reach its steps (empty for sandboxes found at start-up).
+    pub timings: StartTimings,
+}
+
+/// Where a backend's `start` spent its time, measured from the call: the session report shows it
+/// per session so "what does a session start cost" has an answer for every session.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StartTimings {
+    /// The sandbox exists (Docker: the container is created).
+    pub created: Option<Duration>,
+    /// The sandbox runs and its ports are known (Docker: started and inspected).
+    pub started: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

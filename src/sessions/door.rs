@@ -23,7 +23,13 @@ impl Sessions {
         headers: HeaderMap,
         body: Bytes,
     ) -> std::result::Result<AgentResponse, String> {
-        forward::send(&self.client, session, method, path_and_query, headers, body, self.config.request_timeout).await
+        let sent =
+            forward::send(&self.client, session, method, path_and_query, headers, body, self.config.request_timeout)
+                .await;
+        if sent.is_ok() {
+            session.note_response();
+        }
+        sent
     }
 
     /// The agent's response body as the client's, keeping the session busy while it streams.

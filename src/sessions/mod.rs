@@ -37,7 +37,7 @@ use crate::services::runtime::domain::resolve::InvocationTarget;
 use futures_util::future::BoxFuture;
 
 pub use job::{Job, JobFailure};
-pub use session::{ActivityGuard, EndReason, PingReport, Session, SessionKey};
+pub use session::{ActivityGuard, EndReason, PingReport, Session, SessionKey, StartPhases};
 use throttle::Throttle;
 
 pub type AgentClient = Client<HttpConnector, Full<Bytes>>;
@@ -67,6 +67,8 @@ pub struct SessionConfig {
     pub time_scale: f64,
     /// Ready spare sandboxes kept per runtime version in use (0 disables the warm pool).
     pub warm_pool: usize,
+    /// Memory the spares of all versions may hold together (measured when each is ready).
+    pub warm_pool_memory_bytes: u64,
     /// The emulator keeps state in a data dir: its sandboxes outlive it and only it may remove
     /// them (other emulators treat only in-memory emulators' sandboxes as orphans).
     pub persistent: bool,
@@ -82,6 +84,10 @@ pub const STOP_GRACE: Duration = Duration::from_secs(15);
 pub const PING_INTERVAL: Duration = Duration::from_secs(2);
 pub const SYNC_REQUEST_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 pub const STREAM_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+/// One ready spare per version in use: new sessions skip the sandbox start (emulator's default).
+pub const DEFAULT_WARM_POOL: usize = 1;
+/// What the spares of all versions may hold together, in MiB.
+pub const DEFAULT_WARM_POOL_MEMORY_MIB: u64 = 2048;
 
 impl Default for SessionConfig {
     fn default() -> Self {
@@ -97,7 +103,8 @@ impl Default for SessionConfig {
             debug_errors: false,
             keep_sessions: false,
             time_scale: 1.0,
-            warm_pool: 0,
+            warm_pool: DEFAULT_WARM_POOL,
+            warm_pool_memory_bytes: DEFAULT_WARM_POOL_MEMORY_MIB * 1024 * 1024,
             persistent: false,
             prices: report::Prices::default(),
         }
@@ -363,15 +370,20 @@ impl Sessions {
     ) -> Result<Arc<Session>> {
         let spare = self.claim_spare(&target, &key).await;
         self.replenish(&target);
-        let (handle, capture) = match spare {
+        let (handle, capture, phases) = match spare {
             // A spare has run since it started: capture it all, from its start.
             Some(handle) => {
                 let capture = self.capture(&target, &key.session_id, started_ms, &handle.id, 0);
-                (handle, capture)
+                let phases = StartPhases {
+                    warm_spare: true,
+                    agent_ready_ms: Some(session::millis(began.elapsed())),
+                    ..StartPhases::default()
+                };
+                (handle, capture, phases)
             }
-            None => self.cold_start(&key, &target, started_ms).await?,
+            None => self.cold_start(&key, &target, started_ms, began).await?,
         };
-        let session = Arc::new(Session::new(key, target, handle, began, started_ms, slot_id));
+        let session = Arc::new(Session::new(key, target, handle, began, started_ms, slot_id, phases));
         session.set_capture(capture);
         self.observatory.record_cold_start(began.elapsed().as_secs_f64());
         tracing::info!(
@@ -418,8 +430,10 @@ impl Sessions {
         key: &SessionKey,
         target: &InvocationTarget,
         started_ms: i64,
-    ) -> Result<(crate::sandbox::SandboxHandle, Option<capture::CaptureHandle>)> {
+        began: Instant,
+    ) -> Result<(crate::sandbox::SandboxHandle, Option<capture::CaptureHandle>, StartPhases)> {
         let spec = spec::build(&self.config, &self.instance_id, self.urls(), target, Some(&key.session_id), started_ms);
+        let called = began.elapsed();
         let handle = match self.backend.start(&spec).await {
             Ok(h) => h,
             Err(crate::sandbox::SandboxError::ExitedAtStart { code, logs }) => {
@@ -475,7 +489,14 @@ impl Sessions {
             };
             return Err(self.start_failure(key, target, started_ms, what, &logs));
         }
-        Ok((handle, capture))
+        let phases = StartPhases {
+            warm_spare: false,
+            sandbox_created_ms: handle.timings.created.map(|d| session::millis(called + d)),
+            sandbox_started_ms: handle.timings.started.map(|d| session::millis(called + d)),
+            agent_ready_ms: Some(session::millis(began.elapsed())),
+            first_response_ms: None,
+        };
+        Ok((handle, capture, phases))
     }
 
     /// The RuntimeClientError of a failed start: AWS's message, then what happened and the agent's

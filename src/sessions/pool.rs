@@ -1,9 +1,16 @@
 //! Warm pool: pre-started, ready sandboxes per runtime version, so a new session does not wait for
 //! a container start (hundreds of milliseconds with Docker) once its version is in use.
 //!
-//! A version gets spares after its first session starts, and keeps them while new sessions keep
-//! arriving; after the version's idle timeout without demand its spares are stopped. A spare
-//! serves exactly one session and is never returned, so sessions stay isolated.
+//! On by default (`--warm-pool 1`): a version gets spares after its first session starts, and
+//! keeps them while new sessions keep arriving; after the version's idle timeout without demand its
+//! spares are stopped, and they are stopped with their version (update, delete, shutdown). A spare
+//! serves exactly one session and is never returned, so sessions stay isolated; it is started with
+//! exactly the environment a cold sandbox gets (the session id reaches the agent per request, in
+//! headers), so the agent cannot tell the two apart.
+//!
+//! The spares of all versions together hold at most `--warm-pool-memory-mib`: each spare's memory
+//! is measured when it becomes ready, and no new spare is started while the measured total is at
+//! the budget (one spare may cross it, since its size is known only once it runs).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,6 +18,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
+use super::report::SpareReport;
 use super::{readiness, spec, Sessions};
 use crate::kernel::clock::now_ms;
 use crate::sandbox::SandboxHandle;
@@ -18,15 +26,26 @@ use crate::services::runtime::domain::resolve::InvocationTarget;
 
 type PoolKey = (String, u32);
 
+struct Spare {
+    handle: SandboxHandle,
+    ready_at_ms: i64,
+    memory_bytes: u64,
+}
+
 struct Entry {
-    spares: Vec<SandboxHandle>,
+    account: String,
+    spares: Vec<Spare>,
     filling: usize,
     last_demand: Instant,
     idle_limit: Duration,
+    /// The budget kept this version without a spare; logged once until a spare fits again.
+    held_back: bool,
 }
 
 #[derive(Default)]
 pub struct Pool {
+    /// Spares per version. One short-held lock: every critical section is a few map operations,
+    /// never a sandbox call.
     entries: Mutex<HashMap<PoolKey, Entry>>,
     /// Spares being started, so shutdown can wait for them (and stop them) instead of orphaning.
     fills: Mutex<tokio::task::JoinSet<()>>,
@@ -42,13 +61,37 @@ fn key(target: &InvocationTarget) -> PoolKey {
     (target.runtime_id.clone(), target.version)
 }
 
+/// Memory the ready spares of every version hold, as measured when each became ready.
+fn held_bytes(entries: &HashMap<PoolKey, Entry>) -> u64 {
+    entries.values().flat_map(|e| &e.spares).map(|s| s.memory_bytes).sum()
+}
+
 impl Sessions {
     /// A ready spare for `target`'s version, if one is waiting.
     pub(super) fn take_spare(&self, target: &InvocationTarget) -> Option<SandboxHandle> {
         let mut entries = self.pool.lock();
         let entry = entries.get_mut(&key(target))?;
         entry.last_demand = Instant::now();
-        entry.spares.pop()
+        entry.spares.pop().map(|s| s.handle)
+    }
+
+    /// The ready spares, newest first, for the session report.
+    pub fn spares(&self) -> Vec<SpareReport> {
+        let entries = self.pool.lock();
+        let mut spares: Vec<SpareReport> = entries
+            .iter()
+            .flat_map(|((runtime_id, version), e)| {
+                e.spares.iter().map(move |s| SpareReport {
+                    account: e.account.clone(),
+                    runtime_id: runtime_id.clone(),
+                    version: *version,
+                    ready_at_ms: s.ready_at_ms,
+                    memory_bytes: s.memory_bytes,
+                })
+            })
+            .collect();
+        spares.sort_by_key(|s| std::cmp::Reverse(s.ready_at_ms));
+        spares
     }
 
     /// Record demand for `target`'s version and start spares up to the pool size.
@@ -59,14 +102,33 @@ impl Sessions {
         }
         let missing = {
             let mut entries = self.pool.lock();
+            let held = held_bytes(&entries);
             let entry = entries.entry(key(target)).or_insert_with(|| Entry {
+                account: target.account.clone(),
                 spares: Vec::new(),
                 filling: 0,
                 last_demand: Instant::now(),
                 idle_limit: self.config.scaled(Duration::from_secs(target.lifecycle.idle_timeout_secs)),
+                held_back: false,
             });
             entry.last_demand = Instant::now();
-            let missing = size.saturating_sub(entry.spares.len() + entry.filling);
+            let mut missing = size.saturating_sub(entry.spares.len() + entry.filling);
+            if missing > 0 && held >= self.config.warm_pool_memory_bytes {
+                if !entry.held_back {
+                    tracing::info!(
+                        runtime = %target.runtime_id,
+                        version = target.version,
+                        held_mib = held / (1024 * 1024),
+                        budget_mib = self.config.warm_pool_memory_bytes / (1024 * 1024),
+                        "no warm spare for this version: the warm pool's spares already hold its memory budget \
+                         (--warm-pool-memory-mib)"
+                    );
+                }
+                entry.held_back = true;
+                missing = 0;
+            } else if missing > 0 {
+                entry.held_back = false;
+            }
             entry.filling += missing;
             missing
         };
@@ -99,7 +161,8 @@ impl Sessions {
                     None => false,
                 };
                 if ready {
-                    Some(handle)
+                    let memory_bytes = self.backend.stats(&handle.id).await.map(|s| s.memory_bytes).unwrap_or(0);
+                    Some(Spare { handle, ready_at_ms: now_ms(), memory_bytes })
                 } else {
                     self.stop_in_background(handle.id);
                     None
@@ -112,15 +175,15 @@ impl Sessions {
         };
         let mut entries = self.pool.lock();
         match (entries.get_mut(&key(&target)), started) {
-            (Some(entry), Some(handle)) => {
+            (Some(entry), Some(spare)) => {
                 entry.filling = entry.filling.saturating_sub(1);
-                entry.spares.push(handle);
+                entry.spares.push(spare);
             }
             (Some(entry), None) => entry.filling = entry.filling.saturating_sub(1),
             // The version was drained while this spare started: it is not wanted any more.
-            (None, Some(handle)) => {
+            (None, Some(spare)) => {
                 drop(entries);
-                self.stop_in_background(handle.id);
+                self.stop_in_background(spare.handle.id);
             }
             (None, None) => {}
         }
@@ -135,7 +198,7 @@ impl Sessions {
                 .filter(|(r, v)| runtime_id.is_none_or(|id| id == r) && version.is_none_or(|want| want == *v))
                 .cloned()
                 .collect();
-            keys.iter().filter_map(|k| entries.remove(k)).flat_map(|e| e.spares).collect()
+            keys.iter().filter_map(|k| entries.remove(k)).flat_map(|e| e.spares).map(|s| s.handle).collect()
         };
         for spare in drained {
             self.stop_in_background(spare.id);
@@ -157,7 +220,7 @@ impl Sessions {
                 .filter(|(_, e)| e.last_demand.elapsed() >= e.idle_limit)
                 .map(|(k, _)| k.clone())
                 .collect();
-            keys.iter().filter_map(|k| entries.remove(k)).flat_map(|e| e.spares).collect()
+            keys.iter().filter_map(|k| entries.remove(k)).flat_map(|e| e.spares).map(|s| s.handle).collect()
         };
         for spare in expired {
             self.stop_in_background(spare.id);

@@ -76,8 +76,15 @@ impl Sessions {
         self.directory.enter(&sandbox.handle, &target, Some(&session_id));
         let key = SessionKey { runtime_id, session_id };
         let slot_id = self.next_slot.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let session =
-            Arc::new(Session::new(key.clone(), target, sandbox.handle.clone(), started_at, started_ms, slot_id));
+        let session = Arc::new(Session::new(
+            key.clone(),
+            target,
+            sandbox.handle.clone(),
+            started_at,
+            started_ms,
+            slot_id,
+            Default::default(),
+        ));
         let ready = session.clone();
         let start: BoxFuture<'static, Result<Arc<Session>>> = Box::pin(async move { Ok(ready) });
         let slot = Arc::new(Slot {

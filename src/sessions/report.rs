@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::session::{Session, SessionKey};
+use super::session::{Session, SessionKey, StartPhases};
 use super::Sessions;
 use crate::kernel::clock::now_ms;
 use crate::sandbox::SandboxStats;
@@ -60,8 +60,22 @@ pub struct SessionReport {
     pub memory_bytes: u64,
     pub peak_memory_bytes: u64,
     pub estimated_cost_usd: f64,
+    /// Where the session's start spent its time (empty for sessions re-adopted after a restart).
+    pub start_phases: StartPhases,
     #[serde(skip)]
     pub sandbox_id: String,
+}
+
+/// A warm-pool spare: a started, ready sandbox waiting for a version's next new session.
+#[derive(Debug, Clone, Serialize)]
+pub struct SpareReport {
+    pub account: String,
+    pub runtime_id: String,
+    pub version: u32,
+    /// When it answered its readiness probe.
+    pub ready_at_ms: i64,
+    /// Memory it held when it became ready (what the warm pool's budget counts).
+    pub memory_bytes: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -78,6 +92,8 @@ pub struct RuntimeTotals {
 pub struct Report {
     pub sessions: Vec<SessionReport>,
     pub totals: Vec<RuntimeTotals>,
+    /// Ready warm-pool spares (`--warm-pool`), newest first.
+    pub spares: Vec<SpareReport>,
     pub prices: Prices,
 }
 
@@ -114,6 +130,7 @@ impl Sessions {
             memory_bytes: usage.memory_bytes,
             peak_memory_bytes: usage.memory_peak_bytes,
             estimated_cost_usd: self.config.prices.cost(usage.cpu_ns as f64 / 1e9, usage.memory_peak_bytes, age),
+            start_phases: session.phases(),
             sandbox_id: session.sandbox.id.clone(),
         }
     }
@@ -175,6 +192,7 @@ impl Sessions {
             memory_bytes: 0,
             peak_memory_bytes: 0,
             estimated_cost_usd: 0.0,
+            start_phases: StartPhases::default(),
             sandbox_id: String::new(),
         }
     }
@@ -232,7 +250,8 @@ impl Sessions {
             t.cpu_seconds += s.cpu_seconds;
             t.estimated_cost_usd += s.estimated_cost_usd;
         }
-        Report { sessions, totals, prices: self.config.prices }
+        let spares = self.spares().into_iter().filter(|s| account.is_none_or(|a| a == s.account)).collect();
+        Report { sessions, totals, spares, prices: self.config.prices }
     }
 }
 

@@ -52,6 +52,28 @@ impl EndReason {
     }
 }
 
+/// How a session's start went, in milliseconds from the first request for it: what the session
+/// report shows per session (`agentcore-local sessions --json`, the dashboard's phase bar).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct StartPhases {
+    /// The session was given a ready warm-pool spare: no sandbox was created or started for it.
+    pub warm_spare: bool,
+    /// The sandbox existed (Docker: container created).
+    pub sandbox_created_ms: Option<f64>,
+    /// The sandbox ran with its ports known (Docker: started and inspected).
+    pub sandbox_started_ms: Option<f64>,
+    /// The agent first answered its readiness probe (`GET /ping` 200, or its port for MCP/A2A),
+    /// or, for a spare, the claim's liveness probe.
+    pub agent_ready_ms: Option<f64>,
+    /// The agent's first response headers to an invocation.
+    pub first_response_ms: Option<f64>,
+}
+
+/// Milliseconds with 0.1 ms resolution: enough to tell phases apart, short in JSON.
+pub(super) fn millis(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 10_000.0).round() / 10.0
+}
+
 /// The agent's last `/ping` answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PingReport {
@@ -89,6 +111,7 @@ pub struct Session {
     /// The capture of this sandbox's output, taken when the session ends to drain it.
     capture: Mutex<Option<super::capture::CaptureHandle>>,
     usage: Mutex<super::report::Usage>,
+    phases: Mutex<StartPhases>,
 }
 
 impl Session {
@@ -99,6 +122,7 @@ impl Session {
         started_at: Instant,
         started_at_unix_ms: i64,
         slot_id: u64,
+        phases: StartPhases,
     ) -> Session {
         Session {
             key,
@@ -112,6 +136,7 @@ impl Session {
             invocations: AtomicU64::new(0),
             capture: Mutex::new(None),
             usage: Mutex::new(super::report::Usage::default()),
+            phases: Mutex::new(phases),
         }
     }
 
@@ -174,6 +199,18 @@ impl Session {
             usage.merge(s);
         }
         *usage
+    }
+
+    /// Record that the agent answered an invocation; only the first answer is a start phase.
+    pub fn note_response(&self) {
+        let mut phases = self.phases.lock();
+        if phases.first_response_ms.is_none() {
+            phases.first_response_ms = Some(millis(self.started_at.elapsed()));
+        }
+    }
+
+    pub fn phases(&self) -> StartPhases {
+        *self.phases.lock()
     }
 
     /// Marks the session ended; true only for the first caller.

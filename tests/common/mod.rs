@@ -85,6 +85,8 @@ pub async fn start_with_docker(time_scale: f64) -> RunningServer {
     config.sandbox = agentcore_local::config::SandboxKind::Docker;
     config.sessions.time_scale = time_scale;
     config.sessions.max_tps_per_endpoint = 0;
+    // No spares unless a test asks (the default pool would add a container per runtime).
+    config.sessions.warm_pool = 0;
     start_with(config).await
 }
 

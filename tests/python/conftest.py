@@ -53,11 +53,18 @@ def no_orphan_sandboxes():
 
 
 class Emulator:
-    """One agentcore-local process. `start()` waits for its "listening on" line."""
+    """One agentcore-local process. `start()` waits for its "listening on" line.
 
-    def __init__(self, data_dir=None, extra_args=(), env=None):
+    The warm pool (on by default in `serve`) is turned off unless a test asks for it
+    (`warm_pool=None` keeps the binary's default, a number sets it): a spare per runtime would
+    double the containers every test starts and make per-runtime container counts depend on
+    timing. tests/python/test_sessions_warm.py tests the default itself."""
+
+    def __init__(self, data_dir=None, extra_args=(), env=None, warm_pool=0):
         self.data_dir = data_dir
         self.extra_args = list(extra_args)
+        if warm_pool is not None and "--warm-pool" not in self.extra_args:
+            self.extra_args += ["--warm-pool", str(warm_pool)]
         self.env = env
         self.proc = None
         self.url = None
