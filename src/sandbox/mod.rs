@@ -20,6 +20,10 @@ pub mod labels {
     pub const MANAGED: &str = "agentcore-local.managed";
     pub const INSTANCE: &str = "agentcore-local.instance";
     pub const OWNER_PID: &str = "agentcore-local.owner-pid";
+    /// The PID namespace `OWNER_PID` is a pid in (`/proc/self/ns/pid`): another emulator can tell
+    /// whether the owner is gone only from inside the same namespace (one running in a container
+    /// sees none of the host's processes).
+    pub const OWNER_PID_NAMESPACE: &str = "agentcore-local.owner-pid-namespace";
     /// `true` when the owning emulator keeps its state in a data dir and will come back for it.
     pub const PERSISTENT: &str = "agentcore-local.persistent";
     pub const ACCOUNT: &str = "agentcore-local.account";

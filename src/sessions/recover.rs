@@ -15,9 +15,15 @@ use futures_util::future::BoxFuture;
 
 /// A sandbox of another emulator that nobody will come back for: its emulator kept no data dir
 /// (so it cannot restart into the same instance) and its process is gone. Sandboxes of emulators
-/// with a data dir are theirs alone to re-adopt or remove at their next start.
+/// with a data dir are theirs alone to re-adopt or remove at their next start. "Gone" is known
+/// only within the owner's PID namespace: an emulator in a container (or beside one) cannot see
+/// the other's processes, so it leaves their sandboxes alone.
 fn orphaned(sandbox: &OwnedSandbox) -> bool {
     if sandbox.labels.get(labels::PERSISTENT).map(String::as_str) == Some("true") {
+        return false;
+    }
+    let namespace = sandbox.labels.get(labels::OWNER_PID_NAMESPACE);
+    if namespace.is_some_and(|ns| *ns != super::spec::pid_namespace()) {
         return false;
     }
     let owner = sandbox.labels.get(labels::OWNER_PID).and_then(|p| p.parse::<u32>().ok());

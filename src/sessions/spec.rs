@@ -22,8 +22,14 @@ fn owner_labels(config: &SessionConfig, instance_id: &str) -> HashMap<String, St
         (labels::MANAGED.to_string(), "true".to_string()),
         (labels::INSTANCE.to_string(), instance_id.to_string()),
         (labels::OWNER_PID.to_string(), std::process::id().to_string()),
+        (labels::OWNER_PID_NAMESPACE.to_string(), pid_namespace()),
         (labels::PERSISTENT.to_string(), config.persistent.to_string()),
     ])
+}
+
+/// This process's PID namespace, e.g. `pid:[4026531836]` (empty where /proc does not say).
+pub fn pid_namespace() -> String {
+    std::fs::read_link("/proc/self/ns/pid").map(|p| p.display().to_string()).unwrap_or_default()
 }
 
 /// Where the emulator is reached: by clients (`public`), and by the sandboxes' own AWS calls and

@@ -172,3 +172,28 @@ def test_max_lifetime_counts_from_the_original_start_across_a_restart(emulators,
     assert replaced_at, "the re-adopted session never reached its max lifetime"
     # maxLifetime (120 s * 0.05 = 6 s) runs from the sandbox's creation, not from its re-adoption (~3.5 s).
     assert 5.3 <= replaced_at <= 8.5, replaced_at
+
+
+def test_sandboxes_of_an_emulator_in_another_pid_namespace_are_left_alone(emulators):
+    """An emulator in a container sees none of the host's processes (and the reverse): a sandbox
+    whose owner pid is not visible is an orphan only if the owner ran in this PID namespace."""
+    import os
+    import subprocess
+    from conftest import TEST_IMAGE, docker
+
+    def sandbox_of_a_gone_emulator(namespace):
+        labels = {"agentcore-local.managed": "true", "agentcore-local.persistent": "false",
+                  "agentcore-local.instance": "gone", "agentcore-local.owner-pid": "999999999",
+                  "agentcore-local.owner-pid-namespace": namespace}
+        args = [arg for k, v in labels.items() for arg in ("--label", f"{k}={v}")]
+        return docker("run", "-d", *args, TEST_IMAGE).stdout.strip()
+
+    elsewhere = sandbox_of_a_gone_emulator("pid:[1]")
+    here = sandbox_of_a_gone_emulator(os.readlink("/proc/self/ns/pid"))
+    try:
+        emulators()
+        running = docker("ps", "-q", "--no-trunc").stdout.split()
+        assert elsewhere in running, "a sandbox whose owner lives in another PID namespace was removed"
+        assert here not in docker("ps", "-aq", "--no-trunc").stdout.split(), "a real orphan was kept"
+    finally:
+        subprocess.run(["docker", "rm", "-f", elsewhere, here], capture_output=True)
