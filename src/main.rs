@@ -202,6 +202,9 @@ fn build_config(args: &ServeArgs) -> Result<Config, String> {
     if args.account_id.len() != 12 || !args.account_id.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("--account-id must be 12 digits, got '{}'", args.account_id));
     }
+    if !agentcore_local::kernel::sigv4::verify::is_region(&args.region) {
+        return Err(format!("--region must be an AWS Region such as us-east-1, got '{}'", args.region));
+    }
     let mut credentials = std::collections::HashMap::new();
     for flag in &args.credentials {
         let c = config::parse_credential_flag(flag, &args.account_id)?;

@@ -147,6 +147,25 @@ def test_region_comes_from_the_credential_scope(emulator):
     assert runtime_count(east) == 0 and runtime_count(west) == 1
 
 
+def test_a_scope_that_names_no_aws_region_is_refused_by_every_service(emulator):
+    """On AWS there is no endpoint for `xx-fake-9`; here one port serves every Region, so the
+    credential scope itself is checked, with each protocol's error."""
+    with pytest.raises(ClientError) as control:
+        boto_client(emulator.url, "bedrock-agentcore-control", region="xx-fake-9").list_agent_runtimes()
+    assert control.value.response["Error"]["Code"] == "InvalidSignatureException"
+    assert "valid region, not 'xx-fake-9'" in control.value.response["Error"]["Message"]
+    assert control.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    with pytest.raises(ClientError) as s3:
+        boto_client(emulator.url, "s3", region="xx-fake-9").list_buckets()
+    assert s3.value.response["Error"]["Code"] == "AuthorizationHeaderMalformed"
+    with pytest.raises(ClientError) as sts:
+        boto_client(emulator.url, "sts", region="xx-fake-9").get_caller_identity()
+    assert sts.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
+    # Regions of every partition have the same shape and pass.
+    for region in ("ap-southeast-7", "us-gov-west-1", "cn-northwest-1", "mx-central-1"):
+        assert boto_client(emulator.url, "bedrock-agentcore-control", region=region).list_agent_runtimes()["agentRuntimes"] == []
+
+
 # ---------------------------------------------------------------- header signatures
 
 

@@ -78,6 +78,9 @@ pub enum AuthError {
     InvalidToken,
     /// Temporary credentials past their expiry.
     ExpiredToken,
+    /// The credential scope names something that is not an AWS Region (`xx-fake-9`): on AWS no
+    /// endpoint exists for it, and a request scoped to it fails.
+    InvalidRegion(String),
 }
 
 impl AuthError {
@@ -114,8 +117,28 @@ impl AuthError {
             AuthError::ExpiredToken => {
                 ("ExpiredTokenException", "The security token included in the request is expired".into())
             }
+            AuthError::InvalidRegion(region) => (
+                "InvalidSignatureException",
+                format!("Credential should be scoped to a valid region, not '{region}'."),
+            ),
         }
     }
+}
+
+/// Whether `region` has the shape of a Region of one of AWS's partitions (botocore's
+/// `endpoints.json` `regionRegex`es: `us-east-1`, `cn-north-1`, `us-gov-west-1`, `us-isob-east-1`,
+/// `eusc-de-east-1`, …). New Regions of existing partitions pass without a list to keep current.
+pub fn is_region(region: &str) -> bool {
+    const PREFIXES: &[&str] = &[
+        "us-gov-", "us-isob-", "us-isof-", "us-iso-", "eu-isoe-", "eusc-de-", "us-", "eu-", "ap-", "sa-", "ca-", "me-",
+        "af-", "il-", "mx-", "cn-",
+    ];
+    let Some(rest) = PREFIXES.iter().find_map(|p| region.strip_prefix(p)) else { return false };
+    let Some((name, number)) = rest.rsplit_once('-') else { return false };
+    !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !number.is_empty()
+        && number.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// How the payload of this request is to be hashed.
@@ -340,6 +363,9 @@ impl<'c> Verifier<'c> {
             (None, false) => return Err(AuthError::Missing),
         };
 
+        if !is_region(&input.region) {
+            return Err(AuthError::InvalidRegion(input.region));
+        }
         if input.terminator != "aws4_request" {
             return Err(AuthError::Incomplete(format!(
                 "Credential should be scoped with a valid terminator: 'aws4_request', not '{}'.",
@@ -496,5 +522,28 @@ fn check_time(input: &SignatureInput, request_time: i64, now: i64) -> Result<(),
             epoch_to_amz_date(now - MAX_CLOCK_SKEW_SECS)
         ))),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod region_tests {
+    use super::is_region;
+
+    #[test]
+    fn regions_of_every_partition_have_the_shape_and_nothing_else_does() {
+        for ok in [
+            "us-east-1",
+            "eu-central-2",
+            "ap-southeast-7",
+            "cn-north-1",
+            "us-gov-west-1",
+            "us-isob-east-1",
+            "il-central-1",
+        ] {
+            assert!(is_region(ok), "{ok}");
+        }
+        for bad in ["xx-fake-9", "us-east", "us-east-", "us--1", "US-EAST-1", "", "r", "us-east-1a", "eu-west-1/x"] {
+            assert!(!is_region(bad), "{bad}");
+        }
     }
 }

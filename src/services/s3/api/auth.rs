@@ -107,6 +107,11 @@ fn s3_auth_error(e: AuthError, presigned: bool, headers: &[(String, String)], ra
             S3Error::new("InvalidToken", 400, "The provided token is malformed or otherwise invalid.")
         }
         AuthError::ExpiredToken => S3Error::new("ExpiredToken", 400, "The provided token has expired."),
+        AuthError::InvalidRegion(region) => S3Error::new(
+            "AuthorizationHeaderMalformed",
+            400,
+            format!("The authorization header is malformed; the region '{region}' is not a valid AWS Region."),
+        ),
     }
 }
 
