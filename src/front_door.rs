@@ -41,6 +41,14 @@ fn body_limit(route: &Result<Route, NoRoute>) -> usize {
     }
 }
 
+/// 413, as AWS's front end answers a request entity over the limit, in the service's error shape.
+fn body_too_large(limit: usize) -> Error {
+    Error::new(
+        ErrorKind::Modelled { code: "ValidationException", status: 413 },
+        format!("The request body exceeds the limit of {limit} bytes for this operation."),
+    )
+}
+
 fn no_route_error(method: &str, path: &str, nr: NoRoute) -> Error {
     let message = match nr {
         NoRoute::NotImplemented { service, operation } => format!(
@@ -152,6 +160,14 @@ where
     // documents inline.
     let is_bedrock = scope.as_ref().is_some_and(|(_, service)| service == "bedrock");
     let limit = if is_bedrock { bedrock::MAX_REQUEST_BYTES } else { body_limit(&route) };
+    // A body declared larger than the operation takes is refused before it is read: a client
+    // that sent `Expect: 100-continue` then gets no `100 Continue` (hyper sends it only when the
+    // body is first read) and need not upload what would be thrown away.
+    let declared =
+        headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("content-length")).and_then(|(_, v)| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return response::error(&body_too_large(limit), &request_id);
+    }
     // Bodies read here are at most Bedrock's 25 MB: a client that stalls past the timeout is cut
     // off rather than holding its connection.
     let timeout = state.config.body_read_timeout;
@@ -170,12 +186,10 @@ where
     let body = match collected {
         Ok(collected) => collected.to_bytes(),
         Err(e) => {
-            let message = if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                format!("The request body exceeds the limit of {limit} bytes for this operation.")
-            } else {
-                format!("Could not read the request body: {e}")
-            };
-            return response::error(&Error::validation(message), &request_id);
+            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                return response::error(&body_too_large(limit), &request_id);
+            }
+            return response::error(&Error::validation(format!("Could not read the request body: {e}")), &request_id);
         }
     };
 

@@ -165,3 +165,26 @@ def test_two_authorization_headers_are_refused(emulators):
     status, _, body = read_response(s)
     assert status == 200 and body == {"agentRuntimes": []}, body
     s.close()
+
+
+def test_a_body_declared_over_the_limit_is_refused_before_100_continue(emulators):
+    """`Expect: 100-continue` asks whether to send the body: an over-limit one is refused at once
+    (413 in the AWS error shape, no `100 Continue`); an acceptable one is invited."""
+    emu = emulators("--sandbox", "none")
+    over = 10 * 1024 * 1024 + 1  # the control plane's limit is 10 MiB
+    head = signed_head(emu.url, over).replace(b"\r\n\r\n", b"\r\nExpect: 100-continue\r\n\r\n")
+    s = raw(emu.url, head)
+    status, head_text, body = read_response(s)
+    assert status == 413, head_text
+    assert error_type(head_text).startswith("ValidationException") and "exceeds the limit" in body["message"], body
+    s.close()
+
+    small = b"{}"
+    head = signed_head(emu.url, len(small)).replace(b"\r\n\r\n", b"\r\nExpect: 100-continue\r\n\r\n")
+    s = raw(emu.url, head)
+    interim = s.recv(64)
+    assert interim.startswith(b"HTTP/1.1 100"), interim
+    s.sendall(small)
+    status, head_text, body = read_response(s)
+    assert status != 413, head_text
+    s.close()
