@@ -8,7 +8,9 @@
 //! into a load generator against the issuer.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, JwkSet};
@@ -79,7 +81,7 @@ impl KeyCache {
     }
 
     fn slot(&self, discovery_url: &str) -> Slot {
-        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slots = self.slots.lock();
         slots.entry(discovery_url.to_string()).or_default().clone()
     }
 

@@ -2,9 +2,9 @@
 //! `/metrics`, the recent calls for the dashboard, and, when the caller is a session, a line in
 //! that session's log.
 
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write;
-use std::sync::Mutex;
 
 use serde::Serialize;
 
@@ -45,8 +45,8 @@ pub struct ModelCalls {
     tokens: Mutex<BTreeMap<(String, &'static str), u64>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+fn lock<T>(m: &Mutex<T>) -> parking_lot::MutexGuard<'_, T> {
+    m.lock()
 }
 
 /// Prometheus label value escaping.

@@ -6,8 +6,8 @@
 //! foundation model called since the emulator started; each entry names the provider that answers
 //! it, so nobody mistakes the list for Bedrock's real catalogue.
 
+use parking_lot::Mutex;
 use std::collections::BTreeSet;
-use std::sync::Mutex;
 
 use serde_json::{json, Value};
 
@@ -110,7 +110,7 @@ impl Catalogue {
     /// Remember a called model for the list.
     pub fn called(&self, model_id: &str) {
         let Some(id) = foundation_model_id(model_id) else { return };
-        let mut called = self.called.lock().unwrap_or_else(|p| p.into_inner());
+        let mut called = self.called.lock();
         if called.len() < MAX_REMEMBERED || called.contains(&id) {
             called.insert(id);
         }
@@ -118,7 +118,7 @@ impl Catalogue {
 
     pub fn list(&self, filter: &ListFilter, region: &str, provider: &str) -> Vec<Value> {
         let mut ids: BTreeSet<String> = FRAMEWORK_DEFAULTS.iter().map(|s| s.to_string()).collect();
-        ids.extend(self.called.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned());
+        ids.extend(self.called.lock().iter().cloned());
         // Every model here is text-out, on-demand and not customizable.
         if filter.by_customization_type.is_some()
             || filter.by_output_modality.as_deref().is_some_and(|m| m != "TEXT")

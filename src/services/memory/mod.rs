@@ -83,7 +83,7 @@ struct Inner {
     /// Wakes the extraction loop.
     extract: Notify,
     /// How strategies extract; replaced when a model provider is plugged in.
-    extractor: std::sync::RwLock<Arc<dyn extraction::Extractor>>,
+    extractor: parking_lot::RwLock<Arc<dyn extraction::Extractor>>,
 }
 
 impl MemoryService {
@@ -106,7 +106,7 @@ impl MemoryService {
                 config,
                 settle: Notify::new(),
                 extract: Notify::new(),
-                extractor: std::sync::RwLock::new(extractor),
+                extractor: parking_lot::RwLock::new(extractor),
             }),
         })
     }
@@ -119,11 +119,11 @@ impl MemoryService {
 
     /// Extract with `extractor` from now on.
     pub fn set_extractor(&self, extractor: Arc<dyn extraction::Extractor>) {
-        *self.inner.extractor.write().unwrap_or_else(|p| p.into_inner()) = extractor;
+        *self.inner.extractor.write() = extractor;
     }
 
     fn extractor(&self) -> Arc<dyn extraction::Extractor> {
-        self.inner.extractor.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.inner.extractor.read().clone()
     }
 
     fn store(&self) -> &Store {

@@ -9,8 +9,8 @@
 pub mod keys;
 pub mod principal;
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 pub use super::tables::{CredentialSource, IssuedCredentialRow};
@@ -120,8 +120,8 @@ impl Issuer {
         Ok(Issuer { store, key, time_scale, known: Mutex::new(known), issuing: tokio::sync::Mutex::new(()) })
     }
 
-    fn known(&self) -> std::sync::MutexGuard<'_, Known> {
-        self.known.lock().unwrap_or_else(|p| p.into_inner())
+    fn known(&self) -> parking_lot::MutexGuard<'_, Known> {
+        self.known.lock()
     }
 
     fn scaled_ms(&self, d: Duration) -> i64 {
