@@ -9,8 +9,8 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, SandboxKind};
 use crate::front_door::{self, AppState};
@@ -90,14 +90,14 @@ impl crate::services::runtime::prepare::provisioner::CodeSource for ObjectsAsCod
 pub struct RunningServer {
     pub addr: SocketAddr,
     pub state: Arc<AppState>,
-    shutdown: watch::Sender<bool>,
+    shutdown: CancellationToken,
     task: JoinHandle<()>,
 }
 
 impl RunningServer {
     /// Stop accepting, let in-flight requests finish, stop background work, close the database.
     pub async fn shutdown(self) {
-        let _ = self.shutdown.send(true);
+        self.shutdown.cancel();
         let _ = self.task.await;
     }
 
@@ -106,7 +106,7 @@ impl RunningServer {
         let _ = self.task.await;
     }
 
-    pub fn shutdown_handle(&self) -> watch::Sender<bool> {
+    pub fn shutdown_handle(&self) -> CancellationToken {
         self.shutdown.clone()
     }
 
@@ -234,22 +234,18 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
         identity,
         credentials,
     });
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let memory_tasks = memory.spawn_background(shutdown_rx.clone());
+    // One token stops everything: listeners, the reconciler, Memory's background loops.
+    let shutdown = CancellationToken::new();
+    let memory_tasks = memory.spawn_background(shutdown.clone());
 
-    let reconciler_task = {
-        let mut rx = shutdown_rx.clone();
-        tokio::spawn(reconciler.run(async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        }))
-    };
+    let reconciler_task = tokio::spawn(reconciler.run(shutdown.clone().cancelled_owned()));
     if let Some(listener) = sandbox_listener {
-        tokio::spawn(accept_loop(listener, state.clone(), shutdown_rx.clone(), async {}, true));
+        tokio::spawn(accept_loop(listener, state.clone(), shutdown.clone(), async {}, true));
     }
     let task = tokio::spawn(accept_loop(
         listener,
         state.clone(),
-        shutdown_rx,
+        shutdown.clone(),
         async move {
             if let Some(sessions) = sessions {
                 sessions.shutdown().await;
@@ -263,13 +259,13 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
         },
         false,
     ));
-    Ok(RunningServer { addr, state, shutdown: shutdown_tx, task })
+    Ok(RunningServer { addr, state, shutdown, task })
 }
 
 async fn accept_loop(
     listener: TcpListener,
     state: Arc<AppState>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
     on_stopped: impl std::future::Future<Output = ()>,
     // The sandboxes' listener: requests are marked with the sandbox address they come from.
     from_sandboxes: bool,
@@ -311,7 +307,7 @@ async fn accept_loop(
                     .header_read_timeout(Duration::from_secs(60))
                     .serve_connection(TokioIo::new(stream), service)
                     .with_upgrades();
-                let mut stop = shutdown.clone();
+                let stop = shutdown.clone();
                 let alive = alive.clone();
                 tokio::spawn(async move {
                     let _alive = alive;
@@ -319,7 +315,7 @@ async fn accept_loop(
                     tokio::pin!(conn);
                     let result = tokio::select! {
                         r = conn.as_mut() => r,
-                        _ = async { let _ = stop.wait_for(|s| *s).await; } => {
+                        _ = stop.cancelled() => {
                             // Finish the request in flight, then close instead of keeping the connection alive.
                             conn.as_mut().graceful_shutdown();
                             conn.await
@@ -330,7 +326,7 @@ async fn accept_loop(
                     }
                 });
             }
-            _ = async { let _ = shutdown.wait_for(|stop| *stop).await; } => break,
+            _ = shutdown.cancelled() => break,
         }
     }
     drop(listener);

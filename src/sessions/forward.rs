@@ -67,13 +67,11 @@ pub struct RelayBody {
 
 impl RelayBody {
     pub fn new(inner: Incoming, guard: ActivityGuard, stream_limit: Duration) -> RelayBody {
-        let mut signal = guard.session().ended_signal();
+        let ended = guard.session().ended_signal();
         RelayBody {
             inner,
             guard,
-            ended: Box::pin(async move {
-                let _ = signal.wait_for(|e| *e).await;
-            }),
+            ended: Box::pin(ended.cancelled_owned()),
             deadline: Box::pin(tokio::time::sleep(stream_limit)),
         }
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use std::time::Instant;
 
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::sandbox::SandboxHandle;
 use crate::services::runtime::domain::resolve::InvocationTarget;
@@ -106,7 +106,8 @@ pub struct Session {
     /// Identity of the table slot this session was created in.
     pub(super) slot_id: u64,
     activity: Mutex<Activity>,
-    ended_tx: watch::Sender<bool>,
+    /// Cancelled when the session ends: streams, commands and the supervisor stop on it.
+    ended_token: CancellationToken,
     invocations: AtomicU64,
     /// The capture of this sandbox's output, taken when the session ends to drain it.
     capture: Mutex<Option<super::capture::CaptureHandle>>,
@@ -132,7 +133,7 @@ impl Session {
             started_at_unix_ms,
             slot_id,
             activity: Mutex::new(Activity { last_activity: Instant::now(), in_flight: 0, ping: None, ended: None }),
-            ended_tx: watch::channel(false).0,
+            ended_token: CancellationToken::new(),
             invocations: AtomicU64::new(0),
             capture: Mutex::new(None),
             usage: Mutex::new(super::report::Usage::default()),
@@ -221,7 +222,7 @@ impl Session {
         }
         a.ended = Some(reason);
         drop(a);
-        let _ = self.ended_tx.send(true);
+        self.ended_token.cancel();
         true
     }
 
@@ -230,8 +231,8 @@ impl Session {
     }
 
     /// Resolves when the session ends (used to cut streams short).
-    pub fn ended_signal(&self) -> watch::Receiver<bool> {
-        self.ended_tx.subscribe()
+    pub fn ended_signal(&self) -> CancellationToken {
+        self.ended_token.clone()
     }
 }
 

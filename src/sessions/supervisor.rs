@@ -17,12 +17,12 @@ pub(super) async fn supervise(sessions: Arc<Sessions>, session: Arc<Session>) {
     let interval = config.ping_interval();
     let idle_limit = config.scaled(Duration::from_secs(session.target.lifecycle.idle_timeout_secs));
     let lifetime_limit = config.scaled(Duration::from_secs(session.target.lifecycle.max_lifetime_secs));
-    let mut ended = session.ended_signal();
+    let ended = session.ended_signal();
     let mut failed_pings = 0u32;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
-            _ = ended.wait_for(|e| *e) => return,
+            _ = ended.cancelled() => return,
         }
         let Some(addr) = session.agent_address() else { return };
         if session.target.protocol.has_ping() {

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::idempotency::TOKEN_TTL_MS;
 use super::strategies::StrategyStatus;
@@ -25,11 +25,11 @@ const SWEEP_EVERY: Duration = Duration::from_secs(30);
 const SWEEP_BATCH: usize = 500;
 
 impl MemoryService {
-    /// Start the settling and the extraction loops; both end when `shutdown` turns true.
-    pub fn spawn_background(&self, shutdown: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+    /// Start the settling and the extraction loops; both end when `shutdown` is cancelled.
+    pub fn spawn_background(&self, shutdown: CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
         let settle = {
             let this = self.clone();
-            let mut stop = shutdown.clone();
+            let stop = shutdown.clone();
             tokio::spawn(async move {
                 let mut last_sweep = std::time::Instant::now();
                 loop {
@@ -43,7 +43,7 @@ impl MemoryService {
                         }
                     }
                     tokio::select! {
-                        _ = stop.wait_for(|s| *s) => return,
+                        _ = stop.cancelled() => return,
                         _ = this.inner.settle.notified() => {}
                         _ = tokio::time::sleep(IDLE_RESCAN) => {}
                     }
@@ -52,7 +52,7 @@ impl MemoryService {
         };
         let extract = {
             let this = self.clone();
-            let mut stop = shutdown;
+            let stop = shutdown;
             tokio::spawn(async move {
                 loop {
                     let more = match this.extraction_pass().await {
@@ -66,7 +66,7 @@ impl MemoryService {
                         continue;
                     }
                     tokio::select! {
-                        _ = stop.wait_for(|s| *s) => return,
+                        _ = stop.cancelled() => return,
                         _ = this.inner.extract.notified() => {}
                         _ = tokio::time::sleep(IDLE_RESCAN) => {}
                     }

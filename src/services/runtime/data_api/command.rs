@@ -101,7 +101,7 @@ pub async fn run(
         let (mut out, mut err) = (Utf8Carry::default(), Utf8Carry::default());
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
-        let mut ended = session.ended_signal();
+        let ended = session.ended_signal();
         if tx.send(chunk(json!({"contentStart": {}}))).await.is_err() {
             return;
         }
@@ -130,7 +130,7 @@ pub async fn run(
                     exec.handle.kill().await;
                     break Some(chunk(json!({"contentStop": {"exitCode": TIMED_OUT_EXIT_CODE, "status": "TIMED_OUT"}})));
                 }
-                _ = async { let _ = ended.wait_for(|e| *e).await; } => {
+                _ = ended.cancelled() => {
                     break Some(exception("runtimeClientError", "The runtime session ended while the command was running."));
                 }
             }

@@ -243,7 +243,7 @@ where
     A: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let session = guard.session().clone();
-    let mut ended = session.ended_signal();
+    let ended = session.ended_signal();
     let (mut client_tx, mut client_rx) = client.split();
     let (mut agent_tx, mut agent_rx) = agent.split();
     loop {
@@ -283,7 +283,7 @@ where
                     break;
                 }
             },
-            _ = async { let _ = ended.wait_for(|e| *e).await; } => {
+            _ = ended.cancelled() => {
                 let close = CloseFrame { code: 1001u16.into(), reason: "the runtime session ended".into() };
                 let _ = client_tx.send(Message::Close(Some(close))).await;
                 break;
