@@ -3,10 +3,14 @@
 use std::io::{IsTerminal, Write};
 
 use bytes::Bytes;
+use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
+
+use crate::sessions::report::Report;
+use crate::sessions::StartPhases;
 
 /// The emulator to ask: `--endpoint`, else `AWS_ENDPOINT_URL`, else the default listen address.
 pub fn endpoint(flag: Option<String>) -> String {
@@ -42,13 +46,30 @@ fn human_age(seconds: f64) -> String {
 
 /// What the session's start cost until the agent first answered (or was ready), and whether a
 /// warm spare served it: "412 ms", "warm 3 ms".
-fn start_cost(phases: &Value) -> String {
-    let ms = phases["first_response_ms"].as_f64().or_else(|| phases["agent_ready_ms"].as_f64());
-    match (ms, phases["warm_spare"].as_bool() == Some(true)) {
+fn start_cost(phases: &StartPhases) -> String {
+    match (phases.first_response_ms.or(phases.agent_ready_ms), phases.warm_spare) {
         (Some(ms), true) => format!("warm {ms:.0} ms"),
         (Some(ms), false) => format!("{ms:.0} ms"),
         (None, _) => "-".into(),
     }
+}
+
+/// A table as `docker ps` prints one: no borders, one line per row whatever the terminal width
+/// (so it can be grepped), numbers right-aligned.
+fn table(header: &[&str], right_aligned: &[usize]) -> Table {
+    let mut table = Table::new();
+    table.load_preset(comfy_table::presets::NOTHING).set_content_arrangement(ContentArrangement::Disabled);
+    table.set_header(header.iter().map(|h| Cell::new(h)));
+    for &i in right_aligned {
+        if let Some(column) = table.column_mut(i) {
+            column.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    table
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1}", bytes as f64 / 1048576.0)
 }
 
 pub async fn sessions(endpoint: &str, json: bool) -> Result<(), String> {
@@ -58,52 +79,58 @@ pub async fn sessions(endpoint: &str, json: bool) -> Result<(), String> {
         println!("{}", String::from_utf8_lossy(&bytes));
         return Ok(());
     }
-    let report: Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
-    println!(
-        "{:<28} {:>3} {:<38} {:<30} {:>6} {:>6} {:>6} {:>8} {:>9} {:>11} {:>13}",
-        "RUNTIME", "VER", "SESSION", "STATE", "AGE", "IDLE", "INVOC", "CPU s", "PEAK MiB", "EST. USD", "START"
+    let report: Report = serde_json::from_slice(&bytes).map_err(|e| {
+        format!("{endpoint} sent a sessions report this client cannot read ({e}); is it the same version?")
+    })?;
+    let mut sessions = table(
+        &["RUNTIME", "VER", "SESSION", "STATE", "AGE", "IDLE", "INVOC", "CPU s", "PEAK MiB", "EST. USD", "START"],
+        &[1, 4, 5, 6, 7, 8, 9, 10],
     );
-    for s in report["sessions"].as_array().into_iter().flatten() {
-        let state = match s["ended_reason"].as_str() {
-            Some(r) => format!("{} ({r})", s["state"].as_str().unwrap_or("")),
-            None => s["state"].as_str().unwrap_or("").to_string(),
+    for s in &report.sessions {
+        let state = match &s.ended_reason {
+            Some(r) => format!("{} ({r})", s.state),
+            None => s.state.clone(),
         };
-        println!(
-            "{:<28} {:>3} {:<38} {:<30} {:>6} {:>6} {:>6} {:>8.2} {:>9.1} {:>11.6} {:>13}",
-            s["runtime_id"].as_str().unwrap_or(""),
-            s["version"],
-            s["session_id"].as_str().unwrap_or(""),
+        sessions.add_row(vec![
+            s.runtime_id.clone(),
+            s.version.to_string(),
+            s.session_id.clone(),
             state,
-            human_age(s["age_seconds"].as_f64().unwrap_or(0.0)),
-            human_age(s["idle_seconds"].as_f64().unwrap_or(0.0)),
-            s["invocations"],
-            s["cpu_seconds"].as_f64().unwrap_or(0.0),
-            s["peak_memory_bytes"].as_f64().unwrap_or(0.0) / 1048576.0,
-            s["estimated_cost_usd"].as_f64().unwrap_or(0.0),
-            start_cost(&s["start_phases"]),
-        );
+            human_age(s.age_seconds),
+            human_age(s.idle_seconds),
+            s.invocations.to_string(),
+            format!("{:.2}", s.cpu_seconds),
+            mib(s.peak_memory_bytes),
+            format!("{:.6}", s.estimated_cost_usd),
+            start_cost(&s.start_phases),
+        ]);
     }
-    for spare in report["spares"].as_array().into_iter().flatten() {
-        println!(
-            "spare {:<28} {:>3}  ready since {}  {:.1} MiB",
-            spare["runtime_id"].as_str().unwrap_or(""),
-            spare["version"],
-            spare["ready_at_ms"],
-            spare["memory_bytes"].as_f64().unwrap_or(0.0) / 1048576.0
-        );
+    println!("{sessions}");
+    if !report.spares.is_empty() {
+        let mut spares = table(&["READY SPARE OF", "VER", "READY FOR", "MiB"], &[1, 2, 3]);
+        let now = crate::kernel::clock::now_ms();
+        for spare in &report.spares {
+            spares.add_row(vec![
+                spare.runtime_id.clone(),
+                spare.version.to_string(),
+                human_age((now - spare.ready_at_ms).max(0) as f64 / 1e3),
+                mib(spare.memory_bytes),
+            ]);
+        }
+        println!("\n{spares}");
     }
-    println!();
-    for t in report["totals"].as_array().into_iter().flatten() {
-        println!(
-            "total {:<28} sessions {:>4} (live {:>3})  invocations {:>6}  CPU {:>8.2}s  est. ${:.6}",
-            t["runtime_id"].as_str().unwrap_or(""),
-            t["sessions"],
-            t["live"],
-            t["invocations"],
-            t["cpu_seconds"].as_f64().unwrap_or(0.0),
-            t["estimated_cost_usd"].as_f64().unwrap_or(0.0)
-        );
+    let mut totals = table(&["TOTAL FOR", "SESSIONS", "LIVE", "INVOC", "CPU s", "EST. USD"], &[1, 2, 3, 4, 5]);
+    for t in &report.totals {
+        totals.add_row(vec![
+            t.runtime_id.clone(),
+            t.sessions.to_string(),
+            t.live.to_string(),
+            t.invocations.to_string(),
+            format!("{:.2}", t.cpu_seconds),
+            format!("{:.6}", t.estimated_cost_usd),
+        ]);
     }
+    println!("\n{totals}");
     Ok(())
 }
 

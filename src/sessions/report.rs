@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::session::{Session, SessionKey, StartPhases};
 use super::Sessions;
@@ -15,7 +15,7 @@ use crate::sandbox::SandboxStats;
 use crate::services::runtime::domain::resolve::InvocationTarget;
 
 /// Published per-second prices (field-notes.md): CPU actually consumed, and memory.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Prices {
     pub vcpu_hour_usd: f64,
     pub gb_hour_usd: f64,
@@ -39,7 +39,7 @@ impl Prices {
 /// Ended sessions remembered for the report.
 pub const RECENT_SESSIONS: usize = 200;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionReport {
     pub account: String,
     pub region: String,
@@ -67,7 +67,7 @@ pub struct SessionReport {
 }
 
 /// A warm-pool spare: a started, ready sandbox waiting for a version's next new session.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SpareReport {
     pub account: String,
     pub runtime_id: String,
@@ -78,7 +78,7 @@ pub struct SpareReport {
     pub memory_bytes: u64,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RuntimeTotals {
     pub runtime_id: String,
     pub sessions: usize,
@@ -88,7 +88,7 @@ pub struct RuntimeTotals {
     pub estimated_cost_usd: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub sessions: Vec<SessionReport>,
     pub totals: Vec<RuntimeTotals>,

@@ -54,7 +54,7 @@ impl EndReason {
 
 /// How a session's start went, in milliseconds from the first request for it: what the session
 /// report shows per session (`agentcore-local sessions --json`, the dashboard's phase bar).
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StartPhases {
     /// The session was given a ready warm-pool spare: no sandbox was created or started for it.
     pub warm_spare: bool,

@@ -92,8 +92,9 @@ def test_a_new_session_gets_a_ready_spare_the_agent_cannot_tell_from_a_fresh_san
         env = {"AWS_ENDPOINT_URL": emu.url, "PATH": "/usr/bin:/bin"}
         text = subprocess.run([str(BINARY), "sessions"], env=env, capture_output=True, text=True, check=True).stdout
         warm_line = next(line for line in text.splitlines() if warm_id in line)
-        assert "warm" in warm_line.split()[-3:], warm_line
-        assert any(line.startswith("spare ") and rid in line for line in text.splitlines()), text
+        assert warm_line.split()[-3] == "warm", warm_line
+        spares = text.split("READY SPARE OF", 1)[1].split("TOTAL FOR", 1)[0]
+        assert rid in spares, text
     finally:
         emu.stop()
 
