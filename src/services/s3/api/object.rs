@@ -3,11 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use bytes::{Bytes, BytesMut};
+use futures_util::TryStreamExt;
 use http::{Method, Response};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
 
 use super::xml::{self, XmlWriter, S3_NAMESPACE};
 use super::{algorithm_header, check_small_body, http_date, iso_date, parse_http_date, quoted, set_header, Req};
@@ -337,27 +338,14 @@ fn object_headers(req: &Req, resp: &mut Response<Body>, found: &Found, with_chec
     }
 }
 
-/// Streams `len` bytes of a file from its current position.
+/// Streams `len` bytes of a file from its current position. A file shorter than recorded ends
+/// the body early, which the HTTP layer reports as a body shorter than its Content-Length (the
+/// client sees a broken download, never other bytes).
 fn file_body(file: tokio::fs::File, len: u64) -> Body {
-    let stream = futures_util::stream::unfold((file, len), |(mut file, left)| async move {
-        if left == 0 {
-            return None;
-        }
-        let n = left.min(READ_CHUNK_BYTES as u64) as usize;
-        let mut buf = BytesMut::zeroed(n);
-        match file.read(&mut buf).await {
-            Ok(0) => Some((
-                Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "object file is shorter than recorded")),
-                (file, 0),
-            )),
-            Ok(k) => {
-                buf.truncate(k);
-                Some((Ok(Frame::data(Bytes::from(buf))), (file, left - k as u64)))
-            }
-            Err(e) => Some((Err(e), (file, 0))),
-        }
-    });
-    StreamBody::new(stream).map_err(|e| Box::new(e) as BoxError).boxed_unsync()
+    let frames = ReaderStream::with_capacity(file.take(len), READ_CHUNK_BYTES)
+        .map_ok(Frame::data)
+        .map_err(|e| Box::new(e) as BoxError);
+    BodyExt::boxed_unsync(StreamBody::new(frames))
 }
 
 /// GetObject and HeadObject.
