@@ -123,6 +123,16 @@ impl SessionConfig {
 
 type StartFuture = Shared<BoxFuture<'static, Result<Arc<Session>>>>;
 
+/// What `Sessions` keeps under its one lock.
+#[derive(Default)]
+struct Table {
+    /// One slot per (runtime, session id): its start, then the live session.
+    slots: HashMap<SessionKey, Arc<Slot>>,
+    /// MCP session ids issued by agents (stateful MCP servers), mapped to the runtime session that
+    /// issued them: (runtime id, Mcp-Session-Id) → runtime session id. Entries go with the session.
+    mcp: HashMap<(String, String), String>,
+}
+
 /// A table entry: the (possibly still running) start of one session.
 struct Slot {
     id: u64,
@@ -140,7 +150,9 @@ pub struct Sessions {
     config: SessionConfig,
     instance_id: String,
     client: AgentClient,
-    table: Mutex<HashMap<SessionKey, Arc<Slot>>>,
+    /// The live sessions and the MCP session ids their agents issued, under one lock: ending a
+    /// session removes both at once. Held only for map operations, never across an await.
+    table: Mutex<Table>,
     next_slot: AtomicU64,
     throttle: Throttle,
     emulator_url: OnceLock<String>,
@@ -148,9 +160,6 @@ pub struct Sessions {
     sandbox_url: OnceLock<String>,
     /// Which sandbox is at which address (the metadata service's callers).
     directory: directory::SandboxDirectory,
-    /// MCP session ids issued by agents (stateful MCP servers), mapped to the runtime session that
-    /// issued them: (runtime id, Mcp-Session-Id) → runtime session id.
-    mcp_sessions: Mutex<HashMap<(String, String), String>>,
     /// Sandbox stops in progress, so shutdown and deletions can wait for them.
     stopping: Mutex<tokio::task::JoinSet<()>>,
     /// Where every sandbox's output is kept (CloudWatch-style groups and streams).
@@ -189,13 +198,12 @@ impl Sessions {
             config,
             instance_id,
             client,
-            table: Mutex::new(HashMap::new()),
+            table: Mutex::new(Table::default()),
             next_slot: AtomicU64::new(1),
             emulator_url: OnceLock::new(),
             sandbox_url: OnceLock::new(),
             directory: directory::SandboxDirectory::default(),
             stopping: Mutex::new(tokio::task::JoinSet::new()),
-            mcp_sessions: Mutex::new(HashMap::new()),
             logs,
             recent: Mutex::new(std::collections::VecDeque::new()),
             observatory,
@@ -273,7 +281,7 @@ impl Sessions {
         self.backend.host_address().await
     }
 
-    fn table(&self) -> parking_lot::MutexGuard<'_, HashMap<SessionKey, Arc<Slot>>> {
+    fn table(&self) -> parking_lot::MutexGuard<'_, Table> {
         self.table.lock()
     }
 
@@ -303,12 +311,12 @@ impl Sessions {
         loop {
             let (slot, created) = {
                 let mut table = self.table();
-                match table.get(&key) {
+                match table.slots.get(&key) {
                     Some(slot) => (slot.clone(), false),
                     None => {
-                        self.check_quota(&table, &target.account)?;
+                        self.check_quota(&table.slots, &target.account)?;
                         let slot = self.new_slot(key.clone(), target.clone());
-                        table.insert(key.clone(), slot.clone());
+                        table.slots.insert(key.clone(), slot.clone());
                         (slot, true)
                     }
                 }
@@ -355,8 +363,8 @@ impl Sessions {
 
     fn remove_slot(&self, key: &SessionKey, slot_id: u64) {
         let mut table = self.table();
-        if table.get(key).is_some_and(|s| s.id == slot_id) {
-            table.remove(key);
+        if table.slots.get(key).is_some_and(|s| s.id == slot_id) {
+            table.slots.remove(key);
         }
     }
 
@@ -568,19 +576,17 @@ impl Sessions {
 
     /// Remember that `mcp_session_id` belongs to a runtime session (the agent issued it).
     pub fn remember_mcp_session(&self, runtime_id: &str, mcp_session_id: &str, session_id: &str) {
-        let mut map = self.mcp_sessions.lock();
-        map.insert((runtime_id.to_string(), mcp_session_id.to_string()), session_id.to_string());
+        self.table().mcp.insert((runtime_id.to_string(), mcp_session_id.to_string()), session_id.to_string());
     }
 
     /// The runtime session an MCP client means when it sends only `Mcp-Session-Id`: the session
     /// that issued it, else the id itself when it names a live session (stateless servers echo the
     /// runtime session id the emulator handed out).
     pub fn session_for_mcp(&self, runtime_id: &str, mcp_session_id: &str) -> Option<String> {
-        let map = self.mcp_sessions.lock();
-        if let Some(id) = map.get(&(runtime_id.to_string(), mcp_session_id.to_string())) {
-            return Some(id.clone());
+        let issued = self.table().mcp.get(&(runtime_id.to_string(), mcp_session_id.to_string())).cloned();
+        if issued.is_some() {
+            return issued;
         }
-        drop(map);
         self.live()
             .iter()
             .any(|s| s.key.runtime_id == runtime_id && s.key.session_id == mcp_session_id)
@@ -598,10 +604,13 @@ impl Sessions {
         if !session.mark_ended(reason.clone()) {
             return false;
         }
-        self.remove_slot(&session.key, session.slot_id);
-        self.mcp_sessions
-            .lock()
-            .retain(|(runtime, _), id| !(runtime == &session.key.runtime_id && id == &session.key.session_id));
+        {
+            let mut table = self.table();
+            if table.slots.get(&session.key).is_some_and(|s| s.id == session.slot_id) {
+                table.slots.remove(&session.key);
+            }
+            table.mcp.retain(|(runtime, _), id| !(runtime == &session.key.runtime_id && id == &session.key.session_id));
+        }
         tracing::info!(
             session = %session.key.session_id,
             runtime = %session.key.runtime_id,
@@ -618,6 +627,7 @@ impl Sessions {
     /// Sessions whose sandbox is still starting, with the target and start time of each.
     fn starting(&self) -> Vec<(SessionKey, InvocationTarget, Instant, i64)> {
         self.table()
+            .slots
             .iter()
             .filter(|(_, slot)| slot.start.peek().is_none())
             .map(|(key, slot)| (key.clone(), slot.target.clone(), slot.began, slot.started_at_ms))
@@ -625,7 +635,7 @@ impl Sessions {
     }
 
     pub fn live(&self) -> Vec<Arc<Session>> {
-        let slots: Vec<Arc<Slot>> = self.table().values().cloned().collect();
+        let slots: Vec<Arc<Slot>> = self.table().slots.values().cloned().collect();
         slots
             .iter()
             .filter_map(|s| s.start.peek().and_then(|r| r.as_ref().ok()).cloned())
@@ -685,7 +695,7 @@ impl Sessions {
             self.end(s, EndReason::Shutdown);
         }
         // Starts still in flight finish first, then their sandboxes are stopped too.
-        let starting: Vec<Arc<Slot>> = self.table().values().cloned().collect();
+        let starting: Vec<Arc<Slot>> = self.table().slots.values().cloned().collect();
         for slot in starting {
             if let Ok(s) = slot.start.clone().await {
                 self.end(&s, EndReason::Shutdown);

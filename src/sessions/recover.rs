@@ -102,7 +102,7 @@ impl Sessions {
         });
         // Resolve the shared future once so `live()` sees the session.
         let _ = slot.start.clone().await;
-        self.table().insert(key, slot);
+        self.table().slots.insert(key, slot);
         tracing::info!(session = %session.key.session_id, runtime = %session.key.runtime_id, sandbox = %session.sandbox.id, "re-adopted session");
         tokio::spawn(supervisor::supervise(self.clone(), session));
         true
