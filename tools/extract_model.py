@@ -55,6 +55,8 @@ SERVICES = {
     ],
     # awsQuery: temporary credentials for host users and the identity behind a request.
     "sts/2011-06-15": ["GetCallerIdentity", "AssumeRole", "AssumeRoleWithWebIdentity"],
+    # awsJson1_1: the agents' output as log groups and streams.
+    "logs/2014-03-28": ["DescribeLogGroups", "DescribeLogStreams", "GetLogEvents", "FilterLogEvents"],
 }
 
 SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
@@ -64,6 +66,7 @@ OUT_DIRS = {
     "bedrock-runtime": os.path.join(SRC, "services", "bedrock", "model"),
     "bedrock": os.path.join(SRC, "services", "bedrock", "model"),
     "sts": os.path.join(SRC, "services", "sts", "model"),
+    "logs": os.path.join(SRC, "services", "logs", "model"),
 }
 
 

@@ -150,10 +150,15 @@ pub fn bind_and_validate(
     Ok(input)
 }
 
-pub fn validation_error(problems: &[model::FieldError]) -> Error {
+/// AWS's wording for a list of violations: `2 validation errors detected: Value … ; Value …`.
+pub fn validation_message(problems: &[model::FieldError]) -> String {
     let n = problems.len();
     let messages: Vec<String> = problems.iter().map(model::FieldError::message).collect();
-    let message = format!("{n} validation error{} detected: {}", if n == 1 { "" } else { "s" }, messages.join("; "));
+    format!("{n} validation error{} detected: {}", if n == 1 { "" } else { "s" }, messages.join("; "))
+}
+
+pub fn validation_error(problems: &[model::FieldError]) -> Error {
+    let message = validation_message(problems);
     let reason = if problems.iter().any(|p| p.wrong_type) {
         ValidationReason::CannotParse
     } else {

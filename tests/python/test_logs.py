@@ -210,3 +210,27 @@ def test_each_runtime_keeps_its_newest_logs_within_the_retention_size(tmp_path):
         assert [int(m[:5]) for m in lines] == list(range(400)), len(lines)
     finally:
         emu.stop()
+
+
+def test_requests_are_validated_against_the_logs_model(stack):
+    """CloudWatch Logs input goes through the same model validator as every other service: the
+    botocore model's ranges, lengths and required members, in AWS's wording (client-side validation
+    off, as other SDKs do not have it)."""
+    import botocore.config
+    import boto3
+    from botocore.exceptions import ClientError
+    logs = boto3.session.Session().client(
+        "logs", endpoint_url=stack.url, region_name="us-east-1", aws_access_key_id="test",
+        aws_secret_access_key="test", config=botocore.config.Config(parameter_validation=False))
+    with pytest.raises(ClientError) as err:
+        logs.describe_log_groups(limit=0)
+    assert err.value.response["Error"]["Code"] == "InvalidParameterException"
+    assert err.value.response["Error"]["Message"] == (
+        "1 validation error detected: Value '0' at 'limit' failed to satisfy constraint: "
+        "Member must have value greater than or equal to 1")
+    with pytest.raises(ClientError) as err:
+        logs.get_log_events(logGroupName="/aws/bedrock-agentcore/runtimes/x-DEFAULT", limit=10001)
+    message = err.value.response["Error"]["Message"]
+    assert "at 'logStreamName' failed to satisfy constraint: Member must not be null" in message
+    assert "Value '10001' at 'limit'" in message and message.startswith("2 validation errors detected")
+    assert logs.describe_log_groups(limit=50)["logGroups"] is not None

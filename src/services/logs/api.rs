@@ -46,12 +46,9 @@ fn parse_page_token(token: Option<&str>) -> Result<usize, String> {
         .ok_or_else(|| format!("The nextToken '{token}' is not valid."))
 }
 
-fn limit(input: &Map<String, Value>, max: usize) -> Result<usize, String> {
-    match input.get("limit").and_then(Value::as_i64) {
-        None => Ok(max),
-        Some(n) if n >= 1 && n as usize <= max => Ok(n as usize),
-        Some(n) => Err(format!("1 validation error detected: Value '{n}' at 'limit' failed to satisfy constraint: Member must have value between 1 and {max}")),
-    }
+/// The page size asked for (the model has checked its range), else the operation's maximum.
+fn limit(input: &Map<String, Value>, max: usize) -> usize {
+    input.get("limit").and_then(Value::as_u64).map_or(max, |n| (n as usize).min(max))
 }
 
 fn group_arn(caller: &Caller, group: &str) -> String {
@@ -90,6 +87,19 @@ pub fn handle(
         Ok(Value::Object(m)) => m,
         _ => return error("SerializationException", "The request body is not a JSON object.", request_id),
     };
+    let implemented = ["DescribeLogGroups", "DescribeLogStreams", "GetLogEvents", "FilterLogEvents"];
+    if implemented.contains(&operation) {
+        let logs = super::model();
+        let shape = logs.operation(operation).input.as_ref().map(|i| i.shape.clone()).unwrap_or_default();
+        let problems = crate::kernel::model::validate(logs, &shape, &Value::Object(input.clone()));
+        if !problems.is_empty() {
+            return error(
+                "InvalidParameterException",
+                &crate::kernel::input::validation_message(&problems),
+                request_id,
+            );
+        }
+    }
     let Some(store) = state.logs.as_ref().map(|s| s.scoped(&caller.account, &caller.region)) else {
         return error(
             "ResourceNotFoundException",
@@ -130,7 +140,7 @@ fn require_group(store: &LogStore, input: &Map<String, Value>) -> Result<String,
 fn describe_groups(store: &LogStore, caller: &Caller, input: &Map<String, Value>) -> OpResult {
     let prefix = input.get("logGroupNamePrefix").and_then(Value::as_str).unwrap_or("");
     let pattern = input.get("logGroupNamePattern").and_then(Value::as_str);
-    let limit = limit(input, MAX_DESCRIBE).map_err(invalid)?;
+    let limit = limit(input, MAX_DESCRIBE);
     let start = parse_page_token(input.get("nextToken").and_then(Value::as_str)).map_err(invalid)?;
     let groups: Vec<_> = store
         .groups()
@@ -162,7 +172,7 @@ fn describe_streams(store: &LogStore, caller: &Caller, input: &Map<String, Value
         return Err(invalid("Cannot order by LastEventTime with a logStreamNamePrefix.".into()));
     }
     let descending = input.get("descending").and_then(Value::as_bool).unwrap_or(false);
-    let limit = limit(input, MAX_DESCRIBE).map_err(invalid)?;
+    let limit = limit(input, MAX_DESCRIBE);
     let start = parse_page_token(input.get("nextToken").and_then(Value::as_str)).map_err(invalid)?;
     let mut streams: Vec<_> = store.streams(&group).into_iter().filter(|s| s.name.starts_with(prefix)).collect();
     if by_time {
@@ -211,14 +221,11 @@ fn parse_event_token(token: &str) -> Result<(Direction, u64), (&'static str, Str
 
 fn get_events(store: &LogStore, input: &Map<String, Value>) -> OpResult {
     let group = require_group(store, input)?;
-    let stream = input
-        .get("logStreamName")
-        .and_then(Value::as_str)
-        .ok_or_else(|| invalid("logStreamName is required.".into()))?;
+    let stream = input.get("logStreamName").and_then(Value::as_str).unwrap_or_default();
     if !store.stream_exists(&group, stream) {
         return Err(("ResourceNotFoundException", "The specified log stream does not exist.".into()));
     }
-    let limit = limit(input, MAX_EVENTS).map_err(invalid)?;
+    let limit = limit(input, MAX_EVENTS);
     let (start, end) = (input.get("startTime").and_then(Value::as_i64), input.get("endTime").and_then(Value::as_i64));
     let (direction, offset) = match input.get("nextToken").and_then(Value::as_str) {
         Some(t) => {
@@ -260,7 +267,7 @@ fn filter_events(store: &LogStore, input: &Map<String, Value>) -> OpResult {
         end: input.get("endTime").and_then(Value::as_i64),
         pattern: input.get("filterPattern").and_then(Value::as_str).map(String::from),
     };
-    let limit = limit(input, MAX_EVENTS).map_err(invalid)?;
+    let limit = limit(input, MAX_EVENTS);
     let after = parse_page_token(input.get("nextToken").and_then(Value::as_str)).map_err(invalid)?;
     let (hits, next) = store.filter(&group, &query, after, limit);
     let events: Vec<Value> = hits

@@ -7,6 +7,13 @@
 //! oldest streams go first.
 
 pub mod api;
+
+/// CloudWatch Logs' botocore model subset (generated into `model/` by tools/extract_model.py):
+/// requests are validated against it like every other service's.
+pub fn model() -> &'static crate::kernel::model::ServiceModel {
+    static MODEL: std::sync::OnceLock<crate::kernel::model::ServiceModel> = std::sync::OnceLock::new();
+    MODEL.get_or_init(|| crate::kernel::model::load(include_str!("model/logs.json")))
+}
 mod store;
 mod tail;
 
