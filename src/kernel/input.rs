@@ -16,18 +16,8 @@ pub struct HttpInput<'a> {
     pub body: &'a [u8],
 }
 
-pub fn query_pairs(raw_query: &str) -> Vec<(String, String)> {
-    raw_query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            let dec =
-                |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
-            (dec(k), dec(v))
-        })
-        .collect()
-}
+/// The query string of a JSON-service request or a local page, decoded as a form.
+pub use crate::kernel::query::form_pairs as query_pairs;
 
 fn cannot_parse(message: String) -> Error {
     Error::new(ErrorKind::Validation { reason: ValidationReason::CannotParse, fields: vec![] }, message)

@@ -7,6 +7,7 @@ pub mod error;
 pub mod input;
 pub mod jwt;
 pub mod model;
+pub mod query;
 pub mod query_input;
 pub mod response;
 pub mod router;

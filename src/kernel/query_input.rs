@@ -7,19 +7,7 @@ use serde_json::{Map, Value};
 use super::model::{FieldError, ServiceModel, Shape};
 
 /// Form pairs, decoded (`+` is a space).
-pub fn form_pairs(form: &str) -> Vec<(String, String)> {
-    form.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let decode = |s: &str| {
-                String::from_utf8_lossy(&crate::kernel::sigv4::canonical::percent_decode(&s.replace('+', " ")))
-                    .into_owned()
-            };
-            (decode(k), decode(v))
-        })
-        .collect()
-}
+pub use crate::kernel::query::form_pairs;
 
 /// The first value of `name` in the body, else in the query string.
 pub fn param(body: &[(String, String)], query: &[(String, String)], name: &str) -> Option<String> {

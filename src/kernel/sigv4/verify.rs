@@ -8,6 +8,7 @@ use subtle::ConstantTimeEq;
 
 use super::canonical::{self, RequestParts, UriEncoding, ALGORITHM, EMPTY_SHA256};
 use super::time::{amz_date_to_epoch, epoch_to_amz_date};
+use crate::kernel::query::pairs as query_params;
 
 /// AWS accepts requests signed up to 15 minutes before or after its own clock.
 pub const MAX_CLOCK_SKEW_SECS: i64 = 15 * 60;
@@ -195,20 +196,6 @@ struct SignatureInput {
 /// The first value of header `name` (case-insensitive) among owned (name, value) pairs.
 pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-}
-
-fn query_params(raw_query: &str) -> Vec<(String, String)> {
-    raw_query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (
-                String::from_utf8_lossy(&canonical::percent_decode(k)).into_owned(),
-                String::from_utf8_lossy(&canonical::percent_decode(v)).into_owned(),
-            )
-        })
-        .collect()
 }
 
 /// Parses `AK/20261124/us-east-1/service/aws4_request`.

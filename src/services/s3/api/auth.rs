@@ -7,6 +7,7 @@ use http::HeaderMap;
 use super::payload::{ChunkSigning, Framing, STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER};
 use crate::app::auth::unix_now;
 use crate::config::{AuthMode, Config};
+use crate::kernel::query::value as query_value;
 use crate::kernel::sigv4::verify::header;
 use crate::kernel::sigv4::verify::{credential_scope, MAX_CLOCK_SKEW_SECS, UNSIGNED_PAYLOAD};
 use crate::kernel::sigv4::{AuthError, Payload, RequestParts, UriEncoding, Verified, Verifier};
@@ -20,13 +21,6 @@ pub struct Caller {
     pub verified: Option<Verified>,
     /// The declared payload hash (`x-amz-content-sha256`).
     pub payload_hash: String,
-}
-
-fn query_value(raw_query: &str, name: &str) -> Option<String> {
-    raw_query.split('&').find_map(|p| {
-        let (k, v) = p.split_once('=').unwrap_or((p, ""));
-        (k == name).then(|| String::from_utf8_lossy(&crate::kernel::sigv4::canonical::percent_decode(v)).into_owned())
-    })
 }
 
 /// The access key and signature a request claims, for error documents.

@@ -226,16 +226,6 @@ pub fn address(host: &str, raw_path: &str) -> (Option<String>, Option<String>) {
     }
 }
 
-fn parse_query(raw: &str) -> Vec<(String, String)> {
-    raw.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
 /// Serves one S3 request. `headers` are `parts.headers` as pairs; `body` has not been read.
 pub async fn handle(
     state: Arc<AppState>,
@@ -271,7 +261,7 @@ pub async fn handle(
         request_id,
         method: parts.method,
         headers: parts.headers,
-        query: parse_query(&raw_query),
+        query: crate::kernel::query::pairs(&raw_query),
         bucket,
         key,
         account: caller.account,

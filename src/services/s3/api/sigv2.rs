@@ -7,6 +7,7 @@ use hmac::{Hmac, Mac};
 use sha1::Sha1;
 use subtle::ConstantTimeEq;
 
+use crate::kernel::query::value as query_value;
 use crate::kernel::sigv4::verify::header;
 use crate::kernel::sigv4::verify::MAX_CLOCK_SKEW_SECS;
 use crate::kernel::sigv4::Credential;
@@ -53,17 +54,6 @@ const SIGNED_SUBRESOURCES: &[&str] = &[
     "website",
 ];
 
-fn decode(s: &str) -> String {
-    String::from_utf8_lossy(&crate::kernel::sigv4::canonical::percent_decode(s)).into_owned()
-}
-
-fn query_value(raw_query: &str, name: &str) -> Option<String> {
-    raw_query.split('&').find_map(|p| {
-        let (k, v) = p.split_once('=').unwrap_or((p, ""));
-        (k == name).then(|| decode(v))
-    })
-}
-
 /// Whether a request is signed with SigV2 (header or query string).
 pub fn is_sigv2(headers: &[(String, String)], raw_query: &str) -> bool {
     header(headers, "authorization").is_some_and(|a| a.starts_with("AWS "))
@@ -93,15 +83,9 @@ pub fn string_to_sign(
         s.push_str(&format!("{n}:{v}\n"));
     }
     s.push_str(resource);
-    let mut sub: Vec<(String, Option<String>)> = raw_query
-        .split('&')
-        .filter_map(|p| {
-            let (k, v) = match p.split_once('=') {
-                Some((k, v)) => (k, Some(decode(v))),
-                None => (p, None),
-            };
-            SIGNED_SUBRESOURCES.contains(&k).then(|| (k.to_string(), v))
-        })
+    let mut sub: Vec<(String, Option<String>)> = crate::kernel::query::raw_names(raw_query)
+        .filter(|(k, _)| SIGNED_SUBRESOURCES.contains(k))
+        .map(|(k, v)| (k.to_string(), v))
         .collect();
     if !sub.is_empty() {
         sub.sort_by(|a, b| a.0.cmp(&b.0));
