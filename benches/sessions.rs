@@ -106,6 +106,80 @@ fn container_memory_mib(session_prefix: &str) -> (usize, f64) {
     (counted, total)
 }
 
+/// The Docker floor: what a session's first response costs with nothing but the Docker Engine API
+/// (create with a 127.0.0.1 port, start, inspect, poll `/ping` until 200, one POST), for the same
+/// image in the same run. The emulator's cold start is measured against this.
+async fn docker_floor(client: &HttpClient, runs: usize) -> Vec<Duration> {
+    use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
+    let docker = bollard::Docker::connect_with_local_defaults().expect("Docker");
+    let image = "agentcore-local-test-agent:latest";
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let binding = PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(String::new()) };
+        let body = ContainerCreateBody {
+            image: Some(image.into()),
+            exposed_ports: Some([("8080/tcp".to_string(), Default::default())].into()),
+            host_config: Some(HostConfig {
+                port_bindings: Some([("8080/tcp".to_string(), Some(vec![binding]))].into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let started = Instant::now();
+        let id =
+            docker.create_container(None::<bollard::query_parameters::CreateContainerOptions>, body).await.unwrap().id;
+        docker.start_container(&id, None::<bollard::query_parameters::StartContainerOptions>).await.unwrap();
+        let inspect =
+            docker.inspect_container(&id, None::<bollard::query_parameters::InspectContainerOptions>).await.unwrap();
+        let port = inspect
+            .network_settings
+            .and_then(|n| n.ports)
+            .and_then(|p| p.get("8080/tcp").cloned().flatten())
+            .and_then(|b| b.first().and_then(|b| b.host_port.clone()))
+            .expect("published port");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        loop {
+            let ping = Request::get(format!("http://{addr}/ping")).body(Full::new(Bytes::new())).unwrap();
+            if let Ok(resp) = client.request(ping).await {
+                if resp.status() == 200 {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let post = Request::post(format!("http://{addr}/invocations"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from_static(br#"{"action":"echo","n":1}"#)))
+            .unwrap();
+        let (status, _) = body_of(client, post).await;
+        assert_eq!(status, 200);
+        samples.push(started.elapsed());
+        let remove = bollard::query_parameters::RemoveContainerOptionsBuilder::default().force(true).build();
+        let _ = docker.remove_container(&id, Some(remove)).await;
+    }
+    samples
+}
+
+/// Per-phase p50 of the cold sessions whose ids start with `prefix`, from the emulator's session
+/// report (`start_phases`): created, started, agent ready, first response, in ms.
+async fn phase_p50s(client: &HttpClient, addr: SocketAddr, prefix: &str) -> [f64; 4] {
+    let req = Request::get(format!("http://{addr}/_agentcore-local/sessions")).body(Full::new(Bytes::new())).unwrap();
+    let (_, body) = body_of(client, req).await;
+    let report: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let sessions: Vec<&serde_json::Value> = report["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["session_id"].as_str().unwrap_or("").starts_with(prefix))
+        .collect();
+    let keys = ["sandbox_created_ms", "sandbox_started_ms", "agent_ready_ms", "first_response_ms"];
+    keys.map(|k| {
+        let mut values: Vec<f64> = sessions.iter().filter_map(|s| s["start_phases"][k].as_f64()).collect();
+        values.sort_by(f64::total_cmp);
+        values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+    })
+}
+
 /// Create the fixture runtime and wait for READY; returns the invocation path.
 async fn fixture_runtime(client: &HttpClient, addr: SocketAddr, name: &str) -> String {
     let create = format!(
@@ -178,6 +252,8 @@ fn main() {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
         let rss_after = rss_kib(pid);
+        let phases = phase_p50s(&client, addr, "bench-cold-").await;
+        let mut floor = docker_floor(&client, COLD_STARTS).await;
         let (containers, container_mib) = container_memory_mib("bench-cold-");
 
         // Warm: the same session through the emulator, then its container port directly.
@@ -233,6 +309,13 @@ fn main() {
         println!("|-----------------------------------------------|----------------|--------------|");
         println!("| cold start to first response p50 ({COLD_STARTS} sessions) | {:>11.1} ms | <= 300 ms    |", ms(c50));
         println!("| cold start to first response p95              | {:>11.1} ms |              |", ms(c95));
+        let f50 = percentile(&mut floor, 0.5);
+        println!("| baseline: Docker API floor p50 (create, start, /ping, POST) | {:>6.1} ms | |", ms(f50));
+        println!("| cold start / Docker floor (p50)               | {:>13.2}x | <= 1.05x     |", ms(c50) / ms(f50));
+        println!(
+            "| cold phases p50: created / started / ready / first response | {:.1} / {:.1} / {:.1} / {:.1} ms | |",
+            phases[0], phases[1], phases[2], phases[3]
+        );
         let (p50, p95) = (percentile(&mut pooled, 0.5), percentile(&mut pooled, 0.95));
         println!(
             "| cold start with --warm-pool 1, p50 / p95      | {:>6.1} / {:>4.1} ms | <= 300 ms    |",

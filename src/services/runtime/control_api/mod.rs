@@ -1,8 +1,7 @@
 //! bedrock-agentcore-control: the runtime, endpoint and tag operations.
 
+mod inputs;
 mod views;
-
-use std::collections::BTreeMap;
 
 use http::Response;
 use serde_json::{json, Map, Value};
@@ -13,8 +12,12 @@ use crate::kernel::error::{Error, Result};
 use crate::kernel::input::{bind_and_validate, canonical_json, HttpInput};
 use crate::kernel::model;
 use crate::kernel::response::{self, Body};
+use crate::services::runtime::domain::endpoints::EndpointChange;
 use crate::services::runtime::domain::pagination::Page;
 use crate::services::runtime::domain::Idempotency;
+use inputs::{
+    typed, CreateEndpoint, CreateRuntime, EndpointRef, ListPage, ResourceRef, RuntimeRef, TagResource, UntagResource,
+};
 
 type Input = Map<String, Value>;
 
@@ -31,15 +34,10 @@ pub async fn dispatch(state: &AppState, call: &Call<'_>) -> Result<Response<Body
     let status = model.operation(operation).http.response_code;
     let body = match operation {
         "CreateAgentRuntime" => {
+            let req: CreateRuntime = typed(operation, &input)?;
             let config = runtime_config(operation, &input, &["agentRuntimeName", "clientToken", "tags"])?;
             let view = cp
-                .create_runtime(
-                    caller,
-                    string(&input, "agentRuntimeName"),
-                    config,
-                    tags(&input),
-                    idempotency(operation, &input),
-                )
+                .create_runtime(caller, req.agent_runtime_name, config, req.tags, idempotency(operation, &input))
                 .await?;
             // The runtime's own workload identity (named in workloadIdentityDetails). Start-up
             // repairs a crash between the two commits.
@@ -48,21 +46,20 @@ pub async fn dispatch(state: &AppState, call: &Call<'_>) -> Result<Response<Body
             views::runtime_mutation(&view, false)
         }
         "UpdateAgentRuntime" => {
+            let req: RuntimeRef = typed(operation, &input)?;
             let config = runtime_config(operation, &input, &["agentRuntimeId", "clientToken"])?;
-            let view = cp
-                .update_runtime(caller, string(&input, "agentRuntimeId"), config, idempotency(operation, &input))
-                .await?;
+            let view = cp.update_runtime(caller, req.agent_runtime_id, config, idempotency(operation, &input)).await?;
             views::runtime_mutation(&view, true)
         }
         "GetAgentRuntime" => {
-            let version = opt_version(&input)?;
-            views::runtime_detail(&cp.get_runtime(caller, string(&input, "agentRuntimeId"), version).await?)
+            let req: RuntimeRef = typed(operation, &input)?;
+            let version = req.version()?;
+            views::runtime_detail(&cp.get_runtime(caller, req.agent_runtime_id, version).await?)
         }
         "DeleteAgentRuntime" => {
-            let version = opt_version(&input)?;
-            let out = cp
-                .delete_runtime(caller, string(&input, "agentRuntimeId"), version, idempotency(operation, &input))
-                .await?;
+            let req: RuntimeRef = typed(operation, &input)?;
+            let version = req.version()?;
+            let out = cp.delete_runtime(caller, req.agent_runtime_id, version, idempotency(operation, &input)).await?;
             if out.version.is_none() {
                 // The runtime is going: its workload identity and the tokens kept for it go now.
                 state.identity.remove_runtime_workload(out.runtime_id.clone()).await?;
@@ -74,111 +71,76 @@ pub async fn dispatch(state: &AppState, call: &Call<'_>) -> Result<Response<Body
             body
         }
         "ListAgentRuntimes" => {
-            let page = page(&input, "runtimes")?;
-            let (items, next) = cp.list_runtimes(caller, page).await?;
+            let req: ListPage = typed(operation, &input)?;
+            let (items, next) = cp.list_runtimes(caller, page(&req, "runtimes")?).await?;
             views::list("agentRuntimes", items.iter().map(views::runtime_summary), next)
         }
         "ListAgentRuntimeVersions" => {
-            let id = string(&input, "agentRuntimeId");
-            let page = page(&input, &format!("versions:{id}"))?;
-            let (items, next) = cp.list_versions(caller, id, page).await?;
+            let req: ListPage = typed(operation, &input)?;
+            let id = req.agent_runtime_id.clone().unwrap_or_default();
+            let (items, next) = cp.list_versions(caller, id.clone(), page(&req, &format!("versions:{id}"))?).await?;
             views::list("agentRuntimes", items.iter().map(views::runtime_summary), next)
         }
         "CreateAgentRuntimeEndpoint" => {
-            let view = cp
-                .create_endpoint(
-                    caller,
-                    string(&input, "agentRuntimeId"),
-                    string(&input, "name"),
-                    opt_string(&input, "agentRuntimeVersion"),
-                    opt_string(&input, "description"),
-                    tags(&input),
-                    idempotency(operation, &input),
-                )
-                .await?;
-            views::endpoint_created(&view)
+            let req: CreateEndpoint = typed(operation, &input)?;
+            let change = EndpointChange {
+                runtime_id: req.agent_runtime_id,
+                name: req.name,
+                version: req.agent_runtime_version,
+                description: req.description,
+            };
+            views::endpoint_created(
+                &cp.create_endpoint(caller, change, req.tags, idempotency(operation, &input)).await?,
+            )
         }
-        "GetAgentRuntimeEndpoint" => views::endpoint_detail(
-            &cp.get_endpoint(caller, string(&input, "agentRuntimeId"), string(&input, "endpointName")).await?,
-        ),
+        "GetAgentRuntimeEndpoint" => {
+            let req: EndpointRef = typed(operation, &input)?;
+            views::endpoint_detail(&cp.get_endpoint(caller, req.agent_runtime_id, req.endpoint_name).await?)
+        }
         "UpdateAgentRuntimeEndpoint" => {
-            let view = cp
-                .update_endpoint(
-                    caller,
-                    string(&input, "agentRuntimeId"),
-                    string(&input, "endpointName"),
-                    opt_string(&input, "agentRuntimeVersion"),
-                    opt_string(&input, "description"),
-                    idempotency(operation, &input),
-                )
-                .await?;
-            views::endpoint_updated(&view)
+            let req: EndpointRef = typed(operation, &input)?;
+            let change = EndpointChange {
+                runtime_id: req.agent_runtime_id,
+                name: req.endpoint_name,
+                version: req.agent_runtime_version,
+                description: req.description,
+            };
+            views::endpoint_updated(&cp.update_endpoint(caller, change, idempotency(operation, &input)).await?)
         }
         "DeleteAgentRuntimeEndpoint" => {
+            let req: EndpointRef = typed(operation, &input)?;
             let view = cp
-                .delete_endpoint(
-                    caller,
-                    string(&input, "agentRuntimeId"),
-                    string(&input, "endpointName"),
-                    idempotency(operation, &input),
-                )
+                .delete_endpoint(caller, req.agent_runtime_id, req.endpoint_name, idempotency(operation, &input))
                 .await?;
             json!({"status": "DELETING", "agentRuntimeId": view.runtime.id, "endpointName": view.endpoint.name})
         }
         "ListAgentRuntimeEndpoints" => {
-            let id = string(&input, "agentRuntimeId");
-            let page = page(&input, &format!("endpoints:{id}"))?;
-            let (items, next) = cp.list_endpoints(caller, id, page).await?;
+            let req: ListPage = typed(operation, &input)?;
+            let id = req.agent_runtime_id.clone().unwrap_or_default();
+            let (items, next) = cp.list_endpoints(caller, id.clone(), page(&req, &format!("endpoints:{id}"))?).await?;
             views::list("runtimeEndpoints", items.iter().map(views::endpoint_summary), next)
         }
         "TagResource" => {
-            cp.tag_resource(caller, string(&input, "resourceArn"), tags(&input)).await?;
+            let req: TagResource = typed(operation, &input)?;
+            cp.tag_resource(caller, req.resource_arn, req.tags).await?;
             return Ok(response::no_content(status, call.request_id));
         }
         "UntagResource" => {
-            let keys = input["tagKeys"]
-                .as_array()
-                .map(|a| a.iter().filter_map(|k| k.as_str().map(String::from)).collect())
-                .unwrap_or_default();
-            cp.untag_resource(caller, string(&input, "resourceArn"), keys).await?;
+            let req: UntagResource = typed(operation, &input)?;
+            cp.untag_resource(caller, req.resource_arn, req.tag_keys).await?;
             return Ok(response::no_content(status, call.request_id));
         }
         "ListTagsForResource" => {
-            json!({"tags": cp.list_tags(caller, string(&input, "resourceArn")).await?})
+            let req: ResourceRef = typed(operation, &input)?;
+            json!({"tags": cp.list_tags(caller, req.resource_arn).await?})
         }
         other => return Err(Error::internal(format!("operation {other} is routed but has no handler"))),
     };
     Ok(response::json(status, &body, call.request_id))
 }
 
-/// A required string member; validation has already guaranteed it is present.
-fn string(input: &Input, name: &str) -> String {
-    input.get(name).and_then(Value::as_str).unwrap_or_default().to_string()
-}
-
-fn opt_string(input: &Input, name: &str) -> Option<String> {
-    input.get(name).and_then(Value::as_str).map(String::from)
-}
-
-fn opt_version(input: &Input) -> Result<Option<u32>> {
-    opt_string(input, "agentRuntimeVersion")
-        .map(|v| {
-            v.parse()
-                .map_err(|_| Error::invalid_field("agentRuntimeVersion", format!("'{v}' is not a version number.")))
-        })
-        .transpose()
-}
-
-fn tags(input: &Input) -> BTreeMap<String, String> {
-    input
-        .get("tags")
-        .and_then(Value::as_object)
-        .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string()))).collect())
-        .unwrap_or_default()
-}
-
-fn page(input: &Input, list: &str) -> Result<Page> {
-    Page::new(input.get("maxResults").and_then(Value::as_i64), input.get("nextToken").and_then(Value::as_str), list)
+fn page(req: &ListPage, list: &str) -> Result<Page> {
+    Page::new(req.max_results, req.next_token.as_deref(), list)
 }
 
 /// The version configuration: every member given, except the ones that are not configuration, with
@@ -203,7 +165,7 @@ fn runtime_config(operation: &str, input: &Input, exclude: &[&str]) -> Result<In
 
 /// The token and a digest of everything else in the request.
 fn idempotency(operation: &str, input: &Input) -> Idempotency {
-    let token = opt_string(input, "clientToken");
+    let token = input.get("clientToken").and_then(Value::as_str).map(String::from);
     let rest: Input = input.iter().filter(|(k, _)| *k != "clientToken").map(|(k, v)| (k.clone(), v.clone())).collect();
     let digest = Sha256::digest(format!("{operation}\n{}", canonical_json(&Value::Object(rest))).as_bytes());
     Idempotency { token, fingerprint: hex::encode(digest) }

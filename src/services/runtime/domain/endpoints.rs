@@ -11,6 +11,16 @@ use crate::kernel::error::{Error, Result};
 use crate::kernel::store::Tx;
 use crate::services::runtime::tables::{EndpointRow, ResourceStatus, RuntimeRow};
 
+/// What Create/UpdateAgentRuntimeEndpoint ask for: the endpoint, and the version it should serve
+/// and its description where given (an update leaves what is not given as it is).
+#[derive(Debug, Clone)]
+pub struct EndpointChange {
+    pub runtime_id: String,
+    pub name: String,
+    pub version: Option<String>,
+    pub description: Option<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct EndpointView {
     pub runtime: RuntimeRow,
@@ -60,17 +70,14 @@ fn parse_version(v: &str) -> Result<u32> {
 }
 
 impl ControlPlane {
-    #[allow(clippy::too_many_arguments)]
     pub async fn create_endpoint(
         &self,
         caller: Caller,
-        runtime_id: String,
-        name: String,
-        version: Option<String>,
-        description: Option<String>,
+        change: EndpointChange,
         tags: BTreeMap<String, String>,
         idem: Idempotency,
     ) -> Result<EndpointView> {
+        let EndpointChange { runtime_id, name, version, description } = change;
         let view = self
             .store
             .write(move |tx| {
@@ -123,12 +130,10 @@ impl ControlPlane {
     pub async fn update_endpoint(
         &self,
         caller: Caller,
-        runtime_id: String,
-        name: String,
-        version: Option<String>,
-        description: Option<String>,
+        change: EndpointChange,
         idem: Idempotency,
     ) -> Result<EndpointView> {
+        let EndpointChange { runtime_id, name, version, description } = change;
         let view = self
             .store
             .write(move |tx| {
