@@ -222,6 +222,9 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
         .answers_prompts()
         .then(|| Arc::new(ExtractionModel(bedrock.clone())) as Arc<dyn crate::services::memory::MemoryModel>);
     let memory = MemoryService::open(store.clone(), config.memory.clone(), extraction_model).await?;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let event_streams =
+        Arc::new(tokio::sync::Semaphore::new(crate::console::max_event_streams(config.max_connections)));
     let state = Arc::new(AppState {
         config,
         control,
@@ -233,8 +236,9 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
         bedrock,
         identity,
         credentials,
+        event_streams,
+        stopping: shutdown_rx.clone(),
     });
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let memory_tasks = memory.spawn_background(shutdown_rx.clone());
 
     let reconciler_task = {
