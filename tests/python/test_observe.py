@@ -1,6 +1,7 @@
 """Session usage and cost, metrics, the `sessions`/`logs` commands, and the dashboard in a real
 headless browser (Chromium from Debian's packages): start-phase bars, CPU and memory charts, the
 live-update event stream, and a screenshot."""
+import asyncio
 import json
 import re
 import shutil
@@ -12,6 +13,8 @@ import time
 import urllib.request
 import uuid
 import zlib
+
+import websockets
 
 import pytest
 from botocore.auth import SigV4Auth
@@ -384,6 +387,69 @@ def test_the_event_stream_pushes_a_new_session(stack):
         assert f"Session <code>{session}</code>" in shown and 'id="cpu-chart"' in shown and 'id="log"' in shown
     finally:
         page.close()
+
+
+async def devtools_page(port):
+    """A CDP connection to the browser's first page, and `js(expression)` evaluating in it."""
+    targets = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json"))
+    page = next(t for t in targets if t["type"] == "page")
+    ws = await websockets.connect(page["webSocketDebuggerUrl"], max_size=None)
+    ids = iter(range(1, 1 << 30))
+
+    async def call(method, **params):
+        mine = next(ids)
+        await ws.send(json.dumps({"id": mine, "method": method, "params": params}))
+        while True:
+            message = json.loads(await ws.recv())
+            if message.get("id") == mine:
+                return message.get("result", {})
+
+    async def js(expression):
+        return (await call("Runtime.evaluate", expression=expression, returnByValue=True))["result"].get("value")
+
+    return ws, call, js
+
+
+async def until(js, expression, timeout, message):
+    deadline = time.time() + timeout
+    while not await js(expression):
+        assert time.time() < deadline, f"{message} not reached within {timeout}s"
+        await asyncio.sleep(0.2)
+
+
+def test_the_open_dashboard_shows_a_new_session_without_reloading(stack, tmp_path):
+    """The page's own script in a real browser (driven over the DevTools protocol): it follows the
+    event stream and swaps the new body in; the page is never reloaded."""
+    rt = runtime(stack.url, "watched")
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    profile = tmp_path / "chromium"
+    chromium = subprocess.Popen([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                                 f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    async def watch():
+        port_file = profile / "DevToolsActivePort"
+        wait_until(lambda: port_file.exists() and port_file.read_text().split("\n")[0], 30, message="chromium's DevTools port")
+        ws, call, js = await devtools_page(int(port_file.read_text().split("\n")[0]))
+        try:
+            await call("Page.enable")
+            await call("Page.navigate", url=f"{stack.url}/_agentcore-local/")
+            await until(js, "document.readyState === 'complete'", 30, "the page loaded")
+            await js("window.sameDocument = true")
+            await until(js, "document.getElementById('live-status').textContent === 'live'", 30, "the event stream open")
+            session = f"watched-{uuid.uuid4()}"
+            await asyncio.to_thread(invoke, stack.url, rt["agentRuntimeArn"], session, {"action": "echo"})
+            await until(js, f"document.getElementById('sessions').textContent.includes('{session}')", 30, "the new session on the page")
+            assert await js("window.sameDocument === true && performance.getEntriesByType('navigation').length === 1")
+            assert await js("document.querySelector('#sessions [data-start=\"cold\"] .seg.first-response') !== null")
+        finally:
+            await ws.close()
+
+    try:
+        asyncio.run(watch())
+    finally:
+        chromium.terminate()
+        chromium.wait(30)
 
 
 def test_event_streams_are_bounded_and_a_closed_tab_frees_its_stream(tmp_path):
