@@ -316,7 +316,7 @@ async fn bearer_request(
     credentials: Inbound,
 ) -> Option<Response<Body>> {
     let label = route.labels.get("agentRuntimeArn").cloned().unwrap_or_default();
-    let query = crate::kernel::input::query_pairs(raw_query);
+    let query = crate::kernel::query::form_pairs(raw_query);
     let param = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let caller = inbound::caller_of_label(state, &label, param("accountId").as_deref());
     let target =

@@ -79,6 +79,11 @@ impl Observatory {
         lock(&self.recent).iter().cloned().collect()
     }
 
+    /// The newest `n` invocations, newest first.
+    pub fn latest(&self, n: usize) -> Vec<InvocationRecord> {
+        lock(&self.recent).iter().take(n).cloned().collect()
+    }
+
     /// The Prometheus text exposition of the counters, plus the live sandboxes' figures given.
     pub fn prometheus(&self, live: &[LiveSandbox]) -> String {
         let mut out = String::new();

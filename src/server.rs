@@ -222,6 +222,11 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
         .answers_prompts()
         .then(|| Arc::new(ExtractionModel(bedrock.clone())) as Arc<dyn crate::services::memory::MemoryModel>);
     let memory = MemoryService::open(store.clone(), config.memory.clone(), extraction_model).await?;
+    // One token stops everything: listeners, the reconciler, Memory's background loops, the
+    // dashboard's event streams.
+    let shutdown = CancellationToken::new();
+    let event_streams =
+        Arc::new(tokio::sync::Semaphore::new(crate::console::max_event_streams(config.max_connections)));
     let state = Arc::new(AppState {
         config,
         control,
@@ -233,9 +238,9 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
         bedrock,
         identity,
         credentials,
+        event_streams,
+        stopping: shutdown.clone(),
     });
-    // One token stops everything: listeners, the reconciler, Memory's background loops.
-    let shutdown = CancellationToken::new();
     let memory_tasks = memory.spawn_background(shutdown.clone());
 
     let reconciler_task = tokio::spawn(reconciler.run(shutdown.clone().cancelled_owned()));

@@ -31,6 +31,12 @@ pub struct AppState {
     pub identity: Arc<crate::services::identity::Identity>,
     /// Temporary credentials: STS AssumeRole and the sessions' execution roles.
     pub credentials: Arc<crate::services::sts::credentials::Issuer>,
+    /// Permits for the dashboard's live-update streams (server-sent events): each open stream
+    /// holds one, so a pile of browser tabs cannot take the server's connection permits.
+    pub event_streams: Arc<tokio::sync::Semaphore>,
+    /// Cancelled when the server begins to shut down: long-lived responses end then, so they do
+    /// not hold the graceful shutdown open.
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 /// Put on requests that arrived on the listener for sandboxes, with the sandbox's address.

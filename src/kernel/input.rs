@@ -16,9 +16,6 @@ pub struct HttpInput<'a> {
     pub body: &'a [u8],
 }
 
-/// The query string of a JSON-service request or a local page, decoded as a form.
-pub use crate::kernel::query::form_pairs as query_pairs;
-
 fn cannot_parse(message: String) -> Error {
     Error::new(ErrorKind::Validation { reason: ValidationReason::CannotParse, fields: vec![] }, message)
 }
@@ -48,7 +45,7 @@ pub fn bind(model: &ServiceModel, operation: &str, http: &HttpInput<'_>) -> Resu
         return Ok(Map::new());
     };
     let shape = model.shape(&input_ref.shape);
-    let query = query_pairs(http.raw_query);
+    let query = crate::kernel::query::form_pairs(http.raw_query);
     let mut out = Map::new();
     let mut has_body_members = false;
     for (name, member) in shape.members.iter() {

@@ -62,6 +62,10 @@ pub struct SessionReport {
     pub estimated_cost_usd: f64,
     /// Where the session's start spent its time (empty for sessions re-adopted after a restart).
     pub start_phases: StartPhases,
+    /// CPU and memory over the session's life, oldest first (the dashboard's charts; left out of
+    /// the JSON report, which stays one line per session's figures).
+    #[serde(skip)]
+    pub usage_history: Arc<[UsagePoint]>,
     #[serde(skip)]
     pub sandbox_id: String,
 }
@@ -131,6 +135,7 @@ impl Sessions {
             peak_memory_bytes: usage.memory_peak_bytes,
             estimated_cost_usd: self.config.prices.cost(usage.cpu_ns as f64 / 1e9, usage.memory_peak_bytes, age),
             start_phases: session.phases(),
+            usage_history: session.usage_history(),
             sandbox_id: session.sandbox.id.clone(),
         }
     }
@@ -193,16 +198,19 @@ impl Sessions {
             peak_memory_bytes: 0,
             estimated_cost_usd: 0.0,
             start_phases: StartPhases::default(),
+            usage_history: Arc::from([]),
             sandbox_id: String::new(),
         }
     }
 
-    /// Fold the final resource sample of an ended session into its record.
+    /// Fold the final resource sample of an ended session into its record (and its history).
     pub(super) fn update_ended_usage(&self, session: &Arc<Session>, stats: Option<SandboxStats>) {
         let Some(stats) = stats else { return };
-        let usage = session.record_usage(Some(stats));
+        session.record_sample(stats);
+        let usage = session.record_usage(None);
         let mut recent = self.recent();
         if let Some(r) = recent.iter_mut().find(|r| r.sandbox_id == session.sandbox.id) {
+            r.usage_history = session.usage_history();
             r.cpu_seconds = usage.cpu_ns as f64 / 1e9;
             r.memory_bytes = usage.memory_bytes;
             r.peak_memory_bytes = usage.memory_peak_bytes;
@@ -220,9 +228,24 @@ impl Sessions {
 
     /// Live sessions (usage sampled now) and recent ones, newest first, with totals per runtime.
     pub async fn report(&self, account: Option<&str>) -> Report {
-        let live: Vec<Arc<Session>> =
-            self.live().into_iter().filter(|s| account.is_none_or(|a| a == s.target.account)).collect();
+        let live = self.live_of(account);
         let samples = futures_util::future::join_all(live.iter().map(|s| self.backend.stats(&s.sandbox.id))).await;
+        self.assemble(account, live, samples)
+    }
+
+    /// The report as of the supervisors' latest samples (one per ping interval): no sandbox is
+    /// asked anything, so the dashboard's live updates can build it every second.
+    pub fn recorded_report(&self, account: Option<&str>) -> Report {
+        let live = self.live_of(account);
+        let samples = vec![None; live.len()];
+        self.assemble(account, live, samples)
+    }
+
+    fn live_of(&self, account: Option<&str>) -> Vec<Arc<Session>> {
+        self.live().into_iter().filter(|s| account.is_none_or(|a| a == s.target.account)).collect()
+    }
+
+    fn assemble(&self, account: Option<&str>, live: Vec<Arc<Session>>, samples: Vec<Option<SandboxStats>>) -> Report {
         let mut sessions: Vec<SessionReport> =
             live.iter().zip(samples).map(|(s, stats)| self.describe(s, stats)).collect();
         sessions.extend(
@@ -255,6 +278,73 @@ impl Sessions {
     }
 }
 
+/// Points kept of one session's CPU and memory history. A session samples its sandbox about once
+/// per ping interval; once it has this many points, the oldest two neighbours of equal weight are
+/// merged for each new one, so older stretches become coarser and the recent ones stay fine. Each
+/// session (live, or among the `RECENT_SESSIONS` ended ones) so holds at most 120 points of 32
+/// bytes, whatever its age: history memory grows with the session count only, never with time.
+pub const USAGE_HISTORY_POINTS: usize = 120;
+
+/// One point of a session's history: the samples of a stretch of its life, merged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct UsagePoint {
+    /// When the stretch's last sample was taken (Unix ms); it began after the previous point's.
+    pub at_ms: i64,
+    /// CPU the sandbox had consumed at `at_ms`, in nanoseconds (a counter: rates come from the
+    /// difference between points).
+    pub cpu_ns: u64,
+    /// The highest memory any sample of the stretch saw.
+    pub memory_bytes: u64,
+    /// Samples merged into this point (a power of two; never more than an older point's).
+    pub samples: u32,
+}
+
+/// A session's bounded CPU and memory history (see `USAGE_HISTORY_POINTS`).
+#[derive(Debug, Clone, Default)]
+pub struct UsageHistory {
+    points: Vec<UsagePoint>,
+}
+
+impl UsageHistory {
+    pub fn push(&mut self, at_ms: i64, stats: SandboxStats) {
+        if self.points.len() >= USAGE_HISTORY_POINTS {
+            self.compact();
+        }
+        let cpu_ns = self.points.last().map_or(stats.cpu_ns, |p| p.cpu_ns.max(stats.cpu_ns));
+        self.points.push(UsagePoint { at_ms, cpu_ns, memory_bytes: stats.memory_bytes, samples: 1 });
+    }
+
+    /// Merge the oldest neighbours of the smallest equal weight. Weights are powers of two that
+    /// never grow towards the newest point, so such a pair exists whenever the history is full
+    /// (120 points cannot hold 120 distinct powers of two below 2^32), and merging it keeps that
+    /// order.
+    fn compact(&mut self) {
+        let pair = self
+            .points
+            .windows(2)
+            .enumerate()
+            .filter(|(_, w)| w[0].samples == w[1].samples)
+            .min_by_key(|(i, w)| (w[0].samples, *i))
+            .map(|(i, _)| i);
+        // Unreachable by the argument above; drop the oldest point rather than grow.
+        let Some(i) = pair else {
+            self.points.remove(0);
+            return;
+        };
+        let later = self.points.remove(i + 1);
+        let merged = &mut self.points[i];
+        merged.at_ms = later.at_ms;
+        merged.cpu_ns = later.cpu_ns;
+        merged.memory_bytes = merged.memory_bytes.max(later.memory_bytes);
+        merged.samples = merged.samples.saturating_add(later.samples);
+    }
+
+    /// Oldest first.
+    pub fn points(&self) -> &[UsagePoint] {
+        &self.points
+    }
+}
+
 /// Usage seen so far: the latest sample, with the highest memory observed.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Usage {
@@ -284,5 +374,21 @@ mod tests {
         let c = p.cost(3600.0, 1_000_000_000, 3600.0);
         assert!((c - (0.0895 + 0.00945)).abs() < 1e-9, "{c}");
         assert_eq!(p.cost(0.0, 0, 100.0), 0.0);
+    }
+
+    #[test]
+    fn history_stays_bounded_and_keeps_recent_points_finest() {
+        let mut h = UsageHistory::default();
+        let sample = |i: u64| SandboxStats { cpu_ns: i * 1_000, memory_bytes: i % 7, memory_peak_bytes: 0 };
+        for i in 0..10_000u64 {
+            h.push(i as i64, sample(i));
+            assert!(h.points().len() <= USAGE_HISTORY_POINTS);
+        }
+        let points = h.points();
+        assert_eq!(points.iter().map(|p| u64::from(p.samples)).sum::<u64>(), 10_000, "no sample is lost");
+        assert!(points.windows(2).all(|w| w[0].samples >= w[1].samples), "older points are coarser");
+        assert!(points.windows(2).all(|w| w[0].at_ms < w[1].at_ms && w[0].cpu_ns <= w[1].cpu_ns));
+        assert_eq!(points.last().map(|p| (p.at_ms, p.samples)), Some((9_999, 1)), "the newest is a single sample");
+        assert!(points.iter().all(|p| p.samples < 8 || p.memory_bytes == 6), "a merged point keeps the highest");
     }
 }

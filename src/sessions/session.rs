@@ -112,6 +112,8 @@ pub struct Session {
     /// The capture of this sandbox's output, taken when the session ends to drain it.
     capture: Mutex<Option<super::capture::CaptureHandle>>,
     usage: Mutex<super::report::Usage>,
+    /// CPU and memory over the session's life (bounded: `report::USAGE_HISTORY_POINTS`).
+    history: Mutex<super::report::UsageHistory>,
     phases: Mutex<StartPhases>,
 }
 
@@ -137,6 +139,7 @@ impl Session {
             invocations: AtomicU64::new(0),
             capture: Mutex::new(None),
             usage: Mutex::new(super::report::Usage::default()),
+            history: Mutex::new(super::report::UsageHistory::default()),
             phases: Mutex::new(phases),
         }
     }
@@ -200,6 +203,17 @@ impl Session {
             usage.merge(s);
         }
         *usage
+    }
+
+    /// Fold a periodic resource sample (the supervisor's) into the usage and the history.
+    pub(super) fn record_sample(&self, stats: crate::sandbox::SandboxStats) {
+        self.record_usage(Some(stats));
+        self.history.lock().push(crate::kernel::clock::now_ms(), stats);
+    }
+
+    /// The CPU and memory history so far, oldest first.
+    pub fn usage_history(&self) -> std::sync::Arc<[super::report::UsagePoint]> {
+        self.history.lock().points().into()
     }
 
     /// Record that the agent answered an invocation; only the first answer is a start phase.

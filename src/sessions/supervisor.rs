@@ -1,5 +1,6 @@
-//! Watches one session: pings the agent about every 2 s, and ends the session when it has been
-//! idle too long, has lived too long, or its agent died.
+//! Watches one session: pings the agent about every 2 s, samples its sandbox's CPU and memory
+//! (the session's usage history), and ends the session when it has been idle too long, has lived
+//! too long, or its agent died.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +12,18 @@ use crate::sandbox::SandboxState;
 
 /// Consecutive failed pings after which a running-but-silent agent is reported.
 const SILENT_PINGS_BEFORE_WARNING: u32 = 5;
+/// Resource samples are taken with the pings, but no closer together than this (a shortened
+/// `--lifecycle-time-scale` pings faster; each sample is a call to the sandbox backend).
+const MIN_SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
+/// How long one resource sample may take before it is skipped.
+const SAMPLE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Take one resource sample into the session's usage and history.
+async fn sample(sessions: &Sessions, session: &Session) {
+    if let Ok(Some(stats)) = tokio::time::timeout(SAMPLE_TIMEOUT, sessions.backend.stats(&session.sandbox.id)).await {
+        session.record_sample(stats);
+    }
+}
 
 pub(super) async fn supervise(sessions: Arc<Sessions>, session: Arc<Session>) {
     let config = &sessions.config;
@@ -19,6 +32,9 @@ pub(super) async fn supervise(sessions: Arc<Sessions>, session: Arc<Session>) {
     let lifetime_limit = config.scaled(Duration::from_secs(session.target.lifecycle.max_lifetime_secs));
     let ended = session.ended_signal();
     let mut failed_pings = 0u32;
+    // The history starts with the session (a warm spare's counter already holds its own start).
+    sample(&sessions, &session).await;
+    let mut sampled = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
@@ -46,6 +62,10 @@ pub(super) async fn supervise(sessions: Arc<Sessions>, session: Arc<Session>) {
         } else if let Some(reason) = sessions.crashed(&session).await {
             sessions.end_logged(&session, reason).await;
             return;
+        }
+        if sampled.elapsed() >= MIN_SAMPLE_INTERVAL {
+            sample(&sessions, &session).await;
+            sampled = tokio::time::Instant::now();
         }
         if session.started_at.elapsed() >= lifetime_limit {
             sessions.end(&session, EndReason::MaxLifetime);

@@ -724,6 +724,10 @@ def test_dashboard_shows_memories_with_their_events_and_records(emu, control, da
     wait_records(data, memory["id"], 1, namespace="/f/gil/")
     home = urllib.request.urlopen(f"{emu.url}/_agentcore-local/").read().decode()
     assert "<h2>Memories (1)</h2>" in home and "dash_memory" in home and memory["id"] in home
+    recent_events = home.split('id="memory-events"')[1].split("</table>")[0]
+    recent_records = home.split('id="memory-records"')[1].split("</table>")[0]
+    assert "antique brass compasses" in recent_events and "gil" in recent_events and "dash_memory" in recent_events
+    assert "I collect antique brass compasses." in recent_records and "/f/gil/" in recent_records
     page = urllib.request.urlopen(f"{emu.url}/_agentcore-local/memory?id={memory['id']}").read().decode()
     events = page.split('id="events"')[1].split("</table>")[0]
     records = page.split('id="records"')[1].split("</table>")[0]

@@ -18,10 +18,6 @@ pub fn is_browser_path(method: &http::Method, path: &str) -> bool {
         || (method == http::Method::GET && (path == AUTHORIZE_PATH || path.starts_with(CALLBACK_PATH)))
 }
 
-fn query_pairs(query: &str) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(query.as_bytes()).into_owned().collect()
-}
-
 fn escape(s: &str) -> String {
     quick_xml::escape::escape(s).into_owned()
 }
@@ -94,7 +90,7 @@ pub async fn handle(
         let req = IssuerRequest { method, path: rest, query, headers, body };
         return endpoints::handle(identity.issuer(), identity, req, now_secs()).await;
     }
-    let params = query_pairs(query);
+    let params = crate::kernel::query::form_pairs(query);
     if path == AUTHORIZE_PATH {
         let Some((_, request_uri)) = params.iter().find(|(k, _)| k == "request_uri") else {
             return render(BrowserOutcome::Page {

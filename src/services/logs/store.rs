@@ -376,6 +376,11 @@ impl LogStore {
         (events, next)
     }
 
+    /// The last `n` events of a stream, read from the end of its file (its size does not matter).
+    pub fn last_events(&self, group: &str, stream: &str, n: usize) -> Vec<LogEvent> {
+        tail_events(&self.stream_file(group, stream), n).unwrap_or_default()
+    }
+
     /// Delete a group's files (the runtime is gone).
     pub fn delete_group(&self, group: &str) {
         let _ = std::fs::remove_dir_all(self.group_dir(group));
@@ -416,6 +421,35 @@ fn read_events(path: &Path) -> std::io::Result<Vec<(u64, LogEvent)>> {
         offset += n as u64;
     }
     Ok(out)
+}
+
+/// The last `n` complete lines of a stream file as events, reading blocks backwards from its end
+/// until they hold more than `n` line ends.
+fn tail_events(path: &Path, n: usize) -> std::io::Result<Vec<LogEvent>> {
+    const BLOCK: u64 = 64 * 1024;
+    let mut file = File::open(path)?;
+    let mut start = file.metadata()?.len();
+    let mut tail: Vec<u8> = Vec::new();
+    let mut line_ends = 0;
+    while start > 0 && line_ends <= n {
+        let from = start.saturating_sub(BLOCK);
+        let mut block = vec![0; (start - from) as usize];
+        file.seek(SeekFrom::Start(from))?;
+        std::io::Read::read_exact(&mut file, &mut block)?;
+        line_ends += block.iter().filter(|b| **b == b'\n').count();
+        block.extend_from_slice(&tail);
+        tail = block;
+        start = from;
+    }
+    let text = String::from_utf8_lossy(&tail);
+    // A line still being written (no line end yet) is left for later, as `read_events` does; read
+    // from the middle of the file, the first line may have begun before the tail.
+    let mut lines: Vec<&str> = text.split_inclusive('\n').filter(|l| l.ends_with('\n')).collect();
+    if start > 0 && !lines.is_empty() {
+        lines.remove(0);
+    }
+    let skip = lines.len().saturating_sub(n);
+    Ok(lines[skip..].iter().filter_map(|l| serde_json::from_str(l.trim_end()).ok()).collect())
 }
 
 /// CloudWatch Logs' filter pattern for unstructured text.
@@ -505,6 +539,23 @@ mod tests {
         logs.delete_group(&group);
         assert!(logs.groups().is_empty());
         assert_eq!(std::fs::read_dir(&logs.root).unwrap().count(), 0, "the group's name file goes with it");
+    }
+
+    #[test]
+    fn the_last_events_are_read_from_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = LogStore::new(dir.path().to_path_buf(), 1 << 30).scoped("123456789012", "us-east-1");
+        let (group, stream) = ("/aws/bedrock-agentcore/runtimes/t-DEFAULT", "2026/12/02/[runtime-logs]s");
+        assert!(logs.last_events(group, stream, 5).is_empty(), "no file yet");
+        let events: Vec<LogEvent> =
+            (0..5000).map(|i| ev(i, &format!("line {i} {}", "x".repeat(i as usize % 97)))).collect();
+        logs.append(group, stream, &events).unwrap();
+        for n in [0, 1, 7, 200, 4999, 5000, 6000] {
+            let want: Vec<String> =
+                events[events.len().saturating_sub(n)..].iter().map(|e| e.message.clone()).collect();
+            let got: Vec<String> = logs.last_events(group, stream, n).into_iter().map(|e| e.message).collect();
+            assert_eq!(got, want, "last {n}");
+        }
     }
 
     #[test]

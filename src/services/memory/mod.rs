@@ -35,7 +35,7 @@ use crate::kernel::store::{Store, Tx};
 use crate::services::runtime::domain::Caller;
 pub use extraction::{MemoryModel, ModelRequest};
 pub use ids::parse_memory_arn;
-pub use overview::{MemoryDetail, MemoryOverview};
+pub use overview::{MemoryActivity, MemoryDetail, MemoryName, MemoryOverview};
 pub use strategies::Strategy;
 pub use tables::schema::SchemaError;
 use tables::Db;

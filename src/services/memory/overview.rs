@@ -25,6 +25,20 @@ pub struct MemoryDetail {
     pub records: Vec<RecordRow>,
 }
 
+/// The latest events and records across memories (the dashboard's recent memory activity), each
+/// with the id and name of its memory.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryActivity {
+    pub events: Vec<(MemoryName, EventRow)>,
+    pub records: Vec<(MemoryName, RecordRow)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryName {
+    pub id: String,
+    pub name: String,
+}
+
 impl MemoryService {
     pub async fn overview(&self) -> Result<Vec<MemoryOverview>> {
         self.store()
@@ -42,6 +56,31 @@ impl MemoryService {
                         })
                     })
                     .collect()
+            })
+            .await
+    }
+
+    /// The latest `limit` events and records of all memories, whatever account they are in.
+    pub async fn recent_activity(&self, limit: usize) -> Result<MemoryActivity> {
+        self.store()
+            .read(move |tx| {
+                let db = Db::new(tx.txn);
+                let now = time::now_ms();
+                let names: std::collections::HashMap<String, String> =
+                    db.all_memories()?.into_iter().map(|m| (m.id, m.name)).collect();
+                let named = |id: String| MemoryName { name: names.get(&id).cloned().unwrap_or_default(), id };
+                Ok(MemoryActivity {
+                    events: db
+                        .latest_events_everywhere(now, limit)?
+                        .into_iter()
+                        .map(|(id, e)| (named(id), e))
+                        .collect(),
+                    records: db
+                        .latest_records_everywhere(now, limit)?
+                        .into_iter()
+                        .map(|(id, r)| (named(id), r))
+                        .collect(),
+                })
             })
             .await
     }

@@ -549,6 +549,18 @@ impl<'a> Db<'a> {
         )
     }
 
+    /// The latest `limit` events of every memory, newest first, each with its memory's id. (`+`
+    /// keeps SQLite on the primary key, read backwards, instead of sorting the expiry index.)
+    pub fn latest_events_everywhere(&self, now: i64, limit: usize) -> Result<Vec<(String, EventRow)>> {
+        self.all(
+            &format!(
+                "SELECT {EVENT_COLS}, memory_id FROM memory_events WHERE +expires_at > ?1 ORDER BY seq DESC LIMIT ?2"
+            ),
+            params![now, limit as i64],
+            |r| Ok((r.get(10)?, event_row(r)?)),
+        )
+    }
+
     pub fn purge_expired_events(&self, now: i64) -> Result<usize> {
         self.exec("DELETE FROM memory_events WHERE expires_at <= ?1", params![now])
     }
@@ -684,6 +696,18 @@ impl<'a> Db<'a> {
             ),
             params![memory_id, now, limit as i64],
             record_row,
+        )
+    }
+
+    /// The latest `limit` records of every memory, newest first, each with its memory's id.
+    pub fn latest_records_everywhere(&self, now: i64, limit: usize) -> Result<Vec<(String, RecordRow)>> {
+        self.all(
+            &format!(
+                "SELECT {RECORD_COLS}, r.memory_id FROM memory_records r WHERE (r.expires_at IS NULL OR +r.expires_at > ?1) \
+                 ORDER BY r.seq DESC LIMIT ?2"
+            ),
+            params![now, limit as i64],
+            |r| Ok((r.get(10)?, record_row(r)?)),
         )
     }
 

@@ -148,7 +148,7 @@ pub async fn protected_resource_metadata(
     raw_query: &str,
     request_id: &str,
 ) -> Response<Body> {
-    let query = crate::kernel::input::query_pairs(raw_query);
+    let query = crate::kernel::query::form_pairs(raw_query);
     let param = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let caller = caller_of_label(state, &label, param("accountId").as_deref());
     let target = match state.control.resolve_invocation(caller, label, param("accountId"), param("qualifier")).await {

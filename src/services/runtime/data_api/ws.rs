@@ -19,7 +19,7 @@ use super::{headers, sessions};
 use crate::app::auth;
 use crate::app::AppState;
 use crate::kernel::error::{Error, ErrorKind, Result};
-use crate::kernel::input::query_pairs;
+use crate::kernel::query::form_pairs;
 use crate::kernel::response::{self, Body};
 use crate::kernel::sigv4::verify::header;
 use crate::services::runtime::domain::protocol::ServerProtocol;
@@ -68,7 +68,7 @@ async fn upgrade(
         headers: &headers,
     };
     let sigv4 = || auth::authenticate(&state.config, &request_parts, b"").map_err(|e| auth::auth_error(&e));
-    let query = query_pairs(&raw_query);
+    let query = form_pairs(&raw_query);
     let param = |name: &str| query.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
     // SigV4 (headers or presigned URL), or a bearer token on a JWT-authorized runtime.
     let (target, principal) = match inbound::classify(&headers, &raw_query) {

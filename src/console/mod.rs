@@ -1,0 +1,149 @@
+//! Emulator-specific endpoints, outside every AWS path: `/metrics` (Prometheus),
+//! `/_agentcore-local/sessions` and `/_agentcore-local/invocations` (JSON),
+//! `/_agentcore-local/logs` (newline-delimited JSON, optionally followed), and a read-only
+//! dashboard at `/_agentcore-local/` (runtimes, sessions with their start phases and CPU and
+//! memory, warm spares, invocations, memories and their latest events, model calls; one page per
+//! session and per memory; `pages.rs`, drawn with `charts.rs`) whose pages follow
+//! `/_agentcore-local/events` (server-sent events, `live.rs`). Served to loopback clients, or to
+//! SigV4-signed requests from anywhere else.
+
+mod charts;
+mod live;
+mod pages;
+
+pub use live::max_event_streams;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use http::{HeaderValue, Response};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::kernel::error::{Error, ErrorKind};
+use crate::kernel::response::{self, Body, BoxError};
+
+pub const PREFIX: &str = "/_agentcore-local";
+
+/// The client's address, put on each request by the server.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
+pub fn is_local_path(path: &str) -> bool {
+    path == "/metrics" || path == PREFIX || path.starts_with(&format!("{PREFIX}/"))
+}
+
+fn text(status: u16, content_type: &'static str, body: String) -> Response<Body> {
+    let mut resp = Response::new(response::full(body));
+    *resp.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
+    resp.headers_mut().insert("content-type", HeaderValue::from_static(content_type));
+    resp
+}
+
+fn query(raw: &str) -> HashMap<String, String> {
+    crate::kernel::query::form_pairs(raw).into_iter().collect()
+}
+
+/// Serve a local endpoint. `allowed` says whether the caller may see it (loopback or signed).
+pub async fn handle(
+    state: &Arc<AppState>,
+    method: &str,
+    path: &str,
+    raw_query: &str,
+    allowed: bool,
+    request_id: &str,
+) -> Response<Body> {
+    if !allowed {
+        let e = Error::new(
+            ErrorKind::AccessDenied,
+            "agentcore-local's own endpoints answer loopback clients, or requests signed with SigV4 by a configured credential.",
+        );
+        return response::error(&e, request_id);
+    }
+    if method != "GET" {
+        return response::error(
+            &Error::new(ErrorKind::UnknownOperation, format!("{path} answers GET only.")),
+            request_id,
+        );
+    }
+    let q = query(raw_query);
+    match path.trim_end_matches('/') {
+        "/metrics" => {
+            let live: Vec<crate::observe::LiveSandbox> = match &state.sessions {
+                Some(s) => s
+                    .report(None)
+                    .await
+                    .sessions
+                    .into_iter()
+                    .filter(|r| r.ended_at_ms.is_none())
+                    .map(|r| crate::observe::LiveSandbox {
+                        runtime_id: r.runtime_id,
+                        session_id: r.session_id,
+                        cpu_seconds: r.cpu_seconds,
+                        memory_bytes: r.memory_bytes,
+                    })
+                    .collect(),
+                None => Vec::new(),
+            };
+            let mut body = state.observatory.prometheus(&live);
+            body.push_str(&state.bedrock.calls().prometheus());
+            text(200, "text/plain; version=0.0.4", body)
+        }
+        p if p == format!("{PREFIX}/sessions") => match &state.sessions {
+            Some(s) => response::json(
+                200,
+                &serde_json::to_value(s.report(q.get("account").map(String::as_str)).await).unwrap_or_default(),
+                request_id,
+            ),
+            None => response::json(200, &json!({"sessions": [], "totals": []}), request_id),
+        },
+        p if p == format!("{PREFIX}/invocations") => {
+            let recent = state.observatory.recent();
+            response::json(200, &json!({ "invocations": recent }), request_id)
+        }
+        p if p == format!("{PREFIX}/model-calls") => {
+            response::json(200, &json!({ "modelCalls": state.bedrock.calls().recent() }), request_id)
+        }
+        p if p == format!("{PREFIX}/logs") => logs(state, &q),
+        p if p == format!("{PREFIX}/events") => live::events(state, &q, request_id),
+        p if p == PREFIX => page(state, pages::View::Dashboard).await,
+        p if p == format!("{PREFIX}/session") => {
+            let get = |k: &str| q.get(k).cloned().unwrap_or_default();
+            page(state, pages::View::Session { runtime: get("runtime"), session: get("session") }).await
+        }
+        p if p == format!("{PREFIX}/memory") => {
+            page(state, pages::View::Memory { id: q.get("id").cloned().unwrap_or_default() }).await
+        }
+        _ => response::error(&Error::not_found(format!("No agentcore-local page at {path}.")), request_id),
+    }
+}
+
+/// Newline-delimited JSON events of a runtime's sessions (all, or `session`), ordered by time;
+/// with `follow=true` the response stays open and new lines are sent as the agent writes them.
+fn logs(state: &AppState, q: &HashMap<String, String>) -> Response<Body> {
+    let Some(store) = state.logs.clone() else {
+        return text(404, "text/plain", "no agent logs are kept (--sandbox none)\n".into());
+    };
+    let Some(runtime) = q.get("runtime").cloned() else {
+        return text(400, "text/plain", "pass ?runtime=<agent runtime id>\n".into());
+    };
+    let session = q.get("session").cloned();
+    let follow = q.get("follow").is_some_and(|v| v == "true" || v == "1");
+    let stream =
+        futures_util::StreamExt::map(crate::services::logs::tail_runtime(store, runtime, session, follow), |chunk| {
+            Ok::<_, BoxError>(Frame::data(chunk))
+        });
+    let mut resp = Response::new(StreamBody::new(stream).boxed_unsync());
+    resp.headers_mut().insert("content-type", HeaderValue::from_static("application/x-ndjson"));
+    resp
+}
+
+/// A dashboard page, whole (its body is refreshed from `/events` afterwards).
+async fn page(state: &AppState, view: pages::View) -> Response<Body> {
+    let (title, body) = pages::render(state, &view).await;
+    let mut resp = text(200, "text/html; charset=utf-8", pages::document(&title, &view, body).into_string());
+    resp.headers_mut().insert("cache-control", HeaderValue::from_static("no-store"));
+    resp
+}
