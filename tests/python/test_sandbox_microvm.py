@@ -111,8 +111,8 @@ def test_invoke_runs_the_agent_in_its_own_vm(stack):
     cmdline = Path(f"/proc/{record['pid']}/cmdline").read_bytes().split(b"\0")
     assert b"qemu-system-x86_64" in cmdline[0] and b"microvm" in cmdline
     assert who["hostname"] and vm_id.endswith(who["hostname"]), (vm_id, who["hostname"])
-    # The guest reaches the emulator's sandbox listener through QEMU's alias for the host.
-    assert who["env"]["AWS_ENDPOINT_URL"].startswith("http://10.0.2.2:"), who["env"]
+    # The guest reaches the emulator through QEMU's alias for the host, on its VM's own port.
+    assert who["env"]["AWS_ENDPOINT_URL"] == f"http://10.0.2.2:{record['relay']['port']}", who["env"]
     assert who["env"]["AWS_REGION"] == REGION
     # No container: the session is the VM.
     assert session_containers(sid) == []
@@ -128,6 +128,39 @@ def test_invoke_runs_the_agent_in_its_own_vm(stack):
         events = logs.filter_log_events(logGroupName=group).get("events", [])
         return any(marker in e["message"] for e in events)
     wait_until(captured, 30, interval=0.5, message="the agent's line in CloudWatch Logs")
+
+
+def imds_credentials(port):
+    """The IMDSv2 exchange an SDK in the guest makes, through the VM's own port (what the guest
+    reaches at 10.0.2.2:PORT is this 127.0.0.1 port)."""
+    import urllib.request
+    base = f"http://127.0.0.1:{port}/latest"
+    token = urllib.request.urlopen(urllib.request.Request(
+        f"{base}/api/token", method="PUT", headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"}), timeout=10).read()
+    headers = {"X-aws-ec2-metadata-token": token.decode()}
+    get = lambda path: urllib.request.urlopen(urllib.request.Request(f"{base}{path}", headers=headers), timeout=10).read()
+    role = get("/meta-data/iam/security-credentials/").decode().strip()
+    return role, json.loads(get(f"/meta-data/iam/security-credentials/{role}"))
+
+
+def test_each_vm_gets_its_own_way_to_the_metadata_service(stack):
+    a, b = new_session_id("mvm-imds-a"), new_session_id("mvm-imds-b")
+    wa, wb = stack.invoke(a, {"action": "whoami"}), stack.invoke(b, {"action": "whoami"})
+    (_, ra), (_, rb) = stack.vm_of(a), stack.vm_of(b)
+    assert ra["relay"]["port"] != rb["relay"]["port"] and ra["relay"]["source"] != rb["relay"]["source"]
+    for who, record in ((wa, ra), (wb, rb)):
+        port = record["relay"]["port"]
+        assert who["env"]["AWS_ENDPOINT_URL"] == f"http://10.0.2.2:{port}"
+        assert who["env"]["AWS_EC2_METADATA_SERVICE_ENDPOINT"] == f"http://10.0.2.2:{port}/"
+    role_a, creds_a = imds_credentials(ra["relay"]["port"])
+    role_b, creds_b = imds_credentials(rb["relay"]["port"])
+    assert role_a == role_b == "AgentRole"
+    assert creds_a["AccessKeyId"] and creds_a["AccessKeyId"] != creds_b["AccessKeyId"]
+    # The credentials work against the emulator, as the role.
+    sts = boto3.session.Session().client(
+        "sts", endpoint_url=stack.emu.url, region_name=REGION, aws_access_key_id=creds_a["AccessKeyId"],
+        aws_secret_access_key=creds_a["SecretAccessKey"], aws_session_token=creds_a["Token"])
+    assert ":assumed-role/AgentRole/" in sts.get_caller_identity()["Arn"]
 
 
 def test_same_session_same_vm(stack):

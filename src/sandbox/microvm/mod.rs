@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
+use sha2::Digest;
 
 use super::docker::DockerBackend;
 use super::{
@@ -47,6 +48,17 @@ struct VmRecord {
     /// (port in the guest, port on 127.0.0.1).
     ports: Vec<(u16, u16)>,
     accel: String,
+    /// The VM's own way to the emulator's sandbox listener: a local port (which the guest reaches
+    /// at 10.0.2.2) relayed from a loopback address of its own, so the emulator tells VMs apart by
+    /// address as it tells containers apart (the metadata service answers each with its role).
+    #[serde(default)]
+    relay: Option<Relay>,
+}
+
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+struct Relay {
+    port: u16,
+    source: Ipv4Addr,
 }
 
 pub struct MicrovmBackend {
@@ -58,6 +70,10 @@ pub struct MicrovmBackend {
     root: PathBuf,
     builds: tokio::sync::Mutex<()>,
     boot_kernel: tokio::sync::OnceCell<PathBuf>,
+    /// The emulator's listener for sandboxes (learnt from `sandbox_url`).
+    door: std::sync::OnceLock<SocketAddr>,
+    /// Running relays by VM id.
+    relays: parking_lot::Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
 }
 
 /// The backend's directory: `$AGENTCORE_LOCAL_MICROVM_DIR`, else the user's cache directory.
@@ -78,6 +94,8 @@ impl MicrovmBackend {
             root,
             builds: tokio::sync::Mutex::new(()),
             boot_kernel: tokio::sync::OnceCell::new(),
+            door: std::sync::OnceLock::new(),
+            relays: parking_lot::Mutex::new(HashMap::new()),
         }
     }
 
@@ -128,6 +146,56 @@ impl MicrovmBackend {
             })
             .await
             .cloned()
+    }
+
+    /// A loopback address no other VM of this backend uses.
+    fn free_source(&self, id: &str) -> Ipv4Addr {
+        let taken: Vec<Ipv4Addr> = std::fs::read_dir(self.vms())
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| self.record(&e.file_name().to_string_lossy()))
+                    .filter_map(|r| r.relay.map(|x| x.source))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut seed: u32 = rand::random();
+        loop {
+            let h = sha2::Sha256::digest(format!("{id}/{seed}").as_bytes());
+            let candidate = Ipv4Addr::new(127, 100 + h[0] % 150, h[1], 1 + h[2] % 254);
+            if !taken.contains(&candidate) {
+                return candidate;
+            }
+            seed = seed.wrapping_add(1);
+        }
+    }
+
+    /// Starts relaying `listener` (the VM's port) to the emulator's listener from `source`.
+    fn spawn_relay(&self, id: &str, listener: tokio::net::TcpListener, source: Ipv4Addr) {
+        let Some(door) = self.door.get().copied() else { return };
+        let task = tokio::spawn(relay(listener, source, door));
+        if let Some(old) = self.relays.lock().insert(id.to_string(), task) {
+            old.abort();
+        }
+    }
+
+    fn stop_relay(&self, id: &str) {
+        if let Some(task) = self.relays.lock().remove(id) {
+            task.abort();
+        }
+    }
+
+    /// After a restart: a running VM's relay comes back on the port its guest already uses.
+    async fn resume_relay(&self, record: &VmRecord) {
+        let Some(r) = record.relay else { return };
+        if self.relays.lock().contains_key(&record.id) {
+            return;
+        }
+        match tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, r.port)).await {
+            Ok(listener) => self.spawn_relay(&record.id, listener, r.source),
+            Err(e) => {
+                tracing::warn!(vm = %record.id, port = r.port, error = %e, "cannot resume the VM's way to the emulator")
+            }
+        }
     }
 
     async fn kill(&self, id: &str, grace: Duration) {
@@ -182,15 +250,39 @@ impl MicrovmBackend {
             let _ = std::fs::remove_dir_all(&dir);
             SandboxError::Failed(message)
         };
-        let config = guest_config(spec, &rootfs.config).map_err(&fail)?;
+        // The VM's own port to the emulator: the guest's URLs name it instead of the shared one.
+        let mut relay_listener = None;
+        let mut relay = None;
+        let mut spec_env = spec.env.clone();
+        if let Some(door) = self.door.get() {
+            let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                .await
+                .map_err(|e| fail(format!("no free local port: {e}")))?;
+            let port = listener.local_addr().map_err(|e| fail(e.to_string()))?.port();
+            let (shared, own) = (self.sandbox_url(*door), format!("http://{GUEST_HOST_ADDRESS}:{port}"));
+            for (_, v) in spec_env.iter_mut() {
+                if v.starts_with(&shared) {
+                    *v = v.replacen(&shared, &own, 1);
+                }
+            }
+            relay = Some(Relay { port, source: self.free_source(&id) });
+            relay_listener = Some(listener);
+        }
+        let config = guest_config(&SandboxSpec { env: spec_env, ..spec.clone() }, &rootfs.config).map_err(&fail)?;
         std::fs::write(dir.join("config.sh"), config).map_err(|e| fail(format!("cannot write the VM config: {e}")))?;
         let mut ports = Vec::new();
         for guest in &spec.ports {
             ports.push((*guest, free_port().map_err(|e| fail(format!("no free local port: {e}")))?));
         }
         let accel = self.host.accel();
-        let mut record =
-            VmRecord { id: id.clone(), pid: 0, labels: spec.labels.clone(), ports, accel: accel.as_str().into() };
+        let mut record = VmRecord {
+            id: id.clone(),
+            pid: 0,
+            labels: spec.labels.clone(),
+            ports,
+            accel: accel.as_str().into(),
+            relay,
+        };
         write_record(&dir, &record).map_err(&fail)?;
         let created = t0.elapsed();
         let args = qemu_args(&dir, &boot, &rootfs.initrd, spec, &record.ports, accel);
@@ -209,12 +301,15 @@ impl MicrovmBackend {
         }
         record.pid = read_pid(&dir).ok_or_else(|| fail("QEMU started without writing its pid file".into()))?;
         write_record(&dir, &record).map_err(&fail)?;
+        if let (Some(listener), Some(r)) = (relay_listener, relay) {
+            self.spawn_relay(&id, listener, r.source);
+        }
         let started = t0.elapsed();
         tracing::debug!(vm = %id, pid = record.pid, accel = accel.as_str(), ms = started.as_millis() as u64, "microVM started");
         Ok(SandboxHandle {
             id,
             ports: handle_ports(&record),
-            address: None,
+            address: record.relay.map(|r| IpAddr::V4(r.source)),
             timings: StartTimings { created: Some(created), started: Some(started) },
         })
     }
@@ -530,6 +625,7 @@ impl SandboxBackend for MicrovmBackend {
     fn stop<'a>(&'a self, id: &'a str, grace: Duration) -> BoxFuture<'a, Result<(), SandboxError>> {
         Box::pin(async move {
             self.kill(id, grace).await;
+            self.stop_relay(id);
             if let Some(dir) = self.vm_dir(id) {
                 if let Err(e) = std::fs::remove_dir_all(&dir) {
                     if e.kind() != std::io::ErrorKind::NotFound {
@@ -565,11 +661,14 @@ impl SandboxBackend for MicrovmBackend {
                     continue;
                 };
                 let running = self.live_pid(&id).is_some();
+                if running {
+                    self.resume_relay(&record).await;
+                }
                 out.push(OwnedSandbox {
                     handle: SandboxHandle {
                         id: record.id.clone(),
                         ports: handle_ports(&record),
-                        address: None,
+                        address: record.relay.map(|r| IpAddr::V4(r.source)),
                         timings: StartTimings::default(),
                     },
                     labels: record.labels,
@@ -585,7 +684,39 @@ impl SandboxBackend for MicrovmBackend {
     }
 
     fn sandbox_url(&self, bound: SocketAddr) -> String {
+        let _ = self.door.set(bound);
         format!("http://{GUEST_HOST_ADDRESS}:{}", bound.port())
+    }
+}
+
+/// Relays every connection the guest opens to its port to the emulator's listener, from the VM's
+/// own loopback address (QEMU's user networking makes every guest connection come from 127.0.0.1).
+async fn relay(listener: tokio::net::TcpListener, source: Ipv4Addr, door: SocketAddr) {
+    loop {
+        let (mut inbound, peer) = match listener.accept().await {
+            Ok(a) => a,
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if !peer.ip().is_loopback() {
+            continue;
+        }
+        tokio::spawn(async move {
+            let connect = async {
+                let socket = tokio::net::TcpSocket::new_v4()?;
+                socket.bind(SocketAddr::from((source, 0)))?;
+                socket.connect(door).await
+            };
+            match connect.await {
+                Ok(mut outbound) => {
+                    let _ = outbound.set_nodelay(true);
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+                Err(e) => tracing::debug!(%source, error = %e, "cannot relay a VM's connection to the emulator"),
+            }
+        });
     }
 }
 
