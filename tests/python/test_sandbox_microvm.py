@@ -198,3 +198,21 @@ def test_stop_runtime_session_removes_the_vm_and_its_files(stack):
     assert stack.invoke(sid, {"action": "whoami"})["counter"] == 1
     new_id, _ = stack.vm_of(sid)
     assert new_id != vm_id
+
+
+def test_an_agent_that_exits_at_start_is_reported_with_its_last_lines(stack):
+    created = create_runtime(stack.control, "microvm_exits",
+                             environmentVariables={"AGENT_EXIT_ON_START": "3"})
+    rt = wait_for_status(stack.control, created["agentRuntimeId"])
+    sid = new_session_id("mvm-exit")
+    began = time.time()
+    with pytest.raises(stack.data.exceptions.RuntimeClientError) as e:
+        stack.data.invoke_agent_runtime(agentRuntimeArn=rt["agentRuntimeArn"], runtimeSessionId=sid,
+                                        payload=json.dumps({"action": "echo"}))
+    assert time.time() - began < 120, "a crashed start must not wait for the whole start-up budget"
+    message = e.value.response["Error"]["Message"]
+    assert "exited with code 3" in message, message
+    assert "ImportError: test-agent was told to fail at start-up" in message, message
+    # The VM is gone with its files.
+    wait_until(lambda: not [r for r in stack.vms().values()
+                            if r["labels"].get("agentcore-local.session-id") == sid], 30, message="the VM removed")

@@ -191,7 +191,7 @@ fn find_kernel() -> Option<Kernel> {
             })
         })
         .collect();
-    found.sort_by(|a, b| natural_key(&a.version).cmp(&natural_key(&b.version)));
+    found.sort_by_key(|k| natural_key(&k.version));
     found.pop()
 }
 

@@ -171,7 +171,9 @@ fn apply_layer(layer: &Path, rootfs: &Path) -> Result<(), String> {
     let file = std::fs::File::open(layer).map_err(|e| format!("{}: {e}", layer.display()))?;
     let mut archive = tar::Archive::new(file);
     archive.set_preserve_permissions(true);
-    archive.set_preserve_ownerships(true);
+    // Owners as in the image where we may set them (root); otherwise the files are ours.
+    // SAFETY: geteuid has no side effects.
+    archive.set_preserve_ownerships(unsafe { libc::geteuid() } == 0);
     archive.set_overwrite(true);
     let entries = archive.entries().map_err(|e| format!("layer {}: {e}", layer.display()))?;
     for entry in entries {
@@ -203,7 +205,10 @@ fn apply_layer(layer: &Path, rootfs: &Path) -> Result<(), String> {
                 remove_any(&target);
             }
         }
-        entry.unpack_in(rootfs).map_err(|e| format!("unpacking {} of {}: {e}", path.display(), layer.display()))?;
+        entry.unpack_in(rootfs).map_err(|e| {
+            let cause = std::error::Error::source(&e).map(|c| format!(" ({c})")).unwrap_or_default();
+            format!("unpacking {} of {}: {e}{cause}", path.display(), layer.display())
+        })?;
     }
     Ok(())
 }
@@ -240,7 +245,7 @@ fn write_cpio(root: &Path, out: &Path) -> std::io::Result<()> {
             stack.extend(children);
         }
     }
-    cpio_header(&mut w, "TRAILER!!!", 0, 0, 0, 0, 1, 0, 0, 0)?;
+    cpio_header(&mut w, "TRAILER!!!", 0, 0, 0, 0, 1, 0, 0, (0, 0))?;
     w.flush()
 }
 
@@ -249,29 +254,16 @@ fn write_entry(w: &mut impl Write, rel: &Path, full: &Path, meta: &std::fs::Meta
     let name = rel.to_string_lossy();
     let mode = meta.mode();
     let ft = meta.file_type();
-    let data: Vec<u8> = if ft.is_symlink() {
-        std::fs::read_link(full)?.to_string_lossy().as_bytes().to_vec()
-    } else if ft.is_file() {
-        Vec::new()
-    } else {
-        Vec::new()
-    };
+    // A symlink's data is its target; a file's is streamed below.
+    let data: Vec<u8> =
+        if ft.is_symlink() { std::fs::read_link(full)?.to_string_lossy().as_bytes().to_vec() } else { Vec::new() };
     let size = if ft.is_file() { meta.len() } else { data.len() as u64 };
     let nlink = if ft.is_dir() { 2 } else { 1 };
+    // Linux's dev_t: major in bits 8-19 and 32-43, minor in bits 0-7 and 20-31.
     let rdev = meta.rdev();
-    let (rmaj, rmin) = (((rdev >> 8) & 0xfff) as u32, ((rdev & 0xff) | ((rdev >> 12) & 0xfff00)) as u32);
-    cpio_header(
-        w,
-        &name,
-        ino,
-        mode,
-        meta.uid(),
-        meta.gid(),
-        nlink,
-        meta.mtime().max(0) as u32,
-        size,
-        rmaj << 20 | rmin,
-    )?;
+    let rmaj = ((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff);
+    let rmin = (rdev & 0xff) | ((rdev >> 12) & !0xff);
+    cpio_header(w, &name, ino, mode, meta.uid(), meta.gid(), nlink, meta.mtime().max(0) as u32, size, (rmaj, rmin))?;
     if ft.is_file() {
         let mut f = std::fs::File::open(full)?;
         let copied = std::io::copy(&mut f, w)?;
@@ -295,9 +287,9 @@ fn cpio_header(
     nlink: u32,
     mtime: u32,
     size: u64,
-    rdev: u32,
+    (rmaj, rmin): (u64, u64),
 ) -> std::io::Result<()> {
-    let (rmaj, rmin) = (rdev >> 20, rdev & 0xfffff);
+    let (rmaj, rmin) = (rmaj as u32, rmin as u32);
     let header = format!(
         "070701{ino:08x}{mode:08x}{uid:08x}{gid:08x}{nlink:08x}{mtime:08x}{size:08x}{:08x}{:08x}{rmaj:08x}{rmin:08x}{:08x}{:08x}",
         0,
@@ -348,6 +340,9 @@ mod tests {
                 let mut h = tar::Header::new_gnu();
                 h.set_size(data.len() as u64);
                 h.set_mode(0o644);
+                h.set_uid(0);
+                h.set_gid(0);
+                h.set_mtime(0);
                 h.set_cksum();
                 b.append_data(&mut h, p, *data).unwrap();
             }
