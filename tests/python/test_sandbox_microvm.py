@@ -216,3 +216,37 @@ def test_an_agent_that_exits_at_start_is_reported_with_its_last_lines(stack):
     # The VM is gone with its files.
     wait_until(lambda: not [r for r in stack.vms().values()
                             if r["labels"].get("agentcore-local.session-id") == sid], 30, message="the VM removed")
+
+
+def test_kept_vms_survive_a_restart_and_are_re_adopted(tmp_path):
+    """--keep-sessions leaves the VM running (QEMU is daemonized); the next emulator on the same
+    data dir finds it by its record, re-adopts it (same VM, same agent process) and gives it back
+    its way to the emulator; that emulator's plain shutdown then removes it."""
+    vm_root = tmp_path / "vms-root"
+    env = dict(os.environ, AGENTCORE_LOCAL_MICROVM_DIR=str(vm_root))
+    args = ["--sandbox", "microvm", "--startup-timeout", "240"]
+    first = Emulator(data_dir=tmp_path / "state", extra_args=args + ["--keep-sessions"], env=env)
+    first.start(tmp_path / "first.log")
+    second = None
+    try:
+        control = slow_client(first.url, "bedrock-agentcore-control")
+        created = create_runtime(control, "microvm_kept")
+        rt = wait_for_status(control, created["agentRuntimeId"])
+        stack = Stack(first, vm_root, control, slow_client(first.url, "bedrock-agentcore"), rt)
+        sid = new_session_id("mvm-kept")
+        before = stack.invoke(sid, {"action": "whoami"})
+        vm_id, record = stack.vm_of(sid)
+        assert first.stop() == 0
+        assert alive(record["pid"]), "--keep-sessions must leave the VM running"
+        second = Emulator(data_dir=tmp_path / "state", extra_args=args, env=env).start(tmp_path / "second.log")
+        stack = Stack(second, vm_root, None, slow_client(second.url, "bedrock-agentcore"), rt)
+        after = stack.invoke(sid, {"action": "whoami"})
+        assert (after["hostname"], after["pid"], after["counter"]) == (before["hostname"], before["pid"], 2)
+        assert stack.vm_of(sid)[0] == vm_id
+        assert imds_credentials(record["relay"]["port"])[0] == "AgentRole", "the VM's relay did not come back"
+    finally:
+        first.stop()
+        if second:
+            second.stop()
+    assert not alive(record["pid"])
+    assert not (vm_root / "vms" / vm_id).exists()
