@@ -22,6 +22,10 @@ pub enum AuthMode {
 pub enum SandboxKind {
     /// One Docker container per runtime session.
     Docker,
+    /// One QEMU microVM per runtime session (KVM where it truly works, otherwise QEMU's emulator).
+    Microvm,
+    /// A microVM per session where KVM truly works, otherwise a Docker container.
+    Auto,
     /// No execution: the control plane only; invocations are refused.
     None,
 }

@@ -43,6 +43,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check what the sandbox backends need on this host (QEMU, a guest kernel, busybox, KVM for
+    /// microVMs; Docker for containers) and print the command that installs what is missing.
+    Doctor,
     /// Print an agent runtime's logs (every session's stdout and stderr), optionally following.
     Logs {
         /// The agent runtime id, e.g. my_agent-AbCdEf1234.
@@ -105,7 +108,9 @@ struct ServeArgs {
     /// Log filter, e.g. info, debug, agentcore_local=trace.
     #[arg(long, env = "AGENTCORE_LOCAL_LOG_LEVEL", default_value = "info")]
     log_level: String,
-    /// Where sessions run: docker (one container per session) or none (control plane only).
+    /// Where sessions run: docker (one container per session), microvm (one QEMU microVM per session;
+    /// KVM where it truly works, otherwise QEMU's much slower emulator), auto (microvm where KVM
+    /// works, else docker) or none (control plane only). `agentcore-local doctor` checks the host.
     #[arg(long, env = "AGENTCORE_LOCAL_SANDBOX", value_enum, default_value = "docker")]
     sandbox: SandboxKind,
     /// Active runtime sessions per account (ServiceQuotaExceededException beyond).
@@ -349,6 +354,24 @@ fn main() {
             };
             if let Err(e) = result {
                 eprintln!("agentcore-local: {e}");
+                std::process::exit(1);
+            }
+            return;
+        }
+        Command::Doctor => {
+            let host = agentcore_local::sandbox::microvm::host::Host::detect();
+            print!("{}", host.report());
+            let docker = std::process::Command::new("docker")
+                .args(["version", "--format", "{{.Server.Version}}"])
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+            match docker {
+                Some(v) => println!("\nDocker {v}: container sandboxes (--sandbox docker) work; microVMs take their images from its store."),
+                None => println!("\nDocker is not reachable: --sandbox docker cannot run, and microVMs have no image store (Debian: apt-get install -y docker.io)."),
+            }
+            if !host.ready() {
                 std::process::exit(1);
             }
             return;

@@ -16,6 +16,7 @@ use crate::config::{Config, SandboxKind};
 use crate::front_door::{self, AppState};
 use crate::kernel::store::{OpenError, Store};
 use crate::sandbox::docker::DockerBackend;
+use crate::sandbox::microvm::{self, host::Host, MicrovmBackend};
 use crate::sandbox::SandboxBackend;
 use crate::services::bedrock::Bedrock;
 use crate::services::identity::Identity;
@@ -144,6 +145,41 @@ impl crate::services::memory::MemoryModel for ExtractionModel {
     }
 }
 
+/// The sandbox backend `kind` asks for, said once in the log (the microVM accelerator too).
+/// `auto` takes a microVM only where KVM truly works; under QEMU's emulator only when asked.
+fn backend(kind: SandboxKind) -> Option<Arc<dyn SandboxBackend>> {
+    let microvm = |host: Host| {
+        let backend = MicrovmBackend::new(host, microvm::default_root());
+        tracing::info!(accel = backend.accel().as_str(), "sessions run in QEMU microVMs");
+        if let Some(why) = backend_missing(&backend) {
+            tracing::warn!("{why}");
+        }
+        Some(Arc::new(backend) as Arc<dyn SandboxBackend>)
+    };
+    match kind {
+        SandboxKind::None => None,
+        SandboxKind::Docker => Some(Arc::new(DockerBackend::new())),
+        SandboxKind::Microvm => microvm(Host::detect()),
+        SandboxKind::Auto => {
+            let host = Host::detect();
+            if host.ready() && host.kvm.is_ok() {
+                microvm(host)
+            } else {
+                let why = match &host.kvm {
+                    Err(e) => format!("KVM is not usable: {e}"),
+                    Ok(()) => host.missing_message(),
+                };
+                tracing::info!("sessions run in Docker containers (--sandbox auto: {why})");
+                Some(Arc::new(DockerBackend::new()))
+            }
+        }
+    }
+}
+
+fn backend_missing(backend: &MicrovmBackend) -> Option<String> {
+    backend.missing().map(|m| format!("microVM sessions cannot start until this is fixed: {m}"))
+}
+
 pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
     // First: a bad model script is the caller's mistake, reported before anything is opened.
     let bedrock = Arc::new(Bedrock::new(&config.model_provider).map_err(StartError::ModelProvider)?);
@@ -192,9 +228,8 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
     config.issued_credentials = Default::default();
     config.issued_credentials.install(credentials.clone());
     let mut sandbox_listener = None;
-    let (sessions, provisioner): (Option<Arc<Sessions>>, Arc<dyn Provisioner>) = match config.sandbox {
-        SandboxKind::Docker => {
-            let backend: Arc<dyn SandboxBackend> = Arc::new(DockerBackend::new());
+    let (sessions, provisioner): (Option<Arc<Sessions>>, Arc<dyn Provisioner>) = match backend(config.sandbox) {
+        Some(backend) => {
             let instance = instance_id(&store).await;
             let mut session_config = config.sessions.clone();
             session_config.persistent = config.data_dir.is_some();
@@ -204,7 +239,7 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
             sessions.set_emulator_url(format!("http://{addr}"));
             sandbox_listener = crate::sandbox_door::open(&sessions, &store, addr.port()).await;
             if let Some(bound) = sandbox_listener.as_ref().and_then(|l| l.local_addr().ok()) {
-                sessions.set_sandbox_url(format!("http://{bound}"));
+                sessions.set_sandbox_url(sessions.sandbox_url_for(bound));
             }
             sessions.recover(&control).await;
             sessions.spawn_pool_janitor();
@@ -212,7 +247,7 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
                 .with_code(Arc::new(ObjectsAsCode(objects.clone())), state_dir.path().join("code"));
             (Some(sessions), Arc::new(provisioner))
         }
-        SandboxKind::None => (None, Arc::new(ControlPlaneOnly)),
+        None => (None, Arc::new(ControlPlaneOnly)),
     };
     let reconciler = control.reconciler(provisioner);
     let logs = sessions.as_ref().map(|_| logs);

@@ -8,6 +8,7 @@
 
 pub mod docker;
 pub mod image;
+pub mod microvm;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -172,7 +173,7 @@ pub trait ExecHandle: Send + Sync {
     fn kill(&self) -> BoxFuture<'_, ()>;
 }
 
-/// One isolation technology (Docker today, a microVM next). Only `crate::sessions` (and the
+/// One isolation technology (Docker containers, QEMU microVMs). Only `crate::sessions` (and the
 /// runtime service's version preparation, for its one-shot jobs) call a backend.
 ///
 /// Ownership: every sandbox is started with the spec's `labels`, and `list_owned` must return them
@@ -205,4 +206,10 @@ pub trait SandboxBackend: Send + Sync + 'static {
     /// The host's address as sandboxes reach it (the emulator listens there for their AWS calls
     /// and metadata requests, and nowhere else beyond its own listener).
     fn host_address<'a>(&'a self) -> BoxFuture<'a, Result<IpAddr, SandboxError>>;
+    /// The URL sandboxes use for the emulator's listener bound at `bound` (an address on
+    /// `host_address`): Docker's containers reach the gateway address itself; a VM behind QEMU's
+    /// user networking names the host's loopback by its own alias (10.0.2.2).
+    fn sandbox_url(&self, bound: SocketAddr) -> String {
+        format!("http://{bound}")
+    }
 }

@@ -281,6 +281,12 @@ impl Sessions {
         self.backend.host_address().await
     }
 
+    /// How sandboxes name the listener bound at `bound` (the backend says: a VM may see the host
+    /// under another address).
+    pub fn sandbox_url_for(&self, bound: std::net::SocketAddr) -> String {
+        self.backend.sandbox_url(bound)
+    }
+
     fn table(&self) -> parking_lot::MutexGuard<'_, Table> {
         self.table.lock()
     }

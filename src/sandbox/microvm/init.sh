@@ -1,0 +1,51 @@
+#!/.agentcore/busybox sh
+# The guest's /init (agentcore-local's microVM backend): mounts, the virtio drivers, QEMU user
+# networking (10.0.2.15/24 via 10.0.2.2), then the session's command from the config QEMU hands
+# over through fw_cfg. Its own lines start with "agentcore-local-init:"; the agent's output goes to
+# the console, which the backend captures.
+B=/.agentcore/busybox
+say() { echo "agentcore-local-init: $*"; }
+$B mkdir -p /proc /sys /dev /tmp /etc
+$B mount -t proc proc /proc
+$B mount -t sysfs sysfs /sys
+$B mount -t devtmpfs devtmpfs /dev
+$B mkdir -p /dev/pts /dev/shm
+$B mount -t devpts devpts /dev/pts
+$B mount -t tmpfs -o mode=1777 tmpfs /dev/shm
+# virtio-mmio devices are announced on the kernel command line; insmod (unlike modprobe) does not
+# read module options from there.
+MMIO=""
+for a in $($B cat /proc/cmdline); do
+  case "$a" in virtio_mmio.device=*) MMIO="$MMIO device=${a#virtio_mmio.device=}" ;; esac
+done
+for m in virtio_ring virtio virtio_mmio failover net_failover virtio_net qemu_fw_cfg; do
+  if [ "$m" = virtio_mmio ]; then
+    $B insmod /.agentcore/modules/$m.ko $MMIO || say "insmod $m failed"
+  else
+    $B insmod /.agentcore/modules/$m.ko || say "insmod $m failed"
+  fi
+done
+$B ip link set lo up
+$B ip addr add 10.0.2.15/24 dev eth0
+$B ip link set eth0 up
+$B ip route add default via 10.0.2.2
+[ -s /etc/resolv.conf ] || echo "nameserver 10.0.2.3" > /etc/resolv.conf
+[ -s /etc/hosts ] || printf '127.0.0.1\tlocalhost\n::1\tlocalhost\n' > /etc/hosts
+CONFIG=/sys/firmware/qemu_fw_cfg/by_name/opt/agentcore/config/raw
+if [ ! -r "$CONFIG" ]; then
+  say "no session configuration (fw_cfg opt/agentcore/config)"
+  echo "agentcore-local-init: exit 127"
+  $B reboot -f
+fi
+# Sets AGENTCORE_HOSTNAME, AGENTCORE_WORKDIR and "$@" = NAME=VALUE... COMMAND ARGS...
+. "$CONFIG"
+$B hostname "$AGENTCORE_HOSTNAME"
+echo "$AGENTCORE_HOSTNAME" > /etc/hostname
+cd "$AGENTCORE_WORKDIR" || say "working directory $AGENTCORE_WORKDIR is missing"
+$B env -i "$@" &
+AGENT=$!
+wait $AGENT
+CODE=$?
+echo "agentcore-local-init: exit $CODE"
+$B sync
+$B reboot -f

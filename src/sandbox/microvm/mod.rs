@@ -1,0 +1,789 @@
+//! The microVM backend: one QEMU `microvm` machine per sandbox, KVM where it truly works, QEMU's
+//! emulator (TCG) elsewhere.
+//!
+//! - Images come from the local Docker image store (the same names as the Docker backend); each
+//!   becomes an initramfs once (`rootfs`), booted with the distribution's kernel (`kernel`) and
+//!   our own `/init` (`init.sh`).
+//! - A VM's session configuration (environment, command, working directory) reaches the guest
+//!   through fw_cfg; its console (the agent's stdout and stderr) is a file the backend reads.
+//! - Networking is QEMU's user mode: the agent's ports are forwarded from ephemeral 127.0.0.1
+//!   ports, and the guest reaches the host's loopback at 10.0.2.2.
+//! - Each VM has a directory `vms/<id>/` (record, console, config, pid file). There are no labels
+//!   to ask a daemon for, so the record keeps them: `list_owned` reads the records, and a QEMU
+//!   process outlives an emulator restart (it is daemonized) to be re-adopted or removed.
+//!   Stopping a VM kills its QEMU and removes the directory: nothing of a session survives.
+
+pub mod host;
+mod kernel;
+mod rootfs;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use futures_util::future::BoxFuture;
+use sha2::Digest;
+
+use super::docker::DockerBackend;
+use super::{
+    Exec, OutputLine, OutputStream, OwnedSandbox, SandboxBackend, SandboxError, SandboxHandle, SandboxSpec,
+    SandboxState, SandboxStats, StartTimings,
+};
+use host::{Accel, Host};
+
+/// How the guest names the host (QEMU user networking's gateway, forwarded to host loopback).
+pub const GUEST_HOST_ADDRESS: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
+/// The line our init prints when the agent's process ends.
+const EXIT_MARKER: &str = "agentcore-local-init: exit ";
+/// How often a followed console is read for new output.
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(100);
+
+/// What the backend keeps about a VM beside its files (`vms/<id>/vm.json`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct VmRecord {
+    id: String,
+    pid: u32,
+    labels: HashMap<String, String>,
+    /// (port in the guest, port on 127.0.0.1).
+    ports: Vec<(u16, u16)>,
+    accel: String,
+    /// The VM's own way to the emulator's sandbox listener: a local port (which the guest reaches
+    /// at 10.0.2.2) relayed from a loopback address of its own, so the emulator tells VMs apart by
+    /// address as it tells containers apart (the metadata service answers each with its role).
+    #[serde(default)]
+    relay: Option<Relay>,
+}
+
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+struct Relay {
+    port: u16,
+    source: Ipv4Addr,
+}
+
+pub struct MicrovmBackend {
+    host: Host,
+    /// Image names resolve exactly as with the Docker backend: the images live in its store.
+    images: DockerBackend,
+    docker: Result<bollard::Docker, String>,
+    /// `images/` (root filesystems), `kernel/` (the uncompressed kernel), `vms/` (one per VM).
+    root: PathBuf,
+    builds: tokio::sync::Mutex<()>,
+    boot_kernel: tokio::sync::OnceCell<PathBuf>,
+    /// The emulator's listener for sandboxes (learnt from `sandbox_url`).
+    door: std::sync::OnceLock<SocketAddr>,
+    /// Running relays by VM id.
+    relays: parking_lot::Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
+}
+
+/// The backend's directory: `$AGENTCORE_LOCAL_MICROVM_DIR`, else the user's cache directory.
+pub fn default_root() -> PathBuf {
+    std::env::var_os("AGENTCORE_LOCAL_MICROVM_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("agentcore-local/microvm"))
+}
+
+impl MicrovmBackend {
+    pub fn new(host: Host, root: PathBuf) -> MicrovmBackend {
+        let docker =
+            bollard::Docker::connect_with_defaults().map_err(|e| format!("cannot use Docker's image store: {e}"));
+        MicrovmBackend {
+            host,
+            images: DockerBackend::new(),
+            docker,
+            root,
+            builds: tokio::sync::Mutex::new(()),
+            boot_kernel: tokio::sync::OnceCell::new(),
+            door: std::sync::OnceLock::new(),
+            relays: parking_lot::Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn accel(&self) -> Accel {
+        self.host.accel()
+    }
+
+    /// What the host lacks for VMs to start, if anything.
+    pub fn missing(&self) -> Option<String> {
+        (!self.host.ready()).then(|| self.host.missing_message())
+    }
+
+    fn vms(&self) -> PathBuf {
+        self.root.join("vms")
+    }
+
+    fn vm_dir(&self, id: &str) -> Option<PathBuf> {
+        let safe = !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+        (safe && !id.starts_with('.')).then(|| self.vms().join(id))
+    }
+
+    fn record(&self, id: &str) -> Option<VmRecord> {
+        let dir = self.vm_dir(id)?;
+        serde_json::from_slice(&std::fs::read(dir.join("vm.json")).ok()?).ok()
+    }
+
+    /// The VM's QEMU process, if it still runs (a pid reused by another process does not count).
+    fn live_pid(&self, id: &str) -> Option<u32> {
+        let dir = self.vm_dir(id)?;
+        let pid = self.record(id).map(|r| r.pid).or_else(|| read_pid(&dir))?;
+        process_of(pid, &dir).then_some(pid)
+    }
+
+    fn console(&self, id: &str) -> String {
+        let Some(dir) = self.vm_dir(id) else { return String::new() };
+        let raw = std::fs::read(dir.join("console.log")).unwrap_or_default();
+        String::from_utf8_lossy(&raw).replace('\r', "")
+    }
+
+    async fn boot_kernel(&self) -> Result<PathBuf, SandboxError> {
+        let kernel = self.host.kernel.clone().ok_or_else(|| SandboxError::Unavailable(self.host.missing_message()))?;
+        let cache = self.root.join("kernel");
+        self.boot_kernel
+            .get_or_try_init(|| async move {
+                tokio::task::spawn_blocking(move || kernel::bootable(&kernel, &cache))
+                    .await
+                    .map_err(|e| SandboxError::Failed(e.to_string()))
+            })
+            .await
+            .cloned()
+    }
+
+    /// A loopback address no other VM of this backend uses.
+    fn free_source(&self, id: &str) -> Ipv4Addr {
+        let taken: Vec<Ipv4Addr> = std::fs::read_dir(self.vms())
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| self.record(&e.file_name().to_string_lossy()))
+                    .filter_map(|r| r.relay.map(|x| x.source))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut seed: u32 = rand::random();
+        loop {
+            let h = sha2::Sha256::digest(format!("{id}/{seed}").as_bytes());
+            let candidate = Ipv4Addr::new(127, 100 + h[0] % 150, h[1], 1 + h[2] % 254);
+            if !taken.contains(&candidate) {
+                return candidate;
+            }
+            seed = seed.wrapping_add(1);
+        }
+    }
+
+    /// Starts relaying `listener` (the VM's port) to the emulator's listener from `source`.
+    fn spawn_relay(&self, id: &str, listener: tokio::net::TcpListener, source: Ipv4Addr) {
+        let Some(door) = self.door.get().copied() else { return };
+        let task = tokio::spawn(relay(listener, source, door));
+        if let Some(old) = self.relays.lock().insert(id.to_string(), task) {
+            old.abort();
+        }
+    }
+
+    fn stop_relay(&self, id: &str) {
+        if let Some(task) = self.relays.lock().remove(id) {
+            task.abort();
+        }
+    }
+
+    /// After a restart: a running VM's relay comes back on the port its guest already uses.
+    async fn resume_relay(&self, record: &VmRecord) {
+        let Some(r) = record.relay else { return };
+        if self.relays.lock().contains_key(&record.id) {
+            return;
+        }
+        match tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, r.port)).await {
+            Ok(listener) => self.spawn_relay(&record.id, listener, r.source),
+            Err(e) => {
+                tracing::warn!(vm = %record.id, port = r.port, error = %e, "cannot resume the VM's way to the emulator")
+            }
+        }
+    }
+
+    async fn kill(&self, id: &str, grace: Duration) {
+        let Some(pid) = self.live_pid(id) else { return };
+        signal(pid, libc::SIGTERM);
+        let deadline = Instant::now() + grace.max(Duration::from_millis(500));
+        while Instant::now() < deadline {
+            if self.live_pid(id).is_none() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if let Some(pid) = self.live_pid(id) {
+            signal(pid, libc::SIGKILL);
+            for _ in 0..100 {
+                if self.live_pid(id).is_none() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            tracing::warn!(vm = id, pid, "the VM's QEMU survived SIGKILL");
+        }
+    }
+
+    async fn launch(&self, spec: &SandboxSpec, t0: Instant) -> Result<SandboxHandle, SandboxError> {
+        if let Some(why) = self.host.install_command() {
+            return Err(SandboxError::Unavailable(format!("{} ({why})", self.host.missing_message())));
+        }
+        if !spec.mounts.is_empty() {
+            return Err(SandboxError::Failed(
+                "the microVM backend does not mount host directories yet (code deployments need \
+                 --sandbox docker)"
+                    .into(),
+            ));
+        }
+        let (Some(qemu), Some(kernel), Some(busybox)) = (&self.host.qemu, &self.host.kernel, &self.host.busybox) else {
+            return Err(SandboxError::Unavailable(self.host.missing_message()));
+        };
+        let docker = self.docker.as_ref().map_err(|e| SandboxError::Unavailable(e.clone()))?;
+        let boot = self.boot_kernel().await?;
+        let rootfs = {
+            let _one_build = self.builds.lock().await;
+            rootfs::get(docker, &self.root.join("images"), &spec.image, kernel, busybox)
+                .await
+                .map_err(SandboxError::Failed)?
+        };
+        let id = spec.name.clone();
+        let dir = self.vm_dir(&id).ok_or_else(|| SandboxError::Failed(format!("invalid sandbox name {id}")))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| SandboxError::Failed(format!("cannot create {}: {e}", dir.display())))?;
+        let fail = |message: String| {
+            let _ = std::fs::remove_dir_all(&dir);
+            SandboxError::Failed(message)
+        };
+        // The VM's own port to the emulator: the guest's URLs name it instead of the shared one.
+        let mut relay_listener = None;
+        let mut relay = None;
+        let mut spec_env = spec.env.clone();
+        if let Some(door) = self.door.get() {
+            let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                .await
+                .map_err(|e| fail(format!("no free local port: {e}")))?;
+            let port = listener.local_addr().map_err(|e| fail(e.to_string()))?.port();
+            let (shared, own) = (self.sandbox_url(*door), format!("http://{GUEST_HOST_ADDRESS}:{port}"));
+            for (_, v) in spec_env.iter_mut() {
+                if v.starts_with(&shared) {
+                    *v = v.replacen(&shared, &own, 1);
+                }
+            }
+            relay = Some(Relay { port, source: self.free_source(&id) });
+            relay_listener = Some(listener);
+        }
+        let config = guest_config(&SandboxSpec { env: spec_env, ..spec.clone() }, &rootfs.config).map_err(&fail)?;
+        std::fs::write(dir.join("config.sh"), config).map_err(|e| fail(format!("cannot write the VM config: {e}")))?;
+        let mut ports = Vec::new();
+        for guest in &spec.ports {
+            ports.push((*guest, free_port().map_err(|e| fail(format!("no free local port: {e}")))?));
+        }
+        let accel = self.host.accel();
+        let mut record = VmRecord {
+            id: id.clone(),
+            pid: 0,
+            labels: spec.labels.clone(),
+            ports,
+            accel: accel.as_str().into(),
+            relay,
+        };
+        write_record(&dir, &record).map_err(&fail)?;
+        let created = t0.elapsed();
+        let args = qemu_args(&dir, &boot, &rootfs.initrd, spec, &record.ports, accel);
+        let output = tokio::process::Command::new(qemu)
+            .args(&args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .map_err(|e| fail(format!("cannot run {}: {e}", qemu.display())))?;
+        if !output.status.success() {
+            return Err(fail(format!(
+                "QEMU could not start the VM ({}): {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
+        }
+        record.pid = read_pid(&dir).ok_or_else(|| fail("QEMU started without writing its pid file".into()))?;
+        write_record(&dir, &record).map_err(&fail)?;
+        if let (Some(listener), Some(r)) = (relay_listener, relay) {
+            self.spawn_relay(&id, listener, r.source);
+        }
+        let started = t0.elapsed();
+        tracing::debug!(vm = %id, pid = record.pid, accel = accel.as_str(), ms = started.as_millis() as u64, "microVM started");
+        Ok(SandboxHandle {
+            id,
+            ports: handle_ports(&record),
+            address: record.relay.map(|r| IpAddr::V4(r.source)),
+            timings: StartTimings { created: Some(created), started: Some(started) },
+        })
+    }
+}
+
+fn handle_ports(record: &VmRecord) -> HashMap<u16, SocketAddr> {
+    record.ports.iter().map(|(g, h)| (*g, SocketAddr::from(([127, 0, 0, 1], *h)))).collect()
+}
+
+fn write_record(dir: &Path, record: &VmRecord) -> Result<(), String> {
+    let tmp = dir.join("vm.json.tmp");
+    let body = serde_json::to_vec(record).map_err(|e| e.to_string())?;
+    std::fs::write(&tmp, body)
+        .and_then(|_| std::fs::rename(&tmp, dir.join("vm.json")))
+        .map_err(|e| format!("cannot write the VM record: {e}"))
+}
+
+fn read_pid(dir: &Path) -> Option<u32> {
+    std::fs::read_to_string(dir.join("qemu.pid")).ok()?.trim().parse().ok()
+}
+
+/// `pid` is a live (not zombie) process started for the VM in `dir`.
+fn process_of(pid: u32, dir: &Path) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
+    if matches!(state, Some("Z") | Some("X") | None) {
+        return false;
+    }
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let needle = dir.to_string_lossy();
+    String::from_utf8_lossy(&cmdline).contains(needle.as_ref())
+}
+
+fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) with a pid that `process_of` just matched to the VM; no memory is shared.
+    unsafe {
+        libc::kill(pid as libc::pid_t, sig);
+    }
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Single-quoted for sh.
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+fn valid_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The shell fragment the guest's init sources: host name, working directory and
+/// `set -- NAME=VALUE... COMMAND ARGS...` (environment as Docker builds it: the image's, then the
+/// spec's; command: entrypoint + the spec's command or the image's).
+fn guest_config(spec: &SandboxSpec, image: &rootfs::ImageConfig) -> Result<String, String> {
+    let mut env: Vec<(String, String)> = Vec::new();
+    let mut set = |k: &str, v: &str| {
+        if !valid_env_name(k) {
+            return;
+        }
+        env.retain(|(name, _)| name != k);
+        env.push((k.to_string(), v.to_string()));
+    };
+    set("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    set("HOSTNAME", &hostname(&spec.name));
+    set("HOME", "/root");
+    for kv in &image.env {
+        if let Some((k, v)) = kv.split_once('=') {
+            set(k, v);
+        }
+    }
+    for (k, v) in &spec.env {
+        set(k, v);
+    }
+    let mut argv = image.entrypoint.clone();
+    argv.extend(spec.command.clone().unwrap_or_else(|| image.cmd.clone()));
+    if argv.is_empty() {
+        return Err(format!("image {} has no entrypoint or command to run", spec.image));
+    }
+    let workdir = spec.workdir.clone().filter(|w| !w.is_empty()).unwrap_or_else(|| {
+        if image.workdir.is_empty() {
+            "/".into()
+        } else {
+            image.workdir.clone()
+        }
+    });
+    let mut out = format!(
+        "AGENTCORE_HOSTNAME={}\nAGENTCORE_WORKDIR={}\nset --",
+        sh_quote(&hostname(&spec.name)),
+        sh_quote(&workdir)
+    );
+    for (k, v) in &env {
+        out.push(' ');
+        out.push_str(&sh_quote(&format!("{k}={v}")));
+    }
+    for a in &argv {
+        out.push(' ');
+        out.push_str(&sh_quote(a));
+    }
+    out.push('\n');
+    Ok(out)
+}
+
+/// A host name from the sandbox name (at most 63 characters, as Docker's are 12).
+fn hostname(name: &str) -> String {
+    name.chars().rev().take(12).collect::<Vec<_>>().into_iter().rev().collect()
+}
+
+fn qemu_args(
+    dir: &Path,
+    kernel: &Path,
+    initrd: &Path,
+    spec: &SandboxSpec,
+    ports: &[(u16, u16)],
+    accel: Accel,
+) -> Vec<String> {
+    let cpus = (spec.limits.cpus.ceil() as i64).max(1);
+    let memory_mib = (spec.limits.memory_bytes / (1024 * 1024)).max(128);
+    let mut cmdline = "console=ttyS0 quiet loglevel=1 reboot=t panic=-1 random.trust_cpu=on".to_string();
+    if accel == Accel::Tcg {
+        // Without these the guest calibrates its clock against an emulated timer: seconds lost.
+        if let Some(khz) = host::tsc_khz() {
+            cmdline += &format!(" tsc_early_khz={khz} lpj={}", khz * 4);
+        }
+    }
+    let mut netdev = "user,id=n0".to_string();
+    for (guest, local) in ports {
+        netdev += &format!(",hostfwd=tcp:127.0.0.1:{local}-:{guest}");
+    }
+    let path = |p: &Path| p.display().to_string();
+    let mut args: Vec<String> = vec!["-M".into(), "microvm".into()];
+    match accel {
+        Accel::Kvm => args.extend(["-accel".into(), "kvm".into(), "-cpu".into(), "host".into()]),
+        Accel::Tcg => args.extend(["-accel".into(), "tcg".into(), "-cpu".into(), "max".into()]),
+    }
+    args.extend([
+        "-smp".into(),
+        cpus.to_string(),
+        "-m".into(),
+        memory_mib.to_string(),
+        "-nodefaults".into(),
+        "-no-user-config".into(),
+        "-display".into(),
+        "none".into(),
+        "-no-reboot".into(),
+        "-name".into(),
+        spec.name.clone(),
+        "-kernel".into(),
+        path(kernel),
+        "-initrd".into(),
+        path(initrd),
+        "-append".into(),
+        cmdline,
+        "-serial".into(),
+        format!("file:{}", path(&dir.join("console.log"))),
+        "-fw_cfg".into(),
+        format!("name=opt/agentcore/config,file={}", path(&dir.join("config.sh"))),
+        "-netdev".into(),
+        netdev,
+        "-device".into(),
+        "virtio-net-device,netdev=n0".into(),
+        "-pidfile".into(),
+        path(&dir.join("qemu.pid")),
+        "-daemonize".into(),
+    ]);
+    args
+}
+
+/// Agent output of a console: the init's exit marker is ours, not the agent's.
+fn agent_lines(console: &str) -> impl Iterator<Item = &str> {
+    console.lines().filter(|l| !l.starts_with(EXIT_MARKER))
+}
+
+fn exit_code(console: &str) -> Option<i64> {
+    console.lines().rev().find_map(|l| l.strip_prefix(EXIT_MARKER)).and_then(|c| c.trim().parse().ok())
+}
+
+/// CPU time (ns) and resident memory (bytes, now and peak) of a process.
+fn process_stats(pid: u32) -> Option<SandboxStats> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // After the command: state is field 3, utime 14 and stime 15 (1-based) → indexes 11 and 12.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no side effects.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib = |key: &str| -> u64 {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let rss = kib("VmRSS:") * 1024;
+    Some(SandboxStats {
+        cpu_ns: ticks * 1_000_000_000 / hz,
+        memory_bytes: rss,
+        memory_peak_bytes: (kib("VmHWM:") * 1024).max(rss),
+    })
+}
+
+impl SandboxBackend for MicrovmBackend {
+    fn resolve_image<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<String, String>> {
+        self.images.resolve_image(reference)
+    }
+
+    fn local_image<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<Option<String>, String>> {
+        self.images.local_image(reference)
+    }
+
+    fn start<'a>(&'a self, spec: &'a SandboxSpec) -> BoxFuture<'a, Result<SandboxHandle, SandboxError>> {
+        Box::pin(async move { self.launch(spec, Instant::now()).await })
+    }
+
+    fn state<'a>(&'a self, id: &'a str) -> BoxFuture<'a, SandboxState> {
+        Box::pin(async move {
+            match self.vm_dir(id) {
+                Some(dir) if dir.exists() => {}
+                _ => return SandboxState::Missing,
+            }
+            if self.live_pid(id).is_some() {
+                return SandboxState::Running;
+            }
+            let code = exit_code(&self.console(id)).unwrap_or(-1);
+            SandboxState::Exited { code, out_of_memory: false }
+        })
+    }
+
+    fn logs<'a>(&'a self, id: &'a str, lines: usize) -> BoxFuture<'a, String> {
+        Box::pin(async move {
+            let console = self.console(id);
+            let all: Vec<&str> = agent_lines(&console).collect();
+            let mut out = all[all.len().saturating_sub(lines)..].join("\n");
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out
+        })
+    }
+
+    fn follow_output<'a>(&'a self, id: &'a str, since_ms: i64) -> BoxFuture<'a, OutputStream> {
+        Box::pin(async move {
+            let Some(dir) = self.vm_dir(id) else {
+                return Box::pin(futures_util::stream::empty()) as OutputStream;
+            };
+            let path = dir.join("console.log");
+            let pid = self.record(id).map(|r| r.pid).unwrap_or(0);
+            // From the start for a new VM; a re-adopted one continues where the file ends now
+            // (the console has no timestamps to resume from).
+            let offset = if since_ms > 0 { std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) } else { 0 };
+            let stream =
+                futures_util::stream::unfold((offset, String::new(), false), move |(mut offset, mut partial, done)| {
+                    let (path, dir) = (path.clone(), dir.clone());
+                    async move {
+                        if done {
+                            return None;
+                        }
+                        loop {
+                            let alive = process_of(pid, &dir);
+                            let chunk = read_from(&path, offset);
+                            offset += chunk.len() as u64;
+                            partial.push_str(&String::from_utf8_lossy(&chunk).replace('\r', ""));
+                            let mut lines = Vec::new();
+                            while let Some(pos) = partial.find('\n') {
+                                let line: String = partial.drain(..=pos).collect();
+                                let text = line.trim_end_matches('\n');
+                                if !text.starts_with(EXIT_MARKER) {
+                                    lines.push(OutputLine {
+                                        timestamp_ms: crate::kernel::clock::now_ms(),
+                                        stderr: false,
+                                        text: text.to_string(),
+                                    });
+                                }
+                            }
+                            let finished = !alive && chunk.is_empty();
+                            if finished && !partial.is_empty() {
+                                lines.push(OutputLine {
+                                    timestamp_ms: crate::kernel::clock::now_ms(),
+                                    stderr: false,
+                                    text: std::mem::take(&mut partial),
+                                });
+                            }
+                            if !lines.is_empty() {
+                                return Some((futures_util::stream::iter(lines), (offset, partial, finished)));
+                            }
+                            if finished {
+                                return None;
+                            }
+                            tokio::time::sleep(FOLLOW_INTERVAL).await;
+                        }
+                    }
+                });
+            Box::pin(futures_util::StreamExt::flatten(stream)) as OutputStream
+        })
+    }
+
+    fn stats<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Option<SandboxStats>> {
+        Box::pin(async move { process_stats(self.live_pid(id)?) })
+    }
+
+    fn halt<'a>(&'a self, id: &'a str, grace: Duration) -> BoxFuture<'a, Result<(), SandboxError>> {
+        Box::pin(async move {
+            self.kill(id, grace).await;
+            Ok(())
+        })
+    }
+
+    fn stop<'a>(&'a self, id: &'a str, grace: Duration) -> BoxFuture<'a, Result<(), SandboxError>> {
+        Box::pin(async move {
+            self.kill(id, grace).await;
+            self.stop_relay(id);
+            if let Some(dir) = self.vm_dir(id) {
+                if let Err(e) = std::fs::remove_dir_all(&dir) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        return Err(SandboxError::Failed(format!("cannot remove {}: {e}", dir.display())));
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn exec<'a>(&'a self, _id: &'a str, _command: Vec<String>) -> BoxFuture<'a, Result<Exec, SandboxError>> {
+        Box::pin(async move {
+            Err(SandboxError::Failed(
+                "running a command in a session (InvokeAgentRuntimeCommand) is not supported by the microVM \
+                 backend yet; use --sandbox docker"
+                    .into(),
+            ))
+        })
+    }
+
+    fn list_owned<'a>(&'a self) -> BoxFuture<'a, Result<Vec<OwnedSandbox>, SandboxError>> {
+        Box::pin(async move {
+            let Ok(entries) = std::fs::read_dir(self.vms()) else { return Ok(Vec::new()) };
+            let mut out = Vec::new();
+            for entry in entries.flatten() {
+                let id = entry.file_name().to_string_lossy().to_string();
+                let Some(record) = self.record(&id) else {
+                    // A VM whose start was interrupted before its record: nothing to adopt.
+                    if self.live_pid(&id).is_none() {
+                        let _ = std::fs::remove_dir_all(entry.path());
+                    }
+                    continue;
+                };
+                let running = self.live_pid(&id).is_some();
+                if running {
+                    self.resume_relay(&record).await;
+                }
+                out.push(OwnedSandbox {
+                    handle: SandboxHandle {
+                        id: record.id.clone(),
+                        ports: handle_ports(&record),
+                        address: record.relay.map(|r| IpAddr::V4(r.source)),
+                        timings: StartTimings::default(),
+                    },
+                    labels: record.labels,
+                    running,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn host_address<'a>(&'a self) -> BoxFuture<'a, Result<IpAddr, SandboxError>> {
+        Box::pin(async move { Ok(IpAddr::V4(Ipv4Addr::LOCALHOST)) })
+    }
+
+    fn sandbox_url(&self, bound: SocketAddr) -> String {
+        let _ = self.door.set(bound);
+        format!("http://{GUEST_HOST_ADDRESS}:{}", bound.port())
+    }
+}
+
+/// Relays every connection the guest opens to its port to the emulator's listener, from the VM's
+/// own loopback address (QEMU's user networking makes every guest connection come from 127.0.0.1).
+async fn relay(listener: tokio::net::TcpListener, source: Ipv4Addr, door: SocketAddr) {
+    loop {
+        let (mut inbound, peer) = match listener.accept().await {
+            Ok(a) => a,
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if !peer.ip().is_loopback() {
+            continue;
+        }
+        tokio::spawn(async move {
+            let connect = async {
+                let socket = tokio::net::TcpSocket::new_v4()?;
+                socket.bind(SocketAddr::from((source, 0)))?;
+                socket.connect(door).await
+            };
+            match connect.await {
+                Ok(mut outbound) => {
+                    let _ = outbound.set_nodelay(true);
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+                Err(e) => tracing::debug!(%source, error = %e, "cannot relay a VM's connection to the emulator"),
+            }
+        });
+    }
+}
+
+fn read_from(path: &Path, offset: u64) -> Vec<u8> {
+    use std::io::{Read, Seek};
+    let Ok(mut f) = std::fs::File::open(path) else { return Vec::new() };
+    if f.seek(std::io::SeekFrom::Start(offset)).is_err() {
+        return Vec::new();
+    }
+    let mut buf = Vec::new();
+    let _ = f.take(1 << 20).read_to_end(&mut buf);
+    buf
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> SandboxSpec {
+        SandboxSpec {
+            name: "agentcore-rt-abc-12ef".into(),
+            image: "sha256:x".into(),
+            env: vec![("A".into(), "it's".into()), ("bad-name".into(), "x".into())],
+            ports: vec![8080],
+            labels: HashMap::new(),
+            limits: Default::default(),
+            read_only_root: false,
+            command: None,
+            workdir: None,
+            mounts: Vec::new(),
+            user: None,
+        }
+    }
+
+    #[test]
+    fn guest_config_is_sh_with_env_then_command() {
+        let image = rootfs::ImageConfig {
+            env: vec!["PATH=/bin".into(), "A=image".into()],
+            entrypoint: vec!["/agent".into()],
+            cmd: vec!["--x".into()],
+            workdir: "/app".into(),
+            user: String::new(),
+        };
+        let text = guest_config(&spec(), &image).unwrap();
+        assert!(text.contains("AGENTCORE_WORKDIR='/app'"));
+        assert!(text.contains("'PATH=/bin'"));
+        assert!(text.contains(r"'A=it'\''s'"), "{text}");
+        assert!(!text.contains("A=image"));
+        assert!(!text.contains("bad-name"));
+        assert!(text.trim_end().ends_with("'/agent' '--x'"));
+        let none = rootfs::ImageConfig::default();
+        assert!(guest_config(&spec(), &none).is_err());
+    }
+
+    #[test]
+    fn the_exit_marker_is_not_agent_output() {
+        let console = "hello\nagentcore-local-init: exit 3\n";
+        assert_eq!(exit_code(console), Some(3));
+        assert_eq!(agent_lines(console).collect::<Vec<_>>(), vec!["hello"]);
+    }
+
+    #[test]
+    fn qemu_gets_limits_ports_and_the_tcg_clock() {
+        let args = qemu_args(Path::new("/v"), Path::new("/k"), Path::new("/i"), &spec(), &[(8080, 40000)], Accel::Tcg);
+        let joined = args.join(" ");
+        assert!(joined.contains("-smp 2 -m 8192"));
+        assert!(joined.contains("hostfwd=tcp:127.0.0.1:40000-:8080"));
+        assert!(joined.contains("-accel tcg"));
+    }
+}

@@ -1,0 +1,252 @@
+"""Sessions in QEMU microVMs (`serve --sandbox microvm`), through real boto3: the fixture agent
+answers from its own VM, one VM per session (affinity, isolation of files), StopRuntimeSession
+removes the VM and every file of it, and no Docker container is created. Under TCG (no usable
+KVM, as on these machines) a VM boots in seconds, hence the generous start-up timeout.
+
+Skipped when the host lacks QEMU, a guest kernel or a static busybox (`agentcore-local doctor`
+says what to install; scripts/test installs them as root)."""
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import botocore.config
+import boto3
+import pytest
+
+from conftest import (BINARY, REGION, Emulator, create_runtime, managed_containers, new_session_id,
+                      session_containers, wait_for_status, wait_until)
+
+
+def host_ready():
+    if not BINARY.exists():
+        return False, "binary not built"
+    proc = subprocess.run([str(BINARY), "doctor"], capture_output=True, text=True)
+    return proc.returncode == 0, proc.stdout
+
+
+READY, REPORT = host_ready()
+pytestmark = pytest.mark.skipif(not READY, reason=f"microVM backend not available here:\n{REPORT}")
+
+
+def slow_client(url, service):
+    """A VM's first request waits for its boot: a long read timeout, no retries."""
+    return boto3.session.Session().client(
+        service, endpoint_url=url, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test",
+        config=botocore.config.Config(read_timeout=300, retries={"total_max_attempts": 1}))
+
+
+class Stack:
+    def __init__(self, emu, vm_root, control, data, runtime):
+        self.emu, self.vm_root, self.control, self.data, self.rt = emu, vm_root, control, data, runtime
+        self.arn = runtime["agentRuntimeArn"]
+
+    def invoke(self, sid, payload):
+        resp = self.data.invoke_agent_runtime(agentRuntimeArn=self.arn, runtimeSessionId=sid,
+                                              payload=json.dumps(payload))
+        return json.loads(resp["response"].read())
+
+    def vms(self):
+        """{vm id: record} of the VMs the backend keeps."""
+        root = self.vm_root / "vms"
+        out = {}
+        for d in (root.iterdir() if root.exists() else []):
+            record = d / "vm.json"
+            if record.exists():
+                out[d.name] = json.loads(record.read_text())
+        return out
+
+    def vm_of(self, sid):
+        found = [(vid, r) for vid, r in self.vms().items() if r["labels"].get("agentcore-local.session-id") == sid]
+        assert len(found) == 1, (sid, found)
+        return found[0]
+
+
+def alive(pid):
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    base = tmp_path_factory.mktemp("microvm")
+    vm_root = base / "vms-root"
+    env = dict(os.environ, AGENTCORE_LOCAL_MICROVM_DIR=str(vm_root))
+    emu = Emulator(extra_args=["--sandbox", "microvm", "--startup-timeout", "240"], env=env)
+    emu.start(base / "emulator.log")
+    try:
+        control = slow_client(emu.url, "bedrock-agentcore-control")
+        created = create_runtime(control, "microvm_agent")
+        rt = wait_for_status(control, created["agentRuntimeId"])
+        assert rt["status"] == "READY", rt
+        yield Stack(emu, vm_root, control, slow_client(emu.url, "bedrock-agentcore"), rt)
+    finally:
+        pids = [r["pid"] for r in Stack(emu, vm_root, None, None, {"agentRuntimeArn": ""}).vms().values()]
+        emu.stop()
+    # SIGTERM stops every session: no QEMU process and no VM directory is left.
+    assert not [p for p in pids if alive(p)], "QEMU processes survived the emulator's shutdown"
+    leftovers = list((vm_root / "vms").iterdir()) if (vm_root / "vms").exists() else []
+    assert not leftovers, f"VM files left behind: {leftovers}"
+    assert not managed_containers([emu.proc.pid]), "a microVM emulator created Docker containers"
+
+
+def test_start_up_names_the_accelerator(stack):
+    log = stack.emu.log()
+    assert "sessions run in QEMU microVMs" in log
+    assert "accel=" in log
+
+
+def test_invoke_runs_the_agent_in_its_own_vm(stack):
+    sid = new_session_id("mvm-invoke")
+    t0 = time.time()
+    who = stack.invoke(sid, {"action": "whoami"})
+    cold = time.time() - t0
+    print(f"microVM cold start + first invocation: {cold:.1f}s")
+    vm_id, record = stack.vm_of(sid)
+    assert alive(record["pid"])
+    cmdline = Path(f"/proc/{record['pid']}/cmdline").read_bytes().split(b"\0")
+    assert b"qemu-system-x86_64" in cmdline[0] and b"microvm" in cmdline
+    assert who["hostname"] and vm_id.endswith(who["hostname"]), (vm_id, who["hostname"])
+    # The guest reaches the emulator through QEMU's alias for the host, on its VM's own port.
+    assert who["env"]["AWS_ENDPOINT_URL"] == f"http://10.0.2.2:{record['relay']['port']}", who["env"]
+    assert who["env"]["AWS_REGION"] == REGION
+    # No container: the session is the VM.
+    assert session_containers(sid) == []
+    # The agent's output is captured from the VM's console.
+    marker = f"hello-from-{sid[-8:]}"
+    assert stack.invoke(sid, {"action": "log", "stdout": marker}) is not None
+    console = stack.vm_root / "vms" / vm_id / "console.log"
+    wait_until(lambda: marker in console.read_text(errors="replace"), 30, message="console output")
+    logs = slow_client(stack.emu.url, "logs")
+    group = f"/aws/bedrock-agentcore/runtimes/{stack.rt['agentRuntimeId']}-DEFAULT"
+
+    def captured():
+        events = logs.filter_log_events(logGroupName=group).get("events", [])
+        return any(marker in e["message"] for e in events)
+    wait_until(captured, 30, interval=0.5, message="the agent's line in CloudWatch Logs")
+
+
+def imds_credentials(port):
+    """The IMDSv2 exchange an SDK in the guest makes, through the VM's own port (what the guest
+    reaches at 10.0.2.2:PORT is this 127.0.0.1 port)."""
+    import urllib.request
+    base = f"http://127.0.0.1:{port}/latest"
+    token = urllib.request.urlopen(urllib.request.Request(
+        f"{base}/api/token", method="PUT", headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"}), timeout=10).read()
+    headers = {"X-aws-ec2-metadata-token": token.decode()}
+    get = lambda path: urllib.request.urlopen(urllib.request.Request(f"{base}{path}", headers=headers), timeout=10).read()
+    role = get("/meta-data/iam/security-credentials/").decode().strip()
+    return role, json.loads(get(f"/meta-data/iam/security-credentials/{role}"))
+
+
+def test_each_vm_gets_its_own_way_to_the_metadata_service(stack):
+    a, b = new_session_id("mvm-imds-a"), new_session_id("mvm-imds-b")
+    wa, wb = stack.invoke(a, {"action": "whoami"}), stack.invoke(b, {"action": "whoami"})
+    (_, ra), (_, rb) = stack.vm_of(a), stack.vm_of(b)
+    assert ra["relay"]["port"] != rb["relay"]["port"] and ra["relay"]["source"] != rb["relay"]["source"]
+    for who, record in ((wa, ra), (wb, rb)):
+        port = record["relay"]["port"]
+        assert who["env"]["AWS_ENDPOINT_URL"] == f"http://10.0.2.2:{port}"
+        assert who["env"]["AWS_EC2_METADATA_SERVICE_ENDPOINT"] == f"http://10.0.2.2:{port}/"
+    role_a, creds_a = imds_credentials(ra["relay"]["port"])
+    role_b, creds_b = imds_credentials(rb["relay"]["port"])
+    assert role_a == role_b == "AgentRole"
+    assert creds_a["AccessKeyId"] and creds_a["AccessKeyId"] != creds_b["AccessKeyId"]
+    # The credentials work against the emulator, as the role.
+    sts = boto3.session.Session().client(
+        "sts", endpoint_url=stack.emu.url, region_name=REGION, aws_access_key_id=creds_a["AccessKeyId"],
+        aws_secret_access_key=creds_a["SecretAccessKey"], aws_session_token=creds_a["Token"])
+    assert ":assumed-role/AgentRole/" in sts.get_caller_identity()["Arn"]
+
+
+def test_same_session_same_vm(stack):
+    sid = new_session_id("mvm-affinity")
+    seen = [stack.invoke(sid, {"action": "whoami"}) for _ in range(3)]
+    assert len({w["hostname"] for w in seen}) == 1
+    assert len({w["pid"] for w in seen}) == 1
+    assert [w["counter"] for w in seen] == [1, 2, 3]
+    stack.vm_of(sid)
+
+
+def test_two_sessions_two_vms_files_isolated(stack):
+    a, b = new_session_id("mvm-a"), new_session_id("mvm-b")
+    path = "/tmp/only-in-a.txt"
+    assert stack.invoke(a, {"action": "write_file", "path": path, "content": "A only"}) == {"written": True}
+    assert stack.invoke(b, {"action": "read_file", "path": path}) == {"content": None}
+    assert stack.invoke(a, {"action": "read_file", "path": path}) == {"content": "A only"}
+    (va, ra), (vb, rb) = stack.vm_of(a), stack.vm_of(b)
+    assert va != vb and ra["pid"] != rb["pid"]
+    assert stack.invoke(a, {"action": "whoami"})["hostname"] != stack.invoke(b, {"action": "whoami"})["hostname"]
+
+
+def test_stop_runtime_session_removes_the_vm_and_its_files(stack):
+    sid = new_session_id("mvm-stop")
+    assert stack.invoke(sid, {"action": "whoami"})["counter"] == 1
+    vm_id, record = stack.vm_of(sid)
+    vm_dir = stack.vm_root / "vms" / vm_id
+    assert vm_dir.exists()
+    stack.data.stop_runtime_session(agentRuntimeArn=stack.arn, runtimeSessionId=sid)
+    wait_until(lambda: not alive(record["pid"]) and not vm_dir.exists(), 30, message="the VM gone")
+    # Nothing of the session survives: no process, no directory, no file naming it.
+    leftovers = [p for p in stack.vm_root.rglob("*") if vm_id in str(p)]
+    assert leftovers == []
+    # The same id starts afresh in a new VM.
+    assert stack.invoke(sid, {"action": "whoami"})["counter"] == 1
+    new_id, _ = stack.vm_of(sid)
+    assert new_id != vm_id
+
+
+def test_an_agent_that_exits_at_start_is_reported_with_its_last_lines(stack):
+    created = create_runtime(stack.control, "microvm_exits",
+                             environmentVariables={"AGENT_EXIT_ON_START": "3"})
+    rt = wait_for_status(stack.control, created["agentRuntimeId"])
+    sid = new_session_id("mvm-exit")
+    began = time.time()
+    with pytest.raises(stack.data.exceptions.RuntimeClientError) as e:
+        stack.data.invoke_agent_runtime(agentRuntimeArn=rt["agentRuntimeArn"], runtimeSessionId=sid,
+                                        payload=json.dumps({"action": "echo"}))
+    assert time.time() - began < 120, "a crashed start must not wait for the whole start-up budget"
+    message = e.value.response["Error"]["Message"]
+    assert "exited with code 3" in message, message
+    assert "ImportError: test-agent was told to fail at start-up" in message, message
+    # The VM is gone with its files.
+    wait_until(lambda: not [r for r in stack.vms().values()
+                            if r["labels"].get("agentcore-local.session-id") == sid], 30, message="the VM removed")
+
+
+def test_kept_vms_survive_a_restart_and_are_re_adopted(tmp_path):
+    """--keep-sessions leaves the VM running (QEMU is daemonized); the next emulator on the same
+    data dir finds it by its record, re-adopts it (same VM, same agent process) and gives it back
+    its way to the emulator; that emulator's plain shutdown then removes it."""
+    vm_root = tmp_path / "vms-root"
+    env = dict(os.environ, AGENTCORE_LOCAL_MICROVM_DIR=str(vm_root))
+    args = ["--sandbox", "microvm", "--startup-timeout", "240"]
+    first = Emulator(data_dir=tmp_path / "state", extra_args=args + ["--keep-sessions"], env=env)
+    first.start(tmp_path / "first.log")
+    second = None
+    try:
+        control = slow_client(first.url, "bedrock-agentcore-control")
+        created = create_runtime(control, "microvm_kept")
+        rt = wait_for_status(control, created["agentRuntimeId"])
+        stack = Stack(first, vm_root, control, slow_client(first.url, "bedrock-agentcore"), rt)
+        sid = new_session_id("mvm-kept")
+        before = stack.invoke(sid, {"action": "whoami"})
+        vm_id, record = stack.vm_of(sid)
+        assert first.stop() == 0
+        assert alive(record["pid"]), "--keep-sessions must leave the VM running"
+        second = Emulator(data_dir=tmp_path / "state", extra_args=args, env=env).start(tmp_path / "second.log")
+        stack = Stack(second, vm_root, None, slow_client(second.url, "bedrock-agentcore"), rt)
+        after = stack.invoke(sid, {"action": "whoami"})
+        assert (after["hostname"], after["pid"], after["counter"]) == (before["hostname"], before["pid"], 2)
+        assert stack.vm_of(sid)[0] == vm_id
+        assert imds_credentials(record["relay"]["port"])[0] == "AgentRole", "the VM's relay did not come back"
+    finally:
+        first.stop()
+        if second:
+            second.stop()
+    assert not alive(record["pid"])
+    assert not (vm_root / "vms" / vm_id).exists()
