@@ -433,5 +433,12 @@ def test_an_agent_out_of_memory_is_told_as_such(tmp_path):
         message = e.value.response["Error"]["Message"]
         assert "ran out of memory" in message and "--sandbox-memory-mib" in message, message
         assert "ran out of memory" in emu.log()
+        # The cost meter keeps what it last sampled of the session (its sandbox is gone) and says
+        # why it ended.
+        import urllib.request
+        with urllib.request.urlopen(f"{emu.url}/_agentcore-local/sessions", timeout=10) as resp:
+            row = next(r for r in json.load(resp)["sessions"] if r["session_id"] == sid)
+        assert "ran out of memory" in row["ended_reason"], row
+        assert row["cpu_seconds"] > 0 and row["peak_memory_bytes"] > 0 and row["estimated_cost_usd"] > 0, row
     finally:
         emu.stop()
