@@ -192,7 +192,14 @@ async fn warm_pool_hands_new_sessions_a_ready_spare() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(spares.len(), 1, "one spare for the version");
-    tokio::time::sleep(Duration::from_millis(300)).await; // let it pass its readiness check
+    // Until it passes its readiness check the spare is not offered (the report lists it then).
+    let sessions = server.state.sessions.clone().expect("sessions");
+    for _ in 0..300 {
+        if sessions.report(None).await.spares.iter().any(|s| s.runtime_id == runtime_id) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     let second = invoke_json(&data, &arn, &session_id("rust-pool-b"), json!({"action": "whoami"})).await;
     let host = second["hostname"].as_str().unwrap();

@@ -161,8 +161,9 @@ impl Sessions {
                     None => false,
                 };
                 if ready {
-                    let memory_bytes = self.backend.stats(&handle.id).await.map(|s| s.memory_bytes).unwrap_or(0);
-                    Some(Spare { handle, ready_at_ms: now_ms(), memory_bytes })
+                    // Claimable at once; its memory is measured just after (a stats call can take
+                    // a while on a busy Docker daemon, and a new session should not wait for it).
+                    Some(Spare { handle, ready_at_ms: now_ms(), memory_bytes: 0 })
                 } else {
                     self.stop_in_background(handle.id);
                     None
@@ -173,19 +174,33 @@ impl Sessions {
                 None
             }
         };
-        let mut entries = self.pool.lock();
-        match (entries.get_mut(&key(&target)), started) {
-            (Some(entry), Some(spare)) => {
-                entry.filling = entry.filling.saturating_sub(1);
-                entry.spares.push(spare);
+        let measure = started.as_ref().map(|s| s.handle.id.clone());
+        {
+            let mut entries = self.pool.lock();
+            match (entries.get_mut(&key(&target)), started) {
+                (Some(entry), Some(spare)) => {
+                    entry.filling = entry.filling.saturating_sub(1);
+                    entry.spares.push(spare);
+                }
+                (Some(entry), None) => entry.filling = entry.filling.saturating_sub(1),
+                // The version was drained while this spare started: it is not wanted any more.
+                (None, Some(spare)) => {
+                    drop(entries);
+                    self.stop_in_background(spare.handle.id);
+                    return;
+                }
+                (None, None) => {}
             }
-            (Some(entry), None) => entry.filling = entry.filling.saturating_sub(1),
-            // The version was drained while this spare started: it is not wanted any more.
-            (None, Some(spare)) => {
-                drop(entries);
-                self.stop_in_background(spare.handle.id);
+        }
+        if let Some(id) = measure {
+            if let Some(stats) = self.backend.stats(&id).await {
+                // The spare may have been claimed meanwhile; then there is nothing to count.
+                let mut entries = self.pool.lock();
+                if let Some(spare) = entries.values_mut().flat_map(|e| e.spares.iter_mut()).find(|s| s.handle.id == id)
+                {
+                    spare.memory_bytes = stats.memory_bytes;
+                }
             }
-            (None, None) => {}
         }
     }
 
