@@ -114,6 +114,9 @@ pub struct Session {
     usage: Mutex<super::report::Usage>,
     /// CPU and memory over the session's life (bounded: `report::USAGE_HISTORY_POINTS`).
     history: Mutex<super::report::UsageHistory>,
+    /// Signalled when an invocation finishes, so the supervisor samples usage while the work's
+    /// effect is fresh (an agent killed by its next request leaves no later sample).
+    pub(super) request_done: tokio::sync::Notify,
     phases: Mutex<StartPhases>,
 }
 
@@ -140,6 +143,7 @@ impl Session {
             capture: Mutex::new(None),
             usage: Mutex::new(super::report::Usage::default()),
             history: Mutex::new(super::report::UsageHistory::default()),
+            request_done: tokio::sync::Notify::new(),
             phases: Mutex::new(phases),
         }
     }
@@ -266,5 +270,7 @@ impl Drop for ActivityGuard {
         let mut a = self.session.lock();
         a.in_flight = a.in_flight.saturating_sub(1);
         a.last_activity = Instant::now();
+        drop(a);
+        self.session.request_done.notify_one();
     }
 }

@@ -15,6 +15,8 @@ const SILENT_PINGS_BEFORE_WARNING: u32 = 5;
 /// Resource samples are taken with the pings, but no closer together than this (a shortened
 /// `--lifecycle-time-scale` pings faster; each sample is a call to the sandbox backend).
 const MIN_SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
+/// Samples after finished invocations come no closer together than this.
+const MIN_REQUEST_SAMPLE_INTERVAL: Duration = Duration::from_millis(200);
 /// How long one resource sample may take before it is skipped.
 const SAMPLE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -35,11 +37,22 @@ pub(super) async fn supervise(sessions: Arc<Sessions>, session: Arc<Session>) {
     // The history starts with the session (a warm spare's counter already holds its own start).
     sample(&sessions, &session).await;
     let mut sampled = tokio::time::Instant::now();
+    let mut next_ping = tokio::time::Instant::now() + interval;
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::time::sleep_until(next_ping) => {}
             _ = ended.cancelled() => return,
+            _ = session.request_done.notified() => {
+                // Usage right after an invocation: the cost meter keeps it even if the agent
+                // dies on its next request (an OOM kill leaves nothing to sample).
+                if sampled.elapsed() >= MIN_REQUEST_SAMPLE_INTERVAL {
+                    sample(&sessions, &session).await;
+                    sampled = tokio::time::Instant::now();
+                }
+                continue;
+            }
         }
+        next_ping = tokio::time::Instant::now() + interval;
         let Some(addr) = session.agent_address() else { return };
         if session.target.protocol.has_ping() {
             match readiness::ping(&sessions.client, addr, Duration::from_secs(2)).await {

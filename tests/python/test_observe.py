@@ -441,7 +441,10 @@ def test_the_open_dashboard_shows_a_new_session_without_reloading(stack, tmp_pat
             await asyncio.to_thread(invoke, stack.url, rt["agentRuntimeArn"], session, {"action": "echo"})
             await until(js, f"document.getElementById('sessions').textContent.includes('{session}')", 30, "the new session on the page")
             assert await js("window.sameDocument === true && performance.getEntriesByType('navigation').length === 1")
-            assert await js("document.querySelector('#sessions [data-start=\"cold\"] .seg.first-response') !== null")
+            # The session shows up as soon as it starts; its first response follows in a later update.
+            await until(js, "document.querySelector('#sessions [data-start=\"cold\"] .seg.first-response') !== null", 30,
+                        "the first response in the session's phase bar")
+            assert await js("window.sameDocument === true && performance.getEntriesByType('navigation').length === 1")
         finally:
             await ws.close()
 
