@@ -163,8 +163,7 @@ where
     // A body declared larger than the operation takes is refused before it is read: a client
     // that sent `Expect: 100-continue` then gets no `100 Continue` (hyper sends it only when the
     // body is first read) and need not upload what would be thrown away.
-    let declared =
-        headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("content-length")).and_then(|(_, v)| v.parse::<u64>().ok());
+    let declared = crate::kernel::sigv4::verify::header(&headers, "content-length").and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
         return response::error(&body_too_large(limit), &request_id);
     }

@@ -133,6 +133,16 @@ struct Table {
     mcp: HashMap<(String, String), String>,
 }
 
+impl Table {
+    /// Remove `key`'s slot if it is still the one with `slot_id` (a newer start for the same id
+    /// keeps its own slot).
+    fn remove_slot(&mut self, key: &SessionKey, slot_id: u64) {
+        if self.slots.get(key).is_some_and(|s| s.id == slot_id) {
+            self.slots.remove(key);
+        }
+    }
+}
+
 /// A table entry: the (possibly still running) start of one session.
 struct Slot {
     id: u64,
@@ -368,10 +378,7 @@ impl Sessions {
     }
 
     fn remove_slot(&self, key: &SessionKey, slot_id: u64) {
-        let mut table = self.table();
-        if table.slots.get(key).is_some_and(|s| s.id == slot_id) {
-            table.slots.remove(key);
-        }
+        self.table().remove_slot(key, slot_id);
     }
 
     async fn start(
@@ -612,9 +619,7 @@ impl Sessions {
         }
         {
             let mut table = self.table();
-            if table.slots.get(&session.key).is_some_and(|s| s.id == session.slot_id) {
-                table.slots.remove(&session.key);
-            }
+            table.remove_slot(&session.key, session.slot_id);
             table.mcp.retain(|(runtime, _), id| !(runtime == &session.key.runtime_id && id == &session.key.session_id));
         }
         tracing::info!(

@@ -194,10 +194,11 @@ impl Sessions {
         }
         if let Some(id) = measure {
             if let Some(stats) = self.backend.stats(&id).await {
-                // The spare may have been claimed meanwhile; then there is nothing to count.
+                // The spare may have been claimed (or its version drained) meanwhile; then there is
+                // nothing to count.
                 let mut entries = self.pool.lock();
-                if let Some(spare) = entries.values_mut().flat_map(|e| e.spares.iter_mut()).find(|s| s.handle.id == id)
-                {
+                let spares = entries.get_mut(&key(&target)).map(|e| e.spares.iter_mut());
+                if let Some(spare) = spares.into_iter().flatten().find(|s| s.handle.id == id) {
                     spare.memory_bytes = stats.memory_bytes;
                 }
             }

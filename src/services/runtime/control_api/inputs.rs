@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::kernel::error::{Error, Result};
+use crate::services::runtime::domain::endpoints::parse_version;
 
 /// The validated input as the operation's typed struct.
 pub fn typed<T: DeserializeOwned>(operation: &str, input: &Map<String, Value>) -> Result<T> {
@@ -36,13 +37,7 @@ pub struct RuntimeRef {
 impl RuntimeRef {
     /// The version as a number (the model's pattern allows only digits, but not every length fits).
     pub fn version(&self) -> Result<Option<u32>> {
-        self.agent_runtime_version
-            .as_deref()
-            .map(|v| {
-                v.parse()
-                    .map_err(|_| Error::invalid_field("agentRuntimeVersion", format!("'{v}' is not a version number.")))
-            })
-            .transpose()
+        self.agent_runtime_version.as_deref().map(parse_version).transpose()
     }
 }
 

@@ -65,7 +65,8 @@ fn check_servable_version(tx: &Tx<'_>, runtime_id: &str, version: u32) -> Result
     }
 }
 
-fn parse_version(v: &str) -> Result<u32> {
+/// A version as named on the wire (`agentRuntimeVersion`), as a number.
+pub fn parse_version(v: &str) -> Result<u32> {
     v.parse().map_err(|_| Error::invalid_field("agentRuntimeVersion", format!("'{v}' is not a version number.")))
 }
 
