@@ -227,7 +227,7 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
     // Fresh for each server: a Config reused for a second start must not see the first one's.
     config.issued_credentials = Default::default();
     config.issued_credentials.install(credentials.clone());
-    let mut sandbox_listener = None;
+    let mut sandbox_listeners = Vec::new();
     let (sessions, provisioner): (Option<Arc<Sessions>>, Arc<dyn Provisioner>) = match backend(config.sandbox) {
         Some(backend) => {
             let instance = instance_id(&store).await;
@@ -237,9 +237,11 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
             let sessions =
                 Arc::new(Sessions::new(backend, control.clone(), session_config, instance, logs, observatory.clone()));
             sessions.set_emulator_url(format!("http://{addr}"));
-            sandbox_listener = crate::sandbox_door::open(&sessions, &store, addr.port()).await;
-            if let Some(bound) = sandbox_listener.as_ref().and_then(|l| l.local_addr().ok()) {
-                sessions.set_sandbox_url(sessions.sandbox_url_for(bound));
+            sandbox_listeners = crate::sandbox_door::open(&sessions, &store, addr.port()).await;
+            for (egress, listener) in &sandbox_listeners {
+                if let Ok(bound) = listener.local_addr() {
+                    sessions.set_sandbox_url(*egress, sessions.sandbox_url_for(bound));
+                }
             }
             sessions.recover(&control).await;
             sessions.spawn_pool_janitor();
@@ -279,7 +281,7 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
     let memory_tasks = memory.spawn_background(shutdown.clone());
 
     let reconciler_task = tokio::spawn(reconciler.run(shutdown.clone().cancelled_owned()));
-    if let Some(listener) = sandbox_listener {
+    for (_, listener) in sandbox_listeners {
         tokio::spawn(accept_loop(listener, state.clone(), shutdown.clone(), async {}, true));
     }
     let task = tokio::spawn(accept_loop(

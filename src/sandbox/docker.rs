@@ -1,9 +1,14 @@
 //! The Docker backend: one container per sandbox, through the Docker Engine API (bollard).
 //!
-//! Containers join one emulator-owned bridge network with inter-container communication
-//! disabled, so sessions cannot reach each other; ports are published on 127.0.0.1 only. Each
-//! container runs with every capability dropped, no-new-privileges, an init process (signals and
-//! zombies handled for the agent), and pids, memory and CPU limits.
+//! Containers join one of two emulator-owned bridge networks, both with inter-container
+//! communication disabled so sessions cannot reach each other: `NETWORK` routes out of the host
+//! (`Egress::Internet`), `PRIVATE_NETWORK` is a Docker *internal* network with no route out
+//! (`Egress::EmulatorOnly`), where a container reaches only the host's address on that bridge, on
+//! which the emulator listens for sandboxes. Ports are published on 127.0.0.1 only; Docker
+//! publishes nothing from an internal network, so the emulator reaches those containers at their
+//! bridge address, which only this host can route to. Each container runs with every capability
+//! dropped, no-new-privileges, an init process (signals and zombies handled for the agent), and
+//! pids, memory and CPU limits.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -19,20 +24,30 @@ use futures_util::StreamExt;
 use tokio::sync::OnceCell;
 
 use super::{
-    image, labels, Exec, ExecOutput, OwnedSandbox, SandboxBackend, SandboxError, SandboxHandle, SandboxSpec,
+    image, labels, Egress, Exec, ExecOutput, OwnedSandbox, SandboxBackend, SandboxError, SandboxHandle, SandboxSpec,
     SandboxState, StartTimings,
 };
 use futures_util::future::BoxFuture;
 
-/// The bridge network every sandbox joins.
+/// The bridge network of sandboxes that may reach the internet.
 pub const NETWORK: &str = "agentcore-local-sandboxes";
+/// The internal network of sandboxes that reach only the emulator.
+pub const PRIVATE_NETWORK: &str = "agentcore-local-sandboxes-private";
+
+fn network_name(egress: Egress) -> &'static str {
+    match egress {
+        Egress::Internet => NETWORK,
+        Egress::EmulatorOnly => PRIVATE_NETWORK,
+    }
+}
 /// How long an image pull may take before the version fails.
 const PULL_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub struct DockerBackend {
     docker: Result<Docker, String>,
-    /// Id of the sandbox network (ids, not the name: concurrent creators can make duplicates).
-    network_id: OnceCell<String>,
+    /// Ids of the sandbox networks, by `Egress::ALL` index (ids, not names: concurrent creators
+    /// can make duplicates).
+    network_ids: [OnceCell<String>; 2],
 }
 
 fn docker_host() -> String {
@@ -48,7 +63,7 @@ impl DockerBackend {
     pub fn new() -> DockerBackend {
         let docker =
             Docker::connect_with_defaults().map_err(|e| format!("cannot use Docker at {}: {e}", docker_host()));
-        DockerBackend { docker, network_id: OnceCell::new() }
+        DockerBackend { docker, network_ids: [OnceCell::new(), OnceCell::new()] }
     }
 
     fn client(&self) -> Result<&Docker, SandboxError> {
@@ -62,53 +77,54 @@ impl DockerBackend {
         ))
     }
 
-    /// The sandbox network's id, creating the network if needed. Docker allows several networks
-    /// with one name when two emulators create it at once; every process then picks the lowest id,
-    /// and a creator that lost the race removes its own copy.
-    async fn network(&self) -> Result<String, SandboxError> {
+    /// The id of the sandbox network for `egress`, creating the network if needed. Docker allows
+    /// several networks with one name when two emulators create it at once; every process then
+    /// picks the lowest id, and a creator that lost the race removes its own copy.
+    async fn network(&self, egress: Egress) -> Result<String, SandboxError> {
         let docker = self.client()?;
-        self.network_id
-            .get_or_try_init(|| async {
-                docker.ping().await.map_err(Self::unavailable)?;
-                let mut ids = self.network_ids(docker).await?;
-                let mut created = None;
-                if ids.is_empty() {
-                    let request = NetworkCreateRequest {
-                        name: NETWORK.to_string(),
-                        driver: Some("bridge".into()),
-                        labels: Some(HashMap::from([(labels::MANAGED.to_string(), "true".to_string())])),
-                        options: Some(HashMap::from([(
-                            "com.docker.network.bridge.enable_icc".to_string(),
-                            "false".to_string(),
-                        )])),
-                        ..Default::default()
-                    };
-                    let response = docker
-                        .create_network(request)
-                        .await
-                        .map_err(|e| SandboxError::Failed(format!("cannot create Docker network {NETWORK}: {e}")))?;
-                    created = Some(response.id);
-                    ids = self.network_ids(docker).await?;
-                }
-                let chosen = ids
-                    .first()
-                    .cloned()
-                    .ok_or_else(|| SandboxError::Failed(format!("Docker network {NETWORK} vanished")))?;
-                if let Some(mine) = created.filter(|c| *c != chosen) {
-                    let _ = docker.remove_network(&mine).await;
-                }
-                Ok(chosen)
-            })
-            .await
-            .cloned()
+        let name = network_name(egress);
+        let slot = &self.network_ids[egress.index()];
+        slot.get_or_try_init(|| async {
+            docker.ping().await.map_err(Self::unavailable)?;
+            let mut ids = Self::network_ids(docker, name).await?;
+            let mut created = None;
+            if ids.is_empty() {
+                let request = NetworkCreateRequest {
+                    name: name.to_string(),
+                    driver: Some("bridge".into()),
+                    // No route out of the host: Docker drops whatever an internal bridge forwards.
+                    internal: Some(egress == Egress::EmulatorOnly),
+                    labels: Some(HashMap::from([(labels::MANAGED.to_string(), "true".to_string())])),
+                    options: Some(HashMap::from([(
+                        "com.docker.network.bridge.enable_icc".to_string(),
+                        "false".to_string(),
+                    )])),
+                    ..Default::default()
+                };
+                let response = docker
+                    .create_network(request)
+                    .await
+                    .map_err(|e| SandboxError::Failed(format!("cannot create Docker network {name}: {e}")))?;
+                created = Some(response.id);
+                ids = Self::network_ids(docker, name).await?;
+            }
+            let chosen =
+                ids.first().cloned().ok_or_else(|| SandboxError::Failed(format!("Docker network {name} vanished")))?;
+            if let Some(mine) = created.filter(|c| *c != chosen) {
+                let _ = docker.remove_network(&mine).await;
+            }
+            Ok(chosen)
+        })
+        .await
+        .cloned()
     }
 
-    async fn network_ids(&self, docker: &Docker) -> Result<Vec<String>, SandboxError> {
-        let filters = HashMap::from([("name".to_string(), vec![NETWORK.to_string()])]);
+    async fn network_ids(docker: &Docker, name: &str) -> Result<Vec<String>, SandboxError> {
+        let filters = HashMap::from([("name".to_string(), vec![name.to_string()])]);
         let options = bollard::query_parameters::ListNetworksOptions { filters: Some(filters) };
         let networks = docker.list_networks(Some(options)).await.map_err(Self::unavailable)?;
         let mut ids: Vec<String> =
-            networks.into_iter().filter(|n| n.name.as_deref() == Some(NETWORK)).filter_map(|n| n.id).collect();
+            networks.into_iter().filter(|n| n.name.as_deref() == Some(name)).filter_map(|n| n.id).collect();
         ids.sort();
         Ok(ids)
     }
@@ -125,7 +141,19 @@ impl DockerBackend {
         tokio::time::timeout(PULL_TIMEOUT, pull).await.map_err(|_| "the pull timed out".to_string())?
     }
 
+    /// Where each of the container's ports is reached from this host: its 127.0.0.1 binding, or
+    /// on the internal network (which Docker publishes nothing from) its own bridge address.
     fn ports_of(inspect: &bollard::models::ContainerInspectResponse) -> HashMap<u16, SocketAddr> {
+        let networks = inspect.network_settings.as_ref().and_then(|n| n.networks.as_ref());
+        if let (true, Some(address)) = (Self::on_private_network(networks), Self::address_of(networks)) {
+            let exposed = inspect.config.as_ref().and_then(|c| c.exposed_ports.as_ref());
+            return exposed
+                .into_iter()
+                .flat_map(|ports| ports.keys())
+                .filter_map(|key| key.split('/').next()?.parse::<u16>().ok())
+                .map(|port| (port, SocketAddr::new(address, port)))
+                .collect();
+        }
         let mut out = HashMap::new();
         let ports = inspect.network_settings.as_ref().and_then(|n| n.ports.as_ref());
         for (key, bindings) in ports.into_iter().flatten() {
@@ -138,7 +166,11 @@ impl DockerBackend {
         out
     }
 
-    /// A container's address on the sandbox network (its only network).
+    fn on_private_network(networks: Option<&HashMap<String, bollard::models::EndpointSettings>>) -> bool {
+        networks.is_some_and(|n| n.contains_key(PRIVATE_NETWORK))
+    }
+
+    /// A container's address on its sandbox network (its only network).
     fn address_of(networks: Option<&HashMap<String, bollard::models::EndpointSettings>>) -> Option<IpAddr> {
         networks?.values().find_map(|n| n.ip_address.as_deref().and_then(|a| a.parse().ok()))
     }
@@ -210,7 +242,7 @@ impl SandboxBackend for DockerBackend {
 
     fn start<'a>(&'a self, spec: &'a SandboxSpec) -> BoxFuture<'a, Result<SandboxHandle, SandboxError>> {
         Box::pin(async move {
-            let network = self.network().await?;
+            let network = self.network(spec.egress).await?;
             let docker = self.client()?;
             let exposed: HashMap<String, HashMap<(), ()>> =
                 spec.ports.iter().map(|p| (format!("{p}/tcp"), HashMap::new())).collect();
@@ -297,7 +329,7 @@ impl SandboxBackend for DockerBackend {
             if let Some(missing) = spec.ports.iter().find(|p| !ports.contains_key(p)) {
                 Self::remove(docker, &id).await;
                 return Err(SandboxError::Failed(format!(
-                    "Docker did not publish container port {missing} on 127.0.0.1"
+                    "Docker did not publish container port {missing} on 127.0.0.1 (or give the container an address)"
                 )));
             }
             Ok(SandboxHandle {
@@ -490,15 +522,22 @@ impl SandboxBackend for DockerBackend {
                 .into_iter()
                 .filter_map(|c| {
                     let id = c.id?;
+                    let networks = c.network_settings.as_ref().and_then(|n| n.networks.as_ref());
+                    let address = Self::address_of(networks);
+                    let private = Self::on_private_network(networks).then_some(address).flatten();
                     let ports = c
                         .ports
                         .unwrap_or_default()
                         .into_iter()
-                        .filter(|p| p.ip.as_deref() == Some("127.0.0.1"))
-                        .filter_map(|p| Some((p.private_port, SocketAddr::from(([127, 0, 0, 1], p.public_port?)))))
+                        .filter_map(|p| match private {
+                            Some(address) => Some((p.private_port, SocketAddr::new(address, p.private_port))),
+                            None if p.ip.as_deref() == Some("127.0.0.1") => {
+                                Some((p.private_port, SocketAddr::from(([127, 0, 0, 1], p.public_port?))))
+                            }
+                            None => None,
+                        })
                         .collect();
                     let running = c.state.map(|s| s.to_string() == "running").unwrap_or(false);
-                    let address = Self::address_of(c.network_settings.as_ref().and_then(|n| n.networks.as_ref()));
                     Some(OwnedSandbox {
                         handle: SandboxHandle { id, ports, address, timings: StartTimings::default() },
                         labels: c.labels.unwrap_or_default(),
@@ -509,9 +548,9 @@ impl SandboxBackend for DockerBackend {
         })
     }
 
-    fn host_address<'a>(&'a self) -> BoxFuture<'a, Result<IpAddr, SandboxError>> {
+    fn host_address<'a>(&'a self, egress: Egress) -> BoxFuture<'a, Result<IpAddr, SandboxError>> {
         Box::pin(async move {
-            let network = self.network().await?;
+            let network = self.network(egress).await?;
             let docker = self.client()?;
             let inspected = docker
                 .inspect_network(&network, None::<bollard::query_parameters::InspectNetworkOptions>)
@@ -523,7 +562,9 @@ impl SandboxBackend for DockerBackend {
                 .into_iter()
                 .flatten()
                 .find_map(|c| c.gateway.and_then(|g| g.parse::<IpAddr>().ok()).filter(IpAddr::is_ipv4))
-                .ok_or_else(|| SandboxError::Failed(format!("Docker network {NETWORK} has no IPv4 gateway")))
+                .ok_or_else(|| {
+                    SandboxError::Failed(format!("Docker network {} has no IPv4 gateway", network_name(egress)))
+                })
         })
     }
 }

@@ -61,6 +61,27 @@ pub struct Mount {
     pub read_only: bool,
 }
 
+/// What a sandbox may reach besides the emulator's listener for sandboxes (its AWS endpoint and
+/// metadata service), which every sandbox reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Egress {
+    /// Anything the host can reach (the service's `networkMode: PUBLIC`).
+    #[default]
+    Internet,
+    /// Nothing else: no route out of the host (the service's `networkMode: VPC`, whose subnets and
+    /// security groups name nothing that exists on this machine).
+    EmulatorOnly,
+}
+
+impl Egress {
+    pub const ALL: [Egress; 2] = [Egress::Internet, Egress::EmulatorOnly];
+
+    /// Position in `ALL`, for per-egress arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// Everything needed to start one sandbox.
 #[derive(Debug, Clone)]
 pub struct SandboxSpec {
@@ -78,6 +99,7 @@ pub struct SandboxSpec {
     pub mounts: Vec<Mount>,
     /// `uid:gid` to run as; `None` for the image's own user.
     pub user: Option<String>,
+    pub egress: Egress,
 }
 
 /// A started sandbox and where its ports are reachable.
@@ -203,9 +225,11 @@ pub trait SandboxBackend: Send + Sync + 'static {
     fn exec<'a>(&'a self, id: &'a str, command: Vec<String>) -> BoxFuture<'a, Result<Exec, SandboxError>>;
     /// Every sandbox carrying the `managed` label, whichever emulator instance started it.
     fn list_owned<'a>(&'a self) -> BoxFuture<'a, Result<Vec<OwnedSandbox>, SandboxError>>;
-    /// The host's address as sandboxes reach it (the emulator listens there for their AWS calls
-    /// and metadata requests, and nowhere else beyond its own listener).
-    fn host_address<'a>(&'a self) -> BoxFuture<'a, Result<IpAddr, SandboxError>>;
+    /// The host's address as sandboxes with `egress` reach it (the emulator listens there for
+    /// their AWS calls and metadata requests, and nowhere else beyond its own listener). A backend
+    /// that cannot confine a sandbox to the emulator says so here, and such sessions fail to start
+    /// with that message rather than run with more reach than their configuration allows.
+    fn host_address<'a>(&'a self, egress: Egress) -> BoxFuture<'a, Result<IpAddr, SandboxError>>;
     /// The URL sandboxes use for the emulator's listener bound at `bound` (an address on
     /// `host_address`): Docker's containers reach the gateway address itself; a VM behind QEMU's
     /// user networking names the host's loopback by its own alias (10.0.2.2).

@@ -32,7 +32,7 @@ use hyper_util::rt::TokioExecutor;
 
 use crate::kernel::clock::now_ms;
 use crate::kernel::error::{Error, ErrorKind, Result};
-use crate::sandbox::{Limits, SandboxBackend};
+use crate::sandbox::{Egress, Limits, SandboxBackend};
 use crate::services::runtime::domain::resolve::InvocationTarget;
 use futures_util::future::BoxFuture;
 
@@ -166,8 +166,8 @@ pub struct Sessions {
     next_slot: AtomicU64,
     throttle: Throttle,
     emulator_url: OnceLock<String>,
-    /// The emulator as sandboxes reach it (`sandbox::SandboxBackend::host_address`).
-    sandbox_url: OnceLock<String>,
+    /// The emulator as sandboxes reach it, by `Egress::index` (`SandboxBackend::host_address`).
+    sandbox_urls: [OnceLock<String>; 2],
     /// Which sandbox is at which address (the metadata service's callers).
     directory: directory::SandboxDirectory,
     /// Sandbox stops in progress, so shutdown and deletions can wait for them.
@@ -211,7 +211,7 @@ impl Sessions {
             table: Mutex::new(Table::default()),
             next_slot: AtomicU64::new(1),
             emulator_url: OnceLock::new(),
-            sandbox_url: OnceLock::new(),
+            sandbox_urls: [OnceLock::new(), OnceLock::new()],
             directory: directory::SandboxDirectory::default(),
             stopping: Mutex::new(tokio::task::JoinSet::new()),
             logs,
@@ -272,13 +272,15 @@ impl Sessions {
         self.emulator_url.get().map(String::as_str).unwrap_or("http://127.0.0.1:4599")
     }
 
-    /// The URL sandboxes reach the emulator at (its listener on the backend's host address).
-    pub fn set_sandbox_url(&self, url: String) {
-        let _ = self.sandbox_url.set(url);
+    /// The URL sandboxes with `egress` reach the emulator at (its listener on the backend's host
+    /// address for them).
+    pub fn set_sandbox_url(&self, egress: Egress, url: String) {
+        let _ = self.sandbox_urls[egress.index()].set(url);
     }
 
-    fn urls(&self) -> spec::EmulatorUrls<'_> {
-        spec::EmulatorUrls { public: self.emulator_url(), from_sandboxes: self.sandbox_url.get().map(String::as_str) }
+    fn urls(&self, target: &InvocationTarget) -> spec::EmulatorUrls<'_> {
+        let from_sandboxes = self.sandbox_urls[spec::egress(target).index()].get().map(String::as_str);
+        spec::EmulatorUrls { public: self.emulator_url(), from_sandboxes }
     }
 
     /// Which sandbox is at which address.
@@ -286,9 +288,12 @@ impl Sessions {
         &self.directory
     }
 
-    /// The host's address as sandboxes reach it (where the emulator listens for them).
-    pub async fn host_address(&self) -> std::result::Result<std::net::IpAddr, crate::sandbox::SandboxError> {
-        self.backend.host_address().await
+    /// The host's address as sandboxes with `egress` reach it (where the emulator listens for them).
+    pub async fn host_address(
+        &self,
+        egress: Egress,
+    ) -> std::result::Result<std::net::IpAddr, crate::sandbox::SandboxError> {
+        self.backend.host_address(egress).await
     }
 
     /// How sandboxes name the listener bound at `bound` (the backend says: a VM may see the host
@@ -453,7 +458,7 @@ impl Sessions {
         started_ms: i64,
         began: Instant,
     ) -> Result<(crate::sandbox::SandboxHandle, Option<capture::CaptureHandle>, StartPhases)> {
-        let spec = spec::build(&self.config, &self.instance_id, self.urls(), target, Some(&key.session_id), started_ms);
+        let spec = spec::build(&self.config, &self.instance_id, self.urls(target), target, Some(&key.session_id), started_ms);
         let called = began.elapsed();
         let handle = match self.backend.start(&spec).await {
             Ok(h) => h,

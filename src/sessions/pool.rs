@@ -141,7 +141,7 @@ impl Sessions {
     }
 
     async fn fill_one(self: Arc<Self>, target: InvocationTarget) {
-        let spec = spec::build(&self.config, &self.instance_id, self.urls(), &target, None, now_ms());
+        let spec = spec::build(&self.config, &self.instance_id, self.urls(&target), &target, None, now_ms());
         let started = match self.backend.start(&spec).await {
             Ok(handle) => {
                 // A spare has no session yet; it gets one (and credentials named after it) when claimed.

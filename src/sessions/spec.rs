@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use sha2::{Digest, Sha256};
 
 use super::SessionConfig;
-use crate::sandbox::{labels, Mount, SandboxSpec};
+use crate::sandbox::{labels, Egress, Mount, SandboxSpec};
 use crate::services::runtime::domain::artifact::{Prepared, CODE_MOUNT};
 use crate::services::runtime::domain::resolve::InvocationTarget;
 
@@ -38,6 +38,15 @@ pub fn pid_namespace() -> String {
 pub struct EmulatorUrls<'a> {
     pub public: &'a str,
     pub from_sandboxes: Option<&'a str>,
+}
+
+/// What a session of `target` may reach besides the emulator.
+pub fn egress(target: &InvocationTarget) -> Egress {
+    if target.vpc {
+        Egress::EmulatorOnly
+    } else {
+        Egress::Internet
+    }
 }
 
 pub fn build(
@@ -123,6 +132,7 @@ pub fn build(
         workdir,
         mounts,
         user: None,
+        egress: egress(target),
     }
 }
 
@@ -152,5 +162,6 @@ pub fn job(
         workdir: None,
         mounts,
         user,
+        egress: Egress::Internet,
     }
 }

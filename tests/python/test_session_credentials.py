@@ -57,7 +57,7 @@ def stack(tmp_path_factory):
     emu.stop()
 
 
-def deploy(url, agent_zip, name, role_arn=ROLE_ARN):
+def deploy(url, agent_zip, name, role_arn=ROLE_ARN, network=None):
     cli = Cli(url)
     bucket = f"agents-{uuid.uuid4().hex[:8]}"
     cli.run("s3", "mb", f"s3://{bucket}")
@@ -67,7 +67,7 @@ def deploy(url, agent_zip, name, role_arn=ROLE_ARN):
         agentRuntimeName=name,
         agentRuntimeArtifact=artifact(bucket),
         roleArn=role_arn,
-        networkConfiguration={"networkMode": "PUBLIC"},
+        networkConfiguration=network or {"networkMode": "PUBLIC"},
         # The longest idle timeout: sessions must outlive the waits of the expiry test (time-scaled).
         lifecycleConfiguration={"idleRuntimeSessionTimeout": 28800, "maxLifetime": 28800},
     )
@@ -175,6 +175,78 @@ def test_a_session_sees_only_its_own_credentials(stack, agent_zip):
     who = ask(stack.url, arn, second, {"action": "whoami"})
     assert who["identity"]["Arn"].endswith(f"/{second}") and who["access_key"] == b["v2_access_key"]
     assert not ask(stack.url, arn, second, {"action": "reach", "host": a_address, "port": 8080})["connected"]
+
+
+@pytest.fixture
+def outside_host():
+    """A TCP service beyond the host, as the internet is to a sandbox: in a network namespace of its
+    own behind a veth pair, so a sandbox's connection to it is routed out through the host."""
+    if subprocess.run(["id", "-u"], capture_output=True, text=True).stdout.strip() != "0":
+        pytest.skip("creating a network namespace needs root (CI and scripts/test run as root)")
+    name = f"acl-out-{uuid.uuid4().hex[:6]}"
+    block = 4 * int(uuid.uuid4().int % 16000)  # a /30 of 10.220.0.0/16 per test run
+    host_ip, outside_ip = f"10.220.{block // 256}.{block % 256 + 1}", f"10.220.{block // 256}.{block % 256 + 2}"
+    steps = [
+        ["ip", "netns", "add", name],
+        ["ip", "link", "add", f"{name}-h", "type", "veth", "peer", "name", f"{name}-o"],
+        ["ip", "link", "set", f"{name}-o", "netns", name],
+        ["ip", "addr", "add", f"{host_ip}/30", "dev", f"{name}-h"],
+        ["ip", "link", "set", f"{name}-h", "up"],
+        ["ip", "netns", "exec", name, "ip", "addr", "add", f"{outside_ip}/30", "dev", f"{name}-o"],
+        ["ip", "netns", "exec", name, "ip", "link", "set", f"{name}-o", "up"],
+        ["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"],
+    ]
+    server = None
+    try:
+        for step in steps:
+            subprocess.run(step, check=True, capture_output=True)
+        server = subprocess.Popen(["ip", "netns", "exec", name, sys.executable, "-m", "http.server", "8099",
+                                   "--bind", outside_ip], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 10
+        while subprocess.run(["ip", "netns", "exec", name, sys.executable, "-c",
+                              f"import socket; socket.create_connection(('{outside_ip}', 8099), 1)"],
+                             capture_output=True).returncode != 0:
+            assert time.time() < deadline, "the outside server did not start"
+            time.sleep(0.1)
+        yield outside_ip, 8099
+    finally:
+        if server:
+            server.kill()
+        subprocess.run(["ip", "link", "del", f"{name}-h"], capture_output=True)
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+def test_a_vpc_session_reaches_the_emulator_and_nothing_else(stack, agent_zip, outside_host):
+    """networkMode VPC (issue 17): the session's AWS calls and credentials work as in PUBLIC, but it
+    has no route out of the host and cannot reach another session; a PUBLIC session of the same
+    agent reaches the same outside service, so the check can fail."""
+    vpc = {"networkMode": "VPC", "networkModeConfig": {"subnets": ["subnet-0a1b2c3d4e5f"],
+                                                       "securityGroups": ["sg-0a1b2c3d4e5f"]}}
+    private, bucket = deploy(stack.url, agent_zip, "vpc_agent", network=vpc)
+    public, _ = deploy(stack.url, agent_zip, "public_agent")
+    outside_ip, port = outside_host
+    reach_outside = {"action": "reach", "host": outside_ip, "port": port}
+
+    assert ask(stack.url, public["agentRuntimeArn"], f"pub-{uuid.uuid4()}", reach_outside)["connected"]
+
+    first, second = f"vpc-{uuid.uuid4()}", f"vpc-{uuid.uuid4()}"
+    arn = private["agentRuntimeArn"]
+    who = ask(stack.url, arn, first, {"action": "whoami"})
+    assert who["method"] == "iam-role" and who["identity"]["Arn"].endswith(f"/AgentRole/{first}"), who
+    ask(stack.url, arn, first, {"action": "put", "bucket": bucket, "key": "from-vpc.txt", "body": "inside"})
+    assert boto_client(stack.url, "s3").get_object(Bucket=bucket, Key="from-vpc.txt")["Body"].read() == b"inside"
+
+    blocked = ask(stack.url, arn, first, reach_outside)
+    assert not blocked["connected"], f"a VPC session reached a host outside: {blocked}"
+    first_address = ask(stack.url, arn, first, {"action": "env"})["address"]
+    assert not ask(stack.url, arn, second, {"action": "reach", "host": first_address, "port": 8080})["connected"]
+
+    control = boto_client(stack.url, "bedrock-agentcore-control")
+    with pytest.raises(botocore.exceptions.ClientError) as refused:
+        control.create_agent_runtime(agentRuntimeName="vpc_without_subnets", agentRuntimeArtifact=artifact(bucket),
+                                     roleArn=ROLE_ARN, networkConfiguration={"networkMode": "VPC"})
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert "networkModeConfig" in refused.value.response["Error"]["Message"]
 
 
 def test_credentials_rotate_before_they_expire_and_then_stop_working(tmp_path, agent_zip):

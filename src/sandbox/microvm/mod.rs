@@ -27,7 +27,7 @@ use sha2::Digest;
 
 use super::docker::DockerBackend;
 use super::{
-    Exec, OutputLine, OutputStream, OwnedSandbox, SandboxBackend, SandboxError, SandboxHandle, SandboxSpec,
+    Egress, Exec, OutputLine, OutputStream, OwnedSandbox, SandboxBackend, SandboxError, SandboxHandle, SandboxSpec,
     SandboxState, SandboxStats, StartTimings,
 };
 use host::{Accel, Host};
@@ -526,7 +526,14 @@ impl SandboxBackend for MicrovmBackend {
     }
 
     fn start<'a>(&'a self, spec: &'a SandboxSpec) -> BoxFuture<'a, Result<SandboxHandle, SandboxError>> {
-        Box::pin(async move { self.launch(spec, Instant::now()).await })
+        Box::pin(async move {
+            if spec.egress == Egress::EmulatorOnly {
+                return Err(self.host_address(Egress::EmulatorOnly).await.err().unwrap_or_else(|| {
+                    SandboxError::Failed("a VM cannot be limited to the emulator's network".into())
+                }));
+            }
+            self.launch(spec, Instant::now()).await
+        })
     }
 
     fn state<'a>(&'a self, id: &'a str) -> BoxFuture<'a, SandboxState> {
@@ -679,8 +686,20 @@ impl SandboxBackend for MicrovmBackend {
         })
     }
 
-    fn host_address<'a>(&'a self) -> BoxFuture<'a, Result<IpAddr, SandboxError>> {
-        Box::pin(async move { Ok(IpAddr::V4(Ipv4Addr::LOCALHOST)) })
+    fn host_address<'a>(&'a self, egress: Egress) -> BoxFuture<'a, Result<IpAddr, SandboxError>> {
+        Box::pin(async move {
+            match egress {
+                Egress::Internet => Ok(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                // QEMU's user networking either routes everywhere or (restrict=on) nowhere,
+                // the emulator included; a VM cannot yet be limited to the emulator alone.
+                Egress::EmulatorOnly => Err(SandboxError::Failed(
+                    "networkMode VPC (no network but the emulator) is not available with --sandbox microvm \
+                     yet: QEMU's user networking cannot keep a VM off the network while letting it reach the \
+                     emulator. Serve with --sandbox docker for VPC runtimes."
+                        .into(),
+                )),
+            }
+        })
     }
 
     fn sandbox_url(&self, bound: SocketAddr) -> String {
@@ -748,6 +767,7 @@ mod tests {
             workdir: None,
             mounts: Vec::new(),
             user: None,
+            egress: Egress::Internet,
         }
     }
 

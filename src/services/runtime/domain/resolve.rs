@@ -34,6 +34,9 @@ pub struct InvocationTarget {
     pub role_arn: String,
     /// `metadataConfiguration.requireMMDSV2`: the metadata service refuses token-less requests.
     pub require_mmds_v2: bool,
+    /// `networkConfiguration.networkMode` is `VPC`: the session reaches the emulator (its AWS
+    /// endpoint and metadata service) and nothing else, as a VPC without a NAT would.
+    pub vpc: bool,
 }
 
 /// Resolved invocation targets, each tagged with the store generation it was read at.
@@ -111,6 +114,8 @@ fn target_of(rt: &RuntimeRow, endpoint_name: &str, version: &VersionRow) -> Resu
             .and_then(|m| m.get("requireMMDSV2"))
             .and_then(Value::as_bool)
             .unwrap_or(false),
+        vpc: version.config.get("networkConfiguration").and_then(|n| n.get("networkMode")).and_then(Value::as_str)
+            == Some("VPC"),
     })
 }
 

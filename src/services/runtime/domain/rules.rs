@@ -154,8 +154,23 @@ fn check_authorizer(config: &Map<String, Value>) -> Result<()> {
     }
 }
 
+/// `networkMode: VPC` runs the agent inside subnets and security groups, so it must name them
+/// (the model leaves `networkModeConfig` optional because PUBLIC has none).
+fn check_network(config: &Map<String, Value>) -> Result<()> {
+    let network = config.get("networkConfiguration");
+    let mode = network.and_then(|n| n.get("networkMode")).and_then(Value::as_str);
+    if mode == Some("VPC") && network.and_then(|n| n.get("networkModeConfig")).is_none() {
+        return Err(Error::invalid_field(
+            "networkConfiguration.networkModeConfig",
+            "networkModeConfig (subnets and securityGroups) is required when networkMode is VPC.",
+        ));
+    }
+    Ok(())
+}
+
 pub fn check(config: &Map<String, Value>) -> Result<()> {
     lifecycle::check(config)?;
+    check_network(config)?;
     check_header_allowlist(config)?;
     check_authorizer(config)?;
     let protocol_port = config.get("protocolConfiguration").and_then(|p| p.get("port")).and_then(Value::as_u64);
@@ -197,6 +212,15 @@ mod tests {
 
     fn check_json(v: Value) -> Result<()> {
         check(v.as_object().unwrap())
+    }
+
+    #[test]
+    fn vpc_needs_its_subnets_and_security_groups() {
+        assert!(check_json(json!({"networkConfiguration": {"networkMode": "PUBLIC"}})).is_ok());
+        let vpc = json!({"networkMode": "VPC", "networkModeConfig": {"subnets": ["subnet-0a1b2c3d4e"], "securityGroups": ["sg-0a1b2c3d4e"]}});
+        assert!(check_json(json!({"networkConfiguration": vpc})).is_ok());
+        let err = check_json(json!({"networkConfiguration": {"networkMode": "VPC"}})).unwrap_err();
+        assert!(err.to_string().contains("networkModeConfig"), "{err}");
     }
 
     #[test]
