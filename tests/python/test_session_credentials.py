@@ -183,17 +183,17 @@ def outside_host():
     own behind a veth pair, so a sandbox's connection to it is routed out through the host."""
     if subprocess.run(["id", "-u"], capture_output=True, text=True).stdout.strip() != "0":
         pytest.skip("creating a network namespace needs root (CI and scripts/test run as root)")
-    name = f"acl-out-{uuid.uuid4().hex[:6]}"
+    name = f"acl{uuid.uuid4().hex[:6]}"  # interface names below stay within 15 characters
     block = 4 * int(uuid.uuid4().int % 16000)  # a /30 of 10.220.0.0/16 per test run
     host_ip, outside_ip = f"10.220.{block // 256}.{block % 256 + 1}", f"10.220.{block // 256}.{block % 256 + 2}"
     steps = [
         ["ip", "netns", "add", name],
-        ["ip", "link", "add", f"{name}-h", "type", "veth", "peer", "name", f"{name}-o"],
-        ["ip", "link", "set", f"{name}-o", "netns", name],
-        ["ip", "addr", "add", f"{host_ip}/30", "dev", f"{name}-h"],
-        ["ip", "link", "set", f"{name}-h", "up"],
-        ["ip", "netns", "exec", name, "ip", "addr", "add", f"{outside_ip}/30", "dev", f"{name}-o"],
-        ["ip", "netns", "exec", name, "ip", "link", "set", f"{name}-o", "up"],
+        ["ip", "link", "add", f"{name}h", "type", "veth", "peer", "name", f"{name}o"],
+        ["ip", "link", "set", f"{name}o", "netns", name],
+        ["ip", "addr", "add", f"{host_ip}/30", "dev", f"{name}h"],
+        ["ip", "link", "set", f"{name}h", "up"],
+        ["ip", "netns", "exec", name, "ip", "addr", "add", f"{outside_ip}/30", "dev", f"{name}o"],
+        ["ip", "netns", "exec", name, "ip", "link", "set", f"{name}o", "up"],
         ["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"],
     ]
     server = None
@@ -212,7 +212,7 @@ def outside_host():
     finally:
         if server:
             server.kill()
-        subprocess.run(["ip", "link", "del", f"{name}-h"], capture_output=True)
+        subprocess.run(["ip", "link", "del", f"{name}h"], capture_output=True)
         subprocess.run(["ip", "netns", "del", name], capture_output=True)
 
 
