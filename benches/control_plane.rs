@@ -3,6 +3,9 @@
 //! measured in the same run (a bare hyper server answering `{}`: the ceiling loopback and this
 //! client allow on this machine).
 //!
+//! Then start-up and idle RSS with a data dir holding 1 000 runtimes, 10 000 objects and 100 log
+//! streams, next to start-up with an empty data dir.
+//!
 //! Run: `cargo bench --bench control_plane` (release build of the real binary).
 
 mod support;
@@ -79,6 +82,82 @@ async fn baseline_server() -> SocketAddr {
     addr
 }
 
+const POPULATED_RUNTIMES: usize = 1000;
+const POPULATED_OBJECTS: usize = 10_000;
+const POPULATED_STREAMS: usize = 100;
+
+/// Fill `dir` through a running emulator: runtimes, S3 objects in one bucket, log streams.
+fn populate(rt: &tokio::runtime::Runtime, dir: &str) {
+    let (mut server, _) = spawn_server(&["--sandbox", "none", "--data-dir", dir]);
+    let addr = server.addr;
+    rt.block_on(async move {
+        let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+        let send = move |req: Request<Full<Bytes>>| {
+            let client = client.clone();
+            async move {
+                let resp = client.request(req).await.unwrap();
+                let status = resp.status();
+                let body = resp.into_body().collect().await.unwrap().to_bytes();
+                assert!(status.is_success(), "{status}: {}", String::from_utf8_lossy(&body));
+            }
+        };
+        let s3 = move |method: &str, path: &str, body: &[u8]| {
+            let hash = agentcore_local::kernel::sigv4::canonical::sha256_hex(body);
+            support::signed_for("s3", method, addr, path, "", body, &[("x-amz-content-sha256", hash.as_str())])
+        };
+        let logs = move |target: &str, body: String| {
+            let target = format!("Logs_20140328.{target}");
+            support::signed_for("logs", "POST", addr, "/", "", body.as_bytes(), &[("x-amz-target", target.as_str())])
+        };
+        send(s3("PUT", "/populated", b"")).await;
+        send(logs("CreateLogGroup", r#"{"logGroupName":"/populated"}"#.to_string())).await;
+        let work: Vec<Request<Full<Bytes>>> = (0..POPULATED_RUNTIMES)
+            .map(|i| {
+                let body = format!(r#"{{"agentRuntimeName":"populated_{i}","agentRuntimeArtifact":{{"containerConfiguration":{{"containerUri":"123456789012.dkr.ecr.us-east-1.amazonaws.com/a:b"}}}},"roleArn":"arn:aws:iam::123456789012:role/R"}}"#);
+                signed("PUT", addr, "/runtimes/", "", body.as_bytes())
+            })
+            .chain((0..POPULATED_OBJECTS).map(|i| s3("PUT", &format!("/populated/object-{i:05}"), b"sixteen bytes ok")))
+            .chain((0..POPULATED_STREAMS).map(|i| {
+                logs("CreateLogStream", format!(r#"{{"logGroupName":"/populated","logStreamName":"stream-{i}"}}"#))
+            }))
+            .collect();
+        let work = Arc::new(parking_lot::Mutex::new(work));
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let (work, send) = (work.clone(), send.clone());
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let Some(req) = work.lock().pop() else { break };
+                    send(req).await;
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    server.child.kill().unwrap();
+    let _ = server.child.wait();
+}
+
+/// Median start-up of 7 starts on `dir` (the last one left running for the idle RSS), and that RSS.
+fn startup_on(dir: &str) -> (Duration, u64) {
+    let mut startups = Vec::new();
+    let mut rss = 0;
+    for i in 0..7 {
+        let (mut s, took) = spawn_server(&["--sandbox", "none", "--data-dir", dir]);
+        startups.push(took);
+        if i == 6 {
+            std::thread::sleep(Duration::from_millis(300));
+            rss = rss_kib(s.child.id());
+        }
+        s.child.kill().unwrap();
+        s.child.wait().unwrap();
+    }
+    startups.sort();
+    (startups[startups.len() / 2], rss)
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     // Start-up: median of 7 cold process starts.
@@ -91,6 +170,12 @@ fn main() {
     }
     startups.sort();
     let startup_p50 = startups[startups.len() / 2];
+
+    let empty_dir = tempfile::tempdir().unwrap();
+    let (empty_startup, _) = startup_on(empty_dir.path().to_str().unwrap());
+    let populated_dir = tempfile::tempdir().unwrap();
+    populate(&rt, populated_dir.path().to_str().unwrap());
+    let (populated_startup, populated_rss) = startup_on(populated_dir.path().to_str().unwrap());
 
     let (mut server, _) = spawn_server(&["--sandbox", "none"]);
     std::thread::sleep(Duration::from_millis(300));
@@ -129,6 +214,12 @@ fn main() {
         println!("|-------------------------------------|--------------|-------------|");
         println!("| start-up to first accepted request  | {:>9.1} ms | < 50 ms     |", startup_p50.as_secs_f64() * 1e3);
         println!("| idle RSS                            | {:>9.1} MB | < 20 MB     |", idle_rss as f64 / 1024.0);
+        println!(
+            "| start-up, data dir: {POPULATED_RUNTIMES} runtimes, {POPULATED_OBJECTS} objects, {POPULATED_STREAMS} log streams | {:>6.1} ms | <= 15 ms |",
+            populated_startup.as_secs_f64() * 1e3
+        );
+        println!("| baseline: start-up, empty data dir  | {:>9.1} ms |             |", empty_startup.as_secs_f64() * 1e3);
+        println!("| idle RSS with that data dir         | {:>9.1} MiB | <= 16 MiB  |", populated_rss as f64 / 1024.0);
         println!("| baseline: bare hyper `{{}}` req/s     | {:>12.0} |             |", baseline);
         println!("| GetAgentRuntime signed req/s        | {:>12.0} | > 5000      | ({:.0}% of baseline, {get_failed} failed)", get, 100.0 * get / baseline);
         println!("| ListAgentRuntimes signed req/s      | {:>12.0} |             | ({:.0}% of baseline, {list_failed} failed)", list, 100.0 * list / baseline);

@@ -12,13 +12,11 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::Request;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use support::{rss_kib, signed, signed_with, spawn_server};
-
-type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+use support::{body_of, fixture_runtime, invoke_request, rss_kib, spawn_server, HttpClient};
 
 const COLD_STARTS: usize = 15;
 /// With the warm pool, sessions arrive this far apart (the pool refills in between, as it does when
@@ -27,7 +25,9 @@ const POOL_GAP: Duration = Duration::from_millis(1500);
 const WARM_CALLS: usize = 1000;
 const BURST_SESSIONS: usize = 12;
 const BURST_CONCURRENCY: usize = 4;
-const IMAGE_URI: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/agentcore-local-test-agent:latest";
+/// Sessions invoked at once for the throughput rows, and how long each row runs.
+const THROUGHPUT_SESSIONS: usize = 50;
+const THROUGHPUT_FOR: Duration = Duration::from_secs(5);
 
 fn percentile(samples: &mut [Duration], p: f64) -> Duration {
     samples.sort();
@@ -36,16 +36,6 @@ fn percentile(samples: &mut [Duration], p: f64) -> Duration {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
-}
-
-async fn body_of(client: &HttpClient, req: Request<Full<Bytes>>) -> (u16, Bytes) {
-    let resp = client.request(req).await.expect("request");
-    let status = resp.status().as_u16();
-    (status, resp.into_body().collect().await.unwrap().to_bytes())
-}
-
-fn invoke_request(addr: SocketAddr, arn_path: &str, session: &str, payload: &[u8]) -> Request<Full<Bytes>> {
-    signed_with("POST", addr, arn_path, "", payload, &[("x-amzn-bedrock-agentcore-runtime-session-id", session)])
 }
 
 /// A request that stays valid for the clock-skew window: rebuilt from the same signed headers.
@@ -180,28 +170,6 @@ async fn phase_p50s(client: &HttpClient, addr: SocketAddr, prefix: &str) -> [f64
     })
 }
 
-/// Create the fixture runtime and wait for READY; returns the invocation path.
-async fn fixture_runtime(client: &HttpClient, addr: SocketAddr, name: &str) -> String {
-    let create = format!(
-        r#"{{"agentRuntimeName":"{name}","agentRuntimeArtifact":{{"containerConfiguration":{{"containerUri":"{IMAGE_URI}"}}}},"roleArn":"arn:aws:iam::123456789012:role/R"}}"#
-    );
-    let (status, body) = body_of(client, signed("PUT", addr, "/runtimes/", "", create.as_bytes())).await;
-    assert_eq!(status, 202, "{}", String::from_utf8_lossy(&body));
-    let created: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    let id = created["agentRuntimeId"].as_str().unwrap().to_string();
-    let arn = created["agentRuntimeArn"].as_str().unwrap().to_string();
-    loop {
-        let (_, body) = body_of(client, signed("GET", addr, &format!("/runtimes/{id}/"), "", b"")).await;
-        let rt: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        match rt["status"].as_str() {
-            Some("READY") => break,
-            Some("CREATING") => tokio::time::sleep(Duration::from_millis(20)).await,
-            other => panic!("runtime is {other:?}: {} (build the fixture image first)", rt["failureReason"]),
-        }
-    }
-    format!("/runtimes/{}/invocations", percent_encoding::utf8_percent_encode(&arn, percent_encoding::NON_ALPHANUMERIC))
-}
-
 /// Cold starts with `--warm-pool 1`: the first session fills the pool, later ones claim spares.
 fn pooled_cold_starts(rt: &tokio::runtime::Runtime) -> Vec<Duration> {
     let (server, _) = spawn_server(&["--max-tps-per-endpoint", "0", "--warm-pool", "1"]);
@@ -226,6 +194,48 @@ fn pooled_cold_starts(rt: &tokio::runtime::Runtime) -> Vec<Duration> {
     let mut child = server.child;
     let _ = child.wait();
     samples
+}
+
+/// Every worker sends its own request, back to back, for `THROUGHPUT_FOR`; completed requests per
+/// second over all workers.
+async fn throughput(client: &HttpClient, makers: Vec<Box<dyn Fn() -> Request<Full<Bytes>> + Send + Sync>>) -> f64 {
+    let deadline = Instant::now() + THROUGHPUT_FOR;
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for make in makers {
+        let client = client.clone();
+        workers.push(tokio::spawn(async move {
+            let mut done = 0u64;
+            while Instant::now() < deadline {
+                let (status, _) = body_of(&client, make()).await;
+                assert_eq!(status, 200);
+                done += 1;
+            }
+            done
+        }));
+    }
+    let mut total = 0;
+    for w in workers {
+        total += w.await.unwrap();
+    }
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Each session's container port on 127.0.0.1, from the session-id labels Docker reports.
+fn container_ports(session_prefix: &str) -> std::collections::HashMap<String, SocketAddr> {
+    let out = std::process::Command::new("docker")
+        .args(["ps", "--filter", "label=agentcore-local.session-id", "--format"])
+        .arg("{{.Label \"agentcore-local.session-id\"}} {{.Ports}}")
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with(session_prefix))
+        .filter_map(|l| {
+            let (session, ports) = l.split_once(' ')?;
+            Some((session.to_string(), ports.split("->").next()?.trim().parse().ok()?))
+        })
+        .collect()
 }
 
 fn main() {
@@ -301,6 +311,45 @@ fn main() {
         }
         let burst_rate = BURST_SESSIONS as f64 / started.elapsed().as_secs_f64();
 
+        // Throughput: THROUGHPUT_SESSIONS sessions invoked at once, each by its own worker, through
+        // the emulator; then the same containers' own ports, in the same run.
+        let tp_prefix = format!("bench-tp-{}-", uuid::Uuid::new_v4());
+        let tp_sessions: Vec<String> = (0..THROUGHPUT_SESSIONS).map(|i| format!("{tp_prefix}{i:02}")).collect();
+        let presigned: Vec<Presigned> = tp_sessions
+            .iter()
+            .map(|session| Presigned::new(invoke_request(addr, &arn_path, session, echo), echo))
+            .collect();
+        let mut starts = Vec::new();
+        for p in &presigned {
+            let (client, req) = (client.clone(), p.request());
+            starts.push(tokio::spawn(async move { body_of(&client, req).await.0 }));
+        }
+        for s in starts {
+            assert_eq!(s.await.unwrap(), 200);
+        }
+        let presigned = std::sync::Arc::new(presigned);
+        let via_makers = (0..THROUGHPUT_SESSIONS)
+            .map(|i| {
+                let presigned = presigned.clone();
+                Box::new(move || presigned[i].request()) as Box<dyn Fn() -> Request<Full<Bytes>> + Send + Sync>
+            })
+            .collect();
+        let via_rate = throughput(&client, via_makers).await;
+        let ports = container_ports(&tp_prefix);
+        assert_eq!(ports.len(), THROUGHPUT_SESSIONS, "every throughput session has its container port");
+        let direct_makers = ports
+            .into_values()
+            .map(|direct| {
+                Box::new(move || {
+                    Request::post(format!("http://{direct}/invocations"))
+                        .header("content-type", "application/json")
+                        .body(Full::new(Bytes::from_static(echo)))
+                        .unwrap()
+                }) as Box<dyn Fn() -> Request<Full<Bytes>> + Send + Sync>
+            })
+            .collect();
+        let direct_rate = throughput(&client, direct_makers).await;
+
         let (c50, c95) = (percentile(&mut cold, 0.5), percentile(&mut cold, 0.95));
         let (v50, v95) = (percentile(&mut via, 0.5), percentile(&mut via, 0.95));
         let (d50, d95) = (percentile(&mut straight, 0.5), percentile(&mut straight, 0.95));
@@ -333,7 +382,7 @@ fn main() {
             d95.as_secs_f64() * 1e6
         );
         println!(
-            "| overhead added by the emulator (p50)          | {:>11.0} us | < 100 us     |",
+            "| overhead added by the emulator (p50)          | {:>11.0} us | <= 30 us     |",
             (v50.as_secs_f64() - d50.as_secs_f64()) * 1e6
         );
         println!(
@@ -348,6 +397,12 @@ fn main() {
             "| sessions created per second ({BURST_CONCURRENCY} concurrent)     | {:>14.1} |              |",
             burst_rate
         );
+        println!(
+            "| invokes/s, {THROUGHPUT_SESSIONS} sessions at once, via emulator    | {:>14.0} | >= 90% of direct | ({:.0}% of direct)",
+            via_rate,
+            100.0 * via_rate / direct_rate
+        );
+        println!("| baseline: the same containers' ports directly  | {:>14.0} |              |", direct_rate);
     });
     // SIGTERM, so the emulator removes every sandbox it started.
     let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();

@@ -30,7 +30,7 @@ TOP_LEVEL = {"observe": "kernel", "config": "app", "app": "app"}
 # The composition root builds the backend it hands to sessions.
 COMPOSITION_ROOT = {"src/server.rs", "src/main.rs"}
 # Types from crate::sandbox that higher layers may name (plain data, no backend access).
-SANDBOX_TYPES = {"Limits", "Mount", "labels", "SandboxError", "Exec", "ExecOutput", "SandboxStats"}
+SANDBOX_TYPES = {"Limits", "Mount", "labels", "SandboxError", "Exec", "ExecOutput", "SandboxStats", "Egress"}
 
 
 def classify(path):

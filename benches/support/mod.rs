@@ -126,3 +126,53 @@ pub fn signed_for(
     .body(Full::new(Bytes::copy_from_slice(body)))
     .unwrap()
 }
+
+pub type HttpClient =
+    hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+/// The fixture agent (fixtures/build-images.sh), as a runtime names it.
+pub const FIXTURE_IMAGE_URI: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/agentcore-local-test-agent:latest";
+
+pub async fn body_of(client: &HttpClient, req: Request<Full<Bytes>>) -> (u16, Bytes) {
+    use http_body_util::BodyExt;
+    let resp = client.request(req).await.expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.into_body().collect().await.unwrap().to_bytes())
+}
+
+pub fn invoke_request(addr: SocketAddr, arn_path: &str, session: &str, payload: &[u8]) -> Request<Full<Bytes>> {
+    signed_with("POST", addr, arn_path, "", payload, &[("x-amzn-bedrock-agentcore-runtime-session-id", session)])
+}
+
+/// StopRuntimeSession for `session` of the runtime whose invocation path is `arn_path`.
+pub fn stop_request(addr: SocketAddr, arn_path: &str, session: &str) -> Request<Full<Bytes>> {
+    let path = arn_path.replace("/invocations", "/stopruntimesession");
+    signed_with("POST", addr, &path, "", b"{}", &[("x-amzn-bedrock-agentcore-runtime-session-id", session)])
+}
+
+/// Create the fixture runtime and wait for READY; returns the invocation path.
+pub async fn fixture_runtime(client: &HttpClient, addr: SocketAddr, name: &str) -> String {
+    let create = format!(
+        r#"{{"agentRuntimeName":"{name}","agentRuntimeArtifact":{{"containerConfiguration":{{"containerUri":"{FIXTURE_IMAGE_URI}"}}}},"roleArn":"arn:aws:iam::123456789012:role/R"}}"#
+    );
+    let (status, body) = body_of(client, signed("PUT", addr, "/runtimes/", "", create.as_bytes())).await;
+    assert_eq!(status, 202, "{}", String::from_utf8_lossy(&body));
+    let created: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let id = created["agentRuntimeId"].as_str().unwrap().to_string();
+    let arn = created["agentRuntimeArn"].as_str().unwrap().to_string();
+    loop {
+        let (_, body) = body_of(client, signed("GET", addr, &format!("/runtimes/{id}/"), "", b"")).await;
+        let rt: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        match rt["status"].as_str() {
+            Some("READY") => break,
+            Some("CREATING") => tokio::time::sleep(Duration::from_millis(20)).await,
+            other => panic!("runtime is {other:?}: {} (build the fixture image first)", rt["failureReason"]),
+        }
+    }
+    format!("/runtimes/{}/invocations", percent_encoding::utf8_percent_encode(&arn, percent_encoding::NON_ALPHANUMERIC))
+}
+
+/// Open file descriptors of a process.
+pub fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+}

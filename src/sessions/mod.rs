@@ -458,7 +458,8 @@ impl Sessions {
         started_ms: i64,
         began: Instant,
     ) -> Result<(crate::sandbox::SandboxHandle, Option<capture::CaptureHandle>, StartPhases)> {
-        let spec = spec::build(&self.config, &self.instance_id, self.urls(target), target, Some(&key.session_id), started_ms);
+        let spec =
+            spec::build(&self.config, &self.instance_id, self.urls(target), target, Some(&key.session_id), started_ms);
         let called = began.elapsed();
         let handle = match self.backend.start(&spec).await {
             Ok(h) => h,
