@@ -131,10 +131,13 @@ fn logs(state: &AppState, q: &HashMap<String, String>) -> Response<Body> {
     };
     let session = q.get("session").cloned();
     let follow = q.get("follow").is_some_and(|v| v == "true" || v == "1");
-    let stream =
-        futures_util::StreamExt::map(crate::services::logs::tail_runtime(store, runtime, session, follow), |chunk| {
-            Ok::<_, BoxError>(Frame::data(chunk))
-        });
+    // A followed tail ends when the server stops, so `agentcore-local logs -f` exits with it
+    // instead of holding a connection the graceful shutdown waits for.
+    let tail = futures_util::StreamExt::take_until(
+        crate::services::logs::tail_runtime(store, runtime, session, follow),
+        Box::pin(state.stopping.clone().cancelled_owned()),
+    );
+    let stream = futures_util::StreamExt::map(tail, |chunk| Ok::<_, BoxError>(Frame::data(chunk)));
     let mut resp = Response::new(StreamBody::new(stream).boxed_unsync());
     resp.headers_mut().insert("content-type", HeaderValue::from_static("application/x-ndjson"));
     resp

@@ -161,6 +161,9 @@ def test_logs_command_prints_and_follows(stack):
             if "while following" in line:
                 break
         assert any("while following" in l for l in seen), seen
+        # Shutting the emulator down ends the followed stream cleanly: the command exits with it.
+        assert stack.stop() == 0, "the emulator did not shut down cleanly while a log was followed"
+        assert follower.wait(timeout=10) == 0
     finally:
         follower.kill()
         follower.wait()
