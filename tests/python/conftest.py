@@ -27,6 +27,33 @@ CONTAINER_URI = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{TEST_IMAGE}"
 
 STARTED_PIDS = []
 
+PIP_TARGETS = ROOT / "target" / "fixtures" / "pip-target"
+
+
+def pip_target(requirements):
+    """The packages of `requirements` as `pip install --target` lays them out (what a developer zips
+    for a code deployment), installed once and kept under target/fixtures/pip-target/<hash of the
+    file and this Python>: later runs reuse them, so a warm run of the suite installs nothing.
+    Built in a directory of its own and renamed into place, so parallel workers never see half of it."""
+    key = __import__("hashlib").sha256(Path(requirements).read_bytes() + sys.version.encode()).hexdigest()[:16]
+    done = PIP_TARGETS / key
+    if not done.is_dir():
+        partial = PIP_TARGETS / f".{key}.{os.getpid()}"
+        shutil.rmtree(partial, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", str(partial),
+                        "-r", str(requirements)], check=True, timeout=900)
+        try:
+            partial.rename(done)
+        except OSError:  # another worker finished the same install first
+            shutil.rmtree(partial, ignore_errors=True)
+    return done
+
+
+def staged_packages(requirements, staging):
+    """A copy of `pip_target(requirements)` in `staging`, for a test to add its agent's files to."""
+    shutil.copytree(pip_target(requirements), staging, dirs_exist_ok=True, symlinks=True)
+    return staging
+
 
 def docker(*args, check=True):
     return subprocess.run(["docker", *args], capture_output=True, text=True, check=check)

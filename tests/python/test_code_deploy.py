@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROLE_ARN, Cli, Emulator, boto_client, wait_for_status
+from conftest import staged_packages, ROLE_ARN, Cli, Emulator, boto_client, wait_for_status
 
 ROOT = Path(__file__).resolve().parents[2]
 AGENT_SOURCE = ROOT / "fixtures" / "code-agent" / "main.py"
@@ -31,13 +31,7 @@ def agent_zip(tmp_path_factory):
     """bedrock-agentcore and its dependencies installed with `pip install --target` (what the
     starter toolkit does), plus main.py, zipped flat. opentelemetry-distro brings the
     `opentelemetry-instrument` launcher that AgentCore's own examples put first in entryPoint."""
-    staging = tmp_path_factory.mktemp("staging")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(staging),
-         "-r", str(AGENT_SOURCE.parent / "requirements.txt")],
-        check=True,
-        timeout=600,
-    )
+    staging = staged_packages(AGENT_SOURCE.parent / "requirements.txt", tmp_path_factory.mktemp("staging"))
     (staging / "main.py").write_text(AGENT_SOURCE.read_text())
     return zip_tree(staging, tmp_path_factory.mktemp("zip") / "agent.zip")
 
@@ -230,13 +224,7 @@ def test_missing_object_and_missing_base_image_are_explained(stack):
 
 @pytest.fixture(scope="module")
 def strands_zip(tmp_path_factory):
-    staging = tmp_path_factory.mktemp("strands")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(staging),
-         "-r", str(ROOT / "fixtures" / "strands-agent" / "requirements.txt")],
-        check=True,
-        timeout=900,
-    )
+    staging = staged_packages(ROOT / "fixtures" / "strands-agent" / "requirements.txt", tmp_path_factory.mktemp("strands"))
     (staging / "main.py").write_text((ROOT / "fixtures" / "strands-agent" / "main.py").read_text())
     return zip_tree(staging, tmp_path_factory.mktemp("zip") / "strands.zip")
 

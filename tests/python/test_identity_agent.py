@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROLE_ARN, Cli, Emulator, boto_client, new_session_id, wait_for_status
+from conftest import staged_packages, ROLE_ARN, Cli, Emulator, boto_client, new_session_id, wait_for_status
 
 ROOT = Path(__file__).resolve().parents[2]
 AGENT = ROOT / "fixtures" / "identity-agent"
@@ -20,9 +20,7 @@ BASE_IMAGE = "agentcore-local-runtime:python3.11"
 
 @pytest.fixture(scope="module")
 def agent_zip(tmp_path_factory):
-    staging = tmp_path_factory.mktemp("identity-agent")
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", str(staging),
-                    "-r", str(AGENT / "requirements.txt")], check=True, timeout=600)
+    staging = staged_packages(AGENT / "requirements.txt", tmp_path_factory.mktemp("identity-agent"))
     (staging / "main.py").write_text((AGENT / "main.py").read_text())
     dest = tmp_path_factory.mktemp("zip") / "identity-agent.zip"
     with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as zf:

@@ -17,7 +17,7 @@ import botocore.config
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import ACCOUNT, REGION, ROOT, Cli, boto_client, crash, wait_until
+from conftest import pip_target, ACCOUNT, REGION, ROOT, Cli, boto_client, crash, wait_until
 
 NO_SANDBOX = ("--sandbox", "none")
 
@@ -741,10 +741,7 @@ def strands_packages(tmp_path_factory):
     """Strands and the bedrock-agentcore SDK as the Strands fixture agent pins them, in a directory of
     their own: strands-agents needs an older `mcp` than the protocol tests' pin, so it cannot share
     the test venv."""
-    target = tmp_path_factory.mktemp("strands-packages")
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target),
-                    "-r", str(ROOT / "fixtures" / "strands-agent" / "requirements.txt")], check=True, timeout=900)
-    return target
+    return pip_target(ROOT / "fixtures" / "strands-agent" / "requirements.txt")
 
 
 def test_strands_session_manager_remembers_across_sessions(emu, control, strands_packages):

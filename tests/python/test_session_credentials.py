@@ -15,7 +15,7 @@ import botocore.config
 import botocore.exceptions
 import pytest
 
-from conftest import ACCOUNT, REGION, ROLE_ARN, Cli, Emulator, boto_client, client_env, wait_for_status, AWS_CLI
+from conftest import staged_packages, ACCOUNT, REGION, ROLE_ARN, Cli, Emulator, boto_client, client_env, wait_for_status, AWS_CLI
 
 ROOT = Path(__file__).resolve().parents[2]
 AGENT_DIR = ROOT / "fixtures" / "aws-agent"
@@ -34,12 +34,7 @@ def zip_tree(root, dest):
 
 @pytest.fixture(scope="module")
 def agent_zip(tmp_path_factory):
-    staging = tmp_path_factory.mktemp("aws-agent")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(staging), "-r", str(AGENT_DIR / "requirements.txt")],
-        check=True,
-        timeout=600,
-    )
+    staging = staged_packages(AGENT_DIR / "requirements.txt", tmp_path_factory.mktemp("aws-agent"))
     (staging / "main.py").write_text((AGENT_DIR / "main.py").read_text())
     return zip_tree(staging, tmp_path_factory.mktemp("zip") / "aws-agent.zip")
 
