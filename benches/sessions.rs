@@ -98,8 +98,11 @@ fn container_memory_mib(session_prefix: &str) -> (usize, f64) {
 
 /// The Docker floor: what a session's first response costs with nothing but the Docker Engine API
 /// (create with a 127.0.0.1 port, start, inspect, poll `/ping` until 200, one POST), for the same
-/// image in the same run. The emulator's cold start is measured against this.
-async fn docker_floor(client: &HttpClient, runs: usize) -> Vec<Duration> {
+/// image in the same run. The emulator's cold start is measured against this. `network` puts the
+/// container on a named network instead of Docker's default bridge: a user-defined network (which
+/// sandboxes need, to turn inter-container traffic off) costs Docker more per start, because it
+/// sets up its embedded DNS resolver in every container.
+async fn docker_floor(client: &HttpClient, runs: usize, network: Option<&str>) -> Vec<Duration> {
     use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
     let docker = bollard::Docker::connect_with_local_defaults().expect("Docker");
     let image = "agentcore-local-test-agent:latest";
@@ -111,6 +114,7 @@ async fn docker_floor(client: &HttpClient, runs: usize) -> Vec<Duration> {
             exposed_ports: Some([("8080/tcp".to_string(), Default::default())].into()),
             host_config: Some(HostConfig {
                 port_bindings: Some([("8080/tcp".to_string(), Some(vec![binding]))].into()),
+                network_mode: network.map(str::to_string),
                 ..Default::default()
             }),
             ..Default::default()
@@ -263,7 +267,9 @@ fn main() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let rss_after = rss_kib(pid);
         let phases = phase_p50s(&client, addr, "bench-cold-").await;
-        let mut floor = docker_floor(&client, COLD_STARTS).await;
+        let mut floor = docker_floor(&client, COLD_STARTS, None).await;
+        let mut network_floor =
+            docker_floor(&client, COLD_STARTS, Some(agentcore_local::sandbox::docker::NETWORK)).await;
         let (containers, container_mib) = container_memory_mib("bench-cold-");
 
         // Warm: the same session through the emulator, then its container port directly.
@@ -361,6 +367,9 @@ fn main() {
         let f50 = percentile(&mut floor, 0.5);
         println!("| baseline: Docker API floor p50 (create, start, /ping, POST) | {:>6.1} ms | |", ms(f50));
         println!("| cold start / Docker floor (p50)               | {:>13.2}x | <= 1.05x     |", ms(c50) / ms(f50));
+        let n50 = percentile(&mut network_floor, 0.5);
+        println!("| baseline: the same floor on the sandbox network (icc off) p50 | {:>4.1} ms | |", ms(n50));
+        println!("| cold start / sandbox-network floor (p50)      | {:>13.2}x | <= 1.05x     |", ms(c50) / ms(n50));
         println!(
             "| cold phases p50: created / started / ready / first response | {:.1} / {:.1} / {:.1} / {:.1} ms | |",
             phases[0], phases[1], phases[2], phases[3]
