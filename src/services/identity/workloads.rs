@@ -133,27 +133,7 @@ impl Identity {
         region: String,
         runtime_id: String,
     ) -> Result<WorkloadRow> {
-        self.store
-            .write(move |tx| {
-                let t = tables(tx);
-                if let Some(row) = t.workload(&account, &region, &runtime_id)? {
-                    return Ok(row);
-                }
-                let now = now_ms();
-                t.insert_workload(&WorkloadRow {
-                    seq: 0,
-                    arn: workload_identity_arn(&account, &region, &runtime_id),
-                    account,
-                    region,
-                    name: runtime_id.clone(),
-                    return_urls: vec![],
-                    runtime_id: Some(runtime_id),
-                    tags: BTreeMap::new(),
-                    created_at: now,
-                    updated_at: now,
-                })
-            })
-            .await
+        self.store.write(move |tx| ensure_runtime_workload_in(tx, &account, &region, &runtime_id)).await
     }
 
     /// A runtime is gone: its workload identity and the tokens kept for it go too.
@@ -174,13 +154,46 @@ impl Identity {
     /// (a crash between a runtime's commit and its identity's is repaired here).
     pub async fn sync_runtime_workloads(&self, runtimes: Vec<(String, String, String)>) -> Result<()> {
         let alive: HashSet<String> = runtimes.iter().map(|(_, _, id)| id.clone()).collect();
-        for (account, region, id) in runtimes {
-            self.ensure_runtime_workload(account, region, id).await?;
-        }
+        // One transaction for all of them: this runs before the server accepts connections, and a
+        // data dir may hold thousands of runtimes.
+        self.store
+            .write(move |tx| {
+                for (account, region, id) in &runtimes {
+                    ensure_runtime_workload_in(tx, account, region, id)?;
+                }
+                Ok(())
+            })
+            .await?;
         let orphans = self.store.read(|tx| tables(tx).runtime_owned_workloads()).await?;
         for id in orphans.into_iter().filter(|id| !alive.contains(id)) {
             self.remove_runtime_workload(id).await?;
         }
         Ok(())
     }
+}
+
+/// The runtime's workload identity, created in `tx` if it does not exist yet.
+fn ensure_runtime_workload_in(
+    tx: &crate::kernel::store::Tx<'_>,
+    account: &str,
+    region: &str,
+    runtime_id: &str,
+) -> Result<WorkloadRow> {
+    let t = tables(tx);
+    if let Some(row) = t.workload(account, region, runtime_id)? {
+        return Ok(row);
+    }
+    let now = now_ms();
+    t.insert_workload(&WorkloadRow {
+        seq: 0,
+        arn: workload_identity_arn(account, region, runtime_id),
+        account: account.to_string(),
+        region: region.to_string(),
+        name: runtime_id.to_string(),
+        return_urls: vec![],
+        runtime_id: Some(runtime_id.to_string()),
+        tags: BTreeMap::new(),
+        created_at: now,
+        updated_at: now,
+    })
 }
