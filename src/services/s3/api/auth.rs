@@ -4,13 +4,13 @@
 
 use http::HeaderMap;
 
-use super::payload::{ChunkSigning, Framing, STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER};
+use super::payload::{Framing, STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER};
 use crate::app::auth::unix_now;
 use crate::config::{AuthMode, Config};
 use crate::kernel::query::value as query_value;
 use crate::kernel::sigv4::verify::header;
 use crate::kernel::sigv4::verify::{credential_scope, MAX_CLOCK_SKEW_SECS, UNSIGNED_PAYLOAD};
-use crate::kernel::sigv4::{AuthError, Payload, RequestParts, UriEncoding, Verified, Verifier};
+use crate::kernel::sigv4::{AuthError, Payload, RequestParts, SignatureChain, UriEncoding, Verified, Verifier};
 use crate::services::s3::objects::S3Error;
 
 /// Who sent an S3 request.
@@ -188,12 +188,7 @@ pub fn framing(caller: &Caller, headers: &HeaderMap) -> Result<Framing, S3Error>
             S3Error::invalid_argument("x-amz-decoded-content-length is not a number", "x-amz-decoded-content-length", v)
         })?),
     };
-    let signing = caller.verified.as_ref().map(|v| ChunkSigning {
-        key: v.signing_key.clone(),
-        amz_date: v.amz_date.clone(),
-        scope: format!("{}/{}/{}/aws4_request", &v.amz_date[..8.min(v.amz_date.len())], v.region, v.service),
-        seed: v.signature.to_ascii_lowercase(),
-    });
+    let signing = caller.verified.as_ref().map(SignatureChain::of);
     let hash = caller.payload_hash.as_str();
     Ok(match hash {
         STREAMING_SIGNED | STREAMING_SIGNED_TRAILER => Framing::Chunked {
