@@ -273,7 +273,9 @@ impl Decoder {
                         .trailer_signature
                         .as_ref()
                         .ok_or_else(|| signature_mismatch("x-amz-trailer-signature missing"))?;
-                    chain.verify_trailer(&self.trailers, provided).map_err(|_| signature_mismatch("trailer signature"))?;
+                    chain
+                        .verify_trailer(&self.trailers, provided)
+                        .map_err(|_| signature_mismatch("trailer signature"))?;
                 }
                 Ok(self.trailers)
             }
@@ -461,7 +463,9 @@ mod tests {
         wire.extend(&data[65536..]);
         wire.extend(b"\r\n0;chunk-signature=2ca2aba2005185cf7159c6277faf83795951dd77a3a99e6e65d5c9f85863f992\r\n");
         wire.extend(b"x-amz-checksum-crc32c:sOO8/Q==\r\n");
-        wire.extend(b"x-amz-trailer-signature:d81f82fc3505edab99d459891051a732e8730629a2e4a59689829ca17fe2e435\r\n\r\n");
+        wire.extend(
+            b"x-amz-trailer-signature:d81f82fc3505edab99d459891051a732e8730629a2e4a59689829ca17fe2e435\r\n\r\n",
+        );
         let framing = Framing::Chunked {
             signing: Some(SignatureChain::new(
                 signing_key("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "20130524", "us-east-1", "s3"),
