@@ -11,7 +11,7 @@ use crate::console as local;
 use crate::kernel::{response, router};
 use crate::services::identity::{api as identity_api, browser as identity_browser};
 use crate::services::logs::api as logs;
-use crate::services::runtime::data_api::inbound::{self, Inbound, Principal};
+use crate::services::runtime::data_api::inbound::{self, Authentication, Inbound};
 use crate::services::runtime::{control_api as control, data_api as data};
 use crate::services::{bedrock, mmds::api as mmds, s3::api as s3, sts::api as sts};
 
@@ -23,7 +23,6 @@ use http_body_util::{BodyExt, Limited};
 
 use crate::kernel::error::{Error, ErrorKind};
 use crate::kernel::sigv4::RequestParts;
-use crate::services::runtime::domain::Caller;
 use response::Body;
 use router::{NoRoute, Plane, Route};
 
@@ -201,7 +200,7 @@ where
         }
     }
 
-    let identity = if body.len() > HASH_ON_BLOCKING_POOL_BYTES {
+    let authenticated = if body.len() > HASH_ON_BLOCKING_POOL_BYTES {
         // Hashing a large payload takes milliseconds; keep it off the request threads.
         let (st, m, p, q, h, b) =
             (state.clone(), method.clone(), raw_path.clone(), raw_query.clone(), headers.clone(), body.clone());
@@ -215,22 +214,20 @@ where
         let parts = RequestParts { method: &method, raw_path: &raw_path, raw_query: &raw_query, headers: &headers };
         auth::authenticate(&state.config, &parts, &body)
     };
-    let identity = match identity {
-        Ok(id) => id,
+    let (caller, service) = match authenticated {
+        Ok(authenticated) => authenticated,
         Err(e) => {
             tracing::info!(%method, path = %raw_path, error = ?e, "request rejected by SigV4 verification");
             return response::error(&auth::auth_error(&e), &request_id);
         }
     };
-    if identity.service == "logs" {
-        let caller = Caller { account: identity.account, region: identity.region };
+    if service == "logs" {
         return logs::handle(&state, &caller, &headers, &body, &request_id);
     }
-    if identity.service == "bedrock" {
+    if service == "bedrock" {
         let incoming = bedrock::api::Incoming {
             request_id: &request_id,
-            account: &identity.account,
-            region: &identity.region,
+            caller: &caller,
             method: &method,
             raw_path: &raw_path,
             raw_query: &raw_query,
@@ -242,10 +239,10 @@ where
         };
         return bedrock::api::handle(&state.bedrock, state.sessions.as_ref(), incoming).await;
     }
-    if identity.service != "bedrock-agentcore" {
+    if service != "bedrock-agentcore" {
         let session = state.calling_session(from_sandbox);
         let request = RequestParts { method: &method, raw_path: &raw_path, raw_query: &raw_query, headers: &headers };
-        return crate::kernel::unserved::respond(&identity.service, &request, &body, session.as_deref(), &request_id);
+        return crate::kernel::unserved::respond(&service, &request, &body, session.as_deref(), &request_id);
     }
     let route = match route {
         Ok(r) => r,
@@ -268,12 +265,12 @@ where
     let operation = route.operation;
     let call = Call {
         request_id: &request_id,
-        caller: Caller { account: identity.account, region: identity.region },
+        caller,
         route,
         raw_query: &raw_query,
         headers: &headers,
         body,
-        principal: Principal::SigV4,
+        authentication: Authentication::SigV4,
     };
     let result = match call.route.plane {
         _ if crate::services::memory::api::serves(operation) => {
@@ -335,7 +332,7 @@ async fn bearer_request(
     if target.authorizer.is_none() && token.is_none() {
         return None;
     }
-    let principal = match inbound::authorize(state, &target, token).await {
+    let authentication = match inbound::authorize(state, &target, token).await {
         Ok(p) => p,
         Err(e) => {
             tracing::info!(operation = route.operation, error = %e, "request rejected");
@@ -344,7 +341,7 @@ async fn bearer_request(
             return Some(inbound::error_response(&e, missing, request_id));
         }
     };
-    let call = Call { request_id, caller, route: route.clone(), raw_query, headers, body, principal };
+    let call = Call { request_id, caller, route: route.clone(), raw_query, headers, body, authentication };
     Some(finish(data::dispatch(state, &call).await, route.operation, request_id))
 }
 
@@ -364,10 +361,7 @@ async fn identity_dispatch(state: &AppState, call: &Call<'_>) -> crate::kernel::
     )?;
     let identity_call = identity_api::IdentityCall {
         request_id: call.request_id,
-        caller: crate::services::identity::Caller {
-            account: call.caller.account.clone(),
-            region: call.caller.region.clone(),
-        },
+        caller: call.caller.clone(),
         operation: call.route.operation,
         status: model.operation(call.route.operation).http.response_code,
         input,
@@ -426,11 +420,12 @@ where
     let parts = RequestParts { method, raw_path, raw_query, headers };
     let unsigned = crate::kernel::sigv4::verify::credential_scope(&parts).is_none();
     if unsigned && request.param("Action").as_deref() == Some("AssumeRoleWithWebIdentity") {
-        let caller = sts::StsCaller::Unsigned { default_account: &state.config.account_id };
-        return sts::handle(&state.credentials, caller, &request, request_id).await;
+        return sts::handle(&state.credentials, None, &state.config.account_id, &request, request_id).await;
     }
     match auth::authenticate(&state.config, &parts, &body) {
-        Ok(identity) => sts::handle(&state.credentials, sts::StsCaller::Signed(&identity), &request, request_id).await,
+        Ok((caller, _)) => {
+            sts::handle(&state.credentials, Some(&caller), &state.config.account_id, &request, request_id).await
+        }
         Err(e) => {
             tracing::info!(%method, path = %raw_path, error = ?e, "STS request rejected by SigV4 verification");
             sts::auth_error(&e, request_id)

@@ -19,7 +19,7 @@ use crate::sandbox::docker::DockerBackend;
 use crate::sandbox::microvm::{self, host::Host, MicrovmBackend};
 use crate::sandbox::SandboxBackend;
 use crate::services::bedrock::Bedrock;
-use crate::services::identity::Identity;
+use crate::services::identity::IdentityService;
 use crate::services::memory::MemoryService;
 use crate::services::runtime::domain::{ControlPlane, Provisioner};
 use crate::services::runtime::prepare::provisioner::{ControlPlaneOnly, SandboxProvisioner};
@@ -193,7 +193,7 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
     let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
     let control = ControlPlane::new(store.clone());
     let identity = Arc::new(
-        Identity::open(store.clone(), config.data_dir.as_deref(), config.issuer.clone())
+        IdentityService::open(store.clone(), config.data_dir.as_deref(), config.issuer.clone())
             .await
             .map_err(StartError::Identity)?,
     );

@@ -1,25 +1,15 @@
 //! Who sent a request: SigV4 verification against configured credentials (or, with `--auth off`,
-//! a best-effort reading of the credential scope).
+//! a best-effort reading of the credential scope), giving the request's `Caller`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use crate::config::{AuthMode, Config};
+use crate::kernel::caller::Caller;
 use crate::kernel::error::{Error, ErrorKind};
 use crate::kernel::sigv4::{
     self, AuthError, Credential, CredentialLookup, Payload, RequestParts, UriEncoding, Verifier,
 };
-
-/// The authenticated caller and the service its signature is scoped to.
-#[derive(Debug, Clone)]
-pub struct Identity {
-    pub account: String,
-    pub region: String,
-    /// SigV4 signing name of the credential scope, e.g. `bedrock-agentcore`, `s3`, `logs`.
-    pub service: String,
-    /// The access key that signed (empty with `--auth off`).
-    pub access_key_id: String,
-}
 
 /// Credentials issued while the emulator runs (STS, the metadata service), installed once at
 /// start-up and consulted after the configured ones.
@@ -72,11 +62,14 @@ fn encoding_for(service: &str) -> UriEncoding {
     }
 }
 
-pub fn authenticate(config: &Config, parts: &RequestParts<'_>, body: &[u8]) -> Result<Identity, AuthError> {
+/// The caller of a SigV4-signed request and the signing name of its credential scope (e.g.
+/// `bedrock-agentcore`, `s3`, `logs`), which picks the API. With `--auth off` nothing is verified:
+/// the configured account, the scope's Region and service if the request has a scope.
+pub fn authenticate(config: &Config, parts: &RequestParts<'_>, body: &[u8]) -> Result<(Caller, String), AuthError> {
     let scope = sigv4::verify::credential_scope(parts);
     if config.auth == AuthMode::Off {
         let (region, service) = scope.unwrap_or_else(|| (config.region.clone(), "bedrock-agentcore".into()));
-        return Ok(Identity { account: config.account_id.clone(), region, service, access_key_id: String::new() });
+        return Ok((Caller::new(config.account_id.clone(), region), service));
     }
     let service = scope.map(|(_, s)| s).unwrap_or_default();
     let verified = Verifier::new(&known_credentials(config)).verify(
@@ -85,12 +78,7 @@ pub fn authenticate(config: &Config, parts: &RequestParts<'_>, body: &[u8]) -> R
         encoding_for(&service),
         unix_now(),
     )?;
-    Ok(Identity {
-        account: verified.account_id,
-        region: verified.region,
-        service: verified.service,
-        access_key_id: verified.access_key_id,
-    })
+    Ok((Caller::signed(verified.account_id, verified.region, verified.access_key_id), verified.service))
 }
 
 /// The checks [`authenticate`] makes that need no body (see `Verifier::precheck`); `Ok` when
@@ -102,10 +90,12 @@ pub fn precheck(config: &Config, parts: &RequestParts<'_>) -> Result<(), AuthErr
     Verifier::new(&known_credentials(config)).precheck(parts, unix_now())
 }
 
-/// Who the caller of an AWS operation is, once authenticated.
+/// How the caller of a runtime's data plane proved itself: which of a runtime's two inbound
+/// methods it used, not who it is (that is the `Call`'s [`Caller`]). A runtime with a
+/// `customJWTAuthorizer` takes bearer tokens only, any other SigV4 only.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Principal {
-    /// A SigV4-signed request (its account and Region are the `Call`'s caller).
+pub enum Authentication {
+    /// A SigV4-signed request.
     SigV4,
     /// A bearer token a JWT-authorized runtime's authorizer accepted; `user` is its `iss` and `sub`
     /// (`WorkloadPrincipal::user_from_jwt`), `token` the token itself.

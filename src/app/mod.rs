@@ -8,8 +8,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::config::Config;
+use crate::kernel::caller::Caller;
 use crate::kernel::router::Route;
-use crate::services::runtime::domain::{Caller, ControlPlane};
+use crate::services::runtime::domain::ControlPlane;
 
 /// Shared state of the running server.
 pub struct AppState {
@@ -28,7 +29,7 @@ pub struct AppState {
     /// Bedrock's model provider and the record of model calls.
     pub bedrock: Arc<crate::services::bedrock::Bedrock>,
     /// AgentCore Identity: workload identities, credential providers, the built-in issuer.
-    pub identity: Arc<crate::services::identity::Identity>,
+    pub identity: Arc<crate::services::identity::IdentityService>,
     /// Temporary credentials: STS AssumeRole and the sessions' execution roles.
     pub credentials: Arc<crate::services::sts::credentials::Issuer>,
     /// Permits for the dashboard's live-update streams (server-sent events): each open stream
@@ -64,5 +65,5 @@ pub struct Call<'a> {
     pub headers: &'a [(String, String)],
     pub body: Bytes,
     /// How the caller authenticated (SigV4, or a bearer token on a JWT-authorized runtime).
-    pub principal: auth::Principal,
+    pub authentication: auth::Authentication,
 }

@@ -87,9 +87,15 @@ pub async fn handle(
                     .collect(),
                 None => Vec::new(),
             };
-            let mut body = state.observatory.prometheus(&live);
-            body.push_str(&state.bedrock.calls().prometheus());
-            text(200, "text/plain; version=0.0.4", body)
+            // A registry per scrape: the long-lived counters, and the live sandboxes as read now.
+            let mut registry = prometheus_client::registry::Registry::default();
+            state.observatory.register(&mut registry, live);
+            state.bedrock.calls().register(&mut registry);
+            let mut body = String::new();
+            if let Err(e) = prometheus_client::encoding::prometheus_text::encode(&mut body, &registry) {
+                return response::error(&Error::internal(format!("cannot encode the metrics: {e}")), request_id);
+            }
+            text(200, prometheus_client::encoding::prometheus_text::CONTENT_TYPE, body)
         }
         p if p == format!("{PREFIX}/sessions") => match &state.sessions {
             Some(s) => response::json(

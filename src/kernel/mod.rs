@@ -1,7 +1,8 @@
-//! The small shared kernel every service builds on: errors, SigV4, the botocore models (routing,
+//! The small shared kernel every service builds on: the caller, errors, SigV4, the botocore models (routing,
 //! binding, validation), responses in AWS's shapes, and the SQLite store with its migration runner.
 //! Nothing in here knows any one service.
 
+pub mod caller;
 pub mod clock;
 pub mod error;
 pub mod input;

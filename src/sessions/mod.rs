@@ -37,6 +37,7 @@ use crate::services::runtime::domain::resolve::InvocationTarget;
 use futures_util::future::BoxFuture;
 
 pub use job::{Job, JobFailure};
+use readiness::{StartFailure, Started};
 pub use session::{ActivityGuard, EndReason, PingReport, Session, SessionKey, StartPhases};
 use throttle::Throttle;
 
@@ -431,9 +432,7 @@ impl Sessions {
         key: &SessionKey,
     ) -> Option<crate::sandbox::SandboxHandle> {
         while let Some(spare) = self.take_spare(target) {
-            let addr = spare.ports.get(&target.protocol.port).copied()?;
-            let alive = readiness::probe(&self.client, addr, &target.protocol).await.is_ok();
-            if !alive {
+            if !self.answers(&spare, target).await {
                 self.stop_in_background(spare.id);
                 continue;
             }
@@ -461,9 +460,9 @@ impl Sessions {
         let spec =
             spec::build(&self.config, &self.instance_id, self.urls(target), target, Some(&key.session_id), started_ms);
         let called = began.elapsed();
-        let handle = match self.backend.start(&spec).await {
-            Ok(h) => h,
-            Err(crate::sandbox::SandboxError::ExitedAtStart { code, logs }) => {
+        let (handle, capture) = match self.start_and_wait(&spec, target, Some(&key.session_id), started_ms).await {
+            Ok(Started { handle, capture }) => (handle, capture),
+            Err(StartFailure::NotStarted(crate::sandbox::SandboxError::ExitedAtStart { code, logs })) => {
                 self.store_output(target, &key.session_id, started_ms, &logs);
                 return Err(self.start_failure(
                     key,
@@ -473,49 +472,32 @@ impl Sessions {
                     &logs,
                 ));
             }
-            Err(e) => {
+            Err(StartFailure::NotStarted(e)) => {
                 tracing::warn!(session = %key.session_id, runtime = %key.runtime_id, error = %e, "sandbox did not start");
                 self.remember_failed_start(key, target, started_ms, format!("the sandbox did not start: {e}"));
                 return Err(runtime_client_error(format!("Runtime initialization failed: {e}")));
             }
-        };
-        // The agent may ask for its credentials while it boots.
-        self.directory.enter(&handle, target, Some(&key.session_id));
-        // Everything the agent writes is kept, from its first line.
-        let capture = self.capture(target, &key.session_id, started_ms, &handle.id, 0);
-        let addr = handle
-            .ports
-            .get(&target.protocol.port)
-            .copied()
-            .ok_or_else(|| Error::internal("sandbox has no agent port"))?;
-        if let Err(failure) = readiness::wait_ready(
-            self.backend.as_ref(),
-            &self.client,
-            &handle.id,
-            addr,
-            &target.protocol,
-            self.config.startup_timeout,
-        )
-        .await
-        {
-            let logs = self.backend.logs(&handle.id, 40).await;
-            let _ = self.backend.halt(&handle.id, Duration::ZERO).await;
-            if let Some(c) = capture {
-                c.drained(Duration::from_secs(5)).await;
+            Err(StartFailure::NoAgentPort { .. }) => return Err(Error::internal("sandbox has no agent port")),
+            Err(StartFailure::NotReady { handle, capture, failure }) => {
+                let logs = self.backend.logs(&handle.id, 40).await;
+                let _ = self.backend.halt(&handle.id, Duration::ZERO).await;
+                if let Some(c) = capture {
+                    c.drained(Duration::from_secs(5)).await;
+                }
+                let _ = self.backend.stop(&handle.id, Duration::ZERO).await;
+                self.directory.remove(&handle.id);
+                let what = match failure.exit_code {
+                    Some(code) => format!("the agent exited with code {code} during initialization"),
+                    None => format!(
+                        "the agent did not answer {} within {:?} (last probe: {})",
+                        if target.protocol.has_ping() { "GET /ping with 200" } else { "on its port" },
+                        self.config.startup_timeout,
+                        failure.last_probe_error
+                    ),
+                };
+                return Err(self.start_failure(key, target, started_ms, what, &logs));
             }
-            let _ = self.backend.stop(&handle.id, Duration::ZERO).await;
-            self.directory.remove(&handle.id);
-            let what = match failure.exit_code {
-                Some(code) => format!("the agent exited with code {code} during initialization"),
-                None => format!(
-                    "the agent did not answer {} within {:?} (last probe: {})",
-                    if target.protocol.has_ping() { "GET /ping with 200" } else { "on its port" },
-                    self.config.startup_timeout,
-                    failure.last_probe_error
-                ),
-            };
-            return Err(self.start_failure(key, target, started_ms, what, &logs));
-        }
+        };
         let phases = StartPhases {
             warm_spare: false,
             sandbox_created_ms: handle.timings.created.map(|d| session::millis(called + d)),

@@ -18,8 +18,9 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
+use super::readiness::{StartFailure, Started};
 use super::report::SpareReport;
-use super::{readiness, spec, Sessions};
+use super::{spec, Sessions};
 use crate::kernel::clock::now_ms;
 use crate::sandbox::SandboxHandle;
 use crate::services::runtime::domain::resolve::InvocationTarget;
@@ -141,36 +142,19 @@ impl Sessions {
     }
 
     async fn fill_one(self: Arc<Self>, target: InvocationTarget) {
-        let spec = spec::build(&self.config, &self.instance_id, self.urls(&target), &target, None, now_ms());
-        let started = match self.backend.start(&spec).await {
-            Ok(handle) => {
-                // A spare has no session yet; it gets one (and credentials named after it) when claimed.
-                self.directory.enter(&handle, &target, None);
-                let addr = handle.ports.get(&target.protocol.port).copied();
-                let ready = match addr {
-                    Some(addr) => readiness::wait_ready(
-                        self.backend.as_ref(),
-                        &self.client,
-                        &handle.id,
-                        addr,
-                        &target.protocol,
-                        self.config.startup_timeout,
-                    )
-                    .await
-                    .is_ok(),
-                    None => false,
-                };
-                if ready {
-                    // Claimable at once; its memory is measured just after (a stats call can take
-                    // a while on a busy Docker daemon, and a new session should not wait for it).
-                    Some(Spare { handle, ready_at_ms: now_ms(), memory_bytes: 0 })
-                } else {
-                    self.stop_in_background(handle.id);
-                    None
-                }
-            }
-            Err(e) => {
+        let started_ms = now_ms();
+        let spec = spec::build(&self.config, &self.instance_id, self.urls(&target), &target, None, started_ms);
+        // A spare has no session yet; it gets one (and credentials named after it) when claimed.
+        let started = match self.start_and_wait(&spec, &target, None, started_ms).await {
+            // Claimable at once; its memory is measured just after (a stats call can take a while
+            // on a busy Docker daemon, and a new session should not wait for it).
+            Ok(Started { handle, .. }) => Some(Spare { handle, ready_at_ms: now_ms(), memory_bytes: 0 }),
+            Err(StartFailure::NotStarted(e)) => {
                 tracing::debug!(runtime = %target.runtime_id, error = %e, "warm pool sandbox did not start");
+                None
+            }
+            Err(StartFailure::NoAgentPort { handle } | StartFailure::NotReady { handle, .. }) => {
+                self.stop_in_background(handle.id);
                 None
             }
         };

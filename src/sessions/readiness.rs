@@ -1,5 +1,9 @@
 //! Is the agent up? `GET /ping` for HTTP and AG-UI agents, a TCP connect for MCP and A2A servers
 //! (which usually have no /ping), polled until ready, until the sandbox exits, or until the budget.
+//!
+//! [`Sessions::start_and_wait`] is the one place a sandbox is started and waited for (a session's
+//! cold start, a warm-pool fill); [`Sessions::answers`] the one check of a sandbox found running (a
+//! spare being claimed, a sandbox re-adopted after a restart).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -7,10 +11,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 
+use super::capture::CaptureHandle;
 use super::session::PingReport;
-use super::AgentClient;
-use crate::sandbox::{SandboxBackend, SandboxState};
+use super::{AgentClient, Sessions};
+use crate::sandbox::{SandboxBackend, SandboxError, SandboxHandle, SandboxSpec, SandboxState};
 use crate::services::runtime::domain::protocol::Protocol;
+use crate::services::runtime::domain::resolve::InvocationTarget;
 
 /// One `GET /ping`: the report on 200, otherwise why not.
 pub async fn ping(client: &AgentClient, addr: SocketAddr, timeout: Duration) -> Result<PingReport, String> {
@@ -91,4 +97,64 @@ pub async fn wait_ready(
         tokio::time::sleep(pause).await;
     }
     Err(NotReady { exit_code: None, last_probe_error: last_error })
+}
+
+/// A sandbox started by [`Sessions::start_and_wait`] whose agent answers.
+pub(super) struct Started {
+    pub handle: SandboxHandle,
+    /// Its output followed into the session's log (sessions only; a spare's is followed once claimed).
+    pub capture: Option<CaptureHandle>,
+}
+
+/// Why [`Sessions::start_and_wait`] has no ready sandbox. Past `NotStarted` the sandbox exists
+/// (and is in the directory): the caller removes it.
+pub(super) enum StartFailure {
+    /// The backend did not start it.
+    NotStarted(SandboxError),
+    /// It does not publish the agent's port.
+    NoAgentPort { handle: SandboxHandle },
+    /// Its agent did not answer.
+    NotReady { handle: SandboxHandle, capture: Option<CaptureHandle>, failure: NotReady },
+}
+
+impl Sessions {
+    /// Start `spec`'s sandbox for `target` and wait, within the startup timeout, until its agent
+    /// answers. The sandbox enters the directory before it boots (the agent may ask for its
+    /// credentials then) as `session`'s, or as a spare with `None`; a session's output is captured
+    /// from its first line into the stream of the session started at `started_ms`.
+    pub(super) async fn start_and_wait(
+        &self,
+        spec: &SandboxSpec,
+        target: &InvocationTarget,
+        session: Option<&str>,
+        started_ms: i64,
+    ) -> Result<Started, StartFailure> {
+        let handle = self.backend.start(spec).await.map_err(StartFailure::NotStarted)?;
+        self.directory.enter(&handle, target, session);
+        let capture = session.and_then(|id| self.capture(target, id, started_ms, &handle.id, 0));
+        let Some(addr) = handle.ports.get(&target.protocol.port).copied() else {
+            return Err(StartFailure::NoAgentPort { handle });
+        };
+        let waited = wait_ready(
+            self.backend.as_ref(),
+            &self.client,
+            &handle.id,
+            addr,
+            &target.protocol,
+            self.config.startup_timeout,
+        )
+        .await;
+        match waited {
+            Ok(()) => Ok(Started { handle, capture }),
+            Err(failure) => Err(StartFailure::NotReady { handle, capture, failure }),
+        }
+    }
+
+    /// Does the agent of a sandbox found running (no wait: it started long ago) answer one probe?
+    pub(super) async fn answers(&self, handle: &SandboxHandle, target: &InvocationTarget) -> bool {
+        match handle.ports.get(&target.protocol.port) {
+            Some(addr) => probe(&self.client, *addr, &target.protocol).await.is_ok(),
+            None => false,
+        }
+    }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt;
 
 use super::session::{Session, SessionKey};
-use super::{readiness, supervisor, Sessions, Slot};
+use super::{supervisor, Sessions, Slot};
 use crate::kernel::error::Result;
 use crate::sandbox::{labels, OwnedSandbox};
 use crate::services::runtime::domain::{now_ms, ControlPlane};
@@ -71,9 +71,7 @@ impl Sessions {
                 return false;
             }
         };
-        let Some(addr) = sandbox.handle.ports.get(&target.protocol.port).copied() else { return false };
-        let healthy = readiness::probe(&self.client, addr, &target.protocol).await.is_ok();
-        if !healthy {
+        if !self.answers(&sandbox.handle, &target).await {
             return false;
         }
         let started_ms: i64 = label(labels::STARTED_AT_MS).parse().unwrap_or_else(|_| now_ms());

@@ -1,13 +1,16 @@
 //! AWS Signature Version 4 verification: pure functions, no I/O, no globals.
 //!
 //! `canonical` builds the canonical request and string to sign; `verify` parses a signature from the
-//! Authorization header or a presigned query string and checks it against known credentials.
+//! Authorization header or a presigned query string and checks it against known credentials;
+//! `chunked` verifies the chained chunk and trailer signatures of `aws-chunked` bodies.
 
 pub mod canonical;
+pub mod chunked;
 pub mod time;
 pub mod verify;
 
 pub use canonical::{RequestParts, UriEncoding};
+pub use chunked::SignatureChain;
 pub use verify::{AuthError, Credential, CredentialLookup, Payload, Verified, Verifier};
 
 /// A request's headers as owned (name, value) pairs, the form SigV4 verification reads.

@@ -23,6 +23,7 @@ use super::converse::{self, input::ConverseInput};
 use super::errors::{self, StreamKind};
 use super::reply::{self, BlockEvent, DeltaStream, ModelFailure, Tracker, Usage};
 use super::{eventstream, models, routes, tokens, Bedrock};
+use crate::kernel::caller::Caller;
 use crate::kernel::error::{Error, ErrorKind};
 use crate::kernel::input::{self as binding, HttpInput};
 use crate::kernel::model::ServiceModel;
@@ -36,8 +37,7 @@ const STREAM_BUFFER: usize = 64;
 /// An authenticated request signed for `bedrock`, body read.
 pub struct Incoming<'a> {
     pub request_id: &'a str,
-    pub account: &'a str,
-    pub region: &'a str,
+    pub caller: &'a Caller,
     pub method: &'a str,
     pub raw_path: &'a str,
     pub raw_query: &'a str,
@@ -69,8 +69,7 @@ pub async fn handle(bedrock: &Bedrock, sessions: Option<&Arc<Sessions>>, incomin
         Ok((route, _)) => {
             let req = ModelRequest {
                 request_id: incoming.request_id,
-                account: incoming.account,
-                region: incoming.region,
+                caller: incoming.caller,
                 operation: route.operation,
                 labels: &route.labels,
                 raw_query: incoming.raw_query,
@@ -95,8 +94,7 @@ pub async fn handle(bedrock: &Bedrock, sessions: Option<&Arc<Sessions>>, incomin
 /// One routed Bedrock request.
 pub struct ModelRequest<'a> {
     pub request_id: &'a str,
-    pub account: &'a str,
-    pub region: &'a str,
+    pub caller: &'a Caller,
     pub operation: &'static str,
     pub labels: &'a HashMap<String, String>,
     pub raw_query: &'a str,
@@ -127,7 +125,7 @@ pub async fn dispatch(bedrock: &Bedrock, req: &ModelRequest<'_>) -> Result<Respo
         "CountTokens" => count_tokens(req),
         "ListFoundationModels" => {
             let filter: ListFilter = req.input(models::control())?;
-            let summaries = bedrock.catalogue.list(&filter, req.region, bedrock.provider.name());
+            let summaries = bedrock.catalogue.list(&filter, &req.caller.region, bedrock.provider.name());
             Ok(response::json(200, &json!({ "modelSummaries": summaries }), req.request_id))
         }
         "GetFoundationModel" => {
@@ -138,7 +136,7 @@ pub async fn dispatch(bedrock: &Bedrock, req: &ModelRequest<'_>) -> Result<Respo
             }
             let input: Input = req.input(models::control())?;
             let id = super::catalogue::foundation_model_id(&input.model_identifier).unwrap_or(input.model_identifier);
-            let details = super::catalogue::summary(&id, req.region, bedrock.provider.name());
+            let details = super::catalogue::summary(&id, &req.caller.region, bedrock.provider.name());
             Ok(response::json(200, &json!({ "modelDetails": details }), req.request_id))
         }
         other => Err(errors::validation(format!("agentcore-local does not serve Bedrock {other}."))),
@@ -163,7 +161,7 @@ impl CallRecorder {
         CallRecorder {
             calls: bedrock.calls.clone(),
             started,
-            account: req.account.to_string(),
+            account: req.caller.account.clone(),
             operation: req.operation,
             model_id: conversation.model_id.clone(),
             provider: bedrock.provider.name(),

@@ -3,9 +3,12 @@
 //! that session's log.
 
 use parking_lot::Mutex;
-use std::collections::{BTreeMap, VecDeque};
-use std::fmt::Write;
+use std::collections::VecDeque;
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
 use serde::Serialize;
 
 /// Model calls remembered for the dashboard.
@@ -36,22 +39,26 @@ pub struct CallerSession {
     pub session_id: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    model: String,
+    operation: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenLabels {
+    model: String,
+    direction: &'static str,
+}
+
 #[derive(Default)]
 pub struct ModelCalls {
     recent: Mutex<VecDeque<ModelCall>>,
-    /// (model id, operation, outcome) → calls.
-    calls: Mutex<BTreeMap<(String, &'static str, &'static str), u64>>,
-    /// (model id, direction) → tokens.
-    tokens: Mutex<BTreeMap<(String, &'static str), u64>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> parking_lot::MutexGuard<'_, T> {
-    m.lock()
-}
-
-/// Prometheus label value escaping.
-fn label(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    /// Calls by (model id, operation, outcome).
+    calls: Family<CallLabels, Counter>,
+    /// Tokens by (model id, direction).
+    tokens: Family<TokenLabels, Counter>,
 }
 
 /// The line a session's log gets for a call it made.
@@ -77,50 +84,34 @@ impl ModelCalls {
             "model call"
         );
         let outcome = if call.error.is_some() { "error" } else { "success" };
-        *lock(&self.calls).entry((call.model_id.clone(), call.operation, outcome)).or_default() += 1;
-        {
-            let mut tokens = lock(&self.tokens);
-            *tokens.entry((call.model_id.clone(), "input")).or_default() += u64::from(call.input_tokens);
-            *tokens.entry((call.model_id.clone(), "output")).or_default() += u64::from(call.output_tokens);
-        }
-        let mut recent = lock(&self.recent);
+        let model = call.model_id.clone();
+        self.calls.get_or_create(&CallLabels { model: model.clone(), operation: call.operation, outcome }).inc();
+        let tokens = |direction| TokenLabels { model: model.clone(), direction };
+        self.tokens.get_or_create(&tokens("input")).inc_by(u64::from(call.input_tokens));
+        self.tokens.get_or_create(&tokens("output")).inc_by(u64::from(call.output_tokens));
+        let mut recent = self.recent.lock();
         recent.push_front(call);
         recent.truncate(RECENT_MODEL_CALLS);
     }
 
     /// Newest first.
     pub fn recent(&self) -> Vec<ModelCall> {
-        lock(&self.recent).iter().cloned().collect()
+        self.recent.lock().iter().cloned().collect()
     }
 
-    /// The Prometheus text of the model counters.
-    pub fn prometheus(&self) -> String {
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP agentcore_local_model_calls_total Bedrock model calls by model, operation and outcome."
+    /// Put the model counters into `registry` (the one `/metrics` encodes); counters are named
+    /// without `_total`, which the encoder adds.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "agentcore_local_model_calls",
+            "Bedrock model calls by model, operation and outcome",
+            self.calls.clone(),
         );
-        let _ = writeln!(out, "# TYPE agentcore_local_model_calls_total counter");
-        for ((model, operation, outcome), n) in lock(&self.calls).iter() {
-            let _ = writeln!(
-                out,
-                "agentcore_local_model_calls_total{{model=\"{}\",operation=\"{operation}\",outcome=\"{outcome}\"}} {n}",
-                label(model)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP agentcore_local_model_tokens_total Tokens read (input) and written (output) by model."
+        registry.register(
+            "agentcore_local_model_tokens",
+            "Tokens read (input) and written (output) by model",
+            self.tokens.clone(),
         );
-        let _ = writeln!(out, "# TYPE agentcore_local_model_tokens_total counter");
-        for ((model, direction), n) in lock(&self.tokens).iter() {
-            let _ = writeln!(
-                out,
-                "agentcore_local_model_tokens_total{{model=\"{}\",direction=\"{direction}\"}} {n}",
-                label(model)
-            );
-        }
-        out
     }
 }
 
@@ -149,7 +140,10 @@ mod tests {
         calls.record(call("m1", None));
         calls.record(call("m1", None));
         calls.record(call("m\"2", Some("ValidationException")));
-        let text = calls.prometheus();
+        let mut registry = Registry::default();
+        calls.register(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut text, &registry).unwrap();
         assert!(text
             .contains("agentcore_local_model_calls_total{model=\"m1\",operation=\"Converse\",outcome=\"success\"} 2"));
         assert!(text.contains("model=\"m\\\"2\",operation=\"Converse\",outcome=\"error\"} 1"));

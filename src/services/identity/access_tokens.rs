@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 pub const WORKLOAD_ACCESS_TOKEN_TTL_SECS: i64 = 3600;
 const TOKEN_TYPE: &str = "agentcore-local/workload-access-token";
 
-/// Who a workload access token speaks for.
+/// Who a workload access token speaks for: its subject (workload and end user), not the caller
+/// presenting it (a `kernel::caller::Caller`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkloadPrincipal {
     pub account: String,
@@ -122,11 +123,12 @@ mod tests {
 /// GetWorkloadAccessToken, …ForUserId, …ForJWT.
 mod operations {
     use super::WorkloadPrincipal;
+    use crate::kernel::caller::Caller;
     use crate::kernel::error::{Error, ErrorKind, Result};
     use crate::kernel::jwt::JwtAuthorizer;
-    use crate::services::identity::{now_secs, Caller, Identity};
+    use crate::services::identity::{now_secs, IdentityService};
 
-    impl Identity {
+    impl IdentityService {
         async fn principal_for(
             &self,
             caller: Caller,

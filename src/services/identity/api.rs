@@ -13,7 +13,8 @@ use serde_json::{json, Map, Value};
 use super::oauth2::providers::stored_config;
 use super::oauth2::{Flow, TokenOutcome, TokenRequest, UserIdentifier};
 use super::tables::{ProviderRow, VaultRow, WorkloadRow};
-use super::{Caller, Identity, RuntimeAuthorizers};
+use super::{IdentityService, RuntimeAuthorizers};
+use crate::kernel::caller::Caller;
 use crate::kernel::error::{Error, Result};
 use crate::kernel::response::{self, timestamp, Body};
 
@@ -228,7 +229,7 @@ fn api_key_view(p: &ProviderRow) -> Value {
     })
 }
 
-fn oauth2_view(identity: &Identity, p: &ProviderRow) -> Result<Value> {
+fn oauth2_view(identity: &IdentityService, p: &ProviderRow) -> Result<Value> {
     let config = stored_config(p)?;
     Ok(json!({
         "clientSecretArn": {"secretArn": p.secret_arn},
@@ -261,7 +262,7 @@ fn page_of(key: &str, items: Vec<Value>, next: Option<String>) -> Value {
 }
 
 pub async fn handle(
-    identity: &Identity,
+    identity: &IdentityService,
     runtimes: &dyn RuntimeAuthorizers,
     call: IdentityCall<'_>,
 ) -> Result<Response<Body>> {

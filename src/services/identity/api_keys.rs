@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use super::providers::{not_found, provider_arn, secret_arn, secret_context};
 use super::tables::{ProviderKind, ProviderRow};
-use super::{now_ms, tables, vault_error, Caller, Identity};
+use super::{now_ms, tables, vault_error, IdentityService};
+use crate::kernel::caller::Caller;
 use crate::kernel::error::{Error, Result};
 
 const KIND: ProviderKind = ProviderKind::ApiKey;
@@ -17,7 +18,7 @@ fn required_key(api_key: Option<String>) -> Result<String> {
         .ok_or_else(|| Error::invalid_field("apiKey", "apiKey is required (the API key to keep in the token vault)."))
 }
 
-impl Identity {
+impl IdentityService {
     pub async fn create_api_key_provider(
         &self,
         caller: Caller,

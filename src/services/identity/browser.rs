@@ -8,7 +8,7 @@ use http::{HeaderValue, Response, StatusCode};
 use super::issuer::endpoints::{self, CodeGrant, CodeStore, IssuerRequest};
 use super::issuer::ISSUER_PATH;
 use super::oauth2::{BrowserOutcome, AUTHORIZE_PATH, CALLBACK_PATH};
-use super::{now_secs, tables, Identity};
+use super::{now_secs, tables, IdentityService};
 use crate::kernel::response::{self, Body};
 
 /// Does this path belong to the browser-facing Identity endpoints?
@@ -45,7 +45,7 @@ fn render(outcome: BrowserOutcome) -> Response<Body> {
     }
 }
 
-impl CodeStore for Identity {
+impl CodeStore for IdentityService {
     fn put_code<'a>(
         &'a self,
         code: &'a str,
@@ -79,7 +79,7 @@ impl CodeStore for Identity {
 
 /// Serve one browser-facing request (body already read).
 pub async fn handle(
-    identity: &Identity,
+    identity: &IdentityService,
     method: &str,
     path: &str,
     query: &str,

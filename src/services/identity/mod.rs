@@ -31,6 +31,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use crate::kernel::caller::Caller;
 use crate::kernel::error::{Error, ErrorKind, Result};
 use crate::kernel::jwt::{JwtAuthorizer, JwtVerifier};
 use crate::kernel::store::Store;
@@ -48,13 +49,6 @@ pub const OUTBOUND_TIMEOUT: Duration = Duration::from_secs(10);
 const ISSUER_KEY: &str = "issuer-es256-pkcs8";
 const ACCESS_TOKEN_KEY: &str = "workload-access-token-hs256";
 
-/// The account and Region a request is signed for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
-    pub account: String,
-    pub region: String,
-}
-
 /// What Identity needs to know about agent runtimes: the authorizer a runtime's own workload
 /// identity validates user tokens with. Implemented by the runtime service.
 pub trait RuntimeAuthorizers: Send + Sync {
@@ -66,7 +60,10 @@ pub trait RuntimeAuthorizers: Send + Sync {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Option<JwtAuthorizer>>> + Send + 'a>>;
 }
 
-pub struct Identity {
+/// The AgentCore Identity service (its store, token vault, JWT verifier, issuer and access-token
+/// key). Not a caller identity: who calls an operation is a `kernel::caller::Caller`, and the
+/// subject of a workload access token a [`WorkloadPrincipal`].
+pub struct IdentityService {
     store: Store,
     vault: Arc<Vault>,
     verifier: JwtVerifier,
@@ -97,13 +94,13 @@ fn tables<'a, 'tx>(tx: &'a crate::kernel::store::Tx<'tx>) -> Tables<'a, 'tx> {
     Tables::new(tx)
 }
 
-impl Identity {
+impl IdentityService {
     /// The service over `store`, with its vault key beside the database (`data_dir`), or in memory.
     pub async fn open(
         store: Store,
         data_dir: Option<&Path>,
         issuer_config: IssuerConfig,
-    ) -> std::result::Result<Identity, String> {
+    ) -> std::result::Result<IdentityService, String> {
         let vault = Arc::new(
             match data_dir {
                 Some(dir) => Vault::open(dir),
@@ -122,7 +119,7 @@ impl Identity {
         let signing = SigningKey::from_pkcs8(&issuer_pkcs8)?;
         let access_key =
             own_key(&store, &vault, ACCESS_TOKEN_KEY, || vault.random_bytes(32).map_err(|e| e.to_string())).await?;
-        Ok(Identity {
+        Ok(IdentityService {
             store,
             verifier: JwtVerifier::new(http.clone()),
             http,

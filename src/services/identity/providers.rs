@@ -1,7 +1,8 @@
 //! What API-key and OAuth2 credential providers share: ARNs, lookups, listing.
 
 use super::tables::{ProviderKind, ProviderRow};
-use super::{tables, Caller, Identity};
+use super::{tables, IdentityService};
+use crate::kernel::caller::Caller;
 use crate::kernel::error::{Error, Result};
 use crate::services::runtime::domain::pagination::{self, Page};
 
@@ -16,7 +17,7 @@ pub fn provider_arn(kind: ProviderKind, account: &str, region: &str, name: &str)
         ProviderKind::ApiKey => "apikeycredentialprovider",
         ProviderKind::OAuth2 => "oauth2credentialprovider",
     };
-    let partition = crate::services::runtime::domain::ids::partition_of(region);
+    let partition = crate::kernel::caller::partition_of(region);
     format!("arn:{partition}:acps:{region}:{account}:token-vault/{DEFAULT_TOKEN_VAULT}/{segment}/{name}")
 }
 
@@ -28,7 +29,7 @@ pub fn secret_arn(kind: ProviderKind, account: &str, region: &str, name: &str) -
         ProviderKind::OAuth2 => "oauth2",
     };
     let suffix: String = uuid::Uuid::new_v4().simple().to_string().chars().take(6).collect();
-    let partition = crate::services::runtime::domain::ids::partition_of(region);
+    let partition = crate::kernel::caller::partition_of(region);
     format!("arn:{partition}:secretsmanager:{region}:{account}:secret:bedrock-agentcore-identity!{DEFAULT_TOKEN_VAULT}/{kind}/{name}-{suffix}")
 }
 
@@ -63,7 +64,7 @@ pub fn refuse_external_secret(source: Option<&str>, has_config: bool, field: &st
     Ok(())
 }
 
-impl Identity {
+impl IdentityService {
     pub(crate) async fn provider(&self, kind: ProviderKind, caller: Caller, name: String) -> Result<ProviderRow> {
         self.store
             .read(move |tx| {

@@ -4,7 +4,8 @@
 
 use super::providers::DEFAULT_TOKEN_VAULT;
 use super::tables::VaultRow;
-use super::{now_ms, tables, Caller, Identity};
+use super::{now_ms, tables, IdentityService};
+use crate::kernel::caller::Caller;
 use crate::kernel::error::{Error, Result};
 
 pub const SERVICE_MANAGED_KEY: &str = "ServiceManagedKey";
@@ -20,7 +21,7 @@ fn check_vault_id(caller: &Caller, id: &str) -> Result<()> {
     Ok(())
 }
 
-impl Identity {
+impl IdentityService {
     pub async fn token_vault(&self, caller: Caller, vault_id: Option<String>) -> Result<VaultRow> {
         let id = vault_id.unwrap_or_else(|| DEFAULT_TOKEN_VAULT.into());
         check_vault_id(&caller, &id)?;

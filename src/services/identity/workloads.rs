@@ -4,7 +4,8 @@
 use std::collections::{BTreeMap, HashSet};
 
 use super::tables::WorkloadRow;
-use super::{now_ms, tables, Caller, Identity};
+use super::{now_ms, tables, IdentityService};
+use crate::kernel::caller::Caller;
 use crate::kernel::error::{Error, Result};
 use crate::services::runtime::domain::pagination::{self, Page};
 
@@ -13,7 +14,7 @@ pub const MAX_WORKLOAD_PAGE: usize = 20;
 
 /// The ARN form the developer guide shows for workload identities.
 pub fn workload_identity_arn(account: &str, region: &str, name: &str) -> String {
-    let partition = crate::services::runtime::domain::ids::partition_of(region);
+    let partition = crate::kernel::caller::partition_of(region);
     format!("arn:{partition}:bedrock-agentcore:{region}:{account}:workload-identity-directory/default/workload-identity/{name}")
 }
 
@@ -24,7 +25,7 @@ fn not_found(caller: &Caller, name: &str) -> Error {
     ))
 }
 
-impl Identity {
+impl IdentityService {
     pub async fn create_workload(
         &self,
         caller: Caller,

@@ -8,9 +8,9 @@ use http::{HeaderValue, Response};
 use serde_json::{json, Map, Value};
 
 use crate::app::AppState;
+use crate::kernel::caller::Caller;
 use crate::kernel::response::{self, Body};
 use crate::services::logs::{Direction, FilterQuery, LogStore};
-use crate::services::runtime::domain::Caller;
 
 const TARGET_PREFIX: &str = "Logs_20140328.";
 /// GetLogEvents and FilterLogEvents return at most this many events per call (the service's cap).

@@ -16,8 +16,9 @@ use super::strategies::{template_variables, Pipeline, StrategyStatus, BUILT_IN_V
 use super::tables::Db;
 use super::tables::{BranchRow, EventRow, MemoryRow, QueueRow, SessionRow};
 use super::{ids, live_memory, time, tokens, MemoryService, MAX_EVENT_BYTES, MAX_JSON_PAYLOAD_BYTES};
+use crate::kernel::caller::Caller;
 use crate::kernel::error::{Error, Result};
-use crate::services::runtime::domain::{Caller, Idempotency};
+use crate::services::runtime::domain::Idempotency;
 
 /// The branch every event without one is on.
 pub const MAIN_BRANCH: &str = "main";

@@ -1,10 +1,11 @@
 //! `clientToken` handling in this service's own table: a retried request with the same token and
 //! the same parameters answers as the first did; the same token with other parameters is refused.
 
+use crate::kernel::caller::Caller;
 use crate::kernel::clock::now_ms;
 use crate::kernel::error::{Error, ErrorKind, Result, ValidationReason};
 use crate::kernel::store::Tx;
-use crate::services::runtime::domain::{Caller, Idempotency, IDEMPOTENCY_TTL_MS};
+use crate::services::runtime::domain::{Idempotency, IDEMPOTENCY_TTL_MS};
 
 use super::tables::{Db, TokenKey};
 

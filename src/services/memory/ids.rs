@@ -3,7 +3,7 @@
 use rand::distr::{Alphanumeric, SampleString};
 use rand::Rng;
 
-use crate::services::runtime::domain::Caller;
+use crate::kernel::caller::Caller;
 
 /// `{name}-{10 alphanumerics}`: memory and strategy ids.
 pub fn new_named_id(name: &str) -> String {
@@ -76,12 +76,12 @@ mod tests {
 
     #[test]
     fn arns_round_trip_and_foreign_arns_are_invisible() {
-        let caller = Caller { account: "123456789012".into(), region: "us-east-1".into() };
+        let caller = Caller::new("123456789012", "us-east-1");
         let arn = memory_arn(&caller, "m-AbCdEf1234");
         assert_eq!(arn, "arn:aws:bedrock-agentcore:us-east-1:123456789012:memory/m-AbCdEf1234");
         assert_eq!(memory_id_of(&caller, &arn), Some("m-AbCdEf1234"));
         assert_eq!(memory_id_of(&caller, "m-AbCdEf1234"), Some("m-AbCdEf1234"));
-        let other = Caller { account: "210987654321".into(), region: "us-east-1".into() };
+        let other = Caller::new("210987654321", "us-east-1");
         assert_eq!(memory_id_of(&other, &arn), None);
         assert!(parse_memory_arn("arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/r-1").is_none());
     }

@@ -17,9 +17,10 @@ use super::tables::index;
 use super::tables::Db;
 use super::tables::{IndexedKey, MemoryRow, MemorySettings, MemoryStatus, NamespaceKey};
 use super::{ids, live_memory, tokens, MemoryService, MAX_INDEXED_KEYS, MAX_MEMORIES_PER_REGION};
+use crate::kernel::caller::Caller;
 use crate::kernel::clock::now_ms;
 use crate::kernel::error::{Error, Result};
-use crate::services::runtime::domain::{Caller, Idempotency, MAX_TAGS_PER_RESOURCE};
+use crate::services::runtime::domain::{Idempotency, MAX_TAGS_PER_RESOURCE};
 
 /// CreateMemory's request, typed.
 #[derive(Debug, Clone)]

@@ -30,9 +30,9 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
+use crate::kernel::caller::Caller;
 use crate::kernel::error::{Error, Result};
 use crate::kernel::store::{Store, Tx};
-use crate::services::runtime::domain::Caller;
 pub use extraction::{MemoryModel, ModelRequest};
 pub use ids::parse_memory_arn;
 pub use overview::{MemoryActivity, MemoryDetail, MemoryName, MemoryOverview};

@@ -13,8 +13,9 @@ use super::tables::{index, SearchScope};
 use super::tables::{Db, RecordWrite};
 use super::tables::{MemoryRow, RecordRow};
 use super::{ids, live_memory, time, tokens, MemoryService};
+use crate::kernel::caller::Caller;
 use crate::kernel::error::{Error, Result};
-use crate::services::runtime::domain::{Caller, Idempotency};
+use crate::services::runtime::domain::Idempotency;
 
 /// What records without a `memoryStrategyId` report as theirs (the output member is required).
 pub const NO_STRATEGY: &str = "none";

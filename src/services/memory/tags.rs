@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 
 use super::ids::parse_memory_arn;
 use super::tables::{Db, MemoryRow, MemoryStatus};
+use crate::kernel::caller::Caller;
 use crate::kernel::error::{Error, Result};
 use crate::kernel::store::Tx;
-use crate::services::runtime::domain::{Caller, MAX_TAGS_PER_RESOURCE};
+use crate::services::runtime::domain::MAX_TAGS_PER_RESOURCE;
 
 pub fn is_memory_arn(arn: &str) -> bool {
     parse_memory_arn(arn).is_some()

@@ -17,10 +17,11 @@ use serde::{Deserialize, Serialize};
 use super::client::{self, TokenSet};
 use super::providers::stored_config;
 use super::tokens::{TokenOutcome, TokenRequest};
+use crate::kernel::caller::Caller;
 use crate::kernel::error::{Error, ErrorKind, Result};
 use crate::services::identity::issuer::endpoints::with_query;
 use crate::services::identity::tables::{ProviderKind, ProviderRow, SessionRow, SessionStatus, TokenKey, WorkloadRow};
-use crate::services::identity::{now_secs, tables, vault_error, Caller, Identity, WorkloadPrincipal};
+use crate::services::identity::{now_secs, tables, vault_error, IdentityService, WorkloadPrincipal};
 
 /// How long a user has to complete an authorization (the SDK polls for 600 s).
 pub const AUTH_SESSION_TTL_SECS: i64 = 600;
@@ -44,7 +45,7 @@ fn session_context(session_uri: &str) -> String {
     format!("auth-session:{session_uri}")
 }
 
-fn random_token(identity: &Identity, bytes: usize) -> Result<String> {
+fn random_token(identity: &IdentityService, bytes: usize) -> Result<String> {
     use base64::Engine;
     let raw = identity.vault().random_bytes(bytes).map_err(vault_error)?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw))
@@ -72,7 +73,7 @@ fn invalid_session() -> Error {
     Error::new(ErrorKind::AccessDenied, "Invalid or expired session.")
 }
 
-impl Identity {
+impl IdentityService {
     pub(crate) async fn start_session(
         &self,
         provider: &ProviderRow,
@@ -191,7 +192,7 @@ impl Identity {
 
     async fn provider_redirect(&self, session: &SessionRow) -> Result<String> {
         let k = &session.token_key;
-        let caller = Caller { account: k.account.clone(), region: k.region.clone() };
+        let caller = Caller::new(k.account.clone(), k.region.clone());
         let provider = self.provider(ProviderKind::OAuth2, caller, k.provider.clone()).await?;
         let config = stored_config(&provider)?;
         let endpoints = client::endpoints(self.http(), &config.discovery().unwrap_or_default()).await?;

@@ -11,12 +11,13 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use crate::kernel::caller::Caller;
 use crate::kernel::error::{Error, Result};
 use crate::services::identity::providers::{
     not_found, provider_arn, refuse_external_secret, secret_arn, secret_context,
 };
 use crate::services::identity::tables::{ProviderKind, ProviderRow};
-use crate::services::identity::{now_ms, tables, vault_error, Caller, Identity};
+use crate::services::identity::{now_ms, tables, vault_error, IdentityService};
 
 const KIND: ProviderKind = ProviderKind::OAuth2;
 /// `ListOauth2CredentialProviders` returns at most this many per page (the model's maximum).
@@ -177,7 +178,7 @@ pub fn stored_config(row: &ProviderRow) -> Result<StoredConfig> {
         .map_err(|e| Error::internal(format!("stored provider configuration: {e}")))
 }
 
-impl Identity {
+impl IdentityService {
     /// The `callbackUrl` of a provider: where it must redirect after the user consents.
     pub fn callback_url(&self, row: &ProviderRow) -> String {
         format!("{}{CALLBACK_PATH}{}", self.emulator_url(), row.callback_id.as_deref().unwrap_or_default())

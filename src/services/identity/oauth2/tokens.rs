@@ -8,9 +8,10 @@ use serde_json::Value;
 
 use super::client::{self, ClientAuthMethod, ClientCredentials, TokenSet};
 use super::providers::stored_config;
+use crate::kernel::caller::Caller;
 use crate::kernel::error::{Error, Result};
 use crate::services::identity::tables::{ProviderKind, ProviderRow, TokenKey, TokenRow};
-use crate::services::identity::{now_secs, tables, vault_error, Caller, Identity, WorkloadPrincipal};
+use crate::services::identity::{now_secs, tables, vault_error, IdentityService, WorkloadPrincipal};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flow {
@@ -73,7 +74,7 @@ pub fn token_context(key: &TokenKey) -> String {
     )
 }
 
-impl Identity {
+impl IdentityService {
     pub async fn resource_oauth2_token(&self, caller: Caller, flow: Flow, req: TokenRequest) -> Result<TokenOutcome> {
         let principal = self.principal_of(&caller, &req.workload_token)?;
         let workload = self.require_workload(&principal).await?;
@@ -120,7 +121,7 @@ impl Identity {
                     user_key: user,
                     scopes,
                 };
-                Identity::check_return_url(&workload, req.return_url.as_deref())?;
+                IdentityService::check_return_url(&workload, req.return_url.as_deref())?;
                 if let Some(session_uri) = &req.session_uri {
                     return self.poll_session(&provider, &key, session_uri).await;
                 }

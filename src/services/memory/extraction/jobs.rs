@@ -2,13 +2,14 @@
 //! one again.
 
 use super::worker::{JOB_FAILED, JOB_STARTED};
+use crate::kernel::caller::Caller;
 use crate::kernel::error::{Error, Result};
 use crate::services::memory::events::Page;
 use crate::services::memory::idempotency::{remember, replayed};
 use crate::services::memory::tables::Db;
 use crate::services::memory::tables::{JobRow, QueueRow};
 use crate::services::memory::{live_memory, time, tokens, MemoryService};
-use crate::services::runtime::domain::{Caller, Idempotency};
+use crate::services::runtime::domain::Idempotency;
 
 /// ListMemoryExtractionJobs' `filter`.
 #[derive(Debug, Clone, Default)]

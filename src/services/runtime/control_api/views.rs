@@ -5,13 +5,13 @@ use serde_json::{json, Map, Value};
 use crate::kernel::model;
 use crate::kernel::response::timestamp;
 use crate::services::runtime::domain::endpoints::EndpointView;
-use crate::services::runtime::domain::ids::Caller;
+use crate::services::runtime::domain::lifecycle;
 use crate::services::runtime::domain::runtimes::RuntimeView;
-use crate::services::runtime::domain::{ids, lifecycle};
 
 fn workload_identity(view: &RuntimeView) -> Value {
-    let caller = Caller { account: view.runtime.account.clone(), region: view.runtime.region.clone() };
-    json!({"workloadIdentityArn": ids::workload_identity_arn(&caller, &view.runtime.id)})
+    let arn =
+        crate::services::identity::workload_identity_arn(&view.runtime.account, &view.runtime.region, &view.runtime.id);
+    json!({"workloadIdentityArn": arn})
 }
 
 /// Output of Create and Update.

@@ -7,14 +7,14 @@
 
 use http::{HeaderValue, Response};
 
-pub use crate::app::auth::Principal;
+pub use crate::app::auth::Authentication;
 use crate::app::AppState;
+use crate::kernel::caller::Caller;
 use crate::kernel::error::{Error, ErrorKind, Result};
 use crate::kernel::response::{self, Body};
 use crate::services::identity::WorkloadPrincipal;
 use crate::services::runtime::domain::ids::parse_runtime_arn;
 use crate::services::runtime::domain::resolve::InvocationTarget;
-use crate::services::runtime::domain::Caller;
 
 /// The data-plane operations that accept bearer tokens on JWT-authorized runtimes.
 pub const BEARER_OPERATIONS: &[&str] = &["InvokeAgentRuntime", "GetAgentCard", "InvokeAgentRuntimeCommand"];
@@ -68,11 +68,11 @@ pub fn classify(headers: &[(String, String)], raw_query: &str) -> Inbound {
 /// the emulator's Region.
 pub fn caller_of_label(state: &AppState, label: &str, account_id: Option<&str>) -> Caller {
     match parse_runtime_arn(label) {
-        Some(arn) => Caller { account: arn.account, region: arn.region },
-        None => Caller {
-            account: account_id.map(String::from).unwrap_or_else(|| state.config.account_id.clone()),
-            region: state.config.region.clone(),
-        },
+        Some(arn) => Caller::new(arn.account, arn.region),
+        None => Caller::new(
+            account_id.map(String::from).unwrap_or_else(|| state.config.account_id.clone()),
+            state.config.region.clone(),
+        ),
     }
 }
 
@@ -84,16 +84,16 @@ pub fn mismatch() -> Error {
 }
 
 /// SigV4 callers are refused on a JWT-authorized runtime.
-pub fn check_sigv4(target: &InvocationTarget, principal: &Principal) -> Result<()> {
-    match (principal, &target.authorizer) {
-        (Principal::SigV4, Some(_)) => Err(mismatch()),
-        (Principal::Bearer { .. }, None) => Err(mismatch()),
+pub fn check_sigv4(target: &InvocationTarget, authentication: &Authentication) -> Result<()> {
+    match (authentication, &target.authorizer) {
+        (Authentication::SigV4, Some(_)) => Err(mismatch()),
+        (Authentication::Bearer { .. }, None) => Err(mismatch()),
         _ => Ok(()),
     }
 }
 
 /// Check a bearer token (or its absence) against the runtime's authorizer.
-pub async fn authorize(state: &AppState, target: &InvocationTarget, token: Option<&str>) -> Result<Principal> {
+pub async fn authorize(state: &AppState, target: &InvocationTarget, token: Option<&str>) -> Result<Authentication> {
     let Some(authorizer) = &target.authorizer else { return Err(mismatch()) };
     let Some(token) = token.filter(|t| !t.is_empty()) else {
         return Err(Error::new(
@@ -105,7 +105,7 @@ pub async fn authorize(state: &AppState, target: &InvocationTarget, token: Optio
         ));
     };
     match state.identity.verifier().verify(token, authorizer, crate::services::identity::now_secs()).await {
-        Ok(verified) => Ok(Principal::Bearer {
+        Ok(verified) => Ok(Authentication::Bearer {
             user: WorkloadPrincipal::user_from_jwt(&verified.issuer, &verified.subject),
             token: token.to_string(),
         }),

@@ -93,7 +93,7 @@ async fn target(state: &AppState, call: &Call<'_>, input: &Input) -> Result<Invo
             text(input, "qualifier"),
         )
         .await?;
-    inbound::check_sigv4(&target, &call.principal)?;
+    inbound::check_sigv4(&target, &call.authentication)?;
     Ok(target)
 }
 
@@ -102,14 +102,14 @@ async fn target(state: &AppState, call: &Call<'_>, input: &Input) -> Result<Invo
 /// a SigV4 caller the `X-Amzn-Bedrock-AgentCore-Runtime-User-Id` it sent. None without a user.
 pub(crate) fn workload_access_token(
     state: &AppState,
-    principal: &inbound::Principal,
+    authentication: &inbound::Authentication,
     target: &InvocationTarget,
     runtime_user_id: Option<&str>,
 ) -> Option<String> {
     use crate::services::identity::WorkloadPrincipal;
-    let user = match principal {
-        inbound::Principal::Bearer { user, .. } => user.clone(),
-        inbound::Principal::SigV4 => WorkloadPrincipal::user_from_id(runtime_user_id?),
+    let user = match authentication {
+        inbound::Authentication::Bearer { user, .. } => user.clone(),
+        inbound::Authentication::SigV4 => WorkloadPrincipal::user_from_id(runtime_user_id?),
     };
     Some(state.identity.mint_access_token(&WorkloadPrincipal {
         account: target.account.clone(),
@@ -122,11 +122,13 @@ pub(crate) fn workload_access_token(
 /// The caller's bearer token reaches the agent only when the runtime's header allowlist names
 /// `Authorization` (a SigV4 signature never does).
 pub(crate) fn forwarded_authorization<'p>(
-    principal: &'p inbound::Principal,
+    authentication: &'p inbound::Authentication,
     target: &InvocationTarget,
 ) -> Option<&'p str> {
-    match principal {
-        inbound::Principal::Bearer { token, .. } if target.header_allowlist.iter().any(|h| h == "authorization") => {
+    match authentication {
+        inbound::Authentication::Bearer { token, .. }
+            if target.header_allowlist.iter().any(|h| h == "authorization") =>
+        {
             Some(token.as_str())
         }
         _ => None,
@@ -178,8 +180,8 @@ async fn invoke(state: &AppState, call: &Call<'_>, input: &Input) -> Result<Resp
     let (target, session_id, guard) = open_session(state, call, input).await?;
     let session = guard.session().clone();
     let mut forwarded = headers::to_agent(call.headers, &session_id, call.request_id, &target.header_allowlist);
-    let wat = workload_access_token(state, &call.principal, &target, text(input, "runtimeUserId").as_deref());
-    headers::identity_to_agent(&mut forwarded, wat.as_deref(), forwarded_authorization(&call.principal, &target));
+    let wat = workload_access_token(state, &call.authentication, &target, text(input, "runtimeUserId").as_deref());
+    headers::identity_to_agent(&mut forwarded, wat.as_deref(), forwarded_authorization(&call.authentication, &target));
     let sent = sessions.send(&session, http::Method::POST, &target.protocol.path, forwarded, call.body.clone()).await;
     let agent = match sent {
         Ok(a) => a,

@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use super::inbound::{self, Inbound, Principal};
+use super::inbound::{self, Authentication, Inbound};
 use super::{headers, sessions};
 use crate::app::auth;
 use crate::app::AppState;
@@ -23,7 +23,6 @@ use crate::kernel::query::form_pairs;
 use crate::kernel::response::{self, Body};
 use crate::kernel::sigv4::verify::header;
 use crate::services::runtime::domain::protocol::ServerProtocol;
-use crate::services::runtime::domain::Caller;
 use crate::sessions::ActivityGuard;
 
 const SESSION_PARAM: &str = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id";
@@ -71,14 +70,13 @@ async fn upgrade(
     let query = form_pairs(&raw_query);
     let param = |name: &str| query.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
     // SigV4 (headers or presigned URL), or a bearer token on a JWT-authorized runtime.
-    let (target, principal) = match inbound::classify(&headers, &raw_query) {
+    let (target, authentication) = match inbound::classify(&headers, &raw_query) {
         Inbound::SigV4 => {
-            let identity = sigv4()?;
-            let caller = Caller { account: identity.account, region: identity.region };
+            let (caller, _) = sigv4()?;
             let target =
                 state.control.resolve_invocation(caller, label, param("accountId"), param("qualifier")).await?;
-            inbound::check_sigv4(&target, &Principal::SigV4)?;
-            (target, Principal::SigV4)
+            inbound::check_sigv4(&target, &Authentication::SigV4)?;
+            (target, Authentication::SigV4)
         }
         credentials => {
             let caller = inbound::caller_of_label(state, &label, param("accountId").as_deref());
@@ -96,7 +94,7 @@ async fn upgrade(
                 Err(e) => return Err(sigv4().err().unwrap_or(e)),
             };
             match inbound::authorize(state, &target, token.as_deref()).await {
-                Ok(principal) => (target, principal),
+                Ok(authentication) => (target, authentication),
                 Err(e) => {
                     tracing::info!(error = %e, "WebSocket upgrade refused");
                     let missing = token.is_none().then_some((state.identity.emulator_url(), &target));
@@ -146,8 +144,12 @@ async fn upgrade(
     let user_id = header(&headers, "x-amzn-bedrock-agentcore-runtime-user-id")
         .map(String::from)
         .or_else(|| param("X-Amzn-Bedrock-AgentCore-Runtime-User-Id"));
-    let wat = super::workload_access_token(state, &principal, &target, user_id.as_deref());
-    headers::identity_to_agent(&mut agent_headers, wat.as_deref(), super::forwarded_authorization(&principal, &target));
+    let wat = super::workload_access_token(state, &authentication, &target, user_id.as_deref());
+    headers::identity_to_agent(
+        &mut agent_headers,
+        wat.as_deref(),
+        super::forwarded_authorization(&authentication, &target),
+    );
     let mut agent_request = http::Request::builder().uri(format!("ws://{addr}/ws")).method("GET");
     for (name, value) in agent_headers.iter() {
         if name != "content-type" {

@@ -4,9 +4,10 @@ use std::collections::BTreeMap;
 
 use super::pagination::{self, Page};
 use super::{
-    ids, now_ms, remember, replayed, runtime_not_found, Caller, ControlPlane, Idempotency, DEFAULT_ENDPOINT,
+    ids, now_ms, remember, replayed, runtime_not_found, ControlPlane, Idempotency, DEFAULT_ENDPOINT,
     MAX_ENDPOINTS_PER_RUNTIME,
 };
+use crate::kernel::caller::Caller;
 use crate::kernel::error::{Error, Result};
 use crate::kernel::store::Tx;
 use crate::services::runtime::tables::{EndpointRow, ResourceStatus, RuntimeRow};

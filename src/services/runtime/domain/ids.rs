@@ -2,33 +2,7 @@
 
 use rand::distr::{Alphanumeric, SampleString};
 
-/// Who is calling and where: the account of the verified credentials and the Region of the SigV4
-/// credential scope. Every resource lives in exactly one (account, Region).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
-    pub account: String,
-    pub region: String,
-}
-
-impl Caller {
-    pub fn partition(&self) -> &'static str {
-        partition_of(&self.region)
-    }
-}
-
-pub fn partition_of(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else if region.starts_with("us-iso-") {
-        "aws-iso"
-    } else if region.starts_with("us-isob-") {
-        "aws-iso-b"
-    } else {
-        "aws"
-    }
-}
+use crate::kernel::caller::Caller;
 
 /// `{name}-{10 alphanumerics}`: the only generated part of runtime and endpoint ids.
 pub fn new_resource_id(name: &str) -> String {
@@ -41,15 +15,6 @@ pub fn runtime_arn(caller: &Caller, runtime_id: &str) -> String {
 
 pub fn endpoint_arn(runtime_arn: &str, endpoint_name: &str) -> String {
     format!("{runtime_arn}/runtime-endpoint/{endpoint_name}")
-}
-
-pub fn workload_identity_arn(caller: &Caller, runtime_id: &str) -> String {
-    format!(
-        "arn:{}:bedrock-agentcore:{}:{}:workload-identity-directory/default/workload-identity/{runtime_id}",
-        caller.partition(),
-        caller.region,
-        caller.account
-    )
 }
 
 /// A parsed `arn:<partition>:bedrock-agentcore:<region>:<account>:runtime/<id>[/runtime-endpoint/<name>]`.
@@ -88,16 +53,13 @@ mod tests {
     fn ids_and_arns_have_the_service_shape() {
         let id = new_resource_id("my_agent");
         assert!(regex::Regex::new(r"^my_agent-[A-Za-z0-9]{10}$").unwrap().is_match(&id), "{id}");
-        let caller = Caller { account: "123456789012".into(), region: "us-east-1".into() };
+        let caller = Caller::new("123456789012", "us-east-1");
         let arn = runtime_arn(&caller, &id);
         assert_eq!(arn, format!("arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/{id}"));
         let parsed = parse_runtime_arn(&endpoint_arn(&arn, "prod")).unwrap();
         assert_eq!(parsed.runtime_id, id);
         assert_eq!(parsed.endpoint.as_deref(), Some("prod"));
-        assert_eq!(
-            runtime_arn(&Caller { account: "1".into(), region: "cn-north-1".into() }, "x-1").split(':').nth(1),
-            Some("aws-cn")
-        );
+        assert_eq!(runtime_arn(&Caller::new("1", "cn-north-1"), "x-1").split(':').nth(1), Some("aws-cn"));
         assert!(parse_runtime_arn("arn:aws:bedrock-agentcore:us-east-1:123456789012:gateway/g-1").is_none());
     }
 }

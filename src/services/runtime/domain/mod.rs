@@ -21,11 +21,11 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
+use crate::kernel::caller::Caller;
 use crate::kernel::error::{Error, ErrorKind, Result, ValidationReason};
 use crate::kernel::store::IdempotencyRecord;
 use crate::kernel::store::{Store, Tx};
 
-pub use ids::Caller;
 pub use reconcile::Reconciler;
 
 /// Quotas from the service's published limits (field-notes.md).

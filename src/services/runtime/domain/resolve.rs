@@ -4,10 +4,11 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::ids::{parse_runtime_arn, Caller};
+use super::ids::parse_runtime_arn;
 use super::lifecycle::{self, Lifecycle};
 use super::protocol::Protocol;
 use super::{ControlPlane, DEFAULT_ENDPOINT};
+use crate::kernel::caller::Caller;
 use crate::kernel::error::{Error, ErrorKind, Result};
 use crate::services::runtime::tables::{ResourceStatus, RuntimeRow, VersionRow};
 

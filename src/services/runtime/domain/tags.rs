@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use super::ids::parse_runtime_arn;
-use super::{Caller, ControlPlane, MAX_TAGS_PER_RESOURCE};
+use super::{ControlPlane, MAX_TAGS_PER_RESOURCE};
+use crate::kernel::caller::Caller;
 use crate::kernel::error::{Error, Result};
 use crate::kernel::store::Tx;
 // Memories keep their own tags; their ARNs are handed to the memory service.

@@ -4,23 +4,23 @@
 
 use http::HeaderMap;
 
-use super::payload::{ChunkSigning, Framing, STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER};
+use super::payload::{Framing, STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER};
 use crate::app::auth::unix_now;
 use crate::config::{AuthMode, Config};
+use crate::kernel::caller::Caller;
 use crate::kernel::query::value as query_value;
 use crate::kernel::sigv4::verify::header;
 use crate::kernel::sigv4::verify::{credential_scope, MAX_CLOCK_SKEW_SECS, UNSIGNED_PAYLOAD};
-use crate::kernel::sigv4::{AuthError, Payload, RequestParts, UriEncoding, Verified, Verifier};
+use crate::kernel::sigv4::{AuthError, Payload, RequestParts, SignatureChain, UriEncoding, Verifier};
 use crate::services::s3::objects::S3Error;
 
-/// Who sent an S3 request.
-pub struct Caller {
-    pub account: String,
-    pub region: String,
-    /// `None` with `--auth off`.
-    pub verified: Option<Verified>,
-    /// The declared payload hash (`x-amz-content-sha256`).
-    pub payload_hash: String,
+/// What an S3 request's signature says of its body: the payload hash it covers (the declared
+/// `x-amz-content-sha256`) and, for a verified SigV4 signature, the chain that aws-chunked
+/// signatures continue.
+pub struct SignedPayload {
+    pub hash: String,
+    /// `None` with `--auth off` and for SigV2.
+    pub chain: Option<SignatureChain>,
 }
 
 /// The access key and signature a request claims, for error documents.
@@ -109,25 +109,25 @@ fn s3_auth_error(e: AuthError, presigned: bool, headers: &[(String, String)], ra
     }
 }
 
-/// `headers`: the request's headers as pairs (`api::header_pairs`).
+/// Who sent an S3 request, and what its signature says of the body. `headers`: the request's
+/// headers as pairs (`api::header_pairs`).
 pub fn authenticate(
     config: &Config,
     method: &str,
     mut headers: Vec<(String, String)>,
     raw_path: &str,
     raw_query: &str,
-) -> Result<Caller, S3Error> {
+) -> Result<(Caller, SignedPayload), S3Error> {
     let declared = header(&headers, "x-amz-content-sha256").map(str::to_string);
     let presigned = header(&headers, "authorization").is_none() && raw_query.contains("X-Amz-Signature=");
 
     if super::sigv2::is_sigv2(&headers, raw_query) {
         if config.auth == AuthMode::Off {
-            return Ok(Caller {
-                account: config.account_id.clone(),
-                region: config.region.clone(),
-                verified: None,
-                payload_hash: declared.unwrap_or_else(|| UNSIGNED_PAYLOAD.into()),
-            });
+            let hash = declared.unwrap_or_else(|| UNSIGNED_PAYLOAD.into());
+            return Ok((
+                Caller::new(config.account_id.clone(), config.region.clone()),
+                SignedPayload { hash, chain: None },
+            ));
         }
         let host = header(&headers, "host").unwrap_or_default();
         let resource = match super::virtual_host_bucket(host) {
@@ -136,23 +136,16 @@ pub fn authenticate(
         };
         let credential = super::sigv2::verify(&config.credentials, method, &resource, raw_query, &headers, unix_now())?;
         // SigV2 does not sign the payload; a declared SHA-256 is still checked.
-        let payload_hash = declared.filter(|d| is_hex_digest(d)).unwrap_or_else(|| UNSIGNED_PAYLOAD.into());
-        return Ok(Caller {
-            account: credential.account_id.clone(),
-            region: config.region.clone(),
-            verified: None,
-            payload_hash,
-        });
+        let hash = declared.filter(|d| is_hex_digest(d)).unwrap_or_else(|| UNSIGNED_PAYLOAD.into());
+        let caller =
+            Caller::signed(credential.account_id.clone(), config.region.clone(), credential.access_key_id.clone());
+        return Ok((caller, SignedPayload { hash, chain: None }));
     }
     if config.auth == AuthMode::Off {
         let rp = RequestParts { method, raw_path, raw_query, headers: &headers };
         let (region, _) = credential_scope(&rp).unwrap_or_else(|| (config.region.clone(), "s3".into()));
-        return Ok(Caller {
-            account: config.account_id.clone(),
-            region,
-            verified: None,
-            payload_hash: declared.unwrap_or_else(|| UNSIGNED_PAYLOAD.into()),
-        });
+        let hash = declared.unwrap_or_else(|| UNSIGNED_PAYLOAD.into());
+        return Ok((Caller::new(config.account_id.clone(), region), SignedPayload { hash, chain: None }));
     }
     if declared.is_none() {
         if presigned {
@@ -168,12 +161,8 @@ pub fn authenticate(
     let verified = Verifier::new(&crate::app::auth::known_credentials(config))
         .verify(&rp, Payload::Streamed, UriEncoding::SingleEncode, now)
         .map_err(|e| s3_auth_error(e, presigned, &headers, raw_query, now))?;
-    Ok(Caller {
-        account: verified.account_id.clone(),
-        region: verified.region.clone(),
-        payload_hash: verified.payload_hash.clone(),
-        verified: Some(verified),
-    })
+    let payload = SignedPayload { chain: Some(SignatureChain::of(&verified)), hash: verified.payload_hash };
+    Ok((Caller::signed(verified.account_id, verified.region, verified.access_key_id), payload))
 }
 
 fn is_hex_digest(v: &str) -> bool {
@@ -181,20 +170,15 @@ fn is_hex_digest(v: &str) -> bool {
 }
 
 /// How the body is framed, from the payload hash the signature covers.
-pub fn framing(caller: &Caller, headers: &HeaderMap) -> Result<Framing, S3Error> {
+pub fn framing(payload: &SignedPayload, headers: &HeaderMap) -> Result<Framing, S3Error> {
     let decoded_length = match headers.get("x-amz-decoded-content-length").and_then(|v| v.to_str().ok()) {
         None => None,
         Some(v) => Some(v.trim().parse::<u64>().map_err(|_| {
             S3Error::invalid_argument("x-amz-decoded-content-length is not a number", "x-amz-decoded-content-length", v)
         })?),
     };
-    let signing = caller.verified.as_ref().map(|v| ChunkSigning {
-        key: v.signing_key.clone(),
-        amz_date: v.amz_date.clone(),
-        scope: format!("{}/{}/{}/aws4_request", &v.amz_date[..8.min(v.amz_date.len())], v.region, v.service),
-        seed: v.signature.to_ascii_lowercase(),
-    });
-    let hash = caller.payload_hash.as_str();
+    let signing = payload.chain.clone();
+    let hash = payload.hash.as_str();
     Ok(match hash {
         STREAMING_SIGNED | STREAMING_SIGNED_TRAILER => Framing::Chunked {
             signing,

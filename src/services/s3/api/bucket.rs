@@ -21,14 +21,17 @@ pub async fn create(req: &mut Req) -> S3Result<Response<Body>> {
         }
         doc.text_of("LocationConstraint").map(|s| s.trim().to_string())
     };
-    let bucket = req.objects().create_bucket(&req.account, &req.region, req.bucket(), constraint.as_deref()).await?;
+    let bucket = req
+        .objects()
+        .create_bucket(&req.caller.account, &req.caller.region, req.bucket(), constraint.as_deref())
+        .await?;
     let mut resp = req.empty(200);
     set_header(&mut resp, "location", &format!("/{}", bucket.name));
     Ok(resp)
 }
 
 pub async fn head(req: &mut Req) -> S3Result<Response<Body>> {
-    let bucket = req.objects().bucket(&req.account, req.bucket()).await?;
+    let bucket = req.objects().bucket(&req.caller.account, req.bucket()).await?;
     let mut resp = req.empty(200);
     set_header(&mut resp, "x-amz-bucket-region", &bucket.region);
     set_header(&mut resp, "x-amz-access-point-alias", "false");
@@ -36,7 +39,7 @@ pub async fn head(req: &mut Req) -> S3Result<Response<Body>> {
 }
 
 pub async fn delete(req: &mut Req) -> S3Result<Response<Body>> {
-    req.objects().delete_bucket(&req.account, req.bucket()).await?;
+    req.objects().delete_bucket(&req.caller.account, req.bucket()).await?;
     Ok(req.empty(204))
 }
 
@@ -52,7 +55,7 @@ pub async fn list_buckets(req: &mut Req) -> S3Result<Response<Body>> {
             .filter(|n| (1..=10_000).contains(n))
             .ok_or_else(|| S3Error::invalid_argument("Invalid max-buckets value", "max-buckets", v))?,
     };
-    let all = req.objects().list_buckets(&req.account).await?;
+    let all = req.objects().list_buckets(&req.caller.account).await?;
     let mut selected: Vec<_> = all
         .into_iter()
         .filter(|b| b.name.starts_with(&prefix))
@@ -62,7 +65,7 @@ pub async fn list_buckets(req: &mut Req) -> S3Result<Response<Body>> {
     let truncated = selected.len() > max;
     selected.truncate(max);
     let mut w = XmlWriter::new("ListAllMyBucketsResult", Some(S3_NAMESPACE));
-    w.open("Owner").elem("ID", owner_id(&req.account)).elem("DisplayName", &req.account).close("Owner");
+    w.open("Owner").elem("ID", owner_id(&req.caller.account)).elem("DisplayName", &req.caller.account).close("Owner");
     w.open("Buckets");
     for b in &selected {
         w.open("Bucket")
@@ -82,7 +85,7 @@ pub async fn list_buckets(req: &mut Req) -> S3Result<Response<Body>> {
 }
 
 pub async fn location(req: &mut Req) -> S3Result<Response<Body>> {
-    let bucket = req.objects().bucket(&req.account, req.bucket()).await?;
+    let bucket = req.objects().bucket(&req.caller.account, req.bucket()).await?;
     // The region is the element's text; us-east-1 is an empty element.
     let mut w = XmlWriter::new("LocationConstraint", Some(S3_NAMESPACE));
     if bucket.region != DEFAULT_BUCKET_REGION {
@@ -92,14 +95,14 @@ pub async fn location(req: &mut Req) -> S3Result<Response<Body>> {
 }
 
 pub async fn get_versioning(req: &mut Req) -> S3Result<Response<Body>> {
-    let bucket = req.objects().bucket(&req.account, req.bucket()).await?;
+    let bucket = req.objects().bucket(&req.caller.account, req.bucket()).await?;
     let mut w = XmlWriter::new("VersioningConfiguration", Some(S3_NAMESPACE));
     w.elem_opt("Status", bucket.versioning.as_deref());
     Ok(req.xml(w.finish("VersioningConfiguration")))
 }
 
 pub async fn put_versioning(req: &mut Req) -> S3Result<Response<Body>> {
-    req.objects().bucket(&req.account, req.bucket()).await?;
+    req.objects().bucket(&req.caller.account, req.bucket()).await?;
     let body = req.read_body().await?;
     check_small_body(req, &body, false, false)?;
     let doc = xml::parse(&body).ok_or_else(S3Error::malformed_xml)?;
@@ -110,6 +113,6 @@ pub async fn put_versioning(req: &mut Req) -> S3Result<Response<Body>> {
         return Err(S3Error::not_implemented(format!("MfaDelete {mfa} is not implemented.")));
     }
     let status = doc.text_of("Status").ok_or_else(S3Error::malformed_xml)?.trim().to_string();
-    req.objects().set_versioning(&req.account, req.bucket(), &status).await?;
+    req.objects().set_versioning(&req.caller.account, req.bucket(), &status).await?;
     Ok(req.empty(200))
 }

@@ -117,7 +117,7 @@ pub async fn objects_v2(req: &mut Req) -> S3Result<Response<Body>> {
     };
     let list = base_request(req, resume, "max-keys")?;
     let fetch_owner = req.query("fetch-owner").is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    let (bucket, listing) = req.objects().list_objects(&req.account, req.bucket(), list.clone()).await?;
+    let (bucket, listing) = req.objects().list_objects(&req.caller.account, req.bucket(), list.clone()).await?;
     let mut w = XmlWriter::new("ListBucketResult", Some(S3_NAMESPACE));
     w.elem("Name", &bucket.name).elem("Prefix", names.show(&list.prefix));
     if let Some(d) = &list.delimiter {
@@ -133,7 +133,7 @@ pub async fn objects_v2(req: &mut Req) -> S3Result<Response<Body>> {
     }
     w.elem_opt("StartAfter", start_after.as_deref().map(|s| names.show(s)));
     for o in &listing.entries {
-        write_object(&mut w, &names, o, fetch_owner.then_some(req.account.as_str()));
+        write_object(&mut w, &names, o, fetch_owner.then_some(req.caller.account.as_str()));
     }
     write_prefixes(&mut w, &names, &listing.common_prefixes);
     Ok(req.xml(w.finish("ListBucketResult")))
@@ -143,7 +143,7 @@ pub async fn objects_v1(req: &mut Req) -> S3Result<Response<Body>> {
     let names = Names::of(req)?;
     let marker = req.query("marker").map(str::to_string);
     let list = base_request(req, marker.clone(), "max-keys")?;
-    let (bucket, listing) = req.objects().list_objects(&req.account, req.bucket(), list.clone()).await?;
+    let (bucket, listing) = req.objects().list_objects(&req.caller.account, req.bucket(), list.clone()).await?;
     let mut w = XmlWriter::new("ListBucketResult", Some(S3_NAMESPACE));
     w.elem("Name", &bucket.name)
         .elem("Prefix", names.show(&list.prefix))
@@ -153,7 +153,7 @@ pub async fn objects_v1(req: &mut Req) -> S3Result<Response<Body>> {
     }
     write_page(&mut w, &names, &list, listing.truncated);
     for o in &listing.entries {
-        write_object(&mut w, &names, o, Some(&req.account));
+        write_object(&mut w, &names, o, Some(&req.caller.account));
     }
     write_prefixes(&mut w, &names, &listing.common_prefixes);
     Ok(req.xml(w.finish("ListBucketResult")))
@@ -172,7 +172,7 @@ pub async fn versions(req: &mut Req) -> S3Result<Response<Body>> {
     }
     let list = base_request(req, key_marker.clone(), "max-keys")?;
     let (bucket, listing) =
-        req.objects().list_versions(&req.account, req.bucket(), list.clone(), version_marker.clone()).await?;
+        req.objects().list_versions(&req.caller.account, req.bucket(), list.clone(), version_marker.clone()).await?;
     let mut w = XmlWriter::new("ListVersionsResult", Some(S3_NAMESPACE));
     w.elem("Name", &bucket.name)
         .elem("Prefix", names.show(&list.prefix))
@@ -186,7 +186,7 @@ pub async fn versions(req: &mut Req) -> S3Result<Response<Body>> {
     for o in &listing.entries {
         if o.delete_marker {
             w.open("DeleteMarker");
-            write_owner(&mut w, &req.account);
+            write_owner(&mut w, &req.caller.account);
             w.elem("Key", names.show(&o.key))
                 .elem("VersionId", &o.version_id)
                 .elem("IsLatest", o.is_latest.to_string())
@@ -203,7 +203,7 @@ pub async fn versions(req: &mut Req) -> S3Result<Response<Body>> {
             if let Some(c) = StoredChecksum::of_row(o) {
                 w.elem("ChecksumAlgorithm", c.algorithm.name()).elem("ChecksumType", c.kind.as_str());
             }
-            write_owner(&mut w, &req.account);
+            write_owner(&mut w, &req.caller.account);
             w.elem("StorageClass", "STANDARD").close("Version");
         }
     }
@@ -217,7 +217,7 @@ pub async fn uploads(req: &mut Req) -> S3Result<Response<Body>> {
     let id_marker = req.query("upload-id-marker").map(str::to_string).filter(|v| !v.is_empty());
     let list = base_request(req, key_marker.clone(), "max-uploads")?;
     let (bucket, listing) =
-        req.objects().list_uploads(&req.account, req.bucket(), list.clone(), id_marker.clone()).await?;
+        req.objects().list_uploads(&req.caller.account, req.bucket(), list.clone(), id_marker.clone()).await?;
     let mut w = XmlWriter::new("ListMultipartUploadsResult", Some(S3_NAMESPACE));
     w.elem("Bucket", &bucket.name)
         .elem("KeyMarker", names.show(key_marker.as_deref().unwrap_or_default()))
@@ -236,10 +236,10 @@ pub async fn uploads(req: &mut Req) -> S3Result<Response<Body>> {
     for u in &listing.entries {
         w.open("Upload").elem("Key", names.show(&u.key)).elem("UploadId", &u.upload_id);
         w.open("Initiator")
-            .elem("ID", format!("arn:aws:iam::{}:root", req.account))
-            .elem("DisplayName", &req.account)
+            .elem("ID", format!("arn:aws:iam::{}:root", req.caller.account))
+            .elem("DisplayName", &req.caller.account)
             .close("Initiator");
-        write_owner(&mut w, &req.account);
+        write_owner(&mut w, &req.caller.account);
         w.elem("StorageClass", "STANDARD").elem("Initiated", iso_date(u.initiated));
         w.elem_opt("ChecksumAlgorithm", u.checksum_algorithm.as_deref());
         w.elem_opt("ChecksumType", u.checksum_type.as_deref());

@@ -22,6 +22,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::BodyExt;
 
 use crate::app::AppState;
+use crate::kernel::caller::Caller;
 use crate::kernel::response::{self, Body, BoxError};
 use crate::services::s3::objects::checksum::{self, Algorithm};
 use crate::services::s3::objects::{S3Error, S3Result, Staging};
@@ -47,8 +48,7 @@ pub struct Req {
     pub query: Vec<(String, String)>,
     pub bucket: Option<String>,
     pub key: Option<String>,
-    pub account: String,
-    pub region: String,
+    pub caller: Caller,
     /// `Host` as sent, for `Location` values.
     pub host: String,
     framing: Framing,
@@ -244,14 +244,20 @@ pub async fn handle(
         .map(str::to_string)
         .or_else(|| parts.uri.authority().map(|a| a.to_string()))
         .unwrap_or_default();
-    let caller = match auth::authenticate(&state.config, parts.method.as_str(), headers, &raw_path, &raw_query) {
-        Ok(c) => c,
+    let (caller, payload) = match auth::authenticate(
+        &state.config,
+        parts.method.as_str(),
+        headers,
+        &raw_path,
+        &raw_query,
+    ) {
+        Ok(authenticated) => authenticated,
         Err(e) => {
             tracing::info!(method = %parts.method, path = %raw_path, code = e.code, "S3 request rejected by signature verification");
             return closing(error_response(&e, &request_id, head, &raw_path), &parts.headers);
         }
     };
-    let framing = match auth::framing(&caller, &parts.headers) {
+    let framing = match auth::framing(&payload, &parts.headers) {
         Ok(f) => f,
         Err(e) => return closing(error_response(&e, &request_id, head, &raw_path), &parts.headers),
     };
@@ -264,8 +270,7 @@ pub async fn handle(
         query: crate::kernel::query::pairs(&raw_query),
         bucket,
         key,
-        account: caller.account,
-        region: caller.region,
+        caller,
         host,
         framing,
         body: Some(body),

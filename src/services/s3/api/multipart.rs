@@ -32,8 +32,10 @@ pub async fn create(req: &mut Req) -> S3Result<Response<Body>> {
     }
     let attrs = attrs_from(req);
     let _ = req.read_body().await?;
-    let upload =
-        req.objects().create_upload(&req.account, req.bucket(), req.key(), attrs, algorithm.map(|a| (a, kind))).await?;
+    let upload = req
+        .objects()
+        .create_upload(&req.caller.account, req.bucket(), req.key(), attrs, algorithm.map(|a| (a, kind)))
+        .await?;
     let mut w = XmlWriter::new("InitiateMultipartUploadResult", Some(S3_NAMESPACE));
     w.elem("Bucket", &upload.bucket).elem("Key", &upload.key).elem("UploadId", &upload.upload_id);
     let mut resp = req.xml(w.finish("InitiateMultipartUploadResult"));
@@ -49,7 +51,7 @@ pub async fn upload_part(req: &mut Req) -> S3Result<Response<Body>> {
     let part_number = validate_part_number(req.query("partNumber").unwrap_or_default())?;
     let id = upload_id(req);
     check_size_limit(req)?;
-    let upload = req.objects().upload(&req.account, req.bucket(), req.key(), &id).await?;
+    let upload = req.objects().upload(&req.caller.account, req.bucket(), req.key(), &id).await?;
     let required = upload_checksum(&upload).map(|(a, _)| a);
     let integrity = Integrity::of(req, required, None)?;
     let sha256 = matches!(req.framing, super::payload::Framing::Plain { sha256: Some(_) });
@@ -57,7 +59,7 @@ pub async fn upload_part(req: &mut Req) -> S3Result<Response<Body>> {
     let (staged, trailers) = req.ingest(staging, MAX_PUT_BYTES).await?;
     integrity.check(&staged, &trailers)?;
     let algorithm = staged.checksum.as_ref().map(|(a, _)| *a);
-    let part = req.objects().put_part(&req.account, req.bucket(), req.key(), &id, part_number, staged).await?;
+    let part = req.objects().put_part(&req.caller.account, req.bucket(), req.key(), &id, part_number, staged).await?;
     let mut resp = req.empty(200);
     set_header(&mut resp, "etag", &quoted(&part.etag));
     set_header(&mut resp, "x-amz-server-side-encryption", "AES256");
@@ -91,8 +93,8 @@ pub async fn upload_part_copy(req: &mut Req) -> S3Result<Response<Body>> {
     let range = copy_range(req)?;
     let _ = req.read_body().await?;
     let (part, source_row) =
-        req.objects().copy_part(&req.account, &source, range, req.bucket(), req.key(), &id, part_number).await?;
-    let upload = req.objects().upload(&req.account, req.bucket(), req.key(), &id).await?;
+        req.objects().copy_part(&req.caller.account, &source, range, req.bucket(), req.key(), &id, part_number).await?;
+    let upload = req.objects().upload(&req.caller.account, req.bucket(), req.key(), &id).await?;
     let mut w = XmlWriter::new("CopyPartResult", Some(S3_NAMESPACE));
     w.elem("ETag", quoted(&part.etag)).elem("LastModified", iso_date(part.last_modified));
     if let (Some((a, _)), Some(v)) = (upload_checksum(&upload), &part.checksum_value) {
@@ -125,7 +127,7 @@ pub async fn list_parts(req: &mut Req) -> S3Result<Response<Body>> {
         })?,
     };
     let (upload, parts, truncated) =
-        req.objects().list_parts(&req.account, req.bucket(), req.key(), &id, marker, max).await?;
+        req.objects().list_parts(&req.caller.account, req.bucket(), req.key(), &id, marker, max).await?;
     let mode = upload_checksum(&upload);
     let mut w = XmlWriter::new("ListPartsResult", Some(S3_NAMESPACE));
     w.elem("Bucket", &upload.bucket).elem("Key", &upload.key).elem("UploadId", &upload.upload_id);
@@ -146,10 +148,10 @@ pub async fn list_parts(req: &mut Req) -> S3Result<Response<Body>> {
         w.close("Part");
     }
     w.open("Initiator")
-        .elem("ID", format!("arn:aws:iam::{}:root", req.account))
-        .elem("DisplayName", &req.account)
+        .elem("ID", format!("arn:aws:iam::{}:root", req.caller.account))
+        .elem("DisplayName", &req.caller.account)
         .close("Initiator");
-    w.open("Owner").elem("ID", owner_id(&req.account)).elem("DisplayName", &req.account).close("Owner");
+    w.open("Owner").elem("ID", owner_id(&req.caller.account)).elem("DisplayName", &req.caller.account).close("Owner");
     w.elem("StorageClass", "STANDARD");
     if let Some((a, t)) = mode {
         w.elem("ChecksumAlgorithm", a.name()).elem("ChecksumType", t.as_str());
@@ -159,7 +161,7 @@ pub async fn list_parts(req: &mut Req) -> S3Result<Response<Body>> {
 
 pub async fn complete(req: &mut Req) -> S3Result<Response<Body>> {
     let id = upload_id(req);
-    req.objects().upload(&req.account, req.bucket(), req.key(), &id).await?;
+    req.objects().upload(&req.caller.account, req.bucket(), req.key(), &id).await?;
     let body = req.read_body().await?;
     // x-amz-checksum-* headers of this request declare the whole object's checksum, not the body's.
     check_small_body(req, &body, false, true)?;
@@ -192,7 +194,8 @@ pub async fn complete(req: &mut Req) -> S3Result<Response<Body>> {
                 .map_err(|_| S3Error::invalid_argument("Invalid x-amz-mp-object-size", "x-amz-mp-object-size", v))?,
         ),
     };
-    let written = req.objects().complete_upload(&req.account, req.bucket(), req.key(), &id, parts, full_object).await?;
+    let written =
+        req.objects().complete_upload(&req.caller.account, req.bucket(), req.key(), &id, parts, full_object).await?;
     if let Some(n) = expected_size.filter(|n| *n != written.object.size) {
         tracing::warn!(declared = n, actual = written.object.size, "x-amz-mp-object-size does not match the object");
     }
@@ -214,6 +217,6 @@ pub async fn complete(req: &mut Req) -> S3Result<Response<Body>> {
 
 pub async fn abort(req: &mut Req) -> S3Result<Response<Body>> {
     let id = upload_id(req);
-    req.objects().abort_upload(&req.account, req.bucket(), req.key(), &id).await?;
+    req.objects().abort_upload(&req.caller.account, req.bucket(), req.key(), &id).await?;
     Ok(req.empty(204))
 }

@@ -183,9 +183,9 @@ fn add_checksum_headers(resp: &mut Response<Body>, c: &StoredChecksum) {
 pub async fn put(req: &mut Req) -> S3Result<Response<Body>> {
     check_size_limit(req)?;
     let integrity = Integrity::of(req, None, Some(Algorithm::Crc64Nvme))?;
-    let bucket = req.objects().bucket(&req.account, req.bucket()).await?;
+    let bucket = req.objects().bucket(&req.caller.account, req.bucket()).await?;
     if req.header("if-none-match").is_some_and(|v| v.trim() == "*") {
-        match req.objects().find(&req.account, &bucket.name, req.key(), None).await {
+        match req.objects().find(&req.caller.account, &bucket.name, req.key(), None).await {
             Ok(_) => {
                 return Err(S3Error::new(
                     "PreconditionFailed",
@@ -203,7 +203,7 @@ pub async fn put(req: &mut Req) -> S3Result<Response<Body>> {
     let staging = req.objects().staging(integrity.algorithm, sha256)?;
     let (staged, trailers) = req.ingest(staging, MAX_PUT_BYTES).await?;
     integrity.check(&staged, &trailers)?;
-    let written = req.objects().put_object(&req.account, req.bucket(), req.key(), staged, attrs).await?;
+    let written = req.objects().put_object(&req.caller.account, req.bucket(), req.key(), staged, attrs).await?;
     let mut resp = req.empty(200);
     set_header(&mut resp, "etag", &quoted(&written.object.etag));
     set_header(&mut resp, "x-amz-server-side-encryption", "AES256");
@@ -356,13 +356,14 @@ pub async fn get(req: &mut Req) -> S3Result<Response<Body>> {
     if part_number.is_some() && req.headers.contains_key("range") {
         return Err(S3Error::invalid_request("Cannot specify both Range header and partNumber query parameter"));
     }
-    let found =
-        req.objects().find(&req.account, req.bucket(), req.key(), version.as_deref()).await.map_err(|mut e| {
+    let found = req.objects().find(&req.caller.account, req.bucket(), req.key(), version.as_deref()).await.map_err(
+        |mut e| {
             if e.code == "MethodNotAllowed" {
                 e.details = vec![("Method", req.method.to_string()), ("ResourceType", "DeleteMarker".to_string())];
             }
             e
-        })?;
+        },
+    )?;
     if let Some(status) = check_conditions(req, &found.object)? {
         let mut resp = req.empty(status);
         set_header(&mut resp, "etag", &quoted(&found.object.etag));
@@ -402,7 +403,7 @@ pub async fn get(req: &mut Req) -> S3Result<Response<Body>> {
 
 pub async fn delete(req: &mut Req) -> S3Result<Response<Body>> {
     let version = req.query("versionId").map(str::to_string);
-    let deleted = req.objects().delete_object(&req.account, req.bucket(), req.key(), version.as_deref()).await?;
+    let deleted = req.objects().delete_object(&req.caller.account, req.bucket(), req.key(), version.as_deref()).await?;
     let mut resp = req.empty(204);
     if let Some(v) = &deleted.version_id {
         set_header(&mut resp, "x-amz-version-id", v);
@@ -415,7 +416,7 @@ pub async fn delete(req: &mut Req) -> S3Result<Response<Body>> {
 
 /// DeleteObjects (`POST /bucket?delete`).
 pub async fn delete_objects(req: &mut Req) -> S3Result<Response<Body>> {
-    req.objects().bucket(&req.account, req.bucket()).await?;
+    req.objects().bucket(&req.caller.account, req.bucket()).await?;
     let body = req.read_body().await?;
     check_small_body(req, &body, true, false)?;
     let doc = xml::parse(&body).ok_or_else(S3Error::malformed_xml)?;
@@ -432,7 +433,7 @@ pub async fn delete_objects(req: &mut Req) -> S3Result<Response<Body>> {
     if keys.is_empty() || keys.len() > MAX_DELETE_KEYS {
         return Err(S3Error::malformed_xml());
     }
-    let outcomes = req.objects().delete_objects(&req.account, req.bucket(), keys).await?;
+    let outcomes = req.objects().delete_objects(&req.caller.account, req.bucket(), keys).await?;
     let mut w = XmlWriter::new("DeleteResult", Some(S3_NAMESPACE));
     for o in &outcomes {
         match &o.result {
@@ -488,8 +489,8 @@ pub async fn copy(req: &mut Req) -> S3Result<Response<Body>> {
     // A copy has no body; read whatever was sent so the connection stays usable.
     let _ = req.read_body().await?;
     let (written, source_row) =
-        req.objects().copy_object(&req.account, &source, req.bucket(), req.key(), attrs, algorithm).await?;
-    let source_bucket = req.objects().bucket(&req.account, &source.bucket).await;
+        req.objects().copy_object(&req.caller.account, &source, req.bucket(), req.key(), attrs, algorithm).await?;
+    let source_bucket = req.objects().bucket(&req.caller.account, &source.bucket).await;
     let mut w = XmlWriter::new("CopyObjectResult", Some(S3_NAMESPACE));
     w.elem("ETag", quoted(&written.object.etag)).elem("LastModified", iso_date(written.object.last_modified));
     let stored = StoredChecksum::of_row(&written.object);

@@ -5,11 +5,10 @@
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use super::ReqBody;
 use crate::kernel::sigv4::canonical::EMPTY_SHA256;
-use crate::kernel::sigv4::verify::sign;
+use crate::kernel::sigv4::SignatureChain;
 use crate::services::s3::objects::{S3Error, S3Result, Staged, Staging};
 
 /// Longest chunk header or trailer line accepted.
@@ -21,25 +20,14 @@ pub const STREAMING_SIGNED: &str = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD";
 pub const STREAMING_SIGNED_TRAILER: &str = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER";
 pub const STREAMING_UNSIGNED_TRAILER: &str = "STREAMING-UNSIGNED-PAYLOAD-TRAILER";
 
-/// What chunk signatures are checked against.
-#[derive(Clone)]
-pub struct ChunkSigning {
-    pub key: Vec<u8>,
-    pub amz_date: String,
-    /// `date/region/service/aws4_request`
-    pub scope: String,
-    /// The request's signature: the seed of the chain.
-    pub seed: String,
-}
-
 /// How the body is framed and what protects it.
 #[derive(Clone)]
 pub enum Framing {
     /// The body is the payload; `sha256` is the digest the signature covers, if any.
     Plain { sha256: Option<String> },
-    /// `aws-chunked`. `signing` is set for the signed streaming forms (with credentials);
-    /// `signed_trailer` for STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER.
-    Chunked { signing: Option<ChunkSigning>, signed_chunks: bool, signed_trailer: bool, decoded_length: Option<u64> },
+    /// `aws-chunked`. `signing` (the request's signature chain) is set for the signed streaming
+    /// forms (with credentials); `signed_trailer` for STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER.
+    Chunked { signing: Option<SignatureChain>, signed_chunks: bool, signed_trailer: bool, decoded_length: Option<u64> },
 }
 
 fn signature_mismatch(what: &str) -> S3Error {
@@ -78,7 +66,8 @@ pub struct Decoder {
     decoded: u64,
     chunk_hash: Option<Sha256>,
     chunk_signature: Option<String>,
-    previous: String,
+    /// The request's signature chain, moved along by each verified chunk.
+    chain: Option<SignatureChain>,
     trailers: Vec<(String, String)>,
     trailer_signature: Option<String>,
     plain_hash: Option<Sha256>,
@@ -88,9 +77,9 @@ impl Decoder {
     /// `hash_plain`: compute SHA-256 of a plain body here (small bodies; uploads let the staging
     /// file do it).
     pub fn new(framing: Framing, hash_plain: bool) -> Decoder {
-        let previous = match &framing {
-            Framing::Chunked { signing: Some(s), .. } => s.seed.clone(),
-            _ => String::new(),
+        let chain = match &framing {
+            Framing::Chunked { signing, .. } => signing.clone(),
+            Framing::Plain { .. } => None,
         };
         let plain_hash = match &framing {
             Framing::Plain { sha256: Some(_) } if hash_plain => Some(Sha256::new()),
@@ -104,18 +93,16 @@ impl Decoder {
             decoded: 0,
             chunk_hash: None,
             chunk_signature: None,
-            previous,
+            chain,
             trailers: Vec::new(),
             trailer_signature: None,
             plain_hash,
         }
     }
 
-    fn signing(&self) -> Option<&ChunkSigning> {
-        match &self.framing {
-            Framing::Chunked { signing, signed_chunks: true, .. } => signing.as_ref(),
-            _ => None,
-        }
+    /// Whether chunks carry signatures to check.
+    fn signed_chunks(&self) -> bool {
+        matches!(self.framing, Framing::Chunked { signed_chunks: true, .. }) && self.chain.is_some()
     }
 
     /// Takes bytes up to and including CRLF into `self.line`; `Some(line)` once complete.
@@ -144,18 +131,12 @@ impl Decoder {
 
     fn verify_chunk(&mut self, data_hash: &str) -> S3Result<()> {
         let provided = self.chunk_signature.take();
-        let Some(s) = self.signing() else { return Ok(()) };
-        let provided = provided.ok_or_else(|| signature_mismatch("chunk-signature missing"))?;
-        let string_to_sign = format!(
-            "AWS4-HMAC-SHA256-PAYLOAD\n{}\n{}\n{}\n{EMPTY_SHA256}\n{data_hash}",
-            s.amz_date, s.scope, self.previous
-        );
-        let expected = sign(&s.key, &string_to_sign);
-        if !bool::from(expected.as_bytes().ct_eq(provided.to_ascii_lowercase().as_bytes())) {
-            return Err(signature_mismatch("chunk signature"));
+        if !self.signed_chunks() {
+            return Ok(());
         }
-        self.previous = expected;
-        Ok(())
+        let provided = provided.ok_or_else(|| signature_mismatch("chunk-signature missing"))?;
+        let chain = self.chain.as_mut().expect("signed chunks have a chain");
+        chain.verify_chunk(data_hash, &provided).map_err(|_| signature_mismatch("chunk signature"))
     }
 
     fn header_line(&mut self, line: &str) -> S3Result<()> {
@@ -170,7 +151,7 @@ impl Decoder {
                 }
             }
         }
-        if self.signing().is_some() {
+        if self.signed_chunks() {
             if self.chunk_signature.is_none() {
                 return Err(signature_mismatch("chunk-signature missing"));
             }
@@ -272,7 +253,7 @@ impl Decoder {
                         .map_err(|_| malformed_chunk("a trailer is not UTF-8"))?;
                     self.trailer_line(line.trim_end())?;
                 }
-                let Framing::Chunked { signing, signed_trailer, decoded_length, .. } = &self.framing else {
+                let Framing::Chunked { signed_trailer, decoded_length, .. } = &self.framing else {
                     return Ok(Vec::new());
                 };
                 if !matches!(self.state, State::Done | State::Trailer) {
@@ -287,23 +268,14 @@ impl Decoder {
                         )));
                     }
                 }
-                if let (true, Some(s)) = (*signed_trailer, signing) {
+                if let (true, Some(chain)) = (*signed_trailer, &self.chain) {
                     let provided = self
                         .trailer_signature
                         .as_ref()
                         .ok_or_else(|| signature_mismatch("x-amz-trailer-signature missing"))?;
-                    let canonical: String = self.trailers.iter().map(|(n, v)| format!("{n}:{v}\n")).collect();
-                    let string_to_sign = format!(
-                        "AWS4-HMAC-SHA256-TRAILER\n{}\n{}\n{}\n{}",
-                        s.amz_date,
-                        s.scope,
-                        self.previous,
-                        hex::encode(Sha256::digest(canonical.as_bytes()))
-                    );
-                    let expected = sign(&s.key, &string_to_sign);
-                    if !bool::from(expected.as_bytes().ct_eq(provided.to_ascii_lowercase().as_bytes())) {
-                        return Err(signature_mismatch("trailer signature"));
-                    }
+                    chain
+                        .verify_trailer(&self.trailers, provided)
+                        .map_err(|_| signature_mismatch("trailer signature"))?;
                 }
                 Ok(self.trailers)
             }
@@ -421,13 +393,13 @@ mod tests {
     use super::*;
     use crate::kernel::sigv4::verify::signing_key;
 
-    fn signing() -> ChunkSigning {
-        ChunkSigning {
-            key: signing_key("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "20130524", "us-east-1", "s3"),
-            amz_date: "20130524T000000Z".into(),
-            scope: "20130524/us-east-1/s3/aws4_request".into(),
-            seed: "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9".into(),
-        }
+    fn signing() -> SignatureChain {
+        SignatureChain::new(
+            signing_key("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "20130524", "us-east-1", "s3"),
+            "20130524T000000Z",
+            "20130524/us-east-1/s3/aws4_request",
+            "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9",
+        )
     }
 
     type Decoded = (Vec<u8>, Vec<(String, String)>);
@@ -477,6 +449,41 @@ mod tests {
         assert_eq!(e.code, "SignatureDoesNotMatch");
         let truncated = &wire[..wire.len() - 90];
         assert_eq!(decode_all(framing, truncated, 1000).unwrap_err().code, "IncompleteBody");
+    }
+
+    /// The same upload with a signed trailing CRC32C, from AWS's "Signature calculations for
+    /// trailing headers (chunked uploads)".
+    #[test]
+    fn aws_documented_signed_trailer() {
+        let data = vec![b'a'; 65 * 1024];
+        let mut wire = Vec::new();
+        wire.extend(b"10000;chunk-signature=b474d8862b1487a5145d686f57f013e54db672cee1c953b3010fb58501ef5aa2\r\n");
+        wire.extend(&data[..65536]);
+        wire.extend(b"\r\n400;chunk-signature=1c1344b170168f8e65b41376b44b20fe354e373826ccbbe2c1d40a8cae51e5c7\r\n");
+        wire.extend(&data[65536..]);
+        wire.extend(b"\r\n0;chunk-signature=2ca2aba2005185cf7159c6277faf83795951dd77a3a99e6e65d5c9f85863f992\r\n");
+        wire.extend(b"x-amz-checksum-crc32c:sOO8/Q==\r\n");
+        wire.extend(
+            b"x-amz-trailer-signature:d81f82fc3505edab99d459891051a732e8730629a2e4a59689829ca17fe2e435\r\n\r\n",
+        );
+        let framing = Framing::Chunked {
+            signing: Some(SignatureChain::new(
+                signing_key("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "20130524", "us-east-1", "s3"),
+                "20130524T000000Z",
+                "20130524/us-east-1/s3/aws4_request",
+                "106e2a8a18243abcf37539882f36619c00e2dfc72633413f02d3b74544bfeb8e",
+            )),
+            signed_chunks: true,
+            signed_trailer: true,
+            decoded_length: Some(66560),
+        };
+        for step in [1, 4096, wire.len()] {
+            let (out, trailers) = decode_all(framing.clone(), &wire, step).unwrap();
+            assert_eq!(out, data);
+            assert_eq!(trailers, vec![("x-amz-checksum-crc32c".to_string(), "sOO8/Q==".to_string())]);
+        }
+        let tampered = String::from_utf8_lossy(&wire).replace("sOO8/Q==", "sOO8/Q=A").into_bytes();
+        assert_eq!(decode_all(framing, &tampered, 4096).unwrap_err().code, "SignatureDoesNotMatch");
     }
 
     #[test]

@@ -7,7 +7,7 @@ pub mod assume;
 use http::{HeaderValue, Response, StatusCode};
 
 use super::credentials::Issuer;
-use crate::app::auth::Identity;
+use crate::kernel::caller::Caller;
 use crate::kernel::model;
 use crate::kernel::query_input::{self, form_pairs};
 use crate::kernel::response::{self, Body};
@@ -96,12 +96,6 @@ impl QueryRequest {
     }
 }
 
-/// Who called: the verified identity, or nobody (AssumeRoleWithWebIdentity is unsigned on AWS).
-pub enum StsCaller<'a> {
-    Signed(&'a Identity),
-    Unsigned { default_account: &'a str },
-}
-
 /// The operation's typed input, bound from the form and validated against the STS model; the
 /// error is the ValidationError message.
 fn input<T: serde::de::DeserializeOwned>(operation: &str, request: &QueryRequest) -> Result<T, String> {
@@ -115,10 +109,12 @@ fn input<T: serde::de::DeserializeOwned>(operation: &str, request: &QueryRequest
     serde_json::from_value(value).map_err(|e| e.to_string())
 }
 
-/// Serves an STS request (`caller` says who signed it, if anyone).
+/// Serves an STS request. `caller` is who signed it: `None` for an unsigned request (only
+/// AssumeRoleWithWebIdentity is unsigned on AWS), which acts in `default_account`.
 pub async fn handle(
     issuer: &Issuer,
-    caller: StsCaller<'_>,
+    caller: Option<&Caller>,
+    default_account: &str,
     request: &QueryRequest,
     request_id: &str,
 ) -> Response<Body> {
@@ -128,16 +124,13 @@ pub async fn handle(
     if let Some(v) = request.param("Version").filter(|v| v != STS_VERSION) {
         return error(400, "InvalidAction", &format!("Could not find operation {action} for version {v}"), request_id);
     }
-    let default_account = match &caller {
-        StsCaller::Signed(identity) => identity.account.as_str(),
-        StsCaller::Unsigned { default_account } => default_account,
-    };
+    let default_account = caller.map_or(default_account, |c| c.account.as_str());
     match (action.as_str(), caller) {
-        ("GetCallerIdentity", StsCaller::Signed(identity)) => caller_identity(issuer, identity, request_id),
-        ("AssumeRole", StsCaller::Signed(identity)) => match input(&action, request) {
+        ("GetCallerIdentity", Some(caller)) => caller_identity(issuer, caller, request_id),
+        ("AssumeRole", Some(caller)) => match input(&action, request) {
             Ok(input) => {
-                let chained = issuer.assumed_role(&identity.access_key_id).is_some();
-                assume::assume_role(issuer, &identity.account, chained, input, request_id).await
+                let chained = assumed_role(issuer, caller).is_some();
+                assume::assume_role(issuer, &caller.account, chained, input, request_id).await
             }
             Err(message) => error(400, "ValidationError", &message, request_id),
         },
@@ -145,9 +138,7 @@ pub async fn handle(
             Ok(input) => assume::assume_role_with_web_identity(issuer, default_account, input, request_id).await,
             Err(message) => error(400, "ValidationError", &message, request_id),
         },
-        (_, StsCaller::Unsigned { .. }) => {
-            error(403, "MissingAuthenticationToken", "Request is missing Authentication Token", request_id)
-        }
+        (_, None) => error(403, "MissingAuthenticationToken", "Request is missing Authentication Token", request_id),
         (other, _) => error(
             400,
             "InvalidAction",
@@ -160,11 +151,16 @@ pub async fn handle(
     }
 }
 
+/// The role `caller` signed as, if its access key is one of the temporary credentials issued here.
+fn assumed_role(issuer: &Issuer, caller: &Caller) -> Option<super::credentials::AssumedRole> {
+    issuer.assumed_role(caller.access_key_id.as_deref()?)
+}
+
 /// GetCallerIdentity: the assumed role behind temporary credentials, else the account's root.
-fn caller_identity(issuer: &Issuer, identity: &Identity, request_id: &str) -> Response<Body> {
-    let (arn, user_id, account) = match issuer.assumed_role(&identity.access_key_id) {
+fn caller_identity(issuer: &Issuer, caller: &Caller, request_id: &str) -> Response<Body> {
+    let (arn, user_id, account) = match assumed_role(issuer, caller) {
         Some(role) => (role.arn, role.user_id, role.account),
-        None => (format!("arn:aws:iam::{}:root", identity.account), identity.account.clone(), identity.account.clone()),
+        None => (format!("arn:aws:iam::{}:root", caller.account), caller.account.clone(), caller.account.clone()),
     };
     let result = format!(
         "    <Arn>{}</Arn>\n    <UserId>{}</UserId>\n    <Account>{}</Account>\n",
@@ -186,13 +182,8 @@ mod tests {
         (status, String::from_utf8(resp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap())
     }
 
-    fn identity(access_key_id: &str) -> Identity {
-        Identity {
-            account: "123456789012".into(),
-            region: "us-east-1".into(),
-            service: "sts".into(),
-            access_key_id: access_key_id.into(),
-        }
+    fn signed(access_key_id: &str) -> Caller {
+        Caller::signed("123456789012", "us-east-1", access_key_id)
     }
 
     #[tokio::test]
@@ -201,10 +192,11 @@ mod tests {
             Issuer::open(Store::in_memory().unwrap(), super::super::credentials::keys::CredentialKey::ephemeral(), 1.0)
                 .await
                 .unwrap();
-        let root = identity("test");
+        let root = signed("test");
         let call = |q: &'static str| QueryRequest::new("", q.as_bytes());
         let (status, body) = text(
-            handle(&issuer, StsCaller::Signed(&root), &call("Action=GetCallerIdentity&Version=2011-06-15"), "r").await,
+            handle(&issuer, Some(&root), "123456789012", &call("Action=GetCallerIdentity&Version=2011-06-15"), "r")
+                .await,
         )
         .await;
         assert_eq!(status, 200);
@@ -212,7 +204,7 @@ mod tests {
         let (status, body) = text(
             handle(
                 &issuer,
-                StsCaller::Signed(&root),
+                Some(&root), "123456789012",
                 &call("Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2FR&RoleSessionName=me&DurationSeconds=900"),
                 "r",
             )
@@ -225,7 +217,8 @@ mod tests {
         let (_, body) = text(
             handle(
                 &issuer,
-                StsCaller::Signed(&identity(&key)),
+                Some(&signed(&key)),
+                "123456789012",
                 &call("Action=GetCallerIdentity&Version=2011-06-15"),
                 "r",
             )
@@ -237,7 +230,7 @@ mod tests {
         let (status, body) = text(
             handle(
                 &issuer,
-                StsCaller::Signed(&root),
+                Some(&root), "123456789012",
                 &call("Action=AssumeRole&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2FR&RoleSessionName=x&DurationSeconds=60"),
                 "r",
             )
@@ -253,11 +246,11 @@ mod tests {
             body.contains("at &apos;roleSessionName&apos;") && body.contains("at &apos;durationSeconds&apos;"),
             "{body}"
         );
-        let unsigned = StsCaller::Unsigned { default_account: "123456789012" };
-        let (status, _) = text(handle(&issuer, unsigned, &call("Action=GetCallerIdentity"), "r").await).await;
+        let (status, _) =
+            text(handle(&issuer, None, "123456789012", &call("Action=GetCallerIdentity"), "r").await).await;
         assert_eq!(status, 403);
         let (status, body) =
-            text(handle(&issuer, StsCaller::Signed(&root), &call("Action=GetSessionToken"), "r").await).await;
+            text(handle(&issuer, Some(&root), "123456789012", &call("Action=GetSessionToken"), "r").await).await;
         assert_eq!(status, 400);
         assert!(body.contains("<Code>InvalidAction</Code>"));
     }
