@@ -51,7 +51,7 @@ def sigv4():
     scope = "20150830/us-east-1/service/aws4_request"
     q = ("X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDEXAMPLE%2F20150830%2Fus-east-1%2Fservice%2Faws4_request"
          "&X-Amz-Date=20150830T123600Z&X-Amz-Expires=300&X-Amz-SignedHeaders=host")
-    creq = "\n".join(["GET", "/path/to%20x", q, "host:example.amazonaws.com\n", "host", EMPTY])
+    creq = "\n".join(["GET", "/path/to%2520x", q, "host:example.amazonaws.com\n", "host", EMPTY])
     sts = "\n".join(["AWS4-HMAC-SHA256", "20150830T123600Z", scope, hashlib.sha256(creq.encode()).hexdigest()])
     sig = hmac.new(key, sts.encode(), hashlib.sha256).hexdigest()
     write("sigv4_verify", "presigned", f"GET /path/to%20x?{q}&X-Amz-Signature={sig}\nHost: example.amazonaws.com\n")
@@ -163,12 +163,13 @@ def code_zip():
     write("code_zip", "symlink", b"llink=/etc/passwd\nfafter=x")
     write("code_zip", "absolute", b"f/etc/cron.d/x=y\nfok=1")
     buf = io.BytesIO()
+    when = (2026, 12, 2, 0, 0, 0)  # fixed, so the seed is the same every run
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr("main.py", "print('hello')\n" * 4)
-        info = zipfile.ZipInfo("bin/run")
+        z.writestr(zipfile.ZipInfo("main.py", when), "print('hello')\n" * 4)
+        info = zipfile.ZipInfo("bin/run", when)
         info.external_attr = 0o100755 << 16
         z.writestr(info, "#!/bin/sh\necho hi\n")
-        z.writestr("data/", "")
+        z.writestr(zipfile.ZipInfo("data/", when), "")
     write("code_zip", "raw-zip", b"Z" + buf.getvalue())
 
 
