@@ -158,11 +158,8 @@ pub fn sigv4_canonical(data: &[u8]) {
     }
 
     let lines: Vec<&str> = text.lines().collect();
-    let headers: Vec<(String, String)> = lines
-        .iter()
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.to_string(), v.to_string()))
-        .collect();
+    let headers: Vec<(String, String)> =
+        lines.iter().filter_map(|l| l.split_once(':')).map(|(n, v)| (n.to_string(), v.to_string())).collect();
     let signed: Vec<String> = headers.iter().map(|(n, _)| n.to_ascii_lowercase()).collect();
     let canonical = canonical_headers(&headers, &signed);
     assert!(canonical.matches('\n').count() >= signed.len(), "a signed header lost its line");
@@ -198,9 +195,10 @@ pub fn sigv4_verify(data: &[u8]) {
         let request = Request::parse(rest);
         for encoding in [UriEncoding::NormalizeAndDoubleEncode, UriEncoding::SingleEncode] {
             let Some(signed) = sign_suite_request(&request, in_header, encoding) else { continue };
-            let verified = verifier
-                .verify(&signed.parts(), Payload::Buffered(&signed.body), encoding, SUITE_NOW)
-                .unwrap_or_else(|e| panic!("a correctly signed request fails to verify ({encoding:?}): {e:?}\n{signed:?}"));
+            let verified =
+                verifier.verify(&signed.parts(), Payload::Buffered(&signed.body), encoding, SUITE_NOW).unwrap_or_else(
+                    |e| panic!("a correctly signed request fails to verify ({encoding:?}): {e:?}\n{signed:?}"),
+                );
             assert_eq!(verified.access_key_id, SUITE_ACCESS_KEY);
             assert_eq!((verified.region.as_str(), verified.service.as_str()), ("us-east-1", "service"));
             assert_eq!(
@@ -236,7 +234,8 @@ fn sign_suite_request(
     use crate::kernel::sigv4::canonical::{canonical_request, sha256_hex, string_to_sign, uri_encode};
     use crate::kernel::sigv4::verify::{sign, signing_key};
 
-    let token = |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    let token =
+        |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
     let mut signed = request.clone();
     // What the signer sets itself replaces whatever the input had.
     signed.headers.retain(|(n, _)| {
@@ -521,7 +520,11 @@ pub fn code_zip(data: &[u8]) {
     use zip::write::SimpleFileOptions;
 
     let Some((kind, rest)) = data.split_first() else { return };
-    let scratch = tempfile::tempdir().expect("a scratch directory");
+    // In memory where Linux has it: an unpack on disk costs milliseconds, most of them the file
+    // system's.
+    let shm = std::path::Path::new("/dev/shm");
+    let scratch = if shm.is_dir() { tempfile::tempdir_in(shm) } else { tempfile::tempdir() };
+    let scratch = scratch.expect("a scratch directory");
     let zip_path = scratch.path().join("code.zip");
     if *kind == b'Z' {
         std::fs::write(&zip_path, rest).expect("write the archive");
@@ -652,8 +655,8 @@ pub fn runtime_headers(data: &[u8]) {
 /// the SDKs' decoder to the same type and payload. The emulator decodes no event stream from a
 /// client; this checks the frames clients decode.
 pub fn eventstream(data: &[u8]) {
-    use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
     use crate::services::bedrock::eventstream::{event, exception};
+    use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
 
     let (name, payload) = match data.iter().position(|b| *b == 0) {
         Some(i) => (&data[..i], &data[i + 1..]),

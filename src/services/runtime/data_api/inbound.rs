@@ -224,6 +224,9 @@ mod tests {
     fn a_non_ascii_authorization_is_not_sliced_inside_a_character() {
         assert_eq!(classify(&h(&[("Authorization", "\u{FFFD}\u{FFFD}\u{FFFD}")]), ""), Inbound::SigV4);
         assert_eq!(classify(&h(&[("Authorization", "Beare\u{e9}r tok")]), ""), Inbound::SigV4);
-        assert_eq!(classify(&h(&[("Authorization", "Bearer \u{e9}t\u{e9} ")]), ""), Inbound::Bearer("\u{e9}t\u{e9}".into()));
+        assert_eq!(
+            classify(&h(&[("Authorization", "Bearer \u{e9}t\u{e9} ")]), ""),
+            Inbound::Bearer("\u{e9}t\u{e9}".into())
+        );
     }
 }
