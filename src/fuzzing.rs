@@ -21,8 +21,11 @@
 
 use std::collections::HashMap;
 
+/// A fuzz target: takes any bytes, panics only on a broken invariant.
+pub type Target = fn(&[u8]);
+
 /// Every target, by the name its `fuzz/fuzz_targets/<name>.rs` and corpus folder carry.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("sigv4_canonical", sigv4_canonical),
     ("sigv4_verify", sigv4_verify),
     ("aws_chunked", aws_chunked),
