@@ -6,6 +6,9 @@ pub mod app;
 pub mod config;
 pub mod console;
 pub mod front_door;
+/// Fuzz targets over the parsers of client bytes (fuzz/README.md); not part of the emulator's API.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod images;
 pub mod kernel;
 pub mod local_client;

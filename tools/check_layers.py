@@ -10,7 +10,7 @@ Layers, lowest first (a module may use its own layer and the ones below it, neve
   services/runtime/prepare   version preparation (jobs and images through sessions)
   app, config       the shared application state, the caller's authentication, configuration
   services/* wire   routes and wire shapes (`api` / `*_api` modules)
-  front_door, console, server, main, cli
+  front_door, console, server, main, cli, fuzzing (the fuzz targets drive parsers of every layer)
 Besides the order:
   - a backend imports nothing from sessions, services or the store;
   - a service's wire or domain never imports another service's tables or wire;
@@ -26,6 +26,8 @@ SRC = "src"
 RANK = {"kernel": 0, "sandbox": 1, "tables": 2, "domain": 3, "sessions": 4, "prepare": 4.2, "app": 4.5, "wire": 5,
         "top": 6}
 # Top-level modules that are not layers of their own: leaves (kernel rank) or the application.
+# Any other top-level module (front_door, console, server, fuzzing, ...) is "top": `fuzzing` calls
+# parsers of every layer, as the front door does, and nothing but the fuzz crate calls it.
 TOP_LEVEL = {"observe": "kernel", "config": "app", "app": "app"}
 # The composition root builds the backend it hands to sessions.
 COMPOSITION_ROOT = {"src/server.rs", "src/main.rs"}

@@ -15,7 +15,7 @@ pub mod catalogue;
 pub mod conversation;
 pub mod converse;
 mod errors;
-mod eventstream;
+pub(crate) mod eventstream;
 pub mod models;
 mod own_calls;
 pub mod providers;

@@ -37,7 +37,9 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
 pub fn classify(headers: &[(String, String)], raw_query: &str) -> Inbound {
     if let Some(auth) = header(headers, "authorization") {
         let auth = auth.trim();
-        if auth.len() > 7 && auth[..7].eq_ignore_ascii_case("bearer ") {
+        // `get`: a value that is not ASCII (bytes that are not UTF-8 arrive as U+FFFD) may have no
+        // character boundary at 7.
+        if auth.len() > 7 && auth.get(..7).is_some_and(|scheme| scheme.eq_ignore_ascii_case("bearer ")) {
             return Inbound::Bearer(auth[7..].trim().to_string());
         }
         return Inbound::SigV4;
@@ -213,5 +215,18 @@ mod tests {
         };
         let proto = format!("base64UrlBearerAuthorization.{encoded}, base64UrlBearerAuthorization");
         assert_eq!(classify(&h(&[("Sec-WebSocket-Protocol", &proto)]), ""), Inbound::Bearer("tok.en.x".into()));
+    }
+
+    /// Found by the runtime_headers fuzz target: a non-ASCII Authorization value (here bytes that
+    /// were not UTF-8, each now U+FFFD) has no character boundary at the scheme's length, and
+    /// slicing there panicked in the request's task.
+    #[test]
+    fn a_non_ascii_authorization_is_not_sliced_inside_a_character() {
+        assert_eq!(classify(&h(&[("Authorization", "\u{FFFD}\u{FFFD}\u{FFFD}")]), ""), Inbound::SigV4);
+        assert_eq!(classify(&h(&[("Authorization", "Beare\u{e9}r tok")]), ""), Inbound::SigV4);
+        assert_eq!(
+            classify(&h(&[("Authorization", "Bearer \u{e9}t\u{e9} ")]), ""),
+            Inbound::Bearer("\u{e9}t\u{e9}".into())
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! bedrock-agentcore (data plane): InvokeAgentRuntime and StopRuntimeSession.
 
 mod command;
-mod headers;
+pub(crate) mod headers;
 pub mod inbound;
 pub mod ws;
 

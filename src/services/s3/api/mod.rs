@@ -9,7 +9,7 @@ mod auth;
 mod bucket;
 mod list;
 mod multipart;
-mod object;
+pub(crate) mod object;
 pub mod payload;
 pub mod sigv2;
 pub mod xml;
@@ -202,7 +202,7 @@ fn decode(s: &str) -> String {
 }
 
 /// The bucket of a virtual-host-style request: `<bucket>.localhost[:port]`.
-fn virtual_host_bucket(host: &str) -> Option<String> {
+pub(crate) fn virtual_host_bucket(host: &str) -> Option<String> {
     let name = match host.rsplit_once(':') {
         Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
         _ => host,

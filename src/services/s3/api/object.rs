@@ -220,7 +220,7 @@ pub async fn put(req: &mut Req) -> S3Result<Response<Body>> {
 
 /// A parsed `Range: bytes=…` as `(start, end inclusive)`, for an object of `size` bytes.
 /// `Ok(None)`: no range, or one S3 ignores (several ranges, other units, bad syntax).
-fn parse_range(value: &str, size: u64) -> S3Result<Option<(u64, u64)>> {
+pub(crate) fn parse_range(value: &str, size: u64) -> S3Result<Option<(u64, u64)>> {
     let Some(spec) = value.trim().strip_prefix("bytes=") else { return Ok(None) };
     if spec.contains(',') {
         return Ok(None);

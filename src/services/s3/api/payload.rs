@@ -105,12 +105,16 @@ impl Decoder {
         matches!(self.framing, Framing::Chunked { signed_chunks: true, .. }) && self.chain.is_some()
     }
 
-    /// Takes bytes up to and including CRLF into `self.line`; `Some(line)` once complete.
+    /// Takes bytes up to and including CRLF into `self.line`; `Some(line)` once complete. The
+    /// length limit holds however the line arrives: whole in one frame or across several.
     fn take_line(&mut self, input: &mut &[u8]) -> S3Result<Option<String>> {
         match input.iter().position(|b| *b == b'\n') {
             Some(i) => {
                 self.line.extend_from_slice(&input[..i]);
                 *input = &input[i + 1..];
+                if self.line.len() > MAX_LINE_BYTES {
+                    return Err(malformed_chunk("a chunk header line is too long"));
+                }
                 if self.line.last() == Some(&b'\r') {
                     self.line.pop();
                 }
@@ -494,6 +498,27 @@ mod tests {
         let (out, trailers) = decode_all(framing, wire, 3).unwrap();
         assert_eq!(out, b"hello world");
         assert_eq!(trailers, vec![("x-amz-checksum-crc32".to_string(), "DUoRhQ==".to_string())]);
+    }
+
+    /// Found by the aws_chunked fuzz target: a line past the limit was refused when it arrived in
+    /// several frames and read whole when it arrived in one, so the outcome depended on framing.
+    #[test]
+    fn the_line_limit_holds_whatever_the_framing() {
+        let unsigned =
+            Framing::Chunked { signing: None, signed_chunks: false, signed_trailer: false, decoded_length: None };
+        let long_header = format!("5;{}\r\nhello\r\n0\r\n\r\n", "x".repeat(MAX_LINE_BYTES));
+        let long_trailer = format!("5\r\nhello\r\n0\r\nx-amz-meta-a:{}\r\n\r\n", "x".repeat(MAX_LINE_BYTES));
+        for wire in [long_header, long_trailer] {
+            for step in [wire.len(), 1000, 1] {
+                let e = decode_all(unsigned.clone(), wire.as_bytes(), step).unwrap_err();
+                assert!(e.message.contains("too long"), "step {step}: {}", e.message);
+            }
+        }
+        // A line of exactly the limit (CR included) is read in one frame as in many.
+        let at_limit = format!("5;{}\r\nhello\r\n0\r\n\r\n", "x".repeat(MAX_LINE_BYTES - 3));
+        for step in [at_limit.len(), 1] {
+            assert_eq!(decode_all(unsigned.clone(), at_limit.as_bytes(), step).unwrap().0, b"hello");
+        }
     }
 
     #[test]

@@ -140,7 +140,8 @@ pub fn verify<'c>(
         })?;
         if now > expires {
             return Err(S3Error::new("AccessDenied", 403, "Request has expired")
-                .with("Expires", super::iso_date(expires * 1000))
+                // Saturating: an `Expires` far in the past (any i64 is accepted) has no millisecond form.
+                .with("Expires", super::iso_date(expires.saturating_mul(1000)))
                 .with("ServerTime", super::iso_date(now * 1000)));
         }
     } else {
@@ -199,5 +200,20 @@ mod tests {
     fn subresources_are_sorted_and_decoded() {
         let sts = string_to_sign("GET", &[], "1175139620", "/b/k", "versionId=a%2Bb&X-Amz-Foo=1&acl&AWSAccessKeyId=x");
         assert_eq!(sts, "GET\n\n\n1175139620\n/b/k?acl&versionId=a+b");
+    }
+
+    /// Found by the s3_headers fuzz target: an `Expires` below i64::MIN / 1000 overflowed when the
+    /// expiry was written into the error (a panic where overflow is checked).
+    #[test]
+    fn an_expiry_far_in_the_past_is_refused_as_expired() {
+        let credentials = std::collections::HashMap::from([(
+            "AK".to_string(),
+            Credential { access_key_id: "AK".into(), secret_access_key: "s".into(), ..Default::default() },
+        )]);
+        for expires in ["-55555555555555555", "-9223372036854775808"] {
+            let query = format!("AWSAccessKeyId=AK&Expires={expires}&Signature=x");
+            let e = verify(&credentials, "GET", "/b/k", &query, &[], 1_440_938_160).unwrap_err();
+            assert_eq!((e.code, e.message.as_str()), ("AccessDenied", "Request has expired"));
+        }
     }
 }

@@ -98,7 +98,7 @@ impl QueryRequest {
 
 /// The operation's typed input, bound from the form and validated against the STS model; the
 /// error is the ValidationError message.
-fn input<T: serde::de::DeserializeOwned>(operation: &str, request: &QueryRequest) -> Result<T, String> {
+pub(crate) fn input<T: serde::de::DeserializeOwned>(operation: &str, request: &QueryRequest) -> Result<T, String> {
     let sts = super::model();
     let shape = &sts.operation(operation).input.as_ref().expect("STS operations have inputs").shape;
     let value = query_input::bind(sts, shape, &request.pairs());

@@ -1,0 +1,5 @@
+#![no_main]
+// See agentcore_local::fuzzing::code_zip for the input format and what it checks.
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| agentcore_local::fuzzing::code_zip(data));
