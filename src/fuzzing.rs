@@ -324,20 +324,23 @@ fn sign_suite_request(
 /// with what it handed out, and the outcome (payload, trailers, or the error) does not depend on
 /// how the body was split into frames.
 pub fn aws_chunked(data: &[u8]) {
-    use crate::services::s3::api::payload::{ChunkSigning, Decoder, Framing};
+    use crate::kernel::sigv4::SignatureChain;
+    use crate::services::s3::api::payload::{Decoder, Framing};
 
     let [mode, split, declared, wire @ ..] = data else { return };
     let decoded_length = (mode & 4 != 0).then_some(u64::from(*declared));
-    let signing = || ChunkSigning {
-        key: crate::kernel::sigv4::verify::signing_key(
-            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-            "20130524",
-            "us-east-1",
-            "s3",
-        ),
-        amz_date: "20130524T000000Z".into(),
-        scope: "20130524/us-east-1/s3/aws4_request".into(),
-        seed: "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9".into(),
+    let signing = || {
+        SignatureChain::new(
+            crate::kernel::sigv4::verify::signing_key(
+                "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                "20130524",
+                "us-east-1",
+                "s3",
+            ),
+            "20130524T000000Z",
+            "20130524/us-east-1/s3/aws4_request",
+            "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9",
+        )
     };
     let framing = match mode & 3 {
         0 => Framing::Plain { sha256: None },
@@ -773,8 +776,9 @@ mod tests {
     #[test]
     fn signed_seeds_verify() {
         use crate::kernel::sigv4::verify::{Payload, Verifier};
+        use crate::kernel::sigv4::SignatureChain;
         use crate::kernel::sigv4::UriEncoding;
-        use crate::services::s3::api::payload::{ChunkSigning, Decoder, Framing};
+        use crate::services::s3::api::payload::{Decoder, Framing};
 
         let credentials = suite_credentials();
         for name in ["get-vanilla", "get-utf8", "post-x-www-form-urlencoded", "presigned"] {
@@ -809,17 +813,17 @@ mod tests {
 
         for (name, trailer) in [("signed", false), ("signed-trailer", true)] {
             let wire = seed("aws_chunked", name);
-            let signing = ChunkSigning {
-                key: crate::kernel::sigv4::verify::signing_key(
+            let signing = SignatureChain::new(
+                crate::kernel::sigv4::verify::signing_key(
                     "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
                     "20130524",
                     "us-east-1",
                     "s3",
                 ),
-                amz_date: "20130524T000000Z".into(),
-                scope: "20130524/us-east-1/s3/aws4_request".into(),
-                seed: "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9".into(),
-            };
+                "20130524T000000Z",
+                "20130524/us-east-1/s3/aws4_request",
+                "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9",
+            );
             let framing = Framing::Chunked {
                 signing: Some(signing),
                 signed_chunks: true,
