@@ -323,25 +323,28 @@ fn sign_suite_request(
 /// example. Checks: the decoder never hands out more bytes than it was given, its count agrees
 /// with what it handed out, and the outcome (payload, trailers, or the error) does not depend on
 /// how the body was split into frames.
+/// The signature chain of AWS's documented aws-chunked example (S3 developer guide, "Signature
+/// calculations ... in multiple chunks"): its key, date, scope and seed signature.
+fn aws_example_chain() -> crate::kernel::sigv4::SignatureChain {
+    crate::kernel::sigv4::SignatureChain::new(
+        crate::kernel::sigv4::verify::signing_key(
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "20130524",
+            "us-east-1",
+            "s3",
+        ),
+        "20130524T000000Z",
+        "20130524/us-east-1/s3/aws4_request",
+        "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9",
+    )
+}
+
 pub fn aws_chunked(data: &[u8]) {
-    use crate::kernel::sigv4::SignatureChain;
     use crate::services::s3::api::payload::{Decoder, Framing};
 
     let [mode, split, declared, wire @ ..] = data else { return };
     let decoded_length = (mode & 4 != 0).then_some(u64::from(*declared));
-    let signing = || {
-        SignatureChain::new(
-            crate::kernel::sigv4::verify::signing_key(
-                "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-                "20130524",
-                "us-east-1",
-                "s3",
-            ),
-            "20130524T000000Z",
-            "20130524/us-east-1/s3/aws4_request",
-            "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9",
-        )
-    };
+    let signing = aws_example_chain;
     let framing = match mode & 3 {
         0 => Framing::Plain { sha256: None },
         1 => Framing::Chunked { signing: None, signed_chunks: false, signed_trailer: false, decoded_length },
@@ -776,7 +779,6 @@ mod tests {
     #[test]
     fn signed_seeds_verify() {
         use crate::kernel::sigv4::verify::{Payload, Verifier};
-        use crate::kernel::sigv4::SignatureChain;
         use crate::kernel::sigv4::UriEncoding;
         use crate::services::s3::api::payload::{Decoder, Framing};
 
@@ -813,17 +815,7 @@ mod tests {
 
         for (name, trailer) in [("signed", false), ("signed-trailer", true)] {
             let wire = seed("aws_chunked", name);
-            let signing = SignatureChain::new(
-                crate::kernel::sigv4::verify::signing_key(
-                    "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-                    "20130524",
-                    "us-east-1",
-                    "s3",
-                ),
-                "20130524T000000Z",
-                "20130524/us-east-1/s3/aws4_request",
-                "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9",
-            );
+            let signing = super::aws_example_chain();
             let framing = Framing::Chunked {
                 signing: Some(signing),
                 signed_chunks: true,

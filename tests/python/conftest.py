@@ -1,4 +1,5 @@
 """Shared fixtures: start the real agentcore-local binary and point real AWS clients at it."""
+import hashlib
 import json
 import os
 import re
@@ -35,7 +36,7 @@ def pip_target(requirements):
     for a code deployment), installed once and kept under target/fixtures/pip-target/<hash of the
     file and this Python>: later runs reuse them, so a warm run of the suite installs nothing.
     Built in a directory of its own and renamed into place, so parallel workers never see half of it."""
-    key = __import__("hashlib").sha256(Path(requirements).read_bytes() + sys.version.encode()).hexdigest()[:16]
+    key = hashlib.sha256(Path(requirements).read_bytes() + sys.version.encode()).hexdigest()[:16]
     done = PIP_TARGETS / key
     if not done.is_dir():
         partial = PIP_TARGETS / f".{key}.{os.getpid()}"

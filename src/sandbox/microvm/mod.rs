@@ -528,9 +528,7 @@ impl SandboxBackend for MicrovmBackend {
     fn start<'a>(&'a self, spec: &'a SandboxSpec) -> BoxFuture<'a, Result<SandboxHandle, SandboxError>> {
         Box::pin(async move {
             if spec.egress == Egress::EmulatorOnly {
-                return Err(self.host_address(Egress::EmulatorOnly).await.err().unwrap_or_else(|| {
-                    SandboxError::Failed("a VM cannot be limited to the emulator's network".into())
-                }));
+                return Err(vpc_refused());
             }
             self.launch(spec, Instant::now()).await
         })
@@ -690,14 +688,7 @@ impl SandboxBackend for MicrovmBackend {
         Box::pin(async move {
             match egress {
                 Egress::Internet => Ok(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-                // QEMU's user networking either routes everywhere or (restrict=on) nowhere,
-                // the emulator included; a VM cannot yet be limited to the emulator alone.
-                Egress::EmulatorOnly => Err(SandboxError::Failed(
-                    "networkMode VPC (no network but the emulator) is not available with --sandbox microvm \
-                     yet: QEMU's user networking cannot keep a VM off the network while letting it reach the \
-                     emulator. Serve with --sandbox docker for VPC runtimes."
-                        .into(),
-                )),
+                Egress::EmulatorOnly => Err(vpc_refused()),
             }
         })
     }
@@ -737,6 +728,17 @@ async fn relay(listener: tokio::net::TcpListener, source: Ipv4Addr, door: Socket
             }
         });
     }
+}
+
+/// Why a VM cannot run a session limited to the emulator: QEMU's user networking either routes
+/// everywhere or (restrict=on) nowhere, the emulator included.
+fn vpc_refused() -> SandboxError {
+    SandboxError::Failed(
+        "networkMode VPC (no network but the emulator) is not available with --sandbox microvm yet: \
+         QEMU's user networking cannot keep a VM off the network while letting it reach the emulator. \
+         Serve with --sandbox docker for VPC runtimes."
+            .into(),
+    )
 }
 
 fn read_from(path: &Path, offset: u64) -> Vec<u8> {
