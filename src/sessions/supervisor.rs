@@ -20,11 +20,19 @@ const MIN_REQUEST_SAMPLE_INTERVAL: Duration = Duration::from_millis(200);
 /// How long one resource sample may take before it is skipped.
 const SAMPLE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Take one resource sample into the session's usage and history.
-async fn sample(sessions: &Sessions, session: &Session) {
-    if let Ok(Some(stats)) = tokio::time::timeout(SAMPLE_TIMEOUT, sessions.backend.stats(&session.sandbox.id)).await {
-        session.record_sample(stats);
-    }
+/// Take one resource sample into the session's usage and history. Returns when it was begun if it
+/// succeeded, so a sample that failed (a loaded Docker answering after `SAMPLE_TIMEOUT`) does not
+/// hold the next one back.
+async fn sample(sessions: &Sessions, session: &Session) -> Option<tokio::time::Instant> {
+    let begun = tokio::time::Instant::now();
+    let stats = tokio::time::timeout(SAMPLE_TIMEOUT, sessions.backend.stats(&session.sandbox.id)).await.ok()??;
+    session.record_sample(stats);
+    Some(begun)
+}
+
+/// Whether the last successful sample (`None`: none yet) is at least `spacing` old.
+fn due(sampled: Option<tokio::time::Instant>, spacing: Duration) -> bool {
+    sampled.is_none_or(|at| at.elapsed() >= spacing)
 }
 
 pub(super) async fn supervise(sessions: Arc<Sessions>, session: Arc<Session>) {
@@ -35,8 +43,7 @@ pub(super) async fn supervise(sessions: Arc<Sessions>, session: Arc<Session>) {
     let ended = session.ended_signal();
     let mut failed_pings = 0u32;
     // The history starts with the session (a warm spare's counter already holds its own start).
-    sample(&sessions, &session).await;
-    let mut sampled = tokio::time::Instant::now();
+    let mut sampled = sample(&sessions, &session).await;
     let mut next_ping = tokio::time::Instant::now() + interval;
     loop {
         tokio::select! {
@@ -44,10 +51,11 @@ pub(super) async fn supervise(sessions: Arc<Sessions>, session: Arc<Session>) {
             _ = ended.cancelled() => return,
             _ = session.request_done.notified() => {
                 // Usage right after an invocation: the cost meter keeps it even if the agent
-                // dies on its next request (an OOM kill leaves nothing to sample).
-                if sampled.elapsed() >= MIN_REQUEST_SAMPLE_INTERVAL {
-                    sample(&sessions, &session).await;
-                    sampled = tokio::time::Instant::now();
+                // dies on its next request (an OOM kill leaves nothing to sample). The spacing
+                // counts from when the last good sample began: an invocation that finished while
+                // the first sample was still being taken (or had failed) is sampled at once.
+                if due(sampled, MIN_REQUEST_SAMPLE_INTERVAL) {
+                    sampled = sample(&sessions, &session).await.or(sampled);
                 }
                 continue;
             }
@@ -76,9 +84,8 @@ pub(super) async fn supervise(sessions: Arc<Sessions>, session: Arc<Session>) {
             sessions.end_logged(&session, reason).await;
             return;
         }
-        if sampled.elapsed() >= MIN_SAMPLE_INTERVAL {
-            sample(&sessions, &session).await;
-            sampled = tokio::time::Instant::now();
+        if due(sampled, MIN_SAMPLE_INTERVAL) {
+            sampled = sample(&sessions, &session).await.or(sampled);
         }
         if session.started_at.elapsed() >= lifetime_limit {
             sessions.end(&session, EndReason::MaxLifetime);

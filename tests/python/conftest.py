@@ -27,6 +27,9 @@ CONTAINER_URI = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{TEST_IMAGE}"
 
 
 STARTED_PIDS = []
+# Emulator pid (as a string, as Docker's owner-pid label has it) -> its log file, so a leftover
+# sandbox names the test that left it (the log lives under that test's tmp_path).
+STARTED_LOGS = {}
 
 PIP_TARGETS = ROOT / "target" / "fixtures" / "pip-target"
 
@@ -76,8 +79,23 @@ def no_orphan_sandboxes():
     yield
     leftovers = managed_containers(STARTED_PIDS)
     if leftovers:
+        described = describe_containers(leftovers)
         docker("rm", "-f", *leftovers, check=False)
-    assert not leftovers, f"sandboxes left behind by the tests: {leftovers}"
+        assert not leftovers, f"sandboxes left behind by the tests: {described}"
+
+
+def describe_containers(ids):
+    """Enough of each container to tell which test left it: its runtime, session, owner emulator
+    (and that emulator's log file, from STARTED_LOGS), state and creation time."""
+    fmt = ('{{.Id}} {{index .Config.Labels "agentcore-local.runtime-id"}} '
+           '{{index .Config.Labels "agentcore-local.session-id"}} '
+           '{{index .Config.Labels "agentcore-local.owner-pid"}} {{.State.Status}} {{.Created}}')
+    out = []
+    for line in docker("inspect", "--format", fmt, *ids, check=False).stdout.splitlines():
+        cid, runtime, session, pid, status, created = (line.split() + [""] * 6)[:6]
+        out.append(f"{cid[:12]} runtime={runtime} session={session} state={status} created={created} "
+                   f"emulator pid={pid} log={STARTED_LOGS.get(pid, '?')}")
+    return out or ids
 
 
 class Emulator:
@@ -109,6 +127,7 @@ class Emulator:
         self._log = open(log_path, "ab")
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self._log, env=self.env)
         STARTED_PIDS.append(self.proc.pid)
+        STARTED_LOGS[str(self.proc.pid)] = str(log_path)
         line = self.proc.stdout.readline().decode()
         match = re.search(r"listening on (http://\S+)", line)
         if not match:
