@@ -6,6 +6,7 @@
 //! to that address (`crate::sessions`), so a microVM or namespace backend only has to provide an
 //! address too.
 
+pub mod cgroup;
 pub mod docker;
 pub mod image;
 pub mod microvm;

@@ -203,10 +203,13 @@ impl Sessions {
         }
     }
 
-    /// Fold the final resource sample of an ended session into its record (and its history).
-    pub(super) fn update_ended_usage(&self, session: &Arc<Session>, stats: Option<SandboxStats>) {
-        let Some(stats) = stats else { return };
-        session.record_sample(stats);
+    /// Fold the final resource sample of an ended session (if its sandbox still gave one) into
+    /// its record and history; also called when a sample that was under way as the session
+    /// ended lands, so the record holds the newest usage the session has.
+    pub(super) fn update_ended_usage(&self, session: &Session, stats: Option<SandboxStats>) {
+        if let Some(stats) = stats {
+            session.record_sample(stats);
+        }
         let usage = session.record_usage(None);
         let mut recent = self.recent();
         if let Some(r) = recent.iter_mut().find(|r| r.sandbox_id == session.sandbox.id) {

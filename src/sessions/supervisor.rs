@@ -27,6 +27,10 @@ async fn sample(sessions: &Sessions, session: &Session) -> Option<tokio::time::I
     let begun = tokio::time::Instant::now();
     let stats = tokio::time::timeout(SAMPLE_TIMEOUT, sessions.backend.stats(&session.sandbox.id)).await.ok()??;
     session.record_sample(stats);
+    if session.ended().is_some() {
+        // The session ended while this sample was under way: its report was already written.
+        sessions.update_ended_usage(session, None);
+    }
     Some(begun)
 }
 
