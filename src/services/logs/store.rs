@@ -145,9 +145,16 @@ pub struct LogStore {
     root: PathBuf,
     /// Bytes kept per log group before its oldest streams are deleted.
     max_group_bytes: u64,
-    /// Serializes appends and retention (readers do not need it: lines are appended whole).
-    write_lock: Arc<Mutex<()>>,
+    /// Serializes appends and retention (readers do not need it: lines are appended whole), and
+    /// holds each group's size so an append need not list the group's streams: it did, so every
+    /// line an agent wrote cost a `stat` of every stream of its runtime endpoint.
+    write_lock: Arc<Mutex<GroupSizes>>,
 }
+
+/// Bytes of stream files per group directory: counted by listing on a group's first append, then
+/// kept by adding what is appended. Deletions elsewhere (DeleteLogStream, another emulator) only
+/// make it high, which the listing at the cap corrects. One entry per group ever written.
+type GroupSizes = std::collections::HashMap<PathBuf, u64>;
 
 /// Default cap per log group (runtime endpoint).
 pub const DEFAULT_MAX_GROUP_BYTES: u64 = 256 * 1024 * 1024;
@@ -172,11 +179,15 @@ impl LogStore {
 
     /// Append events to a stream (creating group and stream), then enforce the group's cap.
     pub fn append(&self, group: &str, stream: &str, events: &[LogEvent]) -> std::io::Result<()> {
-        let _guard = self.write_lock.lock();
+        let mut sizes = self.write_lock.lock();
         let dir = self.group_dir(group);
         std::fs::create_dir_all(&dir)?;
         remember_name(&self.root, &component(group), group)?;
         remember_name(&dir, &component(stream), stream)?;
+        if !sizes.contains_key(&dir) {
+            let listed = stream_files(&dir)?.iter().map(|(_, len, _)| len).sum();
+            sizes.insert(dir.clone(), listed);
+        }
         let path = self.stream_file(group, stream);
         let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
         let mut buf = Vec::new();
@@ -185,18 +196,18 @@ impl LogStore {
             buf.push(b'\n');
         }
         file.write_all(&buf)?;
-        self.enforce_cap(&dir, &path)
+        let size = sizes.get_mut(&dir).expect("counted above");
+        *size += buf.len() as u64;
+        if *size > self.max_group_bytes {
+            *size = self.enforce_cap(&dir, &path)?;
+        }
+        Ok(())
     }
 
-    fn enforce_cap(&self, dir: &Path, writing: &Path) -> std::io::Result<()> {
-        let mut files: Vec<(std::time::SystemTime, u64, PathBuf)> = std::fs::read_dir(dir)?
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".jsonl"))
-            .filter_map(|e| {
-                let m = e.metadata().ok()?;
-                Some((m.modified().ok()?, m.len(), e.path()))
-            })
-            .collect();
+    /// Deletes the group's oldest streams (never `writing`) until it fits its cap; returns the
+    /// bytes left.
+    fn enforce_cap(&self, dir: &Path, writing: &Path) -> std::io::Result<u64> {
+        let mut files = stream_files(dir)?;
         let mut total: u64 = files.iter().map(|(_, len, _)| len).sum();
         files.sort();
         for (_, len, path) in files {
@@ -213,7 +224,7 @@ impl LogStore {
             }
             total -= len;
         }
-        Ok(())
+        Ok(total)
     }
 
     pub fn groups(&self) -> Vec<GroupInfo> {
@@ -402,6 +413,18 @@ fn created_ms(path: &Path) -> i64 {
 }
 
 /// Every complete line of a stream file with its byte offset.
+/// A group directory's stream files: (modified, length, path).
+fn stream_files(dir: &Path) -> std::io::Result<Vec<(std::time::SystemTime, u64, PathBuf)>> {
+    Ok(std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".jsonl"))
+        .filter_map(|e| {
+            let m = e.metadata().ok()?;
+            Some((m.modified().ok()?, m.len(), e.path()))
+        })
+        .collect())
+}
+
 fn read_events(path: &Path) -> std::io::Result<Vec<(u64, LogEvent)>> {
     let mut file = File::open(path)?;
     file.seek(SeekFrom::Start(0))?;
@@ -597,6 +620,20 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(20));
         logs.append(g, "new", &[ev(2, &"y".repeat(200))]).unwrap();
         let names: Vec<String> = logs.streams(g).into_iter().map(|s| s.name).collect();
+        assert_eq!(names, vec!["new".to_string()]);
+    }
+
+    #[test]
+    fn a_group_written_before_a_restart_counts_towards_its_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        LogStore::new(dir.path().to_path_buf(), 400).append("/g", "old", &[ev(1, &"x".repeat(200))]).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        // Each event is its text plus ~40 bytes of JSON. A new store (the next emulator) knows nothing of the group's size until it lists it.
+        let logs = LogStore::new(dir.path().to_path_buf(), 400);
+        logs.append("/g", "new", &[ev(2, &"y".repeat(50))]).unwrap();
+        assert_eq!(logs.streams("/g").len(), 2, "under the cap: both kept");
+        logs.append("/g", "new", &[ev(3, &"y".repeat(200))]).unwrap();
+        let names: Vec<String> = logs.streams("/g").into_iter().map(|s| s.name).collect();
         assert_eq!(names, vec!["new".to_string()]);
     }
 }
