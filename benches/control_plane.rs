@@ -176,9 +176,16 @@ fn main() {
 
     let empty_dir = tempfile::tempdir().unwrap();
     let (empty_startup, _) = startup_on(empty_dir.path().to_str().unwrap());
-    let populated_dir = tempfile::tempdir().unwrap();
-    populate(&rt, populated_dir.path().to_str().unwrap());
-    let (populated_startup, populated_rss) = startup_on(populated_dir.path().to_str().unwrap());
+    // BENCH_POPULATED_DIR keeps the populated data dir (made once, reused while it exists) for
+    // profiling start-up by hand: `agentcore-local serve --data-dir $BENCH_POPULATED_DIR`.
+    let populated_tmp = tempfile::tempdir().unwrap();
+    let populated_dir = std::env::var("BENCH_POPULATED_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| populated_tmp.path().to_path_buf());
+    if !populated_dir.join("agentcore-local.sqlite3").exists() {
+        populate(&rt, populated_dir.to_str().unwrap());
+    }
+    let (populated_startup, populated_rss) = startup_on(populated_dir.to_str().unwrap());
 
     let (mut server, _) = spawn_server(&["--sandbox", "none"]);
     std::thread::sleep(Duration::from_millis(300));

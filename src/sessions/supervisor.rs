@@ -116,15 +116,18 @@ impl Sessions {
     }
 
     /// End a session whose agent died, logging its last output so nobody has to go looking.
+    /// Nothing is logged if the session had already ended (a StopRuntimeSession's SIGTERM is
+    /// what the agent died of: exit code 143 is no crash).
     pub(super) async fn end_logged(self: &Arc<Self>, session: &Arc<Session>, reason: EndReason) {
         let logs = self.backend.logs(&session.sandbox.id, 30).await;
-        tracing::warn!(
-            session = %session.key.session_id,
-            runtime = %session.key.runtime_id,
-            "session ended: {}; last agent output:\n{}",
-            reason.describe(),
-            logs.trim_end()
-        );
-        self.end(session, reason);
+        let described = reason.describe();
+        if self.end(session, reason) {
+            tracing::warn!(
+                session = %session.key.session_id,
+                runtime = %session.key.runtime_id,
+                "session ended: {described}; last agent output:\n{}",
+                logs.trim_end()
+            );
+        }
     }
 }
