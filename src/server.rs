@@ -202,12 +202,17 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
     if let Err(e) = identity.sync_runtime_workloads(control.runtime_ids().await.unwrap_or_default()).await {
         tracing::warn!(error = %e, "could not reconcile the runtimes' workload identities");
     }
-    // Before anything serves: orphaned files of interrupted writes are removed first.
     let objects = Objects::open(store.clone(), config.data_dir.as_deref())
         .map_err(|source| StartError::Objects { dir: config.data_dir.clone(), source })?;
-    if let Err(e) = objects.remove_orphans().await {
-        tracing::warn!(error = %e, "could not remove orphaned object files");
-    }
+    // Object files of interrupted writes are removed in the background while the server already
+    // serves (listing 10 000 files took a third of a populated start-up): the file store keeps
+    // the names it places meanwhile out of the scan.
+    let scanned = objects.clone();
+    tokio::spawn(async move {
+        if let Err(e) = scanned.remove_orphans().await {
+            tracing::warn!(error = %e, "could not remove orphaned object files");
+        }
+    });
     // Unpacked code and captured agent output live beside the database (a temporary directory,
     // removed at shutdown, with --in-memory).
     let state_dir = StateDir::new(config.data_dir.as_deref())

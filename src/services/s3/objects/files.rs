@@ -22,6 +22,11 @@ const COPY_BUFFER_BYTES: usize = 1024 * 1024;
 pub struct FileStore {
     data: PathBuf,
     tmp: PathBuf,
+    /// While the start-up scan for orphaned files runs (in the background, after the server
+    /// accepts requests), the names this process places: such a file exists before the row that
+    /// refers to it commits, so the scan must not take it for an orphan. `None` once the scan is
+    /// done, so nothing is kept for the life of the process.
+    placed_during_scan: parking_lot::Mutex<Option<HashSet<String>>>,
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -38,7 +43,8 @@ impl FileStore {
             fs::remove_dir_all(&tmp)?;
         }
         fs::create_dir_all(&tmp)?;
-        Ok(FileStore { data, tmp })
+        // Every file placed from now on is this process's: the orphan scan starts watching at once.
+        Ok(FileStore { data, tmp, placed_during_scan: parking_lot::Mutex::new(Some(HashSet::new())) })
     }
 
     /// The absolute path of a stored file name.
@@ -59,6 +65,9 @@ impl FileStore {
 
     fn place(&self) -> io::Result<(String, PathBuf)> {
         let name = Self::new_name();
+        if let Some(placed) = self.placed_during_scan.lock().as_mut() {
+            placed.insert(name.clone());
+        }
         let dest = self.data.join(&name);
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent)?;
@@ -141,8 +150,17 @@ impl FileStore {
     }
 
     /// Removes every stored file that no row refers to (left by a crash between writing the
-    /// file and committing its row). Returns how many were removed.
+    /// file and committing its row). `referenced` is read after this store opened, so a file
+    /// not in it is either an orphan of an earlier run or one this process placed since (kept:
+    /// see `placed_during_scan`); nothing else makes an existing file referenced again. Ends the
+    /// watch over placed names. Returns how many were removed.
     pub fn remove_unreferenced(&self, referenced: &HashSet<String>) -> io::Result<usize> {
+        let result = self.remove_orphans_of_earlier_runs(referenced);
+        *self.placed_during_scan.lock() = None;
+        result
+    }
+
+    fn remove_orphans_of_earlier_runs(&self, referenced: &HashSet<String>) -> io::Result<usize> {
         let mut removed = 0;
         for dir in fs::read_dir(&self.data)? {
             let dir = dir?;
@@ -153,9 +171,20 @@ impl FileStore {
             for entry in fs::read_dir(dir.path())? {
                 let entry = entry?;
                 let name = format!("{prefix}/{}", entry.file_name().to_string_lossy());
-                if !referenced.contains(&name) {
-                    fs::remove_file(entry.path())?;
-                    removed += 1;
+                if referenced.contains(&name) {
+                    continue;
+                }
+                // Checked under the lock `place` takes, so a name placed before this point is
+                // seen; one placed after it is a new uuid, never this one.
+                let placed = self.placed_during_scan.lock();
+                if placed.as_ref().is_some_and(|p| p.contains(&name)) {
+                    continue;
+                }
+                match fs::remove_file(entry.path()) {
+                    Ok(()) => removed += 1,
+                    // Deleted meanwhile by the request that dropped its row.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
                 }
             }
         }
@@ -166,6 +195,22 @@ impl FileStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_orphan_scan_keeps_files_this_process_placed_and_stops_watching_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let orphan = dir.path().join("data/ff/ff00000000000000000000000000dead");
+        fs::create_dir_all(orphan.parent().unwrap()).unwrap();
+        fs::write(&orphan, b"left by a crash").unwrap();
+        let store = FileStore::open(dir.path()).unwrap();
+        // Placed after the start, its row not committed yet when the scan runs.
+        let mut staging = store.staging(None, false).unwrap();
+        staging.write(b"new").unwrap();
+        let fresh = store.commit(staging.finish().unwrap()).unwrap();
+        assert_eq!(store.remove_unreferenced(&HashSet::new()).unwrap(), 1);
+        assert!(!orphan.exists() && store.path(&fresh).exists());
+        assert!(store.placed_during_scan.lock().is_none(), "names are no longer collected");
+    }
 
     #[test]
     fn large_uploads_are_written_by_the_writer_thread_intact() {
@@ -204,6 +249,9 @@ mod tests {
         s.write(b"x").unwrap();
         drop(s.finish().unwrap());
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        // The next start's sweep removes what no row refers to (this process's own files are
+        // never taken for orphans: see the test below).
+        let store = FileStore::open(dir.path()).unwrap();
         let keep: HashSet<String> = [name.clone()].into();
         assert_eq!(store.remove_unreferenced(&keep).unwrap(), 1);
         assert!(store.path(&name).exists() && !store.path(&copy).exists());
