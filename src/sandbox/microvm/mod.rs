@@ -4,18 +4,24 @@
 //! - Images come from the local Docker image store (the same names as the Docker backend); each
 //!   becomes an initramfs once (`rootfs`), booted with the distribution's kernel (`kernel`) and
 //!   our own `/init` (`init.sh`).
-//! - A VM's session configuration (environment, command, working directory) reaches the guest
+//! - A VM's session configuration (environment, command, working directory, user) reaches the guest
 //!   through fw_cfg; its console (the agent's stdout and stderr) is a file the backend reads.
+//! - Host directories (code deployments) reach the guest as read-only ext4 disks (`disks`); the
+//!   agent runs as the image's user (`user`); stopping asks the guest first (`control`).
 //! - Networking is QEMU's user mode: the agent's ports are forwarded from ephemeral 127.0.0.1
 //!   ports, and the guest reaches the host's loopback at 10.0.2.2.
 //! - Each VM has a directory `vms/<id>/` (record, console, config, pid file). There are no labels
 //!   to ask a daemon for, so the record keeps them: `list_owned` reads the records, and a QEMU
 //!   process outlives an emulator restart (it is daemonized) to be re-adopted or removed.
-//!   Stopping a VM kills its QEMU and removes the directory: nothing of a session survives.
+//!   Stopping a VM asks its guest to stop the agent (SIGTERM), kills QEMU after the grace and
+//!   removes the directory: nothing of a session survives.
 
+mod control;
+mod disks;
 pub mod host;
 mod kernel;
 mod rootfs;
+mod user;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -30,7 +36,9 @@ use super::{
     Egress, Exec, OutputLine, OutputStream, OwnedSandbox, SandboxBackend, SandboxError, SandboxHandle, SandboxSpec,
     SandboxState, SandboxStats, StartTimings,
 };
+use disks::Disk;
 use host::{Accel, Host};
+use user::Identity;
 
 /// How the guest names the host (QEMU user networking's gateway, forwarded to host loopback).
 pub const GUEST_HOST_ADDRESS: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
@@ -66,7 +74,8 @@ pub struct MicrovmBackend {
     /// Image names resolve exactly as with the Docker backend: the images live in its store.
     images: DockerBackend,
     docker: Result<bollard::Docker, String>,
-    /// `images/` (root filesystems), `kernel/` (the uncompressed kernel), `vms/` (one per VM).
+    /// `images/` (root filesystems), `kernel/` (the uncompressed kernel), `disks/` (host
+    /// directories as disk images), `vms/` (one per VM).
     root: PathBuf,
     builds: tokio::sync::Mutex<()>,
     boot_kernel: tokio::sync::OnceCell<PathBuf>,
@@ -198,25 +207,36 @@ impl MicrovmBackend {
         }
     }
 
+    /// Ask the guest to stop its agent and wait up to `grace` for the VM to power off (as `docker
+    /// stop` waits for the container's process); then QEMU gets SIGTERM and, if need be, SIGKILL.
     async fn kill(&self, id: &str, grace: Duration) {
         let Some(pid) = self.live_pid(id) else { return };
+        let asked = !grace.is_zero() && self.vm_dir(id).is_some_and(|dir| control::request_stop(&dir));
+        if asked && self.exited_within(id, grace).await {
+            return;
+        }
         signal(pid, libc::SIGTERM);
-        let deadline = Instant::now() + grace.max(Duration::from_millis(500));
-        while Instant::now() < deadline {
-            if self.live_pid(id).is_none() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        if self.exited_within(id, Duration::from_millis(500)).await {
+            return;
         }
         if let Some(pid) = self.live_pid(id) {
             signal(pid, libc::SIGKILL);
-            for _ in 0..100 {
-                if self.live_pid(id).is_none() {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
+            if !self.exited_within(id, Duration::from_secs(2)).await {
+                tracing::warn!(vm = id, pid, "the VM's QEMU survived SIGKILL");
             }
-            tracing::warn!(vm = id, pid, "the VM's QEMU survived SIGKILL");
+        }
+    }
+
+    async fn exited_within(&self, id: &str, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if self.live_pid(id).is_none() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -224,14 +244,9 @@ impl MicrovmBackend {
         if let Some(why) = self.host.install_command() {
             return Err(SandboxError::Unavailable(format!("{} ({why})", self.host.missing_message())));
         }
-        if !spec.mounts.is_empty() {
-            return Err(SandboxError::Failed(
-                "the microVM backend does not mount host directories yet (code deployments need \
-                 --sandbox docker)"
-                    .into(),
-            ));
-        }
-        let (Some(qemu), Some(kernel), Some(busybox)) = (&self.host.qemu, &self.host.kernel, &self.host.busybox) else {
+        let (Some(qemu), Some(kernel), Some(busybox), Some(mke2fs)) =
+            (&self.host.qemu, &self.host.kernel, &self.host.busybox, &self.host.mke2fs)
+        else {
             return Err(SandboxError::Unavailable(self.host.missing_message()));
         };
         let docker = self.docker.as_ref().map_err(|e| SandboxError::Unavailable(e.clone()))?;
@@ -240,6 +255,17 @@ impl MicrovmBackend {
             let _one_build = self.builds.lock().await;
             rootfs::get(docker, &self.root.join("images"), &spec.image, kernel, busybox)
                 .await
+                .map_err(SandboxError::Failed)?
+        };
+        let identity = identity(spec, &rootfs.config).map_err(SandboxError::Failed)?;
+        let disks = if spec.mounts.is_empty() {
+            Vec::new()
+        } else {
+            let _one_build = self.builds.lock().await;
+            let (root, mke2fs, mounts) = (self.root.join("disks"), mke2fs.clone(), spec.mounts.clone());
+            tokio::task::spawn_blocking(move || disks::prepare(&root, &mke2fs, &mounts))
+                .await
+                .map_err(|e| SandboxError::Failed(e.to_string()))?
                 .map_err(SandboxError::Failed)?
         };
         let id = spec.name.clone();
@@ -268,7 +294,9 @@ impl MicrovmBackend {
             relay = Some(Relay { port, source: self.free_source(&id) });
             relay_listener = Some(listener);
         }
-        let config = guest_config(&SandboxSpec { env: spec_env, ..spec.clone() }, &rootfs.config).map_err(&fail)?;
+        let guest = Guest { image: &rootfs.config, identity: &identity, disks: &disks };
+        let config = guest_config(&SandboxSpec { env: spec_env, ..spec.clone() }, &guest).map_err(&fail)?;
+        control::create(&dir).map_err(&fail)?;
         std::fs::write(dir.join("config.sh"), config).map_err(|e| fail(format!("cannot write the VM config: {e}")))?;
         let mut ports = Vec::new();
         for guest in &spec.ports {
@@ -285,7 +313,7 @@ impl MicrovmBackend {
         };
         write_record(&dir, &record).map_err(&fail)?;
         let created = t0.elapsed();
-        let args = qemu_args(&dir, &boot, &rootfs.initrd, spec, &record.ports, accel);
+        let args = qemu_args(&dir, &boot, &rootfs.initrd, spec, &record.ports, &disks, accel);
         let output = tokio::process::Command::new(qemu)
             .args(&args)
             .stdin(std::process::Stdio::null())
@@ -365,10 +393,25 @@ fn valid_env_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// The shell fragment the guest's init sources: host name, working directory and
+/// Whom the agent runs as: the spec's `uid:gid` if it names one, else the image's `USER`.
+fn identity(spec: &SandboxSpec, image: &rootfs::ImageConfig) -> Result<Identity, String> {
+    let wanted = spec.user.as_deref().filter(|u| !u.is_empty()).unwrap_or(&image.user);
+    user::resolve(wanted, &image.passwd, &image.group).map_err(|e| format!("image {}: {e}", spec.image))
+}
+
+/// What the guest gets besides the spec: the image's configuration, the resolved user and the
+/// host directories' disks.
+struct Guest<'a> {
+    image: &'a rootfs::ImageConfig,
+    identity: &'a Identity,
+    disks: &'a [Disk],
+}
+
+/// The shell fragment the guest's init sources: host name, working directory, user, mounts and
 /// `set -- NAME=VALUE... COMMAND ARGS...` (environment as Docker builds it: the image's, then the
 /// spec's; command: entrypoint + the spec's command or the image's).
-fn guest_config(spec: &SandboxSpec, image: &rootfs::ImageConfig) -> Result<String, String> {
+fn guest_config(spec: &SandboxSpec, guest: &Guest<'_>) -> Result<String, String> {
+    let image = guest.image;
     let mut env: Vec<(String, String)> = Vec::new();
     let mut set = |k: &str, v: &str| {
         if !valid_env_name(k) {
@@ -379,7 +422,8 @@ fn guest_config(spec: &SandboxSpec, image: &rootfs::ImageConfig) -> Result<Strin
     };
     set("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     set("HOSTNAME", &hostname(&spec.name));
-    set("HOME", "/root");
+    // Docker's HOME: the user's home from the image's passwd, unless the image or spec sets one.
+    set("HOME", &guest.identity.home);
     for kv in &image.env {
         if let Some((k, v)) = kv.split_once('=') {
             set(k, v);
@@ -400,10 +444,15 @@ fn guest_config(spec: &SandboxSpec, image: &rootfs::ImageConfig) -> Result<Strin
             image.workdir.clone()
         }
     });
+    // Targets are absolute paths without spaces or quotes (`disks::prepare`): one word each.
+    let mounts: Vec<String> = guest.disks.iter().map(|d| format!("{}:{}", d.serial, d.target)).collect();
     let mut out = format!(
-        "AGENTCORE_HOSTNAME={}\nAGENTCORE_WORKDIR={}\nset --",
+        "AGENTCORE_HOSTNAME={}\nAGENTCORE_WORKDIR={}\nAGENTCORE_USER='{}:{}'\nAGENTCORE_MOUNTS={}\nset --",
         sh_quote(&hostname(&spec.name)),
-        sh_quote(&workdir)
+        sh_quote(&workdir),
+        guest.identity.uid,
+        guest.identity.gid,
+        sh_quote(&mounts.join(" "))
     );
     for (k, v) in &env {
         out.push(' ');
@@ -428,6 +477,7 @@ fn qemu_args(
     initrd: &Path,
     spec: &SandboxSpec,
     ports: &[(u16, u16)],
+    disks: &[Disk],
     accel: Accel,
 ) -> Vec<String> {
     let cpus = (spec.limits.cpus.ceil() as i64).max(1);
@@ -479,6 +529,17 @@ fn qemu_args(
         path(&dir.join("qemu.pid")),
         "-daemonize".into(),
     ]);
+    args.extend(control::qemu_args(dir));
+    for (i, disk) in disks.iter().enumerate() {
+        // QEMU's option syntax doubles a comma inside a value.
+        let file = path(&disk.image).replace(',', ",,");
+        args.extend([
+            "-drive".into(),
+            format!("file={file},if=none,id=disk{i},format=raw,readonly=on"),
+            "-device".into(),
+            format!("virtio-blk-device,drive=disk{i},serial={}", disk.serial),
+        ]);
+    }
     args
 }
 
@@ -781,8 +842,15 @@ mod tests {
             cmd: vec!["--x".into()],
             workdir: "/app".into(),
             user: String::new(),
+            passwd: String::new(),
+            group: String::new(),
         };
-        let text = guest_config(&spec(), &image).unwrap();
+        let root = Identity::root();
+        let disks = [Disk { image: "/d/x.ext4".into(), serial: "agentcore-m0".into(), target: "/var/task".into() }];
+        let guest = Guest { image: &image, identity: &root, disks: &disks };
+        let text = guest_config(&spec(), &guest).unwrap();
+        assert!(text.contains("AGENTCORE_USER='0:0'") && text.contains("'HOME=/root'"), "{text}");
+        assert!(text.contains("AGENTCORE_MOUNTS='agentcore-m0:/var/task'"), "{text}");
         assert!(text.contains("AGENTCORE_WORKDIR='/app'"));
         assert!(text.contains("'PATH=/bin'"));
         assert!(text.contains(r"'A=it'\''s'"), "{text}");
@@ -790,7 +858,7 @@ mod tests {
         assert!(!text.contains("bad-name"));
         assert!(text.trim_end().ends_with("'/agent' '--x'"));
         let none = rootfs::ImageConfig::default();
-        assert!(guest_config(&spec(), &none).is_err());
+        assert!(guest_config(&spec(), &Guest { image: &none, identity: &root, disks: &[] }).is_err());
     }
 
     #[test]
@@ -802,8 +870,13 @@ mod tests {
 
     #[test]
     fn qemu_gets_limits_ports_and_the_tcg_clock() {
-        let args = qemu_args(Path::new("/v"), Path::new("/k"), Path::new("/i"), &spec(), &[(8080, 40000)], Accel::Tcg);
+        let disks = [Disk { image: "/d/a,b.ext4".into(), serial: "agentcore-m0".into(), target: "/var/task".into() }];
+        let args =
+            qemu_args(Path::new("/v"), Path::new("/k"), Path::new("/i"), &spec(), &[(8080, 40000)], &disks, Accel::Tcg);
         let joined = args.join(" ");
+        assert!(joined.contains("file=/d/a,,b.ext4,if=none,id=disk0,format=raw,readonly=on"), "{joined}");
+        assert!(joined.contains("virtio-blk-device,drive=disk0,serial=agentcore-m0"));
+        assert!(joined.contains("virtserialport,chardev=control,name=agentcore.control"));
         assert!(joined.contains("-smp 2 -m 8192"));
         assert!(joined.contains("hostfwd=tcp:127.0.0.1:40000-:8080"));
         assert!(joined.contains("-accel tcg"));
