@@ -366,3 +366,37 @@ def test_the_agent_runs_as_its_images_user(stack, user_image):
     assert invoke({"action": "whoami"})["env"]["HOME"] == "/home/agent"
     # Root's files stay root's: the agent cannot write where only root may.
     assert invoke({"action": "write_file", "path": "/etc/owned-by-root", "content": "x"}) == {"written": False}
+
+
+def run_command(stack, arn, sid, command, timeout=None):
+    """InvokeAgentRuntimeCommand: (stdout, stderr, contentStop) of its event stream."""
+    body = {"command": command, **({"timeout": timeout} if timeout else {})}
+    resp = stack.data.invoke_agent_runtime_command(agentRuntimeArn=arn, runtimeSessionId=sid, body=body)
+    chunks = [event["chunk"] for event in resp["stream"]]
+    assert chunks[0] == {"contentStart": {}} and list(chunks[-1]) == ["contentStop"], chunks
+    deltas = [c["contentDelta"] for c in chunks[1:-1]]
+    return ("".join(d.get("stdout", "") for d in deltas), "".join(d.get("stderr", "") for d in deltas),
+            chunks[-1]["contentStop"])
+
+
+def test_a_command_runs_in_the_sessions_vm(stack, code_runtime):
+    """What `docker exec` gives a container session: the agent's files, working directory, user
+    and environment, stdout and stderr apart, the exit code, a timeout that kills what it started."""
+    arn = code_runtime["agentRuntimeArn"]
+    sid = new_session_id("mvm-cmd")
+    stack.data.invoke_agent_runtime(agentRuntimeArn=arn, runtimeSessionId=sid, payload=json.dumps({}))["response"].read()
+    vm_id, record = stack.vm_of(sid)
+    out, err, stop = run_command(stack, arn, sid, "cat /tmp/scribble.txt; echo; id -u; pwd; echo \"$PYTHONPATH\"\n"
+                                                  "echo 'hé ☃' >&2; exit 3")
+    assert out == "x\n0\n/var/task\n/var/task\n" and err == "hé ☃\n", (out, err)
+    assert stop == {"exitCode": 3, "status": "COMPLETED"}
+    out, err, stop = run_command(stack, arn, sid, "seq 1 20000")
+    assert out == "".join(f"{i}\n" for i in range(1, 20001)) and err == "" and stop["exitCode"] == 0
+    out, _, stop = run_command(stack, arn, sid, "echo started; sleep 987; echo never", timeout=1)
+    assert stop == {"exitCode": 124, "status": "TIMED_OUT"} and out == "started\n", (out, stop)
+    time.sleep(0.5)
+    out, _, _ = run_command(stack, arn, sid, "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; "
+                                             "done | grep -c '^sleep 987' || true")
+    assert out.strip() == "0", "the timed-out command is still running in the VM"
+    # All of it in the session's own VM: the same QEMU, no container.
+    assert stack.vm_of(sid) == (vm_id, record) and session_containers(sid) == []

@@ -40,7 +40,8 @@ if [ ! -r "$CONFIG" ]; then
   $B reboot -f
 fi
 # Sets AGENTCORE_HOSTNAME, AGENTCORE_WORKDIR, AGENTCORE_USER (uid:gid), AGENTCORE_MOUNTS
-# ("serial:target ...") and "$@" = NAME=VALUE... COMMAND ARGS...
+# ("serial:target ..."), AGENTCORE_EXEC_PORT and _TOKEN, AGENTCORE_ENV (the environment as sh words) and
+# "$@" = NAME=VALUE... COMMAND ARGS...
 . "$CONFIG"
 $B hostname "$AGENTCORE_HOSTNAME"
 echo "$AGENTCORE_HOSTNAME" > /etc/hostname
@@ -58,6 +59,9 @@ for m in $AGENTCORE_MOUNTS; do
     say "cannot mount the host directory for $target (disk $serial)"
   fi
 done
+# Commands in the session (InvokeAgentRuntimeCommand) come through a forwarded port; each
+# connection runs exec.sh, which checks the VM's token first.
+$B nc -ll -p "$AGENTCORE_EXEC_PORT" -e /.agentcore/exec.sh </dev/null >/dev/null 2>&1 &
 cd "$AGENTCORE_WORKDIR" || say "working directory $AGENTCORE_WORKDIR is missing"
 # The agent runs as the image's user; nsenter without namespaces only drops to that uid and gid
 # (busybox has no other applet that takes numeric ids without a passwd entry, as Docker does).

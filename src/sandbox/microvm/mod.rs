@@ -16,6 +16,7 @@
 //!   Stopping a VM asks its guest to stop the agent (SIGTERM), kills QEMU after the grace and
 //!   removes the directory: nothing of a session survives.
 
+mod commands;
 mod control;
 mod disks;
 pub mod host;
@@ -61,6 +62,15 @@ struct VmRecord {
     /// address as it tells containers apart (the metadata service answers each with its role).
     #[serde(default)]
     relay: Option<Relay>,
+    /// The guest's command server (`exec`): a local port forwarded to it, and its token.
+    #[serde(default)]
+    commands: Option<Commands>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Commands {
+    port: u16,
+    token: String,
 }
 
 #[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
@@ -271,6 +281,11 @@ impl MicrovmBackend {
         let id = spec.name.clone();
         let dir = self.vm_dir(&id).ok_or_else(|| SandboxError::Failed(format!("invalid sandbox name {id}")))?;
         std::fs::create_dir_all(&dir)
+            .and_then(|_| {
+                // Only this user may read the VM's files: vm.json and config.sh hold its token.
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+            })
             .map_err(|e| SandboxError::Failed(format!("cannot create {}: {e}", dir.display())))?;
         let fail = |message: String| {
             let _ = std::fs::remove_dir_all(&dir);
@@ -294,7 +309,11 @@ impl MicrovmBackend {
             relay = Some(Relay { port, source: self.free_source(&id) });
             relay_listener = Some(listener);
         }
-        let guest = Guest { image: &rootfs.config, identity: &identity, disks: &disks };
+        let commands = Commands {
+            port: free_port().map_err(|e| fail(format!("no free local port: {e}")))?,
+            token: commands::new_token(),
+        };
+        let guest = Guest { image: &rootfs.config, identity: &identity, disks: &disks, token: &commands.token };
         let config = guest_config(&SandboxSpec { env: spec_env, ..spec.clone() }, &guest).map_err(&fail)?;
         control::create(&dir).map_err(&fail)?;
         std::fs::write(dir.join("config.sh"), config).map_err(|e| fail(format!("cannot write the VM config: {e}")))?;
@@ -310,10 +329,13 @@ impl MicrovmBackend {
             ports,
             accel: accel.as_str().into(),
             relay,
+            commands: Some(commands.clone()),
         };
         write_record(&dir, &record).map_err(&fail)?;
         let created = t0.elapsed();
-        let args = qemu_args(&dir, &boot, &rootfs.initrd, spec, &record.ports, &disks, accel);
+        let mut forwards = record.ports.clone();
+        forwards.push((commands::GUEST_PORT, commands.port));
+        let args = qemu_args(&dir, &boot, &rootfs.initrd, spec, &forwards, &disks, accel);
         let output = tokio::process::Command::new(qemu)
             .args(&args)
             .stdin(std::process::Stdio::null())
@@ -405,6 +427,8 @@ struct Guest<'a> {
     image: &'a rootfs::ImageConfig,
     identity: &'a Identity,
     disks: &'a [Disk],
+    /// What the command server asks of every request.
+    token: &'a str,
 }
 
 /// The shell fragment the guest's init sources: host name, working directory, user, mounts and
@@ -446,17 +470,23 @@ fn guest_config(spec: &SandboxSpec, guest: &Guest<'_>) -> Result<String, String>
     });
     // Targets are absolute paths without spaces or quotes (`disks::prepare`): one word each.
     let mounts: Vec<String> = guest.disks.iter().map(|d| format!("{}:{}", d.serial, d.target)).collect();
+    // The environment as sh words, for the agent and again (AGENTCORE_ENV) for commands.
+    let env_words: Vec<String> = env.iter().map(|(k, v)| sh_quote(&format!("{k}={v}"))).collect();
     let mut out = format!(
-        "AGENTCORE_HOSTNAME={}\nAGENTCORE_WORKDIR={}\nAGENTCORE_USER='{}:{}'\nAGENTCORE_MOUNTS={}\nset --",
+        "AGENTCORE_HOSTNAME={}\nAGENTCORE_WORKDIR={}\nAGENTCORE_USER='{}:{}'\nAGENTCORE_MOUNTS={}\n\
+         AGENTCORE_EXEC_PORT={}\nAGENTCORE_EXEC_TOKEN={}\nAGENTCORE_ENV={}\nset --",
         sh_quote(&hostname(&spec.name)),
         sh_quote(&workdir),
         guest.identity.uid,
         guest.identity.gid,
-        sh_quote(&mounts.join(" "))
+        sh_quote(&mounts.join(" ")),
+        commands::GUEST_PORT,
+        sh_quote(guest.token),
+        sh_quote(&env_words.join(" "))
     );
-    for (k, v) in &env {
+    for word in &env_words {
         out.push(' ');
-        out.push_str(&sh_quote(&format!("{k}={v}")));
+        out.push_str(word);
     }
     for a in &argv {
         out.push(' ');
@@ -703,13 +733,19 @@ impl SandboxBackend for MicrovmBackend {
         })
     }
 
-    fn exec<'a>(&'a self, _id: &'a str, _command: Vec<String>) -> BoxFuture<'a, Result<Exec, SandboxError>> {
+    fn exec<'a>(&'a self, id: &'a str, command: Vec<String>) -> BoxFuture<'a, Result<Exec, SandboxError>> {
         Box::pin(async move {
-            Err(SandboxError::Failed(
-                "running a command in a session (InvokeAgentRuntimeCommand) is not supported by the microVM \
-                 backend yet; use --sandbox docker"
-                    .into(),
-            ))
+            if self.live_pid(id).is_none() {
+                return Err(SandboxError::Failed(format!("the session's VM {id} is not running")));
+            }
+            let Some(c) = self.record(id).and_then(|r| r.commands) else {
+                return Err(SandboxError::Failed(
+                    "this session's VM was started by an older agentcore-local without a command server; \
+                     stop the session (StopRuntimeSession) and run the command in a new one"
+                        .into(),
+                ));
+            };
+            commands::Server { port: c.port, token: c.token }.start(&command).await
         })
     }
 
@@ -847,10 +883,12 @@ mod tests {
         };
         let root = Identity::root();
         let disks = [Disk { image: "/d/x.ext4".into(), serial: "agentcore-m0".into(), target: "/var/task".into() }];
-        let guest = Guest { image: &image, identity: &root, disks: &disks };
+        let guest = Guest { image: &image, identity: &root, disks: &disks, token: "t0k" };
         let text = guest_config(&spec(), &guest).unwrap();
         assert!(text.contains("AGENTCORE_USER='0:0'") && text.contains("'HOME=/root'"), "{text}");
         assert!(text.contains("AGENTCORE_MOUNTS='agentcore-m0:/var/task'"), "{text}");
+        assert!(text.contains("AGENTCORE_EXEC_PORT=1\nAGENTCORE_EXEC_TOKEN='t0k'\n"), "{text}");
+        assert!(text.contains(r"AGENTCORE_ENV=''\''HOSTNAME=") && text.contains(r" '\''PATH=/bin'\'' "), "{text}");
         assert!(text.contains("AGENTCORE_WORKDIR='/app'"));
         assert!(text.contains("'PATH=/bin'"));
         assert!(text.contains(r"'A=it'\''s'"), "{text}");
@@ -858,7 +896,7 @@ mod tests {
         assert!(!text.contains("bad-name"));
         assert!(text.trim_end().ends_with("'/agent' '--x'"));
         let none = rootfs::ImageConfig::default();
-        assert!(guest_config(&spec(), &Guest { image: &none, identity: &root, disks: &[] }).is_err());
+        assert!(guest_config(&spec(), &Guest { image: &none, identity: &root, disks: &[], token: "t" }).is_err());
     }
 
     #[test]

@@ -14,6 +14,8 @@ use super::host::Kernel;
 
 /// The guest's init (busybox sh).
 pub const INIT: &str = include_str!("init.sh");
+/// The guest's command server, one run per connection (`commands`).
+pub const EXEC: &str = include_str!("exec.sh");
 /// Modules the init loads, relative to `/lib/modules/VERSION/kernel`, in load order.
 const MODULES: &[&str] = &[
     "drivers/virtio/virtio_ring.ko",
@@ -61,6 +63,8 @@ fn cache_dir(root: &Path, image_id: &str, kernel: &Kernel) -> PathBuf {
     h.update(kernel.version.as_bytes());
     h.update(b"\0");
     h.update(INIT.as_bytes());
+    h.update(b"\0");
+    h.update(EXEC.as_bytes());
     h.update(b"\0");
     h.update(FORMAT.as_bytes());
     let short = image_id.trim_start_matches("sha256:").chars().take(12).collect::<String>();
@@ -161,6 +165,8 @@ fn build(work: &Path, dir: &Path, kernel: &Kernel, busybox: &Path, mut config: I
     let _ = std::fs::remove_file(&init);
     std::fs::write(&init, INIT).map_err(|e| io("init", e))?;
     set_mode(&init, 0o755)?;
+    std::fs::write(ours.join("exec.sh"), EXEC).map_err(|e| io("exec.sh", e))?;
+    set_mode(&ours.join("exec.sh"), 0o755)?;
     set_mode(&ours.join("busybox"), 0o755)?;
     for d in ["proc", "sys", "dev", "tmp", "etc"] {
         let _ = std::fs::create_dir_all(rootfs.join(d));
