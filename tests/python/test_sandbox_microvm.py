@@ -2,10 +2,11 @@
 answers from its own VM, one VM per session (affinity, isolation of files), StopRuntimeSession
 removes the VM and every file of it, and no Docker container is created. A code-zip runtime runs
 from its code on a read-only disk at /var/task; a stop gives the agent SIGTERM and its last line
-reaches the session's log stream; the agent runs as its image's USER. Under TCG (no usable KVM,
-as on these machines) a VM boots in seconds, hence the generous start-up timeout.
+reaches the session's log stream; the agent runs as its image's USER; InvokeAgentRuntimeCommand
+runs in the session's VM. Under TCG (no usable KVM, as on these machines) a VM boots in seconds,
+hence the generous start-up timeout.
 
-Skipped when the host lacks QEMU, a guest kernel or a static busybox (`agentcore-local doctor`
+Skipped when the host lacks QEMU, a guest kernel, a static busybox or mke2fs (`agentcore-local doctor`
 says what to install; scripts/test installs them as root)."""
 import io
 import json
