@@ -299,7 +299,9 @@ def test_a_code_zip_runtime_runs_its_code_from_a_read_only_disk(stack, code_runt
     print(f"microVM code-zip cold start + first invocation: {time.time() - t0:.1f}s")
     assert out["python"].startswith("3.11") and out["cwd"] == "/var/task", out
     assert out["main_py"] == STDLIB_AGENT.read_text()
-    assert out["files"] == ["data", "main.py"], out["files"]
+    assert out["files"] == ["__pycache__", "data", "main.py"], out["files"]
+    # The version's bytecode job ran in a VM too, on a writable disk copied back into the directory.
+    assert out["bytecode"] == ["main.cpython-311.pyc"], out["bytecode"]
     # Read-only as Docker's bind mount is: the agent cannot change the deployed code.
     assert out["write_code_dir"] == "Read-only file system" and out["write_tmp"] == "written", out
     ((where, fstype, options),) = out["mounts"]

@@ -11,7 +11,10 @@
 //!   with a shared lock, so concurrent VMs use one image; and a prepared version's directory does
 //!   not change, so a copy shows exactly what a bind mount would.
 //!
-//! Writable mounts are refused: a disk image would not write back to the host directory.
+//! A writable mount (the job that compiles a code version's bytecode into its directory) gets a
+//! private image in the VM's directory with room to grow; what the guest left in it is copied
+//! back into the host directory when the VM is stopped after a clean shutdown (`write_back`):
+//! unlike a bind mount, the host sees the writes only then.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -28,27 +31,33 @@ pub struct Disk {
     pub serial: String,
     /// Where the guest mounts it.
     pub target: String,
+    /// For a writable mount, the host directory its content goes back to.
+    pub write_back: Option<PathBuf>,
 }
 
-/// The disks for `mounts`, building the images that do not exist yet under `root`.
-pub fn prepare(root: &Path, mke2fs: &Path, mounts: &[Mount]) -> Result<Vec<Disk>, String> {
+/// The disks for `mounts`: read-only images are shared under `root` (built if they do not exist
+/// yet), writable ones are private to the VM whose directory is `vm_dir`.
+pub fn prepare(root: &Path, vm_dir: &Path, mke2fs: &Path, mounts: &[Mount]) -> Result<Vec<Disk>, String> {
     let mut disks = Vec::new();
     for (i, mount) in mounts.iter().enumerate() {
-        if !mount.read_only {
-            return Err(format!(
-                "the microVM backend mounts host directories read-only only ({} at {} asks for write access); \
-                 serve with --sandbox docker for that",
-                mount.host_path, mount.target
-            ));
-        }
         if !mount.target.starts_with('/') || mount.target.chars().any(|c| c.is_whitespace() || c == '\'') {
             return Err(format!(
                 "cannot mount at {:?} in a microVM: the target must be an absolute path without spaces or quotes",
                 mount.target
             ));
         }
-        let image = image_for(root, mke2fs, Path::new(&mount.host_path))?;
-        disks.push(Disk { image, serial: format!("agentcore-m{i}"), target: mount.target.clone() });
+        let host = Path::new(&mount.host_path);
+        let serial = format!("agentcore-m{i}");
+        let target = mount.target.clone();
+        if mount.read_only {
+            disks.push(Disk { image: image_for(root, mke2fs, host)?, serial, target, write_back: None });
+        } else {
+            let image = vm_dir.join(format!("{serial}.ext4"));
+            let tree = Tree::scan(host).map_err(|e| format!("cannot read {}: {e}", host.display()))?;
+            // Sparse: the room to grow costs nothing until the guest writes.
+            build(mke2fs, host, &image, tree.inodes() * 4 + 4096, tree.size_kib() * 2 + 1024 * 1024)?;
+            disks.push(Disk { image, serial, target, write_back: Some(host.to_path_buf()) });
+        }
     }
     Ok(disks)
 }
@@ -65,19 +74,28 @@ fn image_for(root: &Path, mke2fs: &Path, dir: &Path) -> Result<PathBuf, String> 
     std::fs::create_dir_all(root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
     collect_garbage(root, &place);
     let staged = root.join(format!(".{place}.{}.tmp", std::process::id()));
-    let _ = std::fs::remove_file(&staged);
+    build(mke2fs, dir, &staged, tree.inodes(), tree.size_kib())?;
+    std::fs::write(root.join(format!("{place}.source")), dir.as_os_str().as_encoded_bytes())
+        .and_then(|_| std::fs::rename(&staged, &image))
+        .map_err(|e| format!("cannot store the disk image of {}: {e}", dir.display()))?;
+    Ok(image)
+}
+
+/// Writes `dir` as an ext4 image of `size_kib` with room for `inodes` files at `image`.
+fn build(mke2fs: &Path, dir: &Path, image: &Path, inodes: u64, size_kib: u64) -> Result<(), String> {
+    let _ = std::fs::remove_file(image);
     let owner = std::fs::metadata(dir).map(|m| format!("{}:{}", m.uid(), m.gid())).unwrap_or_else(|_| "0:0".into());
     let output = std::process::Command::new(mke2fs)
         .args(["-q", "-F", "-t", "ext4", "-O", "^has_journal", "-b", "4096", "-m", "0", "-I", "256"])
-        .args(["-N", &tree.inodes().to_string(), "-E", &format!("root_owner={owner}"), "-L", "agentcore-code"])
+        .args(["-N", &inodes.to_string(), "-E", &format!("root_owner={owner}"), "-L", "agentcore-code"])
         .arg("-d")
         .arg(dir)
-        .arg(&staged)
-        .arg(format!("{}k", tree.size_kib()))
+        .arg(image)
+        .arg(format!("{size_kib}k"))
         .output()
         .map_err(|e| format!("cannot run {}: {e}", mke2fs.display()))?;
     if !output.status.success() {
-        let _ = std::fs::remove_file(&staged);
+        let _ = std::fs::remove_file(image);
         return Err(format!(
             "mke2fs could not turn {} into a disk image for the VM: {}",
             dir.display(),
@@ -85,12 +103,77 @@ fn image_for(root: &Path, mke2fs: &Path, dir: &Path) -> Result<PathBuf, String> 
         ));
     }
     if !dir.join("lost+found").exists() {
-        drop_lost_and_found(mke2fs, &staged)?;
+        drop_lost_and_found(mke2fs, image)?;
     }
-    std::fs::write(root.join(format!("{place}.source")), dir.as_os_str().as_encoded_bytes())
-        .and_then(|_| std::fs::rename(&staged, &image))
-        .map_err(|e| format!("cannot store the disk image of {}: {e}", dir.display()))?;
-    Ok(image)
+    Ok(())
+}
+
+/// Copies what a stopped guest left on a writable disk back into the host directory: files new
+/// or changed in the image replace the host's, what the guest removed is removed. The image is
+/// read with debugfs (`rdump`, which keeps modes, owners where permitted, and times) into a
+/// directory beside the host one, so every file moves into place with a rename.
+pub fn write_back(mke2fs: &Path, image: &Path, host: &Path) -> Result<(), String> {
+    let parent = host.parent().ok_or_else(|| format!("{} has no parent directory", host.display()))?;
+    let dump = tempfile::Builder::new()
+        .prefix(".agentcore-write-back-")
+        .tempdir_in(parent)
+        .map_err(|e| format!("cannot write back into {}: {e}", host.display()))?;
+    let debugfs = mke2fs.with_file_name("debugfs");
+    let output = std::process::Command::new(&debugfs)
+        .arg("-R")
+        .arg(format!("rdump / {}", dump.path().display()))
+        .arg(image)
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", debugfs.display()))?;
+    if let Some(complaint) = complaint(&output.stderr) {
+        return Err(format!("debugfs could not read the VM's disk for {}: {complaint}", host.display()));
+    }
+    let _ = std::fs::remove_dir(dump.path().join("lost+found"));
+    sync_tree(dump.path(), host).map_err(|e| format!("cannot write back into {}: {e}", host.display()))
+}
+
+/// Makes `to` hold what `from` holds, moving `from`'s files.
+fn sync_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let (source, target) = (entry.path(), to.join(entry.file_name()));
+        seen.insert(entry.file_name());
+        let kind = entry.file_type()?;
+        let existing = std::fs::symlink_metadata(&target).ok();
+        if kind.is_dir() {
+            if existing.as_ref().is_some_and(|m| !m.is_dir()) {
+                std::fs::remove_file(&target)?;
+            }
+            if existing.as_ref().is_none_or(|m| !m.is_dir()) {
+                std::fs::create_dir(&target)?;
+            }
+            std::fs::set_permissions(&target, std::fs::metadata(&source)?.permissions())?;
+            sync_tree(&source, &target)?;
+        } else {
+            if existing.as_ref().is_some_and(|m| m.is_dir()) {
+                std::fs::remove_dir_all(&target)?;
+            }
+            std::fs::rename(&source, &target)?;
+        }
+    }
+    for entry in std::fs::read_dir(to)? {
+        let entry = entry?;
+        if !seen.contains(&entry.file_name()) {
+            if entry.file_type()?.is_dir() {
+                std::fs::remove_dir_all(entry.path())?;
+            } else {
+                std::fs::remove_file(entry.path())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// debugfs exits 0 even when a request fails; a line on stderr beyond its banner says so.
+fn complaint(stderr: &[u8]) -> Option<String> {
+    let said = String::from_utf8_lossy(stderr);
+    said.lines().find(|l| !l.starts_with("debugfs ") && !l.trim().is_empty()).map(str::to_string)
 }
 
 /// mke2fs always creates /lost+found; a bind mount of the directory has none, and an agent that
@@ -103,14 +186,12 @@ fn drop_lost_and_found(mke2fs: &Path, image: &Path) -> Result<(), String> {
         .arg(image)
         .output()
         .map_err(|e| format!("cannot run {}: {e}", debugfs.display()))?;
-    // debugfs exits 0 even when a request fails; what it says on stderr beyond its banner tells.
-    let said = String::from_utf8_lossy(&output.stderr);
-    match said.lines().find(|l| !l.starts_with("debugfs ")) {
-        Some(complaint) if !complaint.trim().is_empty() => {
+    match complaint(&output.stderr) {
+        Some(complaint) => {
             let _ = std::fs::remove_file(image);
             Err(format!("debugfs could not finish the disk image for the VM: {complaint}"))
         }
-        _ => Ok(()),
+        None => Ok(()),
     }
 }
 
@@ -185,13 +266,56 @@ mod tests {
     }
 
     #[test]
-    fn writable_or_odd_targets_are_refused() {
-        let ro = |target: &str, read_only| Mount { host_path: "/nowhere".into(), target: target.into(), read_only };
+    fn odd_targets_are_refused() {
+        let ro = |target: &str| Mount { host_path: "/nowhere".into(), target: target.into(), read_only: true };
         let root = Path::new("/nonexistent");
-        let err = prepare(root, Path::new("/bin/false"), &[ro("/var/task", false)]).unwrap_err();
-        assert!(err.contains("read-only") && err.contains("--sandbox docker"), "{err}");
-        assert!(prepare(root, Path::new("/bin/false"), &[ro("var/task", true)]).is_err());
-        assert!(prepare(root, Path::new("/bin/false"), &[ro("/a b", true)]).is_err());
+        for target in ["var/task", "/a b", "/it's"] {
+            let err = prepare(root, root, Path::new("/bin/false"), &[ro(target)]).unwrap_err();
+            assert!(err.contains("absolute path without spaces or quotes"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_writable_disk_writes_back_additions_changes_and_removals() {
+        let Some(mke2fs) = mke2fs() else { return };
+        let tmp = tempfile::tempdir().unwrap();
+        let code = tmp.path().join("code");
+        std::fs::create_dir_all(code.join("gone")).unwrap();
+        std::fs::write(code.join("main.py"), "print(1)\n").unwrap();
+        std::fs::write(code.join("gone/x"), "x").unwrap();
+        let vm = tmp.path().join("vm");
+        std::fs::create_dir_all(&vm).unwrap();
+        let mount = Mount { host_path: code.display().to_string(), target: "/var/task".into(), read_only: false };
+        let disks = prepare(&tmp.path().join("disks"), &vm, &mke2fs, &[mount]).unwrap();
+        assert_eq!(disks[0].write_back.as_deref(), Some(code.as_path()));
+        assert!(disks[0].image.starts_with(&vm), "a writable image is the VM's own");
+        // What a guest would do, done with debugfs on the unmounted image.
+        let script = tmp.path().join("edit");
+        let pyc = tmp.path().join("main.pyc");
+        std::fs::write(&pyc, b"\x00bytecode").unwrap();
+        std::fs::write(
+            &script,
+            format!("mkdir __pycache__\nwrite {} __pycache__/main.pyc\nunlink gone/x\nrmdir gone\n", pyc.display()),
+        )
+        .unwrap();
+        let edit = std::process::Command::new(mke2fs.with_file_name("debugfs"))
+            .arg("-w")
+            .arg("-f")
+            .arg(&script)
+            .arg(&disks[0].image)
+            .output()
+            .unwrap();
+        assert!(edit.status.success(), "{edit:?}");
+        write_back(&mke2fs, &disks[0].image, &code).unwrap();
+        assert_eq!(std::fs::read(code.join("__pycache__/main.pyc")).unwrap(), b"\x00bytecode");
+        assert_eq!(std::fs::read_to_string(code.join("main.py")).unwrap(), "print(1)\n");
+        assert!(!code.join("gone").exists() && !code.join("lost+found").exists());
+        let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".agentcore"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 
     #[test]
@@ -204,7 +328,8 @@ mod tests {
         std::fs::write(code.join("pkg/big.bin"), vec![7u8; 300_000]).unwrap();
         let root = tmp.path().join("disks");
         let mount = Mount { host_path: code.display().to_string(), target: "/var/task".into(), read_only: true };
-        let first = prepare(&root, &mke2fs, std::slice::from_ref(&mount)).unwrap();
+        let vm = tmp.path();
+        let first = prepare(&root, vm, &mke2fs, std::slice::from_ref(&mount)).unwrap();
         assert_eq!(first[0].serial, "agentcore-m0");
         assert!(first[0].image.exists());
         let listing = std::process::Command::new(mke2fs.with_file_name("debugfs"))
@@ -215,15 +340,15 @@ mod tests {
         let listing = String::from_utf8_lossy(&listing.stdout);
         assert!(listing.contains("main.py") && listing.contains("pkg"), "{listing}");
         assert!(!listing.contains("lost+found"), "{listing}");
-        assert_eq!(prepare(&root, &mke2fs, std::slice::from_ref(&mount)).unwrap(), first, "built once");
+        assert_eq!(prepare(&root, vm, &mke2fs, std::slice::from_ref(&mount)).unwrap(), first, "built once");
         std::fs::write(code.join("main.py"), "print(2)\n").unwrap();
-        let second = prepare(&root, &mke2fs, std::slice::from_ref(&mount)).unwrap();
+        let second = prepare(&root, vm, &mke2fs, std::slice::from_ref(&mount)).unwrap();
         assert_ne!(second[0].image, first[0].image);
         assert!(!first[0].image.exists(), "the image of the old content was not removed");
         std::fs::remove_dir_all(&code).unwrap();
         std::fs::create_dir_all(tmp.path().join("other")).unwrap();
         let other = Mount { host_path: tmp.path().join("other").display().to_string(), ..mount };
-        prepare(&root, &mke2fs, &[other]).unwrap();
+        prepare(&root, vm, &mke2fs, &[other]).unwrap();
         assert!(!second[0].image.exists(), "the image of a removed directory was not removed");
     }
 }

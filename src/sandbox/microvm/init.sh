@@ -40,22 +40,24 @@ if [ ! -r "$CONFIG" ]; then
   $B reboot -f
 fi
 # Sets AGENTCORE_HOSTNAME, AGENTCORE_WORKDIR, AGENTCORE_USER (uid:gid), AGENTCORE_MOUNTS
-# ("serial:target ..."), AGENTCORE_EXEC_PORT and _TOKEN, AGENTCORE_ENV (the environment as sh words) and
+# ("serial:ro|rw:target ..."), AGENTCORE_EXEC_PORT and _TOKEN, AGENTCORE_ENV (the environment as sh words) and
 # "$@" = NAME=VALUE... COMMAND ARGS...
 . "$CONFIG"
 $B hostname "$AGENTCORE_HOSTNAME"
 echo "$AGENTCORE_HOSTNAME" > /etc/hostname
-# Host directories are ext4 disks; the disk's serial says which (the order of /dev/vdX is not
-# guaranteed). Read-only, as Docker's bind mounts of a code deployment are.
+# Host directories are ext4 disks ("serial:ro|rw:target"); the disk's serial says which (the
+# order of /dev/vdX is not guaranteed). A code deployment's is read-only, as Docker's bind mount.
 for m in $AGENTCORE_MOUNTS; do
   serial=${m%%:*}
-  target=${m#*:}
+  rest=${m#*:}
+  mode=${rest%%:*}
+  target=${rest#*:}
   dev=""
   for b in /sys/block/vd*; do
     [ "$($B cat "$b/serial" 2>/dev/null)" = "$serial" ] && dev=/dev/${b##*/}
   done
   $B mkdir -p "$target"
-  if [ -z "$dev" ] || ! $B mount -t ext4 -o ro "$dev" "$target"; then
+  if [ -z "$dev" ] || ! $B mount -t ext4 -o "$mode" "$dev" "$target"; then
     say "cannot mount the host directory for $target (disk $serial)"
   fi
 done

@@ -65,6 +65,9 @@ struct VmRecord {
     /// The guest's command server (`exec`): a local port forwarded to it, and its token.
     #[serde(default)]
     commands: Option<Commands>,
+    /// Writable disks: (image, host directory its content goes back to when the VM stops).
+    #[serde(default)]
+    write_back: Vec<(PathBuf, PathBuf)>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -237,6 +240,25 @@ impl MicrovmBackend {
         }
     }
 
+    /// Copies a stopped VM's writable disks back into their host directories, if the guest shut
+    /// down cleanly (its init printed the exit line after the agent ended, then synced): a disk
+    /// of a VM killed mid-write may hold half a file, and the directory keeps what it had.
+    async fn write_back(&self, id: &str) -> Result<(), String> {
+        let Some(record) = self.record(id) else { return Ok(()) };
+        if record.write_back.is_empty() {
+            return Ok(());
+        }
+        if exit_code(&self.console(id)).is_none() {
+            return Err(format!("the VM {id} did not shut down cleanly; its writes to host directories are dropped"));
+        }
+        let Some(mke2fs) = self.host.mke2fs.clone() else { return Err(self.host.missing_message()) };
+        tokio::task::spawn_blocking(move || {
+            record.write_back.iter().try_for_each(|(image, host)| disks::write_back(&mke2fs, image, host))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+
     async fn exited_within(&self, id: &str, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;
         loop {
@@ -268,16 +290,6 @@ impl MicrovmBackend {
                 .map_err(SandboxError::Failed)?
         };
         let identity = identity(spec, &rootfs.config).map_err(SandboxError::Failed)?;
-        let disks = if spec.mounts.is_empty() {
-            Vec::new()
-        } else {
-            let _one_build = self.builds.lock().await;
-            let (root, mke2fs, mounts) = (self.root.join("disks"), mke2fs.clone(), spec.mounts.clone());
-            tokio::task::spawn_blocking(move || disks::prepare(&root, &mke2fs, &mounts))
-                .await
-                .map_err(|e| SandboxError::Failed(e.to_string()))?
-                .map_err(SandboxError::Failed)?
-        };
         let id = spec.name.clone();
         let dir = self.vm_dir(&id).ok_or_else(|| SandboxError::Failed(format!("invalid sandbox name {id}")))?;
         std::fs::create_dir_all(&dir)
@@ -290,6 +302,17 @@ impl MicrovmBackend {
         let fail = |message: String| {
             let _ = std::fs::remove_dir_all(&dir);
             SandboxError::Failed(message)
+        };
+        let disks = if spec.mounts.is_empty() {
+            Vec::new()
+        } else {
+            let _one_build = self.builds.lock().await;
+            let (root, vm_dir, mke2fs, mounts) =
+                (self.root.join("disks"), dir.clone(), mke2fs.clone(), spec.mounts.clone());
+            tokio::task::spawn_blocking(move || disks::prepare(&root, &vm_dir, &mke2fs, &mounts))
+                .await
+                .map_err(|e| fail(e.to_string()))?
+                .map_err(&fail)?
         };
         // The VM's own port to the emulator: the guest's URLs name it instead of the shared one.
         let mut relay_listener = None;
@@ -330,6 +353,7 @@ impl MicrovmBackend {
             accel: accel.as_str().into(),
             relay,
             commands: Some(commands.clone()),
+            write_back: disks.iter().filter_map(|d| Some((d.image.clone(), d.write_back.clone()?))).collect(),
         };
         write_record(&dir, &record).map_err(&fail)?;
         let created = t0.elapsed();
@@ -469,7 +493,11 @@ fn guest_config(spec: &SandboxSpec, guest: &Guest<'_>) -> Result<String, String>
         }
     });
     // Targets are absolute paths without spaces or quotes (`disks::prepare`): one word each.
-    let mounts: Vec<String> = guest.disks.iter().map(|d| format!("{}:{}", d.serial, d.target)).collect();
+    let mounts: Vec<String> = guest
+        .disks
+        .iter()
+        .map(|d| format!("{}:{}:{}", d.serial, if d.write_back.is_some() { "rw" } else { "ro" }, d.target))
+        .collect();
     // The environment as sh words, for the agent and again (AGENTCORE_ENV) for commands.
     let env_words: Vec<String> = env.iter().map(|(k, v)| sh_quote(&format!("{k}={v}"))).collect();
     let mut out = format!(
@@ -563,9 +591,10 @@ fn qemu_args(
     for (i, disk) in disks.iter().enumerate() {
         // QEMU's option syntax doubles a comma inside a value.
         let file = path(&disk.image).replace(',', ",,");
+        let readonly = if disk.write_back.is_some() { "off" } else { "on" };
         args.extend([
             "-drive".into(),
-            format!("file={file},if=none,id=disk{i},format=raw,readonly=on"),
+            format!("file={file},if=none,id=disk{i},format=raw,readonly={readonly}"),
             "-device".into(),
             format!("virtio-blk-device,drive=disk{i},serial={}", disk.serial),
         ]);
@@ -722,6 +751,7 @@ impl SandboxBackend for MicrovmBackend {
         Box::pin(async move {
             self.kill(id, grace).await;
             self.stop_relay(id);
+            let written = self.write_back(id).await;
             if let Some(dir) = self.vm_dir(id) {
                 if let Err(e) = std::fs::remove_dir_all(&dir) {
                     if e.kind() != std::io::ErrorKind::NotFound {
@@ -729,7 +759,7 @@ impl SandboxBackend for MicrovmBackend {
                     }
                 }
             }
-            Ok(())
+            written.map_err(SandboxError::Failed)
         })
     }
 
@@ -882,11 +912,16 @@ mod tests {
             group: String::new(),
         };
         let root = Identity::root();
-        let disks = [Disk { image: "/d/x.ext4".into(), serial: "agentcore-m0".into(), target: "/var/task".into() }];
+        let disks = [Disk {
+            image: "/d/x.ext4".into(),
+            serial: "agentcore-m0".into(),
+            target: "/var/task".into(),
+            write_back: None,
+        }];
         let guest = Guest { image: &image, identity: &root, disks: &disks, token: "t0k" };
         let text = guest_config(&spec(), &guest).unwrap();
         assert!(text.contains("AGENTCORE_USER='0:0'") && text.contains("'HOME=/root'"), "{text}");
-        assert!(text.contains("AGENTCORE_MOUNTS='agentcore-m0:/var/task'"), "{text}");
+        assert!(text.contains("AGENTCORE_MOUNTS='agentcore-m0:ro:/var/task'"), "{text}");
         assert!(text.contains("AGENTCORE_EXEC_PORT=1\nAGENTCORE_EXEC_TOKEN='t0k'\n"), "{text}");
         assert!(text.contains(r"AGENTCORE_ENV=''\''HOSTNAME=") && text.contains(r" '\''PATH=/bin'\'' "), "{text}");
         assert!(text.contains("AGENTCORE_WORKDIR='/app'"));
@@ -908,7 +943,12 @@ mod tests {
 
     #[test]
     fn qemu_gets_limits_ports_and_the_tcg_clock() {
-        let disks = [Disk { image: "/d/a,b.ext4".into(), serial: "agentcore-m0".into(), target: "/var/task".into() }];
+        let disks = [Disk {
+            image: "/d/a,b.ext4".into(),
+            serial: "agentcore-m0".into(),
+            target: "/var/task".into(),
+            write_back: None,
+        }];
         let args =
             qemu_args(Path::new("/v"), Path::new("/k"), Path::new("/i"), &spec(), &[(8080, 40000)], &disks, Accel::Tcg);
         let joined = args.join(" ");
