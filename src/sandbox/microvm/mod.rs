@@ -935,6 +935,21 @@ mod tests {
     }
 
     #[test]
+    fn the_specs_user_wins_over_the_images() {
+        let image = rootfs::ImageConfig {
+            user: "agent".into(),
+            passwd: "agent:x:1234:2345::/home/agent:/bin/sh\n".into(),
+            ..Default::default()
+        };
+        assert_eq!(identity(&spec(), &image).unwrap(), Identity { uid: 1234, gid: 2345, home: "/home/agent".into() });
+        let job = SandboxSpec { user: Some("4000:4001".into()), ..spec() };
+        assert_eq!((identity(&job, &image).unwrap().uid, identity(&job, &image).unwrap().gid), (4000, 4001));
+        let unknown = rootfs::ImageConfig { user: "ghost".into(), ..Default::default() };
+        let err = identity(&spec(), &unknown).unwrap_err();
+        assert!(err.starts_with("image sha256:x: unable to find user ghost"), "{err}");
+    }
+
+    #[test]
     fn the_exit_marker_is_not_agent_output() {
         let console = "hello\nagentcore-local-init: exit 3\n";
         assert_eq!(exit_code(console), Some(3));
