@@ -371,6 +371,21 @@ def test_the_agent_runs_as_its_images_user(stack, user_image):
     assert invoke({"action": "write_file", "path": "/etc/owned-by-root", "content": "x"}) == {"written": False}
 
 
+def test_a_user_the_image_does_not_have_fails_the_start_with_dockers_reason(stack, user_image, tmp_path):
+    (tmp_path / "Dockerfile").write_text(f"FROM {USER_IMAGE}\nUSER ghost\n")
+    docker("build", "--quiet", "--tag", "agentcore-local-test-agent-ghost:latest", str(tmp_path))
+    uri = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/agentcore-local-test-agent-ghost:latest"
+    created = create_runtime(stack.control, "microvm_ghost",
+                             agentRuntimeArtifact={"containerConfiguration": {"containerUri": uri}})
+    rt = wait_for_status(stack.control, created["agentRuntimeId"])
+    sid = new_session_id("mvm-ghost")
+    with pytest.raises(stack.data.exceptions.RuntimeClientError) as e:
+        stack.data.invoke_agent_runtime(agentRuntimeArn=rt["agentRuntimeArn"], runtimeSessionId=sid, payload=b"{}")
+    message = e.value.response["Error"]["Message"]
+    assert "unable to find user ghost: no matching entries in the image's /etc/passwd" in message, message
+    assert not [r for r in stack.vms().values() if r["labels"].get("agentcore-local.session-id") == sid]
+
+
 def run_command(stack, arn, sid, command, timeout=None):
     """InvokeAgentRuntimeCommand: (stdout, stderr, contentStop) of its event stream."""
     body = {"command": command, **({"timeout": timeout} if timeout else {})}
