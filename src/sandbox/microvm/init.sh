@@ -1,10 +1,10 @@
 #!/.agentcore/busybox sh
 # The guest's /init (agentcore-local's microVM backend): mounts, the virtio drivers, QEMU user
 # networking (10.0.2.15/24 via 10.0.2.2), then from the config QEMU hands over through fw_cfg: the
-# host directories (read-only disks), and the session's command run as the image's user. A line on
-# the control port (virtio-serial) asks for a graceful stop: the agent gets SIGTERM, as in Docker.
-# Its own lines start with "agentcore-local-init:"; the agent's output goes to
-# the console, which the backend captures.
+# host directories (disks), the command server (exec.sh), and the session's command run as the
+# image's user. A line on the control port (virtio-serial) asks for a graceful stop: the agent
+# gets SIGTERM, as in Docker. Its own lines start with "agentcore-local-init:"; the agent's output
+# goes to the console, which the backend captures.
 B=/.agentcore/busybox
 say() { echo "agentcore-local-init: $*"; }
 $B mkdir -p /proc /sys /dev /tmp /etc
@@ -39,8 +39,8 @@ if [ ! -r "$CONFIG" ]; then
   echo "agentcore-local-init: exit 127"
   $B reboot -f
 fi
-# Sets AGENTCORE_HOSTNAME, AGENTCORE_WORKDIR, AGENTCORE_USER (uid:gid), AGENTCORE_MOUNTS
-# ("serial:ro|rw:target ..."), AGENTCORE_EXEC_PORT and _TOKEN, AGENTCORE_ENV (the environment as sh words) and
+# Sets AGENTCORE_HOSTNAME, AGENTCORE_WORKDIR, AGENTCORE_USER (uid:gid), AGENTCORE_MOUNTS,
+# AGENTCORE_EXEC_PORT and _TOKEN, AGENTCORE_ENV (the environment as sh words) and
 # "$@" = NAME=VALUE... COMMAND ARGS...
 . "$CONFIG"
 $B hostname "$AGENTCORE_HOSTNAME"
