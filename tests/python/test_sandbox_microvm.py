@@ -1,22 +1,32 @@
 """Sessions in QEMU microVMs (`serve --sandbox microvm`), through real boto3: the fixture agent
 answers from its own VM, one VM per session (affinity, isolation of files), StopRuntimeSession
-removes the VM and every file of it, and no Docker container is created. Under TCG (no usable
-KVM, as on these machines) a VM boots in seconds, hence the generous start-up timeout.
+removes the VM and every file of it, and no Docker container is created. A code-zip runtime runs
+from its code on a read-only disk at /var/task; a stop gives the agent SIGTERM and its last line
+reaches the session's log stream; the agent runs as its image's USER; InvokeAgentRuntimeCommand
+runs in the session's VM. Under TCG (no usable KVM, as on these machines) a VM boots in seconds,
+hence the generous start-up timeout.
 
-Skipped when the host lacks QEMU, a guest kernel or a static busybox (`agentcore-local doctor`
+Skipped when the host lacks QEMU, a guest kernel, a static busybox or mke2fs (`agentcore-local doctor`
 says what to install; scripts/test installs them as root)."""
+import io
 import json
 import os
 import subprocess
 import time
+import zipfile
 from pathlib import Path
 
 import botocore.config
 import boto3
 import pytest
 
-from conftest import (BINARY, REGION, Emulator, create_runtime, managed_containers, new_session_id,
-                      session_containers, wait_for_status, wait_until)
+from conftest import (ACCOUNT, BINARY, REGION, ROLE_ARN, TEST_IMAGE, Emulator, create_runtime, docker,
+                      managed_containers, new_session_id, session_containers, wait_for_status, wait_until)
+
+ROOT = Path(__file__).resolve().parents[2]
+STDLIB_AGENT = ROOT / "fixtures" / "stdlib-agent" / "main.py"
+CODE_BASE_IMAGE = "agentcore-local-runtime:python3.11"
+USER_IMAGE = "agentcore-local-test-agent-user:latest"
 
 
 def host_ready():
@@ -250,3 +260,161 @@ def test_kept_vms_survive_a_restart_and_are_re_adopted(tmp_path):
             second.stop()
     assert not alive(record["pid"])
     assert not (vm_root / "vms" / vm_id).exists()
+
+
+def group_of(runtime):
+    return f"/aws/bedrock-agentcore/runtimes/{runtime['agentRuntimeId']}-DEFAULT"
+
+
+@pytest.fixture(scope="module")
+def code_runtime(stack):
+    """A code-zip runtime (PYTHON_3_11) whose main.py uses the standard library only, uploaded to
+    the emulator's S3 with boto3."""
+    if docker("image", "inspect", CODE_BASE_IMAGE, check=False).returncode != 0:
+        pytest.skip(f"{CODE_BASE_IMAGE} is not built (agentcore-local images build PYTHON_3_11)")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("main.py", STDLIB_AGENT.read_text())
+        zf.writestr("data/greeting.txt", "hello from the zip\n")
+    s3 = slow_client(stack.emu.url, "s3")
+    s3.create_bucket(Bucket="microvm-code")
+    s3.put_object(Bucket="microvm-code", Key="agent.zip", Body=buf.getvalue())
+    created = stack.control.create_agent_runtime(
+        agentRuntimeName="microvm_code",
+        agentRuntimeArtifact={"codeConfiguration": {
+            "code": {"s3": {"bucket": "microvm-code", "prefix": "agent.zip"}},
+            "runtime": "PYTHON_3_11", "entryPoint": ["main.py"]}},
+        roleArn=ROLE_ARN, networkConfiguration={"networkMode": "PUBLIC"})
+    rt = wait_for_status(stack.control, created["agentRuntimeId"], timeout=300)
+    assert rt["status"] == "READY", rt.get("failureReason")
+    return rt
+
+
+def test_a_code_zip_runtime_runs_its_code_from_a_read_only_disk(stack, code_runtime):
+    sid = new_session_id("mvm-code")
+    t0 = time.time()
+    resp = stack.data.invoke_agent_runtime(agentRuntimeArn=code_runtime["agentRuntimeArn"], runtimeSessionId=sid,
+                                           payload=json.dumps({"action": "whoami"}))
+    out = json.loads(resp["response"].read())
+    print(f"microVM code-zip cold start + first invocation: {time.time() - t0:.1f}s")
+    assert out["python"].startswith("3.11") and out["cwd"] == "/var/task", out
+    assert out["main_py"] == STDLIB_AGENT.read_text()
+    assert out["files"] == ["__pycache__", "data", "main.py"], out["files"]
+    # The version's bytecode job ran in a VM too, on a writable disk copied back into the directory.
+    assert out["bytecode"] == ["main.cpython-311.pyc"], out["bytecode"]
+    # Read-only as Docker's bind mount is: the agent cannot change the deployed code.
+    assert out["write_code_dir"] == "Read-only file system" and out["write_tmp"] == "written", out
+    ((where, fstype, options),) = out["mounts"]
+    assert (where, fstype) == ("/var/task", "ext4") and options.split(",")[0] == "ro", out["mounts"]
+    # The session is a VM (no container), and its disk is the version's image, opened read-only.
+    vm_id, record = stack.vm_of(sid)
+    assert session_containers(sid) == []
+    cmdline = Path(f"/proc/{record['pid']}/cmdline").read_bytes().decode().split("\0")
+    drives = [a for a in cmdline if a.startswith("file=")]
+    assert len(drives) == 1 and "readonly=on" in drives[0] and str(stack.vm_root / "disks") in drives[0], drives
+
+
+def test_stop_asks_the_agent_to_exit_and_its_last_line_is_logged(stack, code_runtime):
+    """StopRuntimeSession: the guest's init gives the agent SIGTERM (as `docker stop` does); the
+    line the agent writes then is in the session's log stream, and the VM is gone afterwards."""
+    sid = new_session_id("mvm-graceful")
+    arn = code_runtime["agentRuntimeArn"]
+    stack.data.invoke_agent_runtime(agentRuntimeArn=arn, runtimeSessionId=sid, payload=json.dumps({}))["response"].read()
+    vm_id, record = stack.vm_of(sid)
+    stack.data.stop_runtime_session(agentRuntimeArn=arn, runtimeSessionId=sid)
+    wait_until(lambda: not alive(record["pid"]) and not (stack.vm_root / "vms" / vm_id).exists(), 60,
+               message="the VM gone")
+    logs = slow_client(stack.emu.url, "logs")
+    group = group_of(code_runtime)
+    last_words = f"stdlib-agent: SIGTERM received in session {sid}, shutting down"
+
+    def messages():
+        streams = logs.describe_log_streams(logGroupName=group)["logStreams"]
+        (stream,) = [s["logStreamName"] for s in streams if s["logStreamName"].endswith(f"[runtime-logs]{sid}")]
+        events = logs.get_log_events(logGroupName=group, logStreamName=stream, startFromHead=True)["events"]
+        return [e["message"] for e in events]
+    wait_until(lambda: last_words in messages(), 30, interval=0.5, message="the agent's SIGTERM line in its log stream")
+    said = messages()
+    assert said.index(f"stdlib-agent: invocation whoami in session {sid}") < said.index(last_words), said
+
+
+@pytest.fixture(scope="module")
+def user_image(tmp_path_factory):
+    """The fixture agent with a passwd entry and `USER agent`, built locally from the scratch image."""
+    if docker("image", "inspect", TEST_IMAGE, check=False).returncode != 0:
+        pytest.skip(f"{TEST_IMAGE} is not built (fixtures/build-images.sh)")
+    ctx = tmp_path_factory.mktemp("user-image")
+    (ctx / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\nagent:x:4321:4322:agent:/home/agent:/bin/sh\n")
+    (ctx / "group").write_text("root:x:0:\nagent:x:4322:\n")
+    (ctx / "Dockerfile").write_text(f"FROM {TEST_IMAGE}\nCOPY passwd group /etc/\nUSER agent\n")
+    docker("build", "--quiet", "--tag", USER_IMAGE, str(ctx))
+    return f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{USER_IMAGE}"
+
+
+def test_the_agent_runs_as_its_images_user(stack, user_image):
+    created = create_runtime(stack.control, "microvm_user",
+                             agentRuntimeArtifact={"containerConfiguration": {"containerUri": user_image}})
+    rt = wait_for_status(stack.control, created["agentRuntimeId"])
+    assert rt["status"] == "READY", rt
+    sid = new_session_id("mvm-user")
+
+    def invoke(payload):
+        resp = stack.data.invoke_agent_runtime(agentRuntimeArn=rt["agentRuntimeArn"], runtimeSessionId=sid,
+                                               payload=json.dumps(payload))
+        return json.loads(resp["response"].read())
+    status = invoke({"action": "read_file", "path": "/proc/self/status"})["content"]
+    ids = {line.split(":")[0]: line.split()[1:] for line in status.splitlines() if line.startswith(("Uid:", "Gid:"))}
+    assert ids == {"Uid": ["4321"] * 4, "Gid": ["4322"] * 4}, ids
+    # HOME comes from the user's passwd entry, as Docker sets it.
+    assert invoke({"action": "whoami"})["env"]["HOME"] == "/home/agent"
+    # Root's files stay root's: the agent cannot write where only root may.
+    assert invoke({"action": "write_file", "path": "/etc/owned-by-root", "content": "x"}) == {"written": False}
+
+
+def test_a_user_the_image_does_not_have_fails_the_start_with_dockers_reason(stack, user_image, tmp_path):
+    (tmp_path / "Dockerfile").write_text(f"FROM {USER_IMAGE}\nUSER ghost\n")
+    docker("build", "--quiet", "--tag", "agentcore-local-test-agent-ghost:latest", str(tmp_path))
+    uri = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/agentcore-local-test-agent-ghost:latest"
+    created = create_runtime(stack.control, "microvm_ghost",
+                             agentRuntimeArtifact={"containerConfiguration": {"containerUri": uri}})
+    rt = wait_for_status(stack.control, created["agentRuntimeId"])
+    sid = new_session_id("mvm-ghost")
+    with pytest.raises(stack.data.exceptions.RuntimeClientError) as e:
+        stack.data.invoke_agent_runtime(agentRuntimeArn=rt["agentRuntimeArn"], runtimeSessionId=sid, payload=b"{}")
+    message = e.value.response["Error"]["Message"]
+    assert "unable to find user ghost: no matching entries in the image's /etc/passwd" in message, message
+    assert not [r for r in stack.vms().values() if r["labels"].get("agentcore-local.session-id") == sid]
+
+
+def run_command(stack, arn, sid, command, timeout=None):
+    """InvokeAgentRuntimeCommand: (stdout, stderr, contentStop) of its event stream."""
+    body = {"command": command, **({"timeout": timeout} if timeout else {})}
+    resp = stack.data.invoke_agent_runtime_command(agentRuntimeArn=arn, runtimeSessionId=sid, body=body)
+    chunks = [event["chunk"] for event in resp["stream"]]
+    assert chunks[0] == {"contentStart": {}} and list(chunks[-1]) == ["contentStop"], chunks
+    deltas = [c["contentDelta"] for c in chunks[1:-1]]
+    return ("".join(d.get("stdout", "") for d in deltas), "".join(d.get("stderr", "") for d in deltas),
+            chunks[-1]["contentStop"])
+
+
+def test_a_command_runs_in_the_sessions_vm(stack, code_runtime):
+    """What `docker exec` gives a container session: the agent's files, working directory, user
+    and environment, stdout and stderr apart, the exit code, a timeout that kills what it started."""
+    arn = code_runtime["agentRuntimeArn"]
+    sid = new_session_id("mvm-cmd")
+    stack.data.invoke_agent_runtime(agentRuntimeArn=arn, runtimeSessionId=sid, payload=json.dumps({}))["response"].read()
+    vm_id, record = stack.vm_of(sid)
+    out, err, stop = run_command(stack, arn, sid, "cat /tmp/scribble.txt; echo; id -u; pwd; echo \"$PYTHONPATH\"\n"
+                                                  "echo 'hé ☃' >&2; exit 3")
+    assert out == "x\n0\n/var/task\n/var/task\n" and err == "hé ☃\n", (out, err)
+    assert stop == {"exitCode": 3, "status": "COMPLETED"}
+    out, err, stop = run_command(stack, arn, sid, "seq 1 20000")
+    assert out == "".join(f"{i}\n" for i in range(1, 20001)) and err == "" and stop["exitCode"] == 0
+    out, _, stop = run_command(stack, arn, sid, "echo started; sleep 987; echo never", timeout=1)
+    assert stop == {"exitCode": 124, "status": "TIMED_OUT"} and out == "started\n", (out, stop)
+    time.sleep(0.5)
+    out, _, _ = run_command(stack, arn, sid, "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; "
+                                             "done | grep -c '^sleep 987' || true")
+    assert out.strip() == "0", "the timed-out command is still running in the VM"
+    # All of it in the session's own VM: the same QEMU, no container.
+    assert stack.vm_of(sid) == (vm_id, record) and session_containers(sid) == []

@@ -1,5 +1,5 @@
 //! What the host offers the microVM backend: QEMU, a guest kernel and its modules, a static
-//! busybox for the guest's init, and whether KVM really works (not just whether `/dev/kvm` exists:
+//! busybox for the guest's init, mke2fs (host directories reach a guest as ext4 disks), and whether KVM really works (not just whether `/dev/kvm` exists:
 //! nested hosts may open it and still fail to run a stock guest kernel).
 
 use std::path::{Path, PathBuf};
@@ -8,9 +8,12 @@ use std::path::{Path, PathBuf};
 pub const APT_QEMU: &str = "qemu-system-x86";
 pub const APT_BUSYBOX: &str = "busybox-static";
 pub const APT_KERNEL: &str = "linux-image-cloud-amd64";
+pub const APT_E2FSPROGS: &str = "e2fsprogs";
 
 /// Where the guest's init finds busybox on the host (Debian's busybox-static).
 const BUSYBOX_CANDIDATES: &[&str] = &["/usr/bin/busybox", "/bin/busybox"];
+/// Debian keeps mke2fs in /sbin, which a normal user's PATH may lack.
+const MKE2FS_CANDIDATES: &[&str] = &["/usr/sbin/mke2fs", "/sbin/mke2fs"];
 
 /// How guests are executed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,13 +47,21 @@ pub struct Host {
     pub qemu: Option<PathBuf>,
     pub kernel: Option<Kernel>,
     pub busybox: Option<PathBuf>,
+    /// Builds the read-only disk a host directory (a code deployment) reaches the guest on.
+    pub mke2fs: Option<PathBuf>,
     /// `Ok` when KVM can run guests here; otherwise why not.
     pub kvm: Result<(), String>,
 }
 
 impl Host {
     pub fn detect() -> Host {
-        Host { qemu: find_qemu(), kernel: find_kernel(), busybox: find_busybox(), kvm: kvm_usable() }
+        Host {
+            qemu: find_qemu(),
+            kernel: find_kernel(),
+            busybox: find_busybox(),
+            mke2fs: find_mke2fs(),
+            kvm: kvm_usable(),
+        }
     }
 
     /// The tools are all there (KVM aside: TCG works everywhere).
@@ -68,6 +79,9 @@ impl Host {
         }
         if self.kernel.is_none() {
             missing.push(APT_KERNEL);
+        }
+        if self.mke2fs.is_none() {
+            missing.push(APT_E2FSPROGS);
         }
         missing
     }
@@ -124,6 +138,14 @@ impl Host {
                 .unwrap_or_else(|| format!("missing or not static ({APT_BUSYBOX})")),
         );
         out += &line(
+            self.mke2fs.is_some(),
+            "mke2fs (code deployments' disks)",
+            self.mke2fs
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| format!("missing ({APT_E2FSPROGS})")),
+        );
+        out += &line(
             self.kvm.is_ok(),
             "KVM",
             match &self.kvm {
@@ -153,6 +175,11 @@ fn which(name: &str) -> Option<PathBuf> {
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+}
+
+/// `mke2fs` new enough for `-d` (populate from a directory: e2fsprogs 1.43, 2016).
+fn find_mke2fs() -> Option<PathBuf> {
+    which("mke2fs").or_else(|| MKE2FS_CANDIDATES.iter().map(PathBuf::from).find(|p| is_executable(p)))
 }
 
 /// A statically linked busybox: the guest has no libc of ours.
@@ -241,7 +268,13 @@ mod tests {
 
     #[test]
     fn a_missing_tool_names_its_package() {
-        let host = Host { qemu: None, kernel: None, busybox: Some("/bin/busybox".into()), kvm: Err("x".into()) };
+        let host = Host {
+            qemu: None,
+            kernel: None,
+            busybox: Some("/bin/busybox".into()),
+            mke2fs: Some("/sbin/mke2fs".into()),
+            kvm: Err("x".into()),
+        };
         assert_eq!(host.missing_packages(), vec![APT_QEMU, APT_KERNEL]);
         assert!(host.install_command().unwrap().ends_with("qemu-system-x86 linux-image-cloud-amd64"));
         assert_eq!(host.accel(), Accel::Tcg);

@@ -4,18 +4,25 @@
 //! - Images come from the local Docker image store (the same names as the Docker backend); each
 //!   becomes an initramfs once (`rootfs`), booted with the distribution's kernel (`kernel`) and
 //!   our own `/init` (`init.sh`).
-//! - A VM's session configuration (environment, command, working directory) reaches the guest
+//! - A VM's session configuration (environment, command, working directory, user) reaches the guest
 //!   through fw_cfg; its console (the agent's stdout and stderr) is a file the backend reads.
+//! - Host directories (code deployments) reach the guest as read-only ext4 disks (`disks`); the
+//!   agent runs as the image's user (`user`); stopping asks the guest first (`control`).
 //! - Networking is QEMU's user mode: the agent's ports are forwarded from ephemeral 127.0.0.1
 //!   ports, and the guest reaches the host's loopback at 10.0.2.2.
 //! - Each VM has a directory `vms/<id>/` (record, console, config, pid file). There are no labels
 //!   to ask a daemon for, so the record keeps them: `list_owned` reads the records, and a QEMU
 //!   process outlives an emulator restart (it is daemonized) to be re-adopted or removed.
-//!   Stopping a VM kills its QEMU and removes the directory: nothing of a session survives.
+//!   Stopping a VM asks its guest to stop the agent (SIGTERM), kills QEMU after the grace and
+//!   removes the directory: nothing of a session survives.
 
+mod commands;
+mod control;
+mod disks;
 pub mod host;
 mod kernel;
 mod rootfs;
+mod user;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -30,7 +37,9 @@ use super::{
     Egress, Exec, OutputLine, OutputStream, OwnedSandbox, SandboxBackend, SandboxError, SandboxHandle, SandboxSpec,
     SandboxState, SandboxStats, StartTimings,
 };
+use disks::Disk;
 use host::{Accel, Host};
+use user::Identity;
 
 /// How the guest names the host (QEMU user networking's gateway, forwarded to host loopback).
 pub const GUEST_HOST_ADDRESS: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
@@ -53,6 +62,18 @@ struct VmRecord {
     /// address as it tells containers apart (the metadata service answers each with its role).
     #[serde(default)]
     relay: Option<Relay>,
+    /// The guest's command server (`exec`): a local port forwarded to it, and its token.
+    #[serde(default)]
+    commands: Option<Commands>,
+    /// Writable disks: (image, host directory its content goes back to when the VM stops).
+    #[serde(default)]
+    write_back: Vec<(PathBuf, PathBuf)>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Commands {
+    port: u16,
+    token: String,
 }
 
 #[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
@@ -66,7 +87,8 @@ pub struct MicrovmBackend {
     /// Image names resolve exactly as with the Docker backend: the images live in its store.
     images: DockerBackend,
     docker: Result<bollard::Docker, String>,
-    /// `images/` (root filesystems), `kernel/` (the uncompressed kernel), `vms/` (one per VM).
+    /// `images/` (root filesystems), `kernel/` (the uncompressed kernel), `disks/` (host
+    /// directories as disk images), `vms/` (one per VM).
     root: PathBuf,
     builds: tokio::sync::Mutex<()>,
     boot_kernel: tokio::sync::OnceCell<PathBuf>,
@@ -198,25 +220,55 @@ impl MicrovmBackend {
         }
     }
 
+    /// Ask the guest to stop its agent and wait up to `grace` for the VM to power off (as `docker
+    /// stop` waits for the container's process); then QEMU gets SIGTERM and, if need be, SIGKILL.
     async fn kill(&self, id: &str, grace: Duration) {
         let Some(pid) = self.live_pid(id) else { return };
+        let asked = !grace.is_zero() && self.vm_dir(id).is_some_and(|dir| control::request_stop(&dir));
+        if asked && self.exited_within(id, grace).await {
+            return;
+        }
         signal(pid, libc::SIGTERM);
-        let deadline = Instant::now() + grace.max(Duration::from_millis(500));
-        while Instant::now() < deadline {
-            if self.live_pid(id).is_none() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        if self.exited_within(id, Duration::from_millis(500)).await {
+            return;
         }
         if let Some(pid) = self.live_pid(id) {
             signal(pid, libc::SIGKILL);
-            for _ in 0..100 {
-                if self.live_pid(id).is_none() {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
+            if !self.exited_within(id, Duration::from_secs(2)).await {
+                tracing::warn!(vm = id, pid, "the VM's QEMU survived SIGKILL");
             }
-            tracing::warn!(vm = id, pid, "the VM's QEMU survived SIGKILL");
+        }
+    }
+
+    /// Copies a stopped VM's writable disks back into their host directories, if the guest shut
+    /// down cleanly (its init printed the exit line after the agent ended, then synced): a disk
+    /// of a VM killed mid-write may hold half a file, and the directory keeps what it had.
+    async fn write_back(&self, id: &str) -> Result<(), String> {
+        let Some(record) = self.record(id) else { return Ok(()) };
+        if record.write_back.is_empty() {
+            return Ok(());
+        }
+        if exit_code(&self.console(id)).is_none() {
+            return Err(format!("the VM {id} did not shut down cleanly; its writes to host directories are dropped"));
+        }
+        let Some(mke2fs) = self.host.mke2fs.clone() else { return Err(self.host.missing_message()) };
+        tokio::task::spawn_blocking(move || {
+            record.write_back.iter().try_for_each(|(image, host)| disks::write_back(&mke2fs, image, host))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+
+    async fn exited_within(&self, id: &str, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if self.live_pid(id).is_none() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -224,14 +276,9 @@ impl MicrovmBackend {
         if let Some(why) = self.host.install_command() {
             return Err(SandboxError::Unavailable(format!("{} ({why})", self.host.missing_message())));
         }
-        if !spec.mounts.is_empty() {
-            return Err(SandboxError::Failed(
-                "the microVM backend does not mount host directories yet (code deployments need \
-                 --sandbox docker)"
-                    .into(),
-            ));
-        }
-        let (Some(qemu), Some(kernel), Some(busybox)) = (&self.host.qemu, &self.host.kernel, &self.host.busybox) else {
+        let (Some(qemu), Some(kernel), Some(busybox), Some(mke2fs)) =
+            (&self.host.qemu, &self.host.kernel, &self.host.busybox, &self.host.mke2fs)
+        else {
             return Err(SandboxError::Unavailable(self.host.missing_message()));
         };
         let docker = self.docker.as_ref().map_err(|e| SandboxError::Unavailable(e.clone()))?;
@@ -242,13 +289,30 @@ impl MicrovmBackend {
                 .await
                 .map_err(SandboxError::Failed)?
         };
+        let identity = identity(spec, &rootfs.config).map_err(SandboxError::Failed)?;
         let id = spec.name.clone();
         let dir = self.vm_dir(&id).ok_or_else(|| SandboxError::Failed(format!("invalid sandbox name {id}")))?;
         std::fs::create_dir_all(&dir)
+            .and_then(|_| {
+                // Only this user may read the VM's files: vm.json and config.sh hold its token.
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+            })
             .map_err(|e| SandboxError::Failed(format!("cannot create {}: {e}", dir.display())))?;
         let fail = |message: String| {
             let _ = std::fs::remove_dir_all(&dir);
             SandboxError::Failed(message)
+        };
+        let disks = if spec.mounts.is_empty() {
+            Vec::new()
+        } else {
+            let _one_build = self.builds.lock().await;
+            let (root, vm_dir, mke2fs, mounts) =
+                (self.root.join("disks"), dir.clone(), mke2fs.clone(), spec.mounts.clone());
+            tokio::task::spawn_blocking(move || disks::prepare(&root, &vm_dir, &mke2fs, &mounts))
+                .await
+                .map_err(|e| fail(e.to_string()))?
+                .map_err(&fail)?
         };
         // The VM's own port to the emulator: the guest's URLs name it instead of the shared one.
         let mut relay_listener = None;
@@ -268,7 +332,13 @@ impl MicrovmBackend {
             relay = Some(Relay { port, source: self.free_source(&id) });
             relay_listener = Some(listener);
         }
-        let config = guest_config(&SandboxSpec { env: spec_env, ..spec.clone() }, &rootfs.config).map_err(&fail)?;
+        let commands = Commands {
+            port: free_port().map_err(|e| fail(format!("no free local port: {e}")))?,
+            token: commands::new_token(),
+        };
+        let guest = Guest { image: &rootfs.config, identity: &identity, disks: &disks, token: &commands.token };
+        let config = guest_config(&SandboxSpec { env: spec_env, ..spec.clone() }, &guest).map_err(&fail)?;
+        control::create(&dir).map_err(&fail)?;
         std::fs::write(dir.join("config.sh"), config).map_err(|e| fail(format!("cannot write the VM config: {e}")))?;
         let mut ports = Vec::new();
         for guest in &spec.ports {
@@ -282,10 +352,14 @@ impl MicrovmBackend {
             ports,
             accel: accel.as_str().into(),
             relay,
+            commands: Some(commands.clone()),
+            write_back: disks.iter().filter_map(|d| Some((d.image.clone(), d.write_back.clone()?))).collect(),
         };
         write_record(&dir, &record).map_err(&fail)?;
         let created = t0.elapsed();
-        let args = qemu_args(&dir, &boot, &rootfs.initrd, spec, &record.ports, accel);
+        let mut forwards = record.ports.clone();
+        forwards.push((commands::GUEST_PORT, commands.port));
+        let args = qemu_args(&dir, &boot, &rootfs.initrd, spec, &forwards, &disks, accel);
         let output = tokio::process::Command::new(qemu)
             .args(&args)
             .stdin(std::process::Stdio::null())
@@ -365,10 +439,27 @@ fn valid_env_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// The shell fragment the guest's init sources: host name, working directory and
+/// Whom the agent runs as: the spec's `uid:gid` if it names one, else the image's `USER`.
+fn identity(spec: &SandboxSpec, image: &rootfs::ImageConfig) -> Result<Identity, String> {
+    let wanted = spec.user.as_deref().filter(|u| !u.is_empty()).unwrap_or(&image.user);
+    user::resolve(wanted, &image.passwd, &image.group).map_err(|e| format!("image {}: {e}", spec.image))
+}
+
+/// What the guest gets besides the spec: the image's configuration, the resolved user and the
+/// host directories' disks.
+struct Guest<'a> {
+    image: &'a rootfs::ImageConfig,
+    identity: &'a Identity,
+    disks: &'a [Disk],
+    /// What the command server asks of every request.
+    token: &'a str,
+}
+
+/// The shell fragment the guest's init sources: host name, working directory, user, mounts and
 /// `set -- NAME=VALUE... COMMAND ARGS...` (environment as Docker builds it: the image's, then the
 /// spec's; command: entrypoint + the spec's command or the image's).
-fn guest_config(spec: &SandboxSpec, image: &rootfs::ImageConfig) -> Result<String, String> {
+fn guest_config(spec: &SandboxSpec, guest: &Guest<'_>) -> Result<String, String> {
+    let image = guest.image;
     let mut env: Vec<(String, String)> = Vec::new();
     let mut set = |k: &str, v: &str| {
         if !valid_env_name(k) {
@@ -379,7 +470,8 @@ fn guest_config(spec: &SandboxSpec, image: &rootfs::ImageConfig) -> Result<Strin
     };
     set("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     set("HOSTNAME", &hostname(&spec.name));
-    set("HOME", "/root");
+    // Docker's HOME: the user's home from the image's passwd, unless the image or spec sets one.
+    set("HOME", &guest.identity.home);
     for kv in &image.env {
         if let Some((k, v)) = kv.split_once('=') {
             set(k, v);
@@ -400,14 +492,29 @@ fn guest_config(spec: &SandboxSpec, image: &rootfs::ImageConfig) -> Result<Strin
             image.workdir.clone()
         }
     });
+    // Targets are absolute paths without spaces or quotes (`disks::prepare`): one word each.
+    let mounts: Vec<String> = guest
+        .disks
+        .iter()
+        .map(|d| format!("{}:{}:{}", d.serial, if d.write_back.is_some() { "rw" } else { "ro" }, d.target))
+        .collect();
+    // The environment as sh words, for the agent and again (AGENTCORE_ENV) for commands.
+    let env_words: Vec<String> = env.iter().map(|(k, v)| sh_quote(&format!("{k}={v}"))).collect();
     let mut out = format!(
-        "AGENTCORE_HOSTNAME={}\nAGENTCORE_WORKDIR={}\nset --",
+        "AGENTCORE_HOSTNAME={}\nAGENTCORE_WORKDIR={}\nAGENTCORE_USER='{}:{}'\nAGENTCORE_MOUNTS={}\n\
+         AGENTCORE_EXEC_PORT={}\nAGENTCORE_EXEC_TOKEN={}\nAGENTCORE_ENV={}\nset --",
         sh_quote(&hostname(&spec.name)),
-        sh_quote(&workdir)
+        sh_quote(&workdir),
+        guest.identity.uid,
+        guest.identity.gid,
+        sh_quote(&mounts.join(" ")),
+        commands::GUEST_PORT,
+        sh_quote(guest.token),
+        sh_quote(&env_words.join(" "))
     );
-    for (k, v) in &env {
+    for word in &env_words {
         out.push(' ');
-        out.push_str(&sh_quote(&format!("{k}={v}")));
+        out.push_str(word);
     }
     for a in &argv {
         out.push(' ');
@@ -428,6 +535,7 @@ fn qemu_args(
     initrd: &Path,
     spec: &SandboxSpec,
     ports: &[(u16, u16)],
+    disks: &[Disk],
     accel: Accel,
 ) -> Vec<String> {
     let cpus = (spec.limits.cpus.ceil() as i64).max(1);
@@ -479,6 +587,18 @@ fn qemu_args(
         path(&dir.join("qemu.pid")),
         "-daemonize".into(),
     ]);
+    args.extend(control::qemu_args(dir));
+    for (i, disk) in disks.iter().enumerate() {
+        // QEMU's option syntax doubles a comma inside a value.
+        let file = path(&disk.image).replace(',', ",,");
+        let readonly = if disk.write_back.is_some() { "off" } else { "on" };
+        args.extend([
+            "-drive".into(),
+            format!("file={file},if=none,id=disk{i},format=raw,readonly={readonly}"),
+            "-device".into(),
+            format!("virtio-blk-device,drive=disk{i},serial={}", disk.serial),
+        ]);
+    }
     args
 }
 
@@ -631,6 +751,7 @@ impl SandboxBackend for MicrovmBackend {
         Box::pin(async move {
             self.kill(id, grace).await;
             self.stop_relay(id);
+            let written = self.write_back(id).await;
             if let Some(dir) = self.vm_dir(id) {
                 if let Err(e) = std::fs::remove_dir_all(&dir) {
                     if e.kind() != std::io::ErrorKind::NotFound {
@@ -638,17 +759,23 @@ impl SandboxBackend for MicrovmBackend {
                     }
                 }
             }
-            Ok(())
+            written.map_err(SandboxError::Failed)
         })
     }
 
-    fn exec<'a>(&'a self, _id: &'a str, _command: Vec<String>) -> BoxFuture<'a, Result<Exec, SandboxError>> {
+    fn exec<'a>(&'a self, id: &'a str, command: Vec<String>) -> BoxFuture<'a, Result<Exec, SandboxError>> {
         Box::pin(async move {
-            Err(SandboxError::Failed(
-                "running a command in a session (InvokeAgentRuntimeCommand) is not supported by the microVM \
-                 backend yet; use --sandbox docker"
-                    .into(),
-            ))
+            if self.live_pid(id).is_none() {
+                return Err(SandboxError::Failed(format!("the session's VM {id} is not running")));
+            }
+            let Some(c) = self.record(id).and_then(|r| r.commands) else {
+                return Err(SandboxError::Failed(
+                    "this session's VM was started by an older agentcore-local without a command server; \
+                     stop the session (StopRuntimeSession) and run the command in a new one"
+                        .into(),
+                ));
+            };
+            commands::Server { port: c.port, token: c.token }.start(&command).await
         })
     }
 
@@ -781,8 +908,22 @@ mod tests {
             cmd: vec!["--x".into()],
             workdir: "/app".into(),
             user: String::new(),
+            passwd: String::new(),
+            group: String::new(),
         };
-        let text = guest_config(&spec(), &image).unwrap();
+        let root = Identity::root();
+        let disks = [Disk {
+            image: "/d/x.ext4".into(),
+            serial: "agentcore-m0".into(),
+            target: "/var/task".into(),
+            write_back: None,
+        }];
+        let guest = Guest { image: &image, identity: &root, disks: &disks, token: "t0k" };
+        let text = guest_config(&spec(), &guest).unwrap();
+        assert!(text.contains("AGENTCORE_USER='0:0'") && text.contains("'HOME=/root'"), "{text}");
+        assert!(text.contains("AGENTCORE_MOUNTS='agentcore-m0:ro:/var/task'"), "{text}");
+        assert!(text.contains("AGENTCORE_EXEC_PORT=1\nAGENTCORE_EXEC_TOKEN='t0k'\n"), "{text}");
+        assert!(text.contains(r"AGENTCORE_ENV=''\''HOSTNAME=") && text.contains(r" '\''PATH=/bin'\'' "), "{text}");
         assert!(text.contains("AGENTCORE_WORKDIR='/app'"));
         assert!(text.contains("'PATH=/bin'"));
         assert!(text.contains(r"'A=it'\''s'"), "{text}");
@@ -790,7 +931,22 @@ mod tests {
         assert!(!text.contains("bad-name"));
         assert!(text.trim_end().ends_with("'/agent' '--x'"));
         let none = rootfs::ImageConfig::default();
-        assert!(guest_config(&spec(), &none).is_err());
+        assert!(guest_config(&spec(), &Guest { image: &none, identity: &root, disks: &[], token: "t" }).is_err());
+    }
+
+    #[test]
+    fn the_specs_user_wins_over_the_images() {
+        let image = rootfs::ImageConfig {
+            user: "agent".into(),
+            passwd: "agent:x:1234:2345::/home/agent:/bin/sh\n".into(),
+            ..Default::default()
+        };
+        assert_eq!(identity(&spec(), &image).unwrap(), Identity { uid: 1234, gid: 2345, home: "/home/agent".into() });
+        let job = SandboxSpec { user: Some("4000:4001".into()), ..spec() };
+        assert_eq!((identity(&job, &image).unwrap().uid, identity(&job, &image).unwrap().gid), (4000, 4001));
+        let unknown = rootfs::ImageConfig { user: "ghost".into(), ..Default::default() };
+        let err = identity(&spec(), &unknown).unwrap_err();
+        assert!(err.starts_with("image sha256:x: unable to find user ghost"), "{err}");
     }
 
     #[test]
@@ -802,8 +958,18 @@ mod tests {
 
     #[test]
     fn qemu_gets_limits_ports_and_the_tcg_clock() {
-        let args = qemu_args(Path::new("/v"), Path::new("/k"), Path::new("/i"), &spec(), &[(8080, 40000)], Accel::Tcg);
+        let disks = [Disk {
+            image: "/d/a,b.ext4".into(),
+            serial: "agentcore-m0".into(),
+            target: "/var/task".into(),
+            write_back: None,
+        }];
+        let args =
+            qemu_args(Path::new("/v"), Path::new("/k"), Path::new("/i"), &spec(), &[(8080, 40000)], &disks, Accel::Tcg);
         let joined = args.join(" ");
+        assert!(joined.contains("file=/d/a,,b.ext4,if=none,id=disk0,format=raw,readonly=on"), "{joined}");
+        assert!(joined.contains("virtio-blk-device,drive=disk0,serial=agentcore-m0"));
+        assert!(joined.contains("virtserialport,chardev=control,name=agentcore.control"));
         assert!(joined.contains("-smp 2 -m 8192"));
         assert!(joined.contains("hostfwd=tcp:127.0.0.1:40000-:8080"));
         assert!(joined.contains("-accel tcg"));

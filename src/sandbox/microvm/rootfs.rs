@@ -14,6 +14,8 @@ use super::host::Kernel;
 
 /// The guest's init (busybox sh).
 pub const INIT: &str = include_str!("init.sh");
+/// The guest's command server, one run per connection (`commands`).
+pub const EXEC: &str = include_str!("exec.sh");
 /// Modules the init loads, relative to `/lib/modules/VERSION/kernel`, in load order.
 const MODULES: &[&str] = &[
     "drivers/virtio/virtio_ring.ko",
@@ -23,7 +25,12 @@ const MODULES: &[&str] = &[
     "drivers/net/net_failover.ko",
     "drivers/net/virtio_net.ko",
     "drivers/firmware/qemu_fw_cfg.ko",
+    // Host directories arrive as disks (`disks`); the control port asks the guest to stop.
+    "drivers/block/virtio_blk.ko",
+    "drivers/char/virtio_console.ko",
 ];
+/// Changes whenever what a build writes changes in a way the init's text does not show.
+const FORMAT: &str = "2: virtio_blk, virtio_console, passwd and group in image.json, no image /dev";
 
 /// What the image says to run, from its configuration.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
@@ -33,6 +40,12 @@ pub struct ImageConfig {
     pub cmd: Vec<String>,
     pub workdir: String,
     pub user: String,
+    /// The image's /etc/passwd and /etc/group (empty when it has none), to resolve `user` and the
+    /// spec's user as Docker does.
+    #[serde(default)]
+    pub passwd: String,
+    #[serde(default)]
+    pub group: String,
 }
 
 /// A built root filesystem.
@@ -50,6 +63,10 @@ fn cache_dir(root: &Path, image_id: &str, kernel: &Kernel) -> PathBuf {
     h.update(kernel.version.as_bytes());
     h.update(b"\0");
     h.update(INIT.as_bytes());
+    h.update(b"\0");
+    h.update(EXEC.as_bytes());
+    h.update(b"\0");
+    h.update(FORMAT.as_bytes());
     let short = image_id.trim_start_matches("sha256:").chars().take(12).collect::<String>();
     root.join(format!("{short}-{}", &hex::encode(h.finalize())[..12]))
 }
@@ -74,6 +91,8 @@ pub async fn get(
         cmd: c.cmd.unwrap_or_default(),
         workdir: c.working_dir.unwrap_or_default(),
         user: c.user.unwrap_or_default(),
+        passwd: String::new(),
+        group: String::new(),
     };
     std::fs::create_dir_all(root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
     let work = tempfile::Builder::new()
@@ -91,9 +110,8 @@ pub async fn get(
         }
     }
     let (work_path, kernel, busybox) = (work.path().to_path_buf(), kernel.clone(), busybox.to_path_buf());
-    let config_json = serde_json::to_vec(&config).map_err(|e| e.to_string())?;
     let dir2 = dir.clone();
-    tokio::task::spawn_blocking(move || build(&work_path, &dir2, &kernel, &busybox, &config_json))
+    tokio::task::spawn_blocking(move || build(&work_path, &dir2, &kernel, &busybox, config))
         .await
         .map_err(|e| e.to_string())??;
     tracing::info!(image = image_id, ms = t0.elapsed().as_millis() as u64, dir = %dir.display(), "built microVM root filesystem");
@@ -106,7 +124,7 @@ fn cached(dir: &Path) -> Option<Rootfs> {
     initrd.exists().then_some(Rootfs { initrd, config })
 }
 
-fn build(work: &Path, dir: &Path, kernel: &Kernel, busybox: &Path, config_json: &[u8]) -> Result<(), String> {
+fn build(work: &Path, dir: &Path, kernel: &Kernel, busybox: &Path, mut config: ImageConfig) -> Result<(), String> {
     let io = |what: &str, e: std::io::Error| format!("{what}: {e}");
     let saved = work.join("saved");
     let rootfs = work.join("rootfs");
@@ -127,6 +145,13 @@ fn build(work: &Path, dir: &Path, kernel: &Kernel, busybox: &Path, config_json: 
         apply_layer(&saved.join(layer), &rootfs)?;
     }
     let _ = std::fs::remove_dir_all(&saved);
+    // The image's /dev is not the sandbox's (Docker mounts its own over it). Device nodes in a
+    // layer come out of the unpacker as empty regular files, and a regular /dev/console in the
+    // initramfs replaces the kernel's: the init and the agent would write their output into it
+    // instead of the serial console (seen with debootstrap-built images).
+    remove_any(&rootfs.join("dev"));
+    config.passwd = image_file(&rootfs, "etc/passwd");
+    config.group = image_file(&rootfs, "etc/group");
     // Ours: the init, busybox and the virtio modules.
     let ours = rootfs.join(".agentcore");
     std::fs::create_dir_all(ours.join("modules")).map_err(|e| io(".agentcore", e))?;
@@ -140,6 +165,8 @@ fn build(work: &Path, dir: &Path, kernel: &Kernel, busybox: &Path, config_json: 
     let _ = std::fs::remove_file(&init);
     std::fs::write(&init, INIT).map_err(|e| io("init", e))?;
     set_mode(&init, 0o755)?;
+    std::fs::write(ours.join("exec.sh"), EXEC).map_err(|e| io("exec.sh", e))?;
+    set_mode(&ours.join("exec.sh"), 0o755)?;
     set_mode(&ours.join("busybox"), 0o755)?;
     for d in ["proc", "sys", "dev", "tmp", "etc"] {
         let _ = std::fs::create_dir_all(rootfs.join(d));
@@ -148,6 +175,7 @@ fn build(work: &Path, dir: &Path, kernel: &Kernel, busybox: &Path, config_json: 
     let staged = work.join("initrd.cpio");
     write_cpio(&rootfs, &staged).map_err(|e| io("writing the initramfs", e))?;
     let _ = std::fs::remove_dir_all(&rootfs);
+    let config_json = serde_json::to_vec(&config).map_err(|e| e.to_string())?;
     std::fs::write(work.join("image.json"), config_json).map_err(|e| io("image.json", e))?;
     // Publish: a directory with both files, renamed into place (a concurrent builder's copy wins).
     let publish = work.join("publish");
@@ -158,6 +186,15 @@ fn build(work: &Path, dir: &Path, kernel: &Kernel, busybox: &Path, config_json: 
         return Err(format!("cannot publish the root filesystem at {}", dir.display()));
     }
     Ok(())
+}
+
+/// A regular file of the image (a symlink is not followed: it would name a file of the host).
+fn image_file(rootfs: &Path, rel: &str) -> String {
+    let path = rootfs.join(rel);
+    match std::fs::symlink_metadata(&path) {
+        Ok(m) if m.is_file() => String::from_utf8_lossy(&std::fs::read(&path).unwrap_or_default()).into_owned(),
+        _ => String::new(),
+    }
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
