@@ -16,6 +16,7 @@ use http_body_util::Full;
 use hyper::Request;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use support::floor::{docker_floor, FloorContainer};
 use support::{body_of, fixture_runtime, invoke_request, rss_kib, spawn_server, HttpClient};
 
 const COLD_STARTS: usize = 15;
@@ -94,64 +95,6 @@ fn container_memory_mib(session_prefix: &str) -> (usize, f64) {
         counted += 1;
     }
     (counted, total)
-}
-
-/// The Docker floor: what a session's first response costs with nothing but the Docker Engine API
-/// (create with a 127.0.0.1 port, start, inspect, poll `/ping` until 200, one POST), for the same
-/// image in the same run. The emulator's cold start is measured against this. `network` puts the
-/// container on a named network instead of Docker's default bridge: a user-defined network (which
-/// sandboxes need, to turn inter-container traffic off) costs Docker more per start, because it
-/// sets up its embedded DNS resolver in every container.
-async fn docker_floor(client: &HttpClient, runs: usize, network: Option<&str>) -> Vec<Duration> {
-    use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
-    let docker = bollard::Docker::connect_with_local_defaults().expect("Docker");
-    let image = "agentcore-local-test-agent:latest";
-    let mut samples = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        let binding = PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(String::new()) };
-        let body = ContainerCreateBody {
-            image: Some(image.into()),
-            exposed_ports: Some([("8080/tcp".to_string(), Default::default())].into()),
-            host_config: Some(HostConfig {
-                port_bindings: Some([("8080/tcp".to_string(), Some(vec![binding]))].into()),
-                network_mode: network.map(str::to_string),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let started = Instant::now();
-        let id =
-            docker.create_container(None::<bollard::query_parameters::CreateContainerOptions>, body).await.unwrap().id;
-        docker.start_container(&id, None::<bollard::query_parameters::StartContainerOptions>).await.unwrap();
-        let inspect =
-            docker.inspect_container(&id, None::<bollard::query_parameters::InspectContainerOptions>).await.unwrap();
-        let port = inspect
-            .network_settings
-            .and_then(|n| n.ports)
-            .and_then(|p| p.get("8080/tcp").cloned().flatten())
-            .and_then(|b| b.first().and_then(|b| b.host_port.clone()))
-            .expect("published port");
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        loop {
-            let ping = Request::get(format!("http://{addr}/ping")).body(Full::new(Bytes::new())).unwrap();
-            if let Ok(resp) = client.request(ping).await {
-                if resp.status() == 200 {
-                    break;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        let post = Request::post(format!("http://{addr}/invocations"))
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from_static(br#"{"action":"echo","n":1}"#)))
-            .unwrap();
-        let (status, _) = body_of(client, post).await;
-        assert_eq!(status, 200);
-        samples.push(started.elapsed());
-        let remove = bollard::query_parameters::RemoveContainerOptionsBuilder::default().force(true).build();
-        let _ = docker.remove_container(&id, Some(remove)).await;
-    }
-    samples
 }
 
 /// Per-phase p50 of the cold sessions whose ids start with `prefix`, from the emulator's session
@@ -267,9 +210,14 @@ fn main() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let rss_after = rss_kib(pid);
         let phases = phase_p50s(&client, addr, "bench-cold-").await;
-        let mut floor = docker_floor(&client, COLD_STARTS, None).await;
-        let mut network_floor =
-            docker_floor(&client, COLD_STARTS, Some(agentcore_local::sandbox::docker::NETWORK)).await;
+        let agent = FloorContainer {
+            image: "agentcore-local-test-agent:latest".into(),
+            payload: br#"{"action":"echo","n":1}"#,
+            ..Default::default()
+        };
+        let mut floor = docker_floor(&client, COLD_STARTS, &agent).await;
+        let on_network = FloorContainer { network: Some(agentcore_local::sandbox::docker::NETWORK.into()), ..agent };
+        let mut network_floor = docker_floor(&client, COLD_STARTS, &on_network).await;
         let (containers, container_mib) = container_memory_mib("bench-cold-");
 
         // Warm: the same session through the emulator, then its container port directly.

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod code_deploy;
+pub mod floor;
 pub mod models;
 
 use std::io::BufRead;

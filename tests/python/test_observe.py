@@ -8,6 +8,7 @@ import shutil
 import socket
 import struct
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.request
@@ -197,10 +198,15 @@ def test_local_endpoints_need_loopback_or_a_signature(tmp_path):
 def chromium_dom(url):
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     assert browser, "chromium is required (apt-get install chromium); .ci/run installs it"
-    out = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--virtual-time-budget=2000", "--dump-dom", url],
-        capture_output=True, text=True, timeout=90,
-    )
+    # A profile of its own per call: two calls in a row with the default profile can meet the
+    # previous browser's processes still exiting and its profile lock, and the second one then
+    # waits on it (seen as a 90 s hang on a loaded machine).
+    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+        out = subprocess.run(
+            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+             f"--user-data-dir={profile}", "--virtual-time-budget=2000", "--dump-dom", url],
+            capture_output=True, text=True, timeout=90,
+        )
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout
 

@@ -210,6 +210,50 @@ def test_stop_runtime_session_removes_the_vm_and_its_files(stack):
     assert new_id != vm_id
 
 
+def test_a_stream_is_relayed_from_the_vm_in_order_as_it_is_produced(stack):
+    resp = stack.data.invoke_agent_runtime(agentRuntimeArn=stack.arn, runtimeSessionId=new_session_id("mvm-stream"),
+                                           payload=json.dumps({"action": "stream", "chunks": 4, "delay_ms": 700}))
+    assert resp["contentType"].startswith("text/event-stream") and resp["statusCode"] == 200
+    events, buf = [], b""
+    for chunk in resp["response"].iter_chunks(chunk_size=1):  # as it arrives, not 1 KiB at a time
+        buf += chunk
+        while b"\n\n" in buf:
+            raw, buf = buf.split(b"\n\n", 1)
+            events.append((time.time(), json.loads(raw.decode()[len("data: "):])))
+    assert [e["i"] for _, e in events] == [0, 1, 2, 3]
+    # Incremental, not buffered until the agent finished: the first event arrived well before
+    # the last (the agent spaced them 2.1 s apart in all).
+    assert events[-1][0] - events[0][0] >= 1.0, events
+
+
+def test_an_agent_error_status_is_a_runtime_client_error(stack):
+    sid = new_session_id("mvm-fail")
+    with pytest.raises(stack.data.exceptions.RuntimeClientError) as e:
+        stack.invoke(sid, {"action": "fail", "status": 500, "body": "agent detail"})
+    err = e.value.response
+    assert err["ResponseMetadata"]["HTTPStatusCode"] == 424
+    assert err["Error"]["Message"] == ("Received error (500) from runtime. "
+                                       "Please check your CloudWatch logs for more information.")
+    # The session lives on in its VM.
+    assert stack.invoke(sid, {"action": "whoami"})["counter"] == 2
+
+
+def test_the_cost_meter_reads_the_vms_cpu_time_and_memory(stack):
+    sid = new_session_id("mvm-meter")
+    stack.invoke(sid, {"action": "burn", "ms": 1500})
+
+    def row():
+        out = subprocess.run([str(BINARY), "sessions", "--json", "--endpoint", stack.emu.url],
+                             capture_output=True, text=True, check=True)
+        return next(s for s in json.loads(out.stdout)["sessions"] if s["session_id"] == sid)
+
+    # The VM's QEMU process burnt at least the agent's 1.5 s of CPU (more under TCG), and its
+    # guest memory is counted; the report samples every few seconds.
+    wait_until(lambda: row()["cpu_seconds"] >= 1.0, 30, message="the burn in the cost meter")
+    metered = row()
+    assert metered["peak_memory_bytes"] > 16 * 1024 * 1024 and metered["estimated_cost_usd"] > 0, metered
+
+
 def test_an_agent_that_exits_at_start_is_reported_with_its_last_lines(stack):
     created = create_runtime(stack.control, "microvm_exits",
                              environmentVariables={"AGENT_EXIT_ON_START": "3"})

@@ -205,9 +205,11 @@ def test_healthy_busy_without_timestamp_does_not_keep_it_alive(fast):
 def test_max_lifetime_ends_a_session_that_is_invoked_continually(fast):
     rt = fast.runtime("short_lived", lifecycleConfiguration={"idleRuntimeSessionTimeout": 60, "maxLifetime": 60})
     arn, sid = rt["agentRuntimeArn"], new_session_id("lifetime")
+    # The lifetime counts from the session's start, which the first invocation makes (its cold
+    # start, taking a second or more on a loaded machine, is part of it).
+    began = time.time()
     first = whoami(fast.data, arn, sid)
     first_container = session_containers(sid)[0]
-    began = time.time()
     failures, replaced = [], None
     while time.time() - began < 20:
         time.sleep(0.3)
@@ -221,7 +223,7 @@ def test_max_lifetime_ends_a_session_that_is_invoked_continually(fast):
             break
     assert replaced, "the session was never ended by its max lifetime"
     after, fresh = replaced
-    assert after >= SCALED_MINUTE - 0.7, f"replaced after {after:.1f}s, before maxLifetime"
+    assert after >= SCALED_MINUTE - 0.1, f"replaced after {after:.1f}s, before maxLifetime"
     assert fresh["counter"] == 1
     assert len(failures) <= 1, failures
     wait_until(lambda: first_container not in session_containers(sid), 20, message="old container removed")

@@ -1,0 +1,108 @@
+//! The Docker floor: what a session's first response costs with nothing but the Docker Engine API
+//! (create with a 127.0.0.1 port, start, inspect, poll `/ping` until 200, one POST), for the same
+//! container in the same run. The emulator's cold starts are measured against it.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::Request;
+
+use super::{body_of, HttpClient};
+
+/// The container a floor run starts: an image, and for a code-zip session the command, variables,
+/// working directory and bind mounts the emulator gave its sandbox.
+#[derive(Default, Clone)]
+pub struct FloorContainer {
+    pub image: String,
+    /// A named network instead of Docker's default bridge: a user-defined network (which sandboxes
+    /// need, to turn inter-container traffic off) costs Docker more per start, because it sets up
+    /// its embedded DNS resolver in every container.
+    pub network: Option<String>,
+    pub cmd: Option<Vec<String>>,
+    pub env: Option<Vec<String>>,
+    pub workdir: Option<String>,
+    /// `host:container[:ro]`, as Docker's `Binds`.
+    pub binds: Option<Vec<String>>,
+    /// The POST body of the first invocation.
+    pub payload: &'static [u8],
+}
+
+impl FloorContainer {
+    /// The emulator's sandbox as Docker reports it (image, command, variables, working directory,
+    /// binds), on Docker's default bridge.
+    pub async fn like(container: &str, payload: &'static [u8]) -> FloorContainer {
+        let docker = bollard::Docker::connect_with_local_defaults().expect("Docker");
+        let inspect = docker
+            .inspect_container(container, None::<bollard::query_parameters::InspectContainerOptions>)
+            .await
+            .expect("inspect the emulator's sandbox");
+        let config = inspect.config.unwrap_or_default();
+        FloorContainer {
+            image: config.image.expect("image"),
+            network: None,
+            cmd: config.cmd,
+            env: config.env,
+            workdir: config.working_dir.filter(|w| !w.is_empty()),
+            binds: inspect.host_config.and_then(|h| h.binds),
+            payload,
+        }
+    }
+}
+
+/// `runs` first responses of fresh containers of `container`, one after another.
+pub async fn docker_floor(client: &HttpClient, runs: usize, container: &FloorContainer) -> Vec<Duration> {
+    let docker = bollard::Docker::connect_with_local_defaults().expect("Docker");
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let binding = PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(String::new()) };
+        let body = ContainerCreateBody {
+            image: Some(container.image.clone()),
+            cmd: container.cmd.clone(),
+            env: container.env.clone(),
+            working_dir: container.workdir.clone(),
+            exposed_ports: Some([("8080/tcp".to_string(), Default::default())].into()),
+            host_config: Some(HostConfig {
+                port_bindings: Some([("8080/tcp".to_string(), Some(vec![binding]))].into()),
+                network_mode: container.network.clone(),
+                binds: container.binds.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let started = Instant::now();
+        let id =
+            docker.create_container(None::<bollard::query_parameters::CreateContainerOptions>, body).await.unwrap().id;
+        docker.start_container(&id, None::<bollard::query_parameters::StartContainerOptions>).await.unwrap();
+        let inspect =
+            docker.inspect_container(&id, None::<bollard::query_parameters::InspectContainerOptions>).await.unwrap();
+        let port = inspect
+            .network_settings
+            .and_then(|n| n.ports)
+            .and_then(|p| p.get("8080/tcp").cloned().flatten())
+            .and_then(|b| b.first().and_then(|b| b.host_port.clone()))
+            .expect("published port");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        loop {
+            let ping = Request::get(format!("http://{addr}/ping")).body(Full::new(Bytes::new())).unwrap();
+            if let Ok(resp) = client.request(ping).await {
+                if resp.status() == 200 {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let post = Request::post(format!("http://{addr}/invocations"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from_static(container.payload)))
+            .unwrap();
+        let (status, body) = body_of(client, post).await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        samples.push(started.elapsed());
+        let remove = bollard::query_parameters::RemoveContainerOptionsBuilder::default().force(true).build();
+        let _ = docker.remove_container(&id, Some(remove)).await;
+    }
+    samples
+}
