@@ -60,8 +60,24 @@ impl Host {
             kernel: find_kernel(),
             busybox: find_busybox(),
             mke2fs: find_mke2fs(),
-            kvm: kvm_usable(),
+            kvm: Err(String::new()),
         }
+        .with_kvm_checked()
+    }
+
+    /// KVM counts when the host offers it (`kvm_offered`) and a probe guest then boots with it
+    /// (`probe`): a second or less on a real KVM host, skipped entirely where KVM is not offered.
+    fn with_kvm_checked(mut self) -> Host {
+        self.kvm = kvm_offered().and_then(|()| {
+            let (Some(qemu), Some(kernel), Some(busybox)) = (&self.qemu, &self.kernel, &self.busybox) else {
+                return Err("the probe guest needs QEMU, a guest kernel and busybox".into());
+            };
+            let work = tempfile::tempdir().map_err(|e| format!("no directory for the probe guest: {e}"))?;
+            super::probe::boots(qemu, &kernel.image, busybox, Accel::Kvm, work.path(), super::probe::KVM_PROBE_TIMEOUT)
+                .map(|_| ())
+                .map_err(|why| format!("/dev/kvm opens, but {why}"))
+        });
+        self
     }
 
     /// The tools are all there (KVM aside: TCG works everywhere).
@@ -149,7 +165,7 @@ impl Host {
             self.kvm.is_ok(),
             "KVM",
             match &self.kvm {
-                Ok(()) => "usable: guests run with hardware virtualisation".to_string(),
+                Ok(()) => "usable: a probe guest booted with it; guests run with hardware virtualisation".to_string(),
                 Err(why) => format!("not usable ({why}); guests run under QEMU's emulator (TCG), several times slower"),
             },
         );
@@ -226,10 +242,10 @@ fn natural_key(v: &str) -> Vec<u64> {
     v.split(|c: char| !c.is_ascii_digit()).filter_map(|p| p.parse().ok()).collect()
 }
 
-/// KVM counts only when the CPU has hardware virtualisation (vmx/svm), the kvm_intel/kvm_amd
+/// KVM is offered when the CPU has hardware virtualisation (vmx/svm), the kvm_intel/kvm_amd
 /// module is loaded and `/dev/kvm` opens. Nested PVM hosts (`kvm_pvm`) open `/dev/kvm` but cannot
-/// run a stock guest kernel, so they are refused.
-fn kvm_usable() -> Result<(), String> {
+/// run a stock guest kernel, so they are refused here already; the probe guest catches the rest.
+fn kvm_offered() -> Result<(), String> {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let flags: Vec<&str> =
         cpuinfo.lines().find(|l| l.starts_with("flags")).map(|l| l.split_whitespace().collect()).unwrap_or_default();

@@ -21,6 +21,7 @@ mod control;
 mod disks;
 pub mod host;
 mod kernel;
+mod probe;
 mod rootfs;
 mod user;
 

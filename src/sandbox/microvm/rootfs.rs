@@ -263,7 +263,7 @@ fn remove_any(path: &Path) {
 }
 
 /// Writes `root` as an uncompressed cpio "newc" archive (what the kernel unpacks as initramfs).
-fn write_cpio(root: &Path, out: &Path) -> std::io::Result<()> {
+pub(super) fn write_cpio(root: &Path, out: &Path) -> std::io::Result<()> {
     let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(out)?);
     let mut ino = 1u32;
     let mut stack = vec![PathBuf::new()];
