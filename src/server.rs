@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, SandboxKind};
 use crate::front_door::{self, AppState};
-use crate::kernel::store::{OpenError, Store};
+use crate::kernel::store::{IntegrityCheck, OpenError, Store};
 use crate::sandbox::docker::DockerBackend;
 use crate::sandbox::microvm::{self, host::Host, MicrovmBackend};
 use crate::sandbox::SandboxBackend;
@@ -184,9 +184,9 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
     // First: a bad model script is the caller's mistake, reported before anything is opened.
     let bedrock = Arc::new(Bedrock::new(&config.model_provider).map_err(StartError::ModelProvider)?);
     tracing::info!(provider = %bedrock.describe(), "Bedrock model provider");
-    let store = match &config.data_dir {
-        Some(dir) => Store::open(dir)?,
-        None => Store::in_memory()?,
+    let (store, integrity) = match &config.data_dir {
+        Some(dir) => Store::open_checking_aside(dir)?,
+        None => (Store::in_memory()?, IntegrityCheck::done()),
     };
     let listener =
         TcpListener::bind(config.listen).await.map_err(|source| StartError::Bind { addr: config.listen, source })?;
@@ -232,6 +232,12 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
     // Fresh for each server: a Config reused for a second start must not see the first one's.
     config.issued_credentials = Default::default();
     config.issued_credentials.install(credentials.clone());
+    // The database's integrity check ran beside the steps above, which only read it (or repair
+    // a crash's leftovers); sandboxes are re-adopted and requests served only once it passed.
+    tokio::task::spawn_blocking(move || integrity.wait()).await.map_err(|e| OpenError::Corrupt {
+        path: store.path().map(std::path::Path::to_path_buf).unwrap_or_default(),
+        detail: format!("its check did not finish: {e}"),
+    })??;
     let mut sandbox_listeners = Vec::new();
     let (sessions, provisioner): (Option<Arc<Sessions>>, Arc<dyn Provisioner>) = match backend(config.sandbox) {
         Some(backend) => {

@@ -155,6 +155,14 @@ const MIGRATIONS: &[&str] = &[
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
+/// Whether the database is at this build's schema version (nothing to migrate).
+pub fn up_to_date(conn: &Connection, path: &Path) -> Result<bool, OpenError> {
+    let found: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| OpenError::Corrupt { path: path.to_path_buf(), detail: e.to_string() })?;
+    Ok(found == SCHEMA_VERSION)
+}
+
 pub fn migrate(conn: &mut Connection, path: &Path) -> Result<(), OpenError> {
     let corrupt = |e: rusqlite::Error| OpenError::Corrupt { path: path.to_path_buf(), detail: e.to_string() };
     let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(corrupt)?;

@@ -155,18 +155,24 @@ impl IdentityService {
     /// (a crash between a runtime's commit and its identity's is repaired here).
     pub async fn sync_runtime_workloads(&self, runtimes: Vec<(String, String, String)>) -> Result<()> {
         let alive: HashSet<String> = runtimes.iter().map(|(_, _, id)| id.clone()).collect();
-        // One transaction for all of them: this runs before the server accepts connections, and a
-        // data dir may hold thousands of runtimes.
-        self.store
-            .write(move |tx| {
-                for (account, region, id) in &runtimes {
-                    ensure_runtime_workload_in(tx, account, region, id)?;
-                }
-                Ok(())
-            })
-            .await?;
-        let orphans = self.store.read(|tx| tables(tx).runtime_owned_workloads()).await?;
-        for id in orphans.into_iter().filter(|id| !alive.contains(id)) {
+        // This runs before the server accepts connections, and a data dir may hold thousands of
+        // runtimes: one query finds the workloads that exist, and only a crash's leftovers (a
+        // runtime without its workload) cost a write, all in one transaction.
+        let owned: HashSet<String> =
+            self.store.read(|tx| tables(tx).runtime_owned_workloads()).await?.into_iter().collect();
+        let missing: Vec<(String, String, String)> =
+            runtimes.into_iter().filter(|(_, _, id)| !owned.contains(id)).collect();
+        if !missing.is_empty() {
+            self.store
+                .write(move |tx| {
+                    for (account, region, id) in &missing {
+                        ensure_runtime_workload_in(tx, account, region, id)?;
+                    }
+                    Ok(())
+                })
+                .await?;
+        }
+        for id in owned.into_iter().filter(|id| !alive.contains(id)) {
             self.remove_runtime_workload(id).await?;
         }
         Ok(())
