@@ -47,7 +47,10 @@ def stack(tmp_path):
         emu.stop()
 
 
-def deploy(cli, name, bucket, key, entry=("main.py",), runtime="PYTHON_3_11", env=None):
+def deploy(cli, name, bucket, key, entry=("main.py",), runtime="PYTHON_3_11", env=None, idle=600):
+    """`idle` seconds of idleRuntimeSessionTimeout, scaled by 0.05: 30 s by default, so a session
+    outlives the gap between two invocations on a loaded machine (an AWS CLI start can take
+    seconds); the idle-timeout test asks for 60 (3 s)."""
     artifact = {"codeConfiguration": {"code": {"s3": {"bucket": bucket, "prefix": key}},
                                       "runtime": runtime, "entryPoint": list(entry)}}
     extra = ["--environment-variables", json.dumps(env)] if env else []
@@ -55,7 +58,7 @@ def deploy(cli, name, bucket, key, entry=("main.py",), runtime="PYTHON_3_11", en
         "bedrock-agentcore-control", "create-agent-runtime", "--agent-runtime-name", name,
         "--agent-runtime-artifact", json.dumps(artifact), "--role-arn", ROLE_ARN,
         "--network-configuration", "networkMode=PUBLIC",
-        "--lifecycle-configuration", "idleRuntimeSessionTimeout=60,maxLifetime=28800", *extra,
+        "--lifecycle-configuration", f"idleRuntimeSessionTimeout={idle},maxLifetime=28800", *extra,
     )
 
 
@@ -127,7 +130,7 @@ def test_async_task_keeps_the_session_alive_past_the_idle_timeout(stack, agent_z
     data = boto_client(stack.url, "bedrock-agentcore")
     cli.run("s3", "mb", "s3://busy-agents")
     cli.run("s3", "cp", str(agent_zip), "s3://busy-agents/agent.zip")
-    created = deploy(cli, "busy_agent", "busy-agents", "agent.zip")
+    created = deploy(cli, "busy_agent", "busy-agents", "agent.zip", idle=60)
     assert wait_for_status(control, created["agentRuntimeId"], timeout=120)["status"] == "READY"
     arn = created["agentRuntimeArn"]
     session = f"busy-{uuid.uuid4()}"
