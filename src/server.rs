@@ -180,6 +180,9 @@ fn backend_missing(backend: &MicrovmBackend) -> Option<String> {
     backend.missing().map(|m| format!("microVM sessions cannot start until this is fixed: {m}"))
 }
 
+/// How long after start-up the orphaned object files are looked for.
+const ORPHAN_SCAN_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
     // First: a bad model script is the caller's mistake, reported before anything is opened.
     let bedrock = Arc::new(Bedrock::new(&config.model_provider).map_err(StartError::ModelProvider)?);
@@ -209,6 +212,9 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
     // the names it places meanwhile out of the scan.
     let scanned = objects.clone();
     tokio::spawn(async move {
+        // Not at once: on two cores the scan would compete with the database's integrity check
+        // and the rest of start-up, the path to the first request.
+        tokio::time::sleep(ORPHAN_SCAN_DELAY).await;
         if let Err(e) = scanned.remove_orphans().await {
             tracing::warn!(error = %e, "could not remove orphaned object files");
         }
