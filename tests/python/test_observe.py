@@ -195,29 +195,31 @@ def test_local_endpoints_need_loopback_or_a_signature(tmp_path):
         emu.stop()
 
 
-def chromium_dom(url):
+def run_chromium(*args):
+    """Headless Chromium with `args`; its completed process.
+
+    On a loaded machine a headless Chromium now and then never finishes its page (seen in full
+    runs, never alone): each run gets a profile of its own, Chromium's own --timeout ends the
+    navigation after 30 s, and a run that still hangs is retried once with a fresh browser."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     assert browser, "chromium is required (apt-get install chromium); .ci/run installs it"
-    # A profile of its own per call: two calls in a row with the default profile can meet the
-    # previous browser's processes still exiting and its profile lock, and the second one then
-    # waits on it (seen as a 90 s hang on a loaded machine).
-    # On a loaded machine a headless Chromium now and then never finishes its page (seen twice in
-    # full runs, never alone): its own --timeout ends the navigation after 30 s, and a run that
-    # still hangs is retried once with a fresh browser.
     for attempt in (1, 2):
         with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
             try:
-                out = subprocess.run(
+                return subprocess.run(
                     [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     f"--user-data-dir={profile}", "--timeout=30000", "--virtual-time-budget=2000", "--dump-dom", url],
+                     f"--user-data-dir={profile}", "--timeout=30000", "--virtual-time-budget=2000", *args],
                     capture_output=True, text=True, timeout=60,
                 )
             except subprocess.TimeoutExpired:
                 if attempt == 2:
                     raise
-                continue
-        assert out.returncode == 0, out.stderr[-2000:]
-        return out.stdout
+
+
+def chromium_dom(url):
+    out = run_chromium("--dump-dom", url)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
 
 
 def test_dashboard_in_a_headless_browser(stack, tmp_path):
@@ -556,13 +558,8 @@ def test_a_screenshot_of_the_dashboard_is_a_picture(stack, tmp_path):
     boto_client(stack.url, "bedrock-runtime").converse(
         modelId="amazon.nova-micro-v1:0", messages=[{"role": "user", "content": [{"text": "draw me"}]}])
     shot = tmp_path / "dashboard.png"
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert browser, "chromium is required (apt-get install chromium); .ci/run installs it"
-    out = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
-         "--virtual-time-budget=2000", "--window-size=1280,1000", f"--screenshot={shot}", f"{stack.url}/_agentcore-local/"],
-        capture_output=True, text=True, timeout=90,
-    )
+    out = run_chromium("--hide-scrollbars", "--window-size=1280,1000", f"--screenshot={shot}",
+                       f"{stack.url}/_agentcore-local/")
     assert out.returncode == 0 and shot.exists(), out.stderr[-2000:]
     print(f"dashboard screenshot: {shot}")
     data = shot.read_bytes()
