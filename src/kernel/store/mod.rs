@@ -68,7 +68,7 @@ pub struct Store {
 }
 
 /// The integrity check `Store::open_checking_aside` left running; `None` when it ran already.
-pub struct IntegrityCheck(Option<std::thread::JoinHandle<std::result::Result<(), OpenError>>>);
+pub struct IntegrityCheck(Option<(PathBuf, std::thread::JoinHandle<std::result::Result<(), OpenError>>)>);
 
 impl IntegrityCheck {
     /// A check that has nothing left to do (an in-memory database was checked as it opened).
@@ -80,9 +80,9 @@ impl IntegrityCheck {
     pub fn wait(self) -> std::result::Result<(), OpenError> {
         match self.0 {
             None => Ok(()),
-            Some(handle) => handle.join().unwrap_or_else(|_| {
-                Err(OpenError::Corrupt { path: PathBuf::from(DB_FILE_NAME), detail: "its check panicked".into() })
-            }),
+            Some((path, handle)) => {
+                handle.join().unwrap_or_else(|_| Err(OpenError::Corrupt { path, detail: "its check panicked".into() }))
+            }
         }
     }
 }
@@ -105,6 +105,12 @@ pub enum OpenError {
 impl Store {
     /// Open (creating if needed) the database inside `data_dir`.
     pub fn open(data_dir: &Path) -> std::result::Result<Store, OpenError> {
+        let (conn, path) = Self::open_file(data_dir)?;
+        Self::prepare(conn, Some(path))
+    }
+
+    /// The database file inside `data_dir` (both made if missing), not yet configured.
+    fn open_file(data_dir: &Path) -> std::result::Result<(Connection, PathBuf), OpenError> {
         std::fs::create_dir_all(data_dir)
             .map_err(|source| OpenError::DataDir { dir: data_dir.to_path_buf(), source })?;
         let path = data_dir.join(DB_FILE_NAME);
@@ -113,7 +119,7 @@ impl Store {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|source| OpenError::Open { path: path.clone(), source })?;
-        Self::prepare(conn, Some(path))
+        Ok((conn, path))
     }
 
     /// `open`, with the integrity check of an up-to-date database run on a connection of its own
@@ -122,14 +128,7 @@ impl Store {
     /// database's contents elsewhere (re-adopting sandboxes) and before serving. A database that
     /// needs migrating is checked first, as `open` does.
     pub fn open_checking_aside(data_dir: &Path) -> std::result::Result<(Store, IntegrityCheck), OpenError> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|source| OpenError::DataDir { dir: data_dir.to_path_buf(), source })?;
-        let path = data_dir.join(DB_FILE_NAME);
-        let conn = Connection::open_with_flags(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|source| OpenError::Open { path: path.clone(), source })?;
+        let (conn, path) = Self::open_file(data_dir)?;
         let conn = Self::configure(conn, &path)?;
         if !migrations::up_to_date(&conn, &path)? {
             Self::quick_check(&conn, &path)?;
@@ -147,7 +146,7 @@ impl Store {
                 Self::quick_check(&conn, &checked)
             })
             .map_err(|e| OpenError::Corrupt { path: path.clone(), detail: format!("cannot start its check: {e}") })?;
-        Ok((Self::migrated(conn, Some(path))?, IntegrityCheck(Some(check))))
+        Ok((Self::migrated(conn, Some(path.clone()))?, IntegrityCheck(Some((path, check)))))
     }
 
     /// A database that lives only in memory (tests, `--in-memory`).

@@ -114,12 +114,13 @@ mod tests {
 
     /// The host's QEMU, kernel and busybox, or `None` (printed) when the host lacks them
     /// (scripts/test installs them as root).
-    fn tools() -> Option<(std::path::PathBuf, std::path::PathBuf, std::path::PathBuf)> {
+    fn tools() -> Option<(std::path::PathBuf, crate::sandbox::microvm::host::Kernel, std::path::PathBuf)> {
         let host = Host::detect();
+        let missing = host.missing_message();
         match (host.qemu, host.kernel, host.busybox) {
-            (Some(q), Some(k), Some(b)) => Some((q, k.image, b)),
+            (Some(q), Some(k), Some(b)) => Some((q, k, b)),
             _ => {
-                eprintln!("skipped: the microVM tools are missing ({})", Host::detect().missing_message());
+                eprintln!("skipped: the microVM tools are missing ({missing})");
                 None
             }
         }
@@ -127,10 +128,10 @@ mod tests {
 
     #[test]
     fn the_probe_guest_boots_with_the_emulator_here() {
-        let Some((qemu, _, busybox)) = tools() else { return };
+        let Some((qemu, kernel, busybox)) = tools() else { return };
         let work = tempfile::tempdir().unwrap();
         // The uncompressed kernel, as sessions boot it (decompressing under TCG costs seconds).
-        let kernel = super::super::kernel::bootable(Host::detect().kernel.as_ref().unwrap(), work.path());
+        let kernel = super::super::kernel::bootable(&kernel, work.path());
         let took = boots(&qemu, &kernel, &busybox, Accel::Tcg, work.path(), Duration::from_secs(120)).unwrap();
         assert!(took < Duration::from_secs(120));
     }
