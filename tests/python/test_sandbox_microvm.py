@@ -3,8 +3,9 @@ answers from its own VM, one VM per session (affinity, isolation of files), Stop
 removes the VM and every file of it, and no Docker container is created. A code-zip runtime runs
 from its code on a read-only disk at /var/task; a stop gives the agent SIGTERM and its last line
 reaches the session's log stream; the agent runs as its image's USER; InvokeAgentRuntimeCommand
-runs in the session's VM. Under TCG (no usable KVM, as on these machines) a VM boots in seconds,
-hence the generous start-up timeout.
+runs in the session's VM; the idle timeout and max lifetime end a VM as they end a container.
+Under TCG (no usable KVM, as on these machines) a VM boots in seconds, hence the generous start-up
+timeout.
 
 Skipped when the host lacks QEMU, a guest kernel, a static busybox or mke2fs (`agentcore-local doctor`
 says what to install; scripts/test installs them as root)."""
@@ -306,6 +307,55 @@ def test_kept_vms_survive_a_restart_and_are_re_adopted(tmp_path):
     assert not (vm_root / "vms" / vm_id).exists()
 
 
+def test_idle_timeout_and_max_lifetime_end_a_vm_and_remove_its_files(tmp_path):
+    """The lifecycle applies to a VM as to a container (times scaled by 0.1: idle 60 s -> 6 s,
+    maxLifetime 120 s -> 12 s): a session left alone is ended after its idle timeout, one invoked
+    continually is replaced after its lifetime, and each ended VM leaves no process and no file."""
+    vm_root = tmp_path / "vms-root"
+    env = dict(os.environ, AGENTCORE_LOCAL_MICROVM_DIR=str(vm_root))
+    emu = Emulator(extra_args=["--sandbox", "microvm", "--startup-timeout", "240", "--lifecycle-time-scale", "0.1"],
+                   env=env).start(tmp_path / "emulator.log")
+    try:
+        control = slow_client(emu.url, "bedrock-agentcore-control")
+        created = create_runtime(control, "microvm_lifecycle",
+                                 lifecycleConfiguration={"idleRuntimeSessionTimeout": 60, "maxLifetime": 120})
+        rt = wait_for_status(control, created["agentRuntimeId"])
+        stack = Stack(emu, vm_root, control, slow_client(emu.url, "bedrock-agentcore"), rt)
+        idle_sid, busy_sid = new_session_id("mvm-idle"), new_session_id("mvm-life")
+
+        def gone(vm_id, record):
+            return lambda: not alive(record["pid"]) and not [p for p in vm_root.rglob("*") if vm_id in str(p)]
+        # The lifetime counts from the start of the session, which its first invocation makes.
+        began = time.time()
+        first = stack.invoke(busy_sid, {"action": "whoami"})
+        busy_vm = stack.vm_of(busy_sid)
+        stack.invoke(idle_sid, {"action": "whoami"})
+        idle_since = time.time()
+        idle_vm = stack.vm_of(idle_sid)
+        idle_ended, replaced = None, None
+        while time.time() - began < 120 and not replaced:
+            time.sleep(0.5)
+            if idle_ended is None and gone(*idle_vm)():
+                idle_ended = time.time() - idle_since
+            try:
+                who = stack.invoke(busy_sid, {"action": "whoami"})
+            except stack.data.exceptions.ClientError:  # an invocation racing the end may fail once
+                continue
+            if who["hostname"] != first["hostname"]:
+                replaced = (time.time() - began, who)
+        wait_until(gone(*idle_vm), 30, message="the idle VM and its files gone")
+        idle_ended = idle_ended or time.time() - idle_since
+        assert idle_ended >= 6 - 0.5, f"the idle VM ended after only {idle_ended:.1f}s"
+        assert replaced, "the continually invoked session was never ended by its max lifetime"
+        after, fresh = replaced
+        assert after >= 12 - 0.1, f"replaced after {after:.1f}s, before maxLifetime"
+        assert fresh["counter"] == 1
+        wait_until(gone(*busy_vm), 30, message="the first VM of the long-lived session and its files gone")
+        assert stack.vm_of(busy_sid)[0] != busy_vm[0]
+    finally:
+        emu.stop()
+
+
 def group_of(runtime):
     return f"/aws/bedrock-agentcore/runtimes/{runtime['agentRuntimeId']}-DEFAULT"
 
@@ -454,7 +504,8 @@ def test_a_command_runs_in_the_sessions_vm(stack, code_runtime):
     assert stop == {"exitCode": 3, "status": "COMPLETED"}
     out, err, stop = run_command(stack, arn, sid, "seq 1 20000")
     assert out == "".join(f"{i}\n" for i in range(1, 20001)) and err == "" and stop["exitCode"] == 0
-    out, _, stop = run_command(stack, arn, sid, "echo started; sleep 987; echo never", timeout=1)
+    # A TCG guest on a loaded machine can take over a second to start a shell: the timeout leaves room.
+    out, _, stop = run_command(stack, arn, sid, "echo started; sleep 987; echo never", timeout=4)
     assert stop == {"exitCode": 124, "status": "TIMED_OUT"} and out == "started\n", (out, stop)
     time.sleep(0.5)
     out, _, _ = run_command(stack, arn, sid, "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; "
