@@ -33,6 +33,8 @@ use futures_util::future::BoxFuture;
 pub const NETWORK: &str = "agentcore-local-sandboxes";
 /// The internal network of sandboxes that reach only the emulator.
 pub const PRIVATE_NETWORK: &str = "agentcore-local-sandboxes-private";
+/// Starts retried while a concurrent emulator's duplicate sandbox network is being removed.
+const AMBIGUOUS_NETWORK_RETRIES: usize = 10;
 
 fn network_name(egress: Egress) -> &'static str {
     match egress {
@@ -78,8 +80,10 @@ impl DockerBackend {
     }
 
     /// The id of the sandbox network for `egress`, creating the network if needed. Docker allows
-    /// several networks with one name when two emulators create it at once; every process then
-    /// picks the lowest id, and a creator that lost the race removes its own copy.
+    /// several networks with one name when two emulators create it at once (and then refuses to
+    /// start containers on either: "is ambiguous"); every process picks the oldest, and a creator
+    /// whose copy is not the oldest removes it. The oldest is the one to keep because a creator that
+    /// saw only its own network made the first one: a later copy is younger, so it goes.
     async fn network(&self, egress: Egress) -> Result<String, SandboxError> {
         let docker = self.client()?;
         let name = network_name(egress);
@@ -123,10 +127,13 @@ impl DockerBackend {
         let filters = HashMap::from([("name".to_string(), vec![name.to_string()])]);
         let options = bollard::query_parameters::ListNetworksOptions { filters: Some(filters) };
         let networks = docker.list_networks(Some(options)).await.map_err(Self::unavailable)?;
-        let mut ids: Vec<String> =
-            networks.into_iter().filter(|n| n.name.as_deref() == Some(name)).filter_map(|n| n.id).collect();
-        ids.sort();
-        Ok(ids)
+        let mut found: Vec<(i128, String)> = networks
+            .into_iter()
+            .filter(|n| n.name.as_deref() == Some(name))
+            .filter_map(|n| Some((created_ns(n.created.as_deref()), n.id?)))
+            .collect();
+        found.sort();
+        Ok(found.into_iter().map(|(_, id)| id).collect())
     }
 
     async fn pull(&self, docker: &Docker, reference: &str) -> Result<(), String> {
@@ -183,6 +190,14 @@ impl DockerBackend {
             }
         }
     }
+}
+
+/// A network's creation time (RFC 3339 with nanoseconds) as unix ns; unknown sorts last.
+fn created_ns(created: Option<&str>) -> i128 {
+    created
+        .and_then(|c| aws_smithy_types::DateTime::from_str(c, aws_smithy_types::date_time::Format::DateTime).ok())
+        .map(|t| t.secs() as i128 * 1_000_000_000 + t.subsec_nanos() as i128)
+        .unwrap_or(i128::MAX)
 }
 
 /// `2026-11-26T15:15:16.336399123Z message` → the line with its time in unix ms.
@@ -298,8 +313,21 @@ impl SandboxBackend for DockerBackend {
             })?;
             let id = created.id;
             let t_created = t0.elapsed();
-            if let Err(e) = docker.start_container(&id, None::<bollard::query_parameters::StartContainerOptions>).await
-            {
+            let mut started =
+                docker.start_container(&id, None::<bollard::query_parameters::StartContainerOptions>).await;
+            // Another emulator's duplicate of the network exists for the moment it takes that
+            // emulator to see ours is older and remove its own (see `network`).
+            for _ in 0..AMBIGUOUS_NETWORK_RETRIES {
+                match &started {
+                    Err(e) if e.to_string().contains("is ambiguous") => {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        started =
+                            docker.start_container(&id, None::<bollard::query_parameters::StartContainerOptions>).await;
+                    }
+                    _ => break,
+                }
+            }
+            if let Err(e) = started {
                 Self::remove(docker, &id).await;
                 return Err(SandboxError::Failed(format!("starting the container failed: {e}")));
             }
@@ -639,5 +667,22 @@ impl super::ExecHandle for DockerExec {
                     .await;
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::created_ns;
+
+    #[test]
+    fn networks_order_by_creation_time_whatever_its_precision() {
+        // Docker trims trailing zeros of the nanoseconds, so the strings do not sort as times do.
+        let whole = created_ns(Some("2026-12-03T09:30:01Z"));
+        let later = created_ns(Some("2026-12-03T09:30:01.5Z"));
+        let between = created_ns(Some("2026-12-03T09:30:01.123456789Z"));
+        assert!(whole < between && between < later);
+        assert!(created_ns(Some("2026-12-03T09:30:02Z")) > later);
+        assert_eq!(created_ns(None), i128::MAX);
+        assert_eq!(created_ns(Some("yesterday")), i128::MAX);
     }
 }
