@@ -245,7 +245,13 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
         detail: format!("its check did not finish: {e}"),
     })??;
     let mut sandbox_listeners = Vec::new();
-    let (sessions, provisioner): (Option<Arc<Sessions>>, Arc<dyn Provisioner>) = match backend(config.sandbox) {
+    // Detecting the microVM host may boot a KVM probe guest (up to its 10 s limit): off the
+    // runtime's worker threads.
+    let kind = config.sandbox;
+    let chosen = tokio::task::spawn_blocking(move || backend(kind))
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+    let (sessions, provisioner): (Option<Arc<Sessions>>, Arc<dyn Provisioner>) = match chosen {
         Some(backend) => {
             let instance = instance_id(&store).await;
             let mut session_config = config.sessions.clone();
@@ -352,10 +358,11 @@ async fn accept_loop(
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
+                let Ok(local) = stream.local_addr() else { continue };
                 let state = state.clone();
                 let service = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
                     let state = state.clone();
-                    req.extensions_mut().insert(crate::console::PeerAddr(peer));
+                    req.extensions_mut().insert(crate::console::PeerAddr { peer, local });
                     if from_sandboxes {
                         req.extensions_mut().insert(front_door::FromSandbox(peer.ip()));
                     }
