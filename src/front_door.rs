@@ -85,7 +85,18 @@ where
         return inbound::protected_resource_metadata(&state, label, &query, &request_id).await;
     }
     if local::is_local_path(req.uri().path()) {
-        let loopback = req.extensions().get::<local::PeerAddr>().is_some_and(|p| p.0.ip().is_loopback());
+        let connection = req.extensions().get::<local::PeerAddr>().copied();
+        let loopback = match (connection, state.sessions.clone()) {
+            (Some(c), _) if !c.peer.ip().is_loopback() => false,
+            (Some(c), Some(sessions)) => {
+                // A VM's guest reaches the host's loopback through QEMU: it is no local user.
+                let from_sandbox =
+                    tokio::task::spawn_blocking(move || sessions.connection_from_sandbox(c.peer, c.local)).await;
+                !from_sandbox.unwrap_or(true)
+            }
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
         let (parts, _) = req.into_parts();
         let headers: Vec<(String, String)> = crate::kernel::sigv4::header_pairs(&parts.headers);
         let (method, path, query) = (parts.method.as_str(), parts.uri.path(), parts.uri.query().unwrap_or(""));

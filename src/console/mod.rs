@@ -27,9 +27,12 @@ use crate::kernel::response::{self, Body, BoxError};
 
 pub const PREFIX: &str = "/_agentcore-local";
 
-/// The client's address, put on each request by the server.
+/// The client's address and the address it connected to, put on each request by the server.
 #[derive(Debug, Clone, Copy)]
-pub struct PeerAddr(pub std::net::SocketAddr);
+pub struct PeerAddr {
+    pub peer: std::net::SocketAddr,
+    pub local: std::net::SocketAddr,
+}
 
 pub fn is_local_path(path: &str) -> bool {
     path == "/metrics" || path == PREFIX || path.starts_with(&format!("{PREFIX}/"))

@@ -237,4 +237,11 @@ pub trait SandboxBackend: Send + Sync + 'static {
     fn sandbox_url(&self, bound: SocketAddr) -> String {
         format!("http://{bound}")
     }
+    /// Whether a connection the emulator accepted at `local` from `peer` (a loopback address)
+    /// was opened by one of this backend's sandboxes, which must then not be taken for a local
+    /// user. Containers never connect from the host's loopback; a VM's guest does, through QEMU.
+    /// Blocking (it may read /proc).
+    fn opened_by_sandbox(&self, _peer: SocketAddr, _local: SocketAddr) -> bool {
+        false
+    }
 }

@@ -97,6 +97,12 @@ impl Sessions {
         self.backend.exec(&session.sandbox.id, argv).await
     }
 
+    /// Whether a loopback connection the emulator accepted (from `peer`, at `local`) was opened by
+    /// a sandbox (a VM's guest, through QEMU) rather than by a local user. Blocking (reads /proc).
+    pub fn connection_from_sandbox(&self, peer: std::net::SocketAddr, local: std::net::SocketAddr) -> bool {
+        self.backend.opened_by_sandbox(peer, local)
+    }
+
     /// Whether the session's sandbox has a usable `/bin/sh`. Docker reports a missing executable
     /// as output of the exec (and its exit code only later), so run a command that prints nothing
     /// when it works: any output, or a non-zero exit, means there is no usable shell.

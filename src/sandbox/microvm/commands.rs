@@ -1,10 +1,10 @@
 //! `exec` in a VM (InvokeAgentRuntimeCommand): the client of the guest's command server
-//! (`exec.sh`, run by the init under `nc -ll`), reached through a QEMU port forward from
-//! 127.0.0.1. One command takes two connections, its stdout and its stderr (busybox cannot frame
+//! (`exec.sh`, run by the init under `nc -ll`), reached through a QEMU port forward on the host's
+//! loopback (127.0.0.2, out of the guests' reach). One command takes two connections, its stdout and its stderr (busybox cannot frame
 //! two streams on one), plus one to collect the exit code and one to kill it.
 //!
-//! The forwarded port is on the host's loopback, where other local users and (through QEMU's
-//! 10.0.2.2) other VMs can reach it: every request starts with the VM's token, a random value only
+//! The forwarded port is on the host's loopback, where other local users can reach it: every
+//! request starts with the VM's token, a random value only
 //! the backend (vm.json, in a directory only its user may read) and the guest (fw_cfg) know.
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -25,6 +25,7 @@ const WAIT_LIMIT: Duration = Duration::from_secs(10);
 /// Where a VM's command server is and the token it wants.
 #[derive(Debug, Clone)]
 pub struct Server {
+    pub address: Ipv4Addr,
     pub port: u16,
     pub token: String,
 }
@@ -36,7 +37,7 @@ pub fn new_token() -> String {
 
 impl Server {
     async fn request(&self, verb: &str, id: &str, extra: &str) -> std::io::Result<tokio::net::TcpStream> {
-        let mut stream = tokio::net::TcpStream::connect(SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))).await?;
+        let mut stream = tokio::net::TcpStream::connect(SocketAddr::from((self.address, self.port))).await?;
         stream.set_nodelay(true)?;
         stream.write_all(format!("{}\n{verb} {id}\n{extra}", self.token).as_bytes()).await?;
         Ok(stream)

@@ -8,8 +8,10 @@
 //!   through fw_cfg; its console (the agent's stdout and stderr) is a file the backend reads.
 //! - Host directories (code deployments) reach the guest as read-only ext4 disks (`disks`); the
 //!   agent runs as the image's user (`user`); stopping asks the guest first (`control`).
-//! - Networking is QEMU's user mode: the agent's ports are forwarded from ephemeral 127.0.0.1
-//!   ports, and the guest reaches the host's loopback at 10.0.2.2.
+//! - Networking is QEMU's user mode: the agent's ports are forwarded from ephemeral 127.0.0.2
+//!   ports, out of the guests' reach (a guest reaches the host's 127.0.0.1, and only that, at
+//!   10.0.2.2); the guest reaches the emulator through a port of its own on 127.0.0.1 that relays
+//!   only its own QEMU's connections (`relay`).
 //! - Each VM has a directory `vms/<id>/` (record, console, config, pid file). There are no labels
 //!   to ask a daemon for, so the record keeps them: `list_owned` reads the records, and a QEMU
 //!   process outlives an emulator restart (it is daemonized) to be re-adopted or removed.
@@ -21,12 +23,13 @@ mod control;
 mod disks;
 pub mod host;
 mod kernel;
-mod probe;
+pub mod probe;
+mod relay;
 mod rootfs;
 mod user;
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -44,6 +47,10 @@ use user::Identity;
 
 /// How the guest names the host (QEMU user networking's gateway, forwarded to host loopback).
 pub const GUEST_HOST_ADDRESS: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
+/// Where a VM's forwarded ports (the agent's, the command server's) listen on the host: a loopback
+/// address other than 127.0.0.1, because every guest reaches all of the host's 127.0.0.1 (and only
+/// it) through 10.0.2.2, and one session must not reach another's agent.
+const FORWARD_ADDRESS: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 /// The line our init prints when the agent's process ends.
 const EXIT_MARKER: &str = "agentcore-local-init: exit ";
 /// How often a followed console is read for new output.
@@ -55,8 +62,12 @@ struct VmRecord {
     id: String,
     pid: u32,
     labels: HashMap<String, String>,
-    /// (port in the guest, port on 127.0.0.1).
+    /// (port in the guest, port on `forward_address`).
     ports: Vec<(u16, u16)>,
+    /// The host address the forwarded ports listen on (127.0.0.1 for VMs started before
+    /// `FORWARD_ADDRESS` existed).
+    #[serde(default = "loopback")]
+    forward_address: Ipv4Addr,
     accel: String,
     /// The VM's own way to the emulator's sandbox listener: a local port (which the guest reaches
     /// at 10.0.2.2) relayed from a loopback address of its own, so the emulator tells VMs apart by
@@ -192,10 +203,11 @@ impl MicrovmBackend {
         }
     }
 
-    /// Starts relaying `listener` (the VM's port) to the emulator's listener from `source`.
-    fn spawn_relay(&self, id: &str, listener: tokio::net::TcpListener, source: Ipv4Addr) {
+    /// Starts relaying `listener` (the VM's port) to the emulator's listener from `source`, for
+    /// connections that QEMU process `pid` (the VM's) opened.
+    fn spawn_relay(&self, id: &str, listener: tokio::net::TcpListener, pid: u32, source: Ipv4Addr) {
         let Some(door) = self.door.get().copied() else { return };
-        let task = tokio::spawn(relay(listener, source, door));
+        let task = tokio::spawn(relay::run(listener, pid, source, door));
         if let Some(old) = self.relays.lock().insert(id.to_string(), task) {
             old.abort();
         }
@@ -214,7 +226,7 @@ impl MicrovmBackend {
             return;
         }
         match tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, r.port)).await {
-            Ok(listener) => self.spawn_relay(&record.id, listener, r.source),
+            Ok(listener) => self.spawn_relay(&record.id, listener, record.pid, r.source),
             Err(e) => {
                 tracing::warn!(vm = %record.id, port = r.port, error = %e, "cannot resume the VM's way to the emulator")
             }
@@ -334,7 +346,7 @@ impl MicrovmBackend {
             relay_listener = Some(listener);
         }
         let commands = Commands {
-            port: free_port().map_err(|e| fail(format!("no free local port: {e}")))?,
+            port: free_port(FORWARD_ADDRESS).map_err(|e| fail(format!("no free local port: {e}")))?,
             token: commands::new_token(),
         };
         let guest = Guest { image: &rootfs.config, identity: &identity, disks: &disks, token: &commands.token };
@@ -343,7 +355,7 @@ impl MicrovmBackend {
         std::fs::write(dir.join("config.sh"), config).map_err(|e| fail(format!("cannot write the VM config: {e}")))?;
         let mut ports = Vec::new();
         for guest in &spec.ports {
-            ports.push((*guest, free_port().map_err(|e| fail(format!("no free local port: {e}")))?));
+            ports.push((*guest, free_port(FORWARD_ADDRESS).map_err(|e| fail(format!("no free local port: {e}")))?));
         }
         let accel = self.host.accel();
         let mut record = VmRecord {
@@ -351,6 +363,7 @@ impl MicrovmBackend {
             pid: 0,
             labels: spec.labels.clone(),
             ports,
+            forward_address: FORWARD_ADDRESS,
             accel: accel.as_str().into(),
             relay,
             commands: Some(commands.clone()),
@@ -358,8 +371,9 @@ impl MicrovmBackend {
         };
         write_record(&dir, &record).map_err(&fail)?;
         let created = t0.elapsed();
-        let mut forwards = record.ports.clone();
-        forwards.push((commands::GUEST_PORT, commands.port));
+        let mut forwards: Vec<(u16, SocketAddrV4)> =
+            record.ports.iter().map(|(guest, local)| (*guest, SocketAddrV4::new(FORWARD_ADDRESS, *local))).collect();
+        forwards.push((commands::GUEST_PORT, SocketAddrV4::new(FORWARD_ADDRESS, commands.port)));
         let args = qemu_args(&dir, &boot, &rootfs.initrd, spec, &forwards, &disks, accel);
         let output = tokio::process::Command::new(qemu)
             .args(&args)
@@ -377,7 +391,7 @@ impl MicrovmBackend {
         record.pid = read_pid(&dir).ok_or_else(|| fail("QEMU started without writing its pid file".into()))?;
         write_record(&dir, &record).map_err(&fail)?;
         if let (Some(listener), Some(r)) = (relay_listener, relay) {
-            self.spawn_relay(&id, listener, r.source);
+            self.spawn_relay(&id, listener, record.pid, r.source);
         }
         let started = t0.elapsed();
         tracing::debug!(vm = %id, pid = record.pid, accel = accel.as_str(), ms = started.as_millis() as u64, "microVM started");
@@ -391,7 +405,11 @@ impl MicrovmBackend {
 }
 
 fn handle_ports(record: &VmRecord) -> HashMap<u16, SocketAddr> {
-    record.ports.iter().map(|(g, h)| (*g, SocketAddr::from(([127, 0, 0, 1], *h)))).collect()
+    record.ports.iter().map(|(g, h)| (*g, SocketAddr::from((record.forward_address, *h)))).collect()
+}
+
+fn loopback() -> Ipv4Addr {
+    Ipv4Addr::LOCALHOST
 }
 
 fn write_record(dir: &Path, record: &VmRecord) -> Result<(), String> {
@@ -425,8 +443,8 @@ fn signal(pid: u32, sig: i32) {
     }
 }
 
-fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+fn free_port(address: Ipv4Addr) -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind((address, 0))?.local_addr()?.port())
 }
 
 /// Single-quoted for sh.
@@ -535,7 +553,7 @@ fn qemu_args(
     kernel: &Path,
     initrd: &Path,
     spec: &SandboxSpec,
-    ports: &[(u16, u16)],
+    ports: &[(u16, SocketAddrV4)],
     disks: &[Disk],
     accel: Accel,
 ) -> Vec<String> {
@@ -550,7 +568,7 @@ fn qemu_args(
     }
     let mut netdev = "user,id=n0".to_string();
     for (guest, local) in ports {
-        netdev += &format!(",hostfwd=tcp:127.0.0.1:{local}-:{guest}");
+        netdev += &format!(",hostfwd=tcp:{}:{}-:{guest}", local.ip(), local.port());
     }
     let path = |p: &Path| p.display().to_string();
     let mut args: Vec<String> = vec!["-M".into(), "microvm".into()];
@@ -769,14 +787,14 @@ impl SandboxBackend for MicrovmBackend {
             if self.live_pid(id).is_none() {
                 return Err(SandboxError::Failed(format!("the session's VM {id} is not running")));
             }
-            let Some(c) = self.record(id).and_then(|r| r.commands) else {
+            let Some((r, c)) = self.record(id).and_then(|r| r.commands.clone().map(|c| (r, c))) else {
                 return Err(SandboxError::Failed(
                     "this session's VM was started by an older agentcore-local without a command server; \
                      stop the session (StopRuntimeSession) and run the command in a new one"
                         .into(),
                 ));
             };
-            commands::Server { port: c.port, token: c.token }.start(&command).await
+            commands::Server { address: r.forward_address, port: c.port, token: c.token }.start(&command).await
         })
     }
 
@@ -825,36 +843,16 @@ impl SandboxBackend for MicrovmBackend {
         let _ = self.door.set(bound);
         format!("http://{GUEST_HOST_ADDRESS}:{}", bound.port())
     }
-}
 
-/// Relays every connection the guest opens to its port to the emulator's listener, from the VM's
-/// own loopback address (QEMU's user networking makes every guest connection come from 127.0.0.1).
-async fn relay(listener: tokio::net::TcpListener, source: Ipv4Addr, door: SocketAddr) {
-    loop {
-        let (mut inbound, peer) = match listener.accept().await {
-            Ok(a) => a,
-            Err(_) => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        if !peer.ip().is_loopback() {
-            continue;
-        }
-        tokio::spawn(async move {
-            let connect = async {
-                let socket = tokio::net::TcpSocket::new_v4()?;
-                socket.bind(SocketAddr::from((source, 0)))?;
-                socket.connect(door).await
-            };
-            match connect.await {
-                Ok(mut outbound) => {
-                    let _ = outbound.set_nodelay(true);
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                }
-                Err(e) => tracing::debug!(%source, error = %e, "cannot relay a VM's connection to the emulator"),
-            }
-        });
+    fn opened_by_sandbox(&self, peer: SocketAddr, local: SocketAddr) -> bool {
+        let Ok(dirs) = std::fs::read_dir(self.vms()) else { return false };
+        let pids: Vec<u32> = dirs
+            .flatten()
+            .filter_map(|e| self.record(&e.file_name().to_string_lossy()))
+            .map(|r| r.pid)
+            .filter(|pid| *pid != 0)
+            .collect();
+        !pids.is_empty() && relay::opened_by_any(&pids, peer, local)
     }
 }
 
@@ -965,14 +963,21 @@ mod tests {
             target: "/var/task".into(),
             write_back: None,
         }];
-        let args =
-            qemu_args(Path::new("/v"), Path::new("/k"), Path::new("/i"), &spec(), &[(8080, 40000)], &disks, Accel::Tcg);
+        let args = qemu_args(
+            Path::new("/v"),
+            Path::new("/k"),
+            Path::new("/i"),
+            &spec(),
+            &[(8080, SocketAddrV4::new(FORWARD_ADDRESS, 40000))],
+            &disks,
+            Accel::Tcg,
+        );
         let joined = args.join(" ");
         assert!(joined.contains("file=/d/a,,b.ext4,if=none,id=disk0,format=raw,readonly=on"), "{joined}");
         assert!(joined.contains("virtio-blk-device,drive=disk0,serial=agentcore-m0"));
         assert!(joined.contains("virtserialport,chardev=control,name=agentcore.control"));
         assert!(joined.contains("-smp 2 -m 8192"));
-        assert!(joined.contains("hostfwd=tcp:127.0.0.1:40000-:8080"));
+        assert!(joined.contains("hostfwd=tcp:127.0.0.2:40000-:8080"));
         assert!(joined.contains("-accel tcg"));
     }
 }
