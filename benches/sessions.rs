@@ -3,8 +3,9 @@
 //! created per second. Uses the fixture agent image (fixtures/build-images.sh). Then the
 //! direct-code-deployment rows (`support::code_deploy`): code-zip cold start and S3 throughput.
 //! Then the local-model rows (`support::models`): Converse round trip and ConverseStream first event.
+//! Then the microVM rows (`support::microvm`): cold start, idle memory and warm invoke of a VM session.
 //!
-//! Run: `cargo bench --bench sessions`
+//! Run: `cargo bench --bench sessions` (`-- microvm` for the microVM rows alone)
 
 mod support;
 
@@ -17,6 +18,7 @@ use hyper::Request;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use support::floor::{docker_floor, FloorContainer};
+use support::microvm::DockerFigures;
 use support::{body_of, fixture_runtime, invoke_request, rss_kib, spawn_server, HttpClient};
 
 const COLD_STARTS: usize = 15;
@@ -186,13 +188,20 @@ fn container_ports(session_prefix: &str) -> std::collections::HashMap<String, So
 }
 
 fn main() {
+    // `cargo bench --bench sessions -- microvm`: the microVM rows alone (no Docker ratios).
+    if std::env::args().any(|a| a == "microvm") {
+        for row in support::microvm::rows(None) {
+            println!("{row}");
+        }
+        return;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let mut pooled = pooled_cold_starts(&rt);
     // Cold starts measured without spares (the warm pool is on by default).
     let (server, _) = spawn_server(&["--max-tps-per-endpoint", "0", "--warm-pool", "0"]);
     let addr = server.addr;
     let pid = server.child.id();
-    rt.block_on(async move {
+    let docker = rt.block_on(async move {
         let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
         let arn_path = fixture_runtime(&client, addr, "bench_sessions").await;
         let echo = br#"{"action":"echo","n":1}"#;
@@ -360,6 +369,7 @@ fn main() {
             100.0 * via_rate / direct_rate
         );
         println!("| baseline: the same containers' ports directly  | {:>14.0} |              |", direct_rate);
+        DockerFigures { cold_start_p50: c50, container_mib: container_mib / containers.max(1) as f64 }
     });
     // SIGTERM, so the emulator removes every sandbox it started.
     let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
@@ -369,6 +379,9 @@ fn main() {
         println!("{row}");
     }
     for row in support::models::rows() {
+        println!("{row}");
+    }
+    for row in support::microvm::rows(Some(&docker)) {
         println!("{row}");
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod code_deploy;
 pub mod floor;
+pub mod microvm;
 pub mod models;
 
 use std::io::BufRead;
@@ -27,8 +28,14 @@ pub struct Spawned {
 /// Start `agentcore-local serve` on an ephemeral port with `extra` flags (in memory unless they name
 /// a `--data-dir`); returns it and the time from spawn to its first answered request.
 pub fn spawn_server(extra: &[&str]) -> (Spawned, Duration) {
+    spawn_server_with_env(extra, &[])
+}
+
+/// Like `spawn_server`, with extra environment variables for the emulator.
+pub fn spawn_server_with_env(extra: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> (Spawned, Duration) {
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_agentcore-local"))
+        .envs(env.iter().copied())
         .args(["serve", "--listen", "127.0.0.1:0", "--log-level", "warn"])
         .args(if extra.contains(&"--data-dir") { None } else { Some("--in-memory") })
         .args(extra)
