@@ -81,9 +81,9 @@ impl DockerBackend {
 
     /// The id of the sandbox network for `egress`, creating the network if needed. Docker allows
     /// several networks with one name when two emulators create it at once (and then refuses to
-    /// start containers on either: "is ambiguous"); every process picks the oldest, and a creator
-    /// whose copy is not the oldest removes it. The oldest is the one to keep because a creator that
-    /// saw only its own network made the first one: a later copy is younger, so it goes.
+    /// start containers on either: "is ambiguous"); every process picks the oldest and removes the
+    /// others. The oldest is the one to keep because a creator that saw only its own network made
+    /// the first one: a later copy is younger, so it goes.
     async fn network(&self, egress: Egress) -> Result<String, SandboxError> {
         let docker = self.client()?;
         let name = network_name(egress);
@@ -91,7 +91,6 @@ impl DockerBackend {
         slot.get_or_try_init(|| async {
             docker.ping().await.map_err(Self::unavailable)?;
             let mut ids = Self::network_ids(docker, name).await?;
-            let mut created = None;
             if ids.is_empty() {
                 let request = NetworkCreateRequest {
                     name: name.to_string(),
@@ -105,17 +104,21 @@ impl DockerBackend {
                     )])),
                     ..Default::default()
                 };
-                let response = docker
+                docker
                     .create_network(request)
                     .await
                     .map_err(|e| SandboxError::Failed(format!("cannot create Docker network {name}: {e}")))?;
-                created = Some(response.id);
                 ids = Self::network_ids(docker, name).await?;
             }
             let chosen =
                 ids.first().cloned().ok_or_else(|| SandboxError::Failed(format!("Docker network {name} vanished")))?;
-            if let Some(mine) = created.filter(|c| *c != chosen) {
-                let _ = docker.remove_network(&mine).await;
+            // Our own younger copy, and any left by an earlier race: while two exist Docker starts
+            // nothing on either. One still in use (by an older emulator's sandboxes) stays, and
+            // starts are retried meanwhile.
+            for younger in ids.iter().skip(1) {
+                if let Err(e) = docker.remove_network(younger).await {
+                    tracing::warn!(network = name, id = %younger, error = %e, "cannot remove a duplicate sandbox network");
+                }
             }
             Ok(chosen)
         })

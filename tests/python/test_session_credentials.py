@@ -4,6 +4,7 @@ credential chain in its sandbox. Also STS AssumeRole / AssumeRoleWithWebIdentity
 with boto3 and the AWS CLI's profile chain."""
 import base64
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ import botocore.config
 import botocore.exceptions
 import pytest
 
-from conftest import staged_packages, ACCOUNT, REGION, ROLE_ARN, Cli, Emulator, boto_client, client_env, wait_for_status, AWS_CLI
+from conftest import staged_packages, ACCOUNT, REGION, ROLE_ARN, Cli, Emulator, boto_client, client_env, docker, wait_for_status, AWS_CLI
 
 ROOT = Path(__file__).resolve().parents[2]
 AGENT_DIR = ROOT / "fixtures" / "aws-agent"
@@ -242,6 +243,50 @@ def test_a_vpc_session_reaches_the_emulator_and_nothing_else(stack, agent_zip, o
                                      roleArn=ROLE_ARN, networkConfiguration={"networkMode": "VPC"})
     assert refused.value.response["Error"]["Code"] == "ValidationException"
     assert "networkModeConfig" in refused.value.response["Error"]["Message"]
+
+
+PRIVATE_NETWORK = "agentcore-local-sandboxes-private"
+
+
+def private_networks():
+    """Ids of the Docker networks named as the VPC sessions' network, oldest first."""
+    listed = docker("network", "ls", "--no-trunc", "--filter", f"name={PRIVATE_NETWORK}",
+                    "--format", "{{.Name}} {{.ID}}").stdout.split("\n")
+    ids = [line.split()[1] for line in listed if line.split()[:1] == [PRIVATE_NETWORK]]
+    created = {i: docker("network", "inspect", "--format", "{{.Created.UnixNano}}", i).stdout.strip() for i in ids}
+    return sorted(ids, key=lambda i: int(created[i]))
+
+
+def test_a_duplicate_sandbox_network_left_by_a_race_is_removed(tmp_path, agent_zip):
+    """Two emulators creating the VPC sessions' network at once can leave two networks of that name,
+    and Docker then starts nothing on either ("is ambiguous"). An emulator keeps the oldest and
+    removes the others, so VPC sessions start again."""
+    create = ["network", "create", "--internal", "--opt", "com.docker.network.bridge.enable_icc=false",
+              "--label", "agentcore-local.managed=true", PRIVATE_NETWORK]
+    if not private_networks():
+        docker(*create)
+    oldest = private_networks()[0]
+    # What the race leaves: the CLI asks Docker to refuse a duplicate name, racing creators get
+    # past that check; the Engine API without the check makes one directly.
+    duplicate = json.dumps({"Name": PRIVATE_NETWORK, "CheckDuplicate": False, "Internal": True,
+                            "Labels": {"agentcore-local.managed": "true"}})
+    with socket.socket(socket.AF_UNIX) as engine:
+        engine.connect("/var/run/docker.sock")
+        engine.sendall(f"POST /networks/create HTTP/1.0\r\nHost: docker\r\nContent-Type: application/json\r\n"
+                       f"Content-Length: {len(duplicate)}\r\n\r\n{duplicate}".encode())
+        answer = b"".join(iter(lambda: engine.recv(65536), b"")).decode(errors="replace")
+    if len(private_networks()) < 2:
+        pytest.skip(f"this Docker refuses duplicate network names outright, so the race cannot happen: {answer}")
+    emu = start_emulator(tmp_path)
+    try:
+        vpc = {"networkMode": "VPC", "networkModeConfig": {"subnets": ["subnet-0a1b2c3d4e5f"],
+                                                           "securityGroups": ["sg-0a1b2c3d4e5f"]}}
+        private, _ = deploy(emu.url, agent_zip, "vpc_after_race", network=vpc)
+        who = ask(emu.url, private["agentRuntimeArn"], f"vpc-{uuid.uuid4()}", {"action": "whoami"})
+        assert who["method"] == "iam-role", who
+        assert private_networks() == [oldest]
+    finally:
+        emu.stop()
 
 
 def test_credentials_rotate_before_they_expire_and_then_stop_working(tmp_path, agent_zip):
