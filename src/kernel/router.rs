@@ -132,9 +132,9 @@ impl RouteTable {
         let mut allowed = Vec::new();
         let mut unimplemented = None;
         for t in &self.templates {
-            let Some(labels) = match_template(t, &segments) else {
+            if !fits(t, &segments) {
                 continue;
-            };
+            }
             if t.method != method {
                 allowed.push(t.method.clone());
                 continue;
@@ -142,7 +142,7 @@ impl RouteTable {
             let (model, service) = self.models[t.model];
             if t.implemented {
                 let operation = model.operation(&t.operation).name.as_str();
-                return Ok(Matched { model: t.model, operation, labels });
+                return Ok(Matched { model: t.model, operation, labels: labels_of(t, &segments) });
             }
             unimplemented.get_or_insert_with(|| NoRoute::NotImplemented { service, operation: t.operation.clone() });
         }
@@ -166,32 +166,44 @@ fn agentcore() -> &'static RouteTable {
     })
 }
 
-fn match_template(t: &Template, segments: &[&str]) -> Option<HashMap<String, String>> {
+/// Whether `segments` fit template `t`. Called for every template until one fits, so it
+/// allocates nothing: a literal is compared with the segment as sent unless it has escapes.
+fn fits(t: &Template, segments: &[&str]) -> bool {
+    for (i, seg) in t.segments.iter().enumerate() {
+        match seg {
+            Segment::Greedy(_) => return i < segments.len(),
+            _ if i >= segments.len() => return false,
+            Segment::Literal(lit) => {
+                if percent_encoding::percent_decode_str(segments[i]).decode_utf8_lossy() != lit.as_str() {
+                    return false;
+                }
+            }
+            Segment::Label(_) => {
+                if segments[i].is_empty() {
+                    return false;
+                }
+            }
+        }
+    }
+    t.segments.len() == segments.len()
+}
+
+/// The decoded URI labels of `segments`, which fit template `t`.
+fn labels_of(t: &Template, segments: &[&str]) -> HashMap<String, String> {
     let mut labels = HashMap::new();
     for (i, seg) in t.segments.iter().enumerate() {
         match seg {
             Segment::Greedy(name) => {
-                if i >= segments.len() {
-                    return None;
-                }
                 labels.insert(name.clone(), decode(&segments[i..].join("/")));
-                return Some(labels);
-            }
-            _ if i >= segments.len() => return None,
-            Segment::Literal(lit) => {
-                if decode(segments[i]) != *lit {
-                    return None;
-                }
+                break;
             }
             Segment::Label(name) => {
-                if segments[i].is_empty() {
-                    return None;
-                }
                 labels.insert(name.clone(), decode(segments[i]));
             }
+            Segment::Literal(_) => {}
         }
     }
-    (t.segments.len() == segments.len()).then_some(labels)
+    labels
 }
 
 pub fn route(method: &str, raw_path: &str) -> Result<Route, NoRoute> {
