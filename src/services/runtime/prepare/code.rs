@@ -56,7 +56,10 @@ fn unpack_into(zip: &Path, dest: &Path) -> Result<Unpacked, String> {
     for i in 0..archive.len() {
         let mut entry = archive.by_index(i).map_err(|e| format!("The code archive is corrupt at entry {i} ({e})."))?;
         let name = entry.name().to_string();
-        let relative: PathBuf = entry.enclosed_name().ok_or_else(|| {
+        // The zip crate reads names as Windows paths: after a `\\?\` prefix a `/` separates
+        // nothing, so `..` can hide in one "normal" component and reappear as a path here. What
+        // counts is the path as this system will resolve it.
+        let relative: PathBuf = entry.enclosed_name().filter(|p| stays_inside(p)).ok_or_else(|| {
             format!("The code archive entry '{name}' points outside the archive (path traversal); refused.")
         })?;
         if entry.is_symlink() {
@@ -104,6 +107,12 @@ fn unpack_into(zip: &Path, dest: &Path) -> Result<Unpacked, String> {
     Ok(Unpacked { files, bytes: total })
 }
 
+/// Whether `relative`, joined to a directory, names something inside it: only plain names (and
+/// `.`), no `..`, no root, no prefix.
+fn stays_inside(relative: &Path) -> bool {
+    relative.components().all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +127,24 @@ mod tests {
         }
         w.finish().unwrap();
         path
+    }
+
+    #[test]
+    fn a_traversal_hidden_behind_a_windows_verbatim_prefix_is_refused() {
+        // Found by the code_zip fuzz target: the zip crate took `\\?\\\\\` for a prefix and
+        // `��a/../../evil.py` for one name, which this system resolves two levels up.
+        let dir = tempfile::tempdir().unwrap();
+        let name = "\\\\?\\\\\\\\\\\u{fffd}\u{fffd}a/../../evil.py";
+        let zip = make_zip(dir.path(), &[("main.py", b"x".to_vec()), (name, b"x".to_vec())]);
+        let dest = dir.path().join("deep").join("out");
+        let err = unpack(&zip, &dest).unwrap_err();
+        assert!(err.contains("path traversal"), "{err}");
+        assert!(!dir.path().join("evil.py").exists() && !dir.path().join("deep").join("evil.py").exists());
+        assert!(!dest.exists(), "a refused archive leaves no destination");
+        // A name with Windows separators and no way out still unpacks where it says.
+        let zip = make_zip(dir.path(), &[("pkg\\mod.py", b"y".to_vec())]);
+        unpack(&zip, &dest).unwrap();
+        assert_eq!(std::fs::read(dest.join("pkg").join("mod.py")).unwrap(), b"y");
     }
 
     #[test]
