@@ -181,6 +181,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_double_from_a_request_survives_being_written_and_read_again() {
+        // Found by the restjson_input fuzz target: without correctly rounded parsing the shortest
+        // form of a parsed double read back as a different double.
+        let value: Value = serde_json::from_str(r#"{"t": 17666666666666666666666666666666666666666666000.5}"#).unwrap();
+        let again: Value = serde_json::from_str(&canonical_json(&value)).unwrap();
+        assert_eq!(again, value);
+    }
+
+    #[test]
     fn binds_query_labels_and_body() {
         let labels = HashMap::from([("agentRuntimeId".to_string(), "a-AbCdEf1234".to_string())]);
         let http = HttpInput { labels: &labels, raw_query: "version=3", headers: &[], body: b"" };
