@@ -19,7 +19,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use support::floor::{docker_floor, FloorContainer};
 use support::microvm::DockerFigures;
-use support::{body_of, fixture_runtime, invoke_request, rss_kib, spawn_server, HttpClient};
+use support::{
+    body_of, cold_starts, fixture_runtime, invoke_request, rss_kib, spawn_server, warm_calls, HttpClient, Presigned,
+};
 
 const COLD_STARTS: usize = 15;
 /// With the warm pool, sessions arrive this far apart (the pool refills in between, as it does when
@@ -39,29 +41,6 @@ fn percentile(samples: &mut [Duration], p: f64) -> Duration {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
-}
-
-/// A request that stays valid for the clock-skew window: rebuilt from the same signed headers.
-struct Presigned {
-    uri: String,
-    headers: Vec<(String, String)>,
-    body: Bytes,
-}
-
-impl Presigned {
-    fn new(req: Request<Full<Bytes>>, body: &[u8]) -> Presigned {
-        let uri = req.uri().to_string();
-        let headers = req.headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_string())).collect();
-        Presigned { uri, headers, body: Bytes::copy_from_slice(body) }
-    }
-
-    fn request(&self) -> Request<Full<Bytes>> {
-        let mut b = Request::post(&self.uri);
-        for (k, v) in &self.headers {
-            b = b.header(k, v);
-        }
-        b.body(Full::new(self.body.clone())).unwrap()
-    }
 }
 
 fn container_memory_mib(session_prefix: &str) -> (usize, f64) {
@@ -208,14 +187,7 @@ fn main() {
 
         // Cold starts, one after another; the sessions stay alive for the memory figures.
         let rss_before = rss_kib(pid);
-        let mut cold = Vec::new();
-        for i in 0..COLD_STARTS {
-            let session = format!("bench-cold-{i:04}-{}", uuid::Uuid::new_v4());
-            let started = Instant::now();
-            let (status, body) = body_of(&client, invoke_request(addr, &arn_path, &session, echo)).await;
-            assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-            cold.push(started.elapsed());
-        }
+        let mut cold = cold_starts(&client, addr, &arn_path, "bench-cold-", COLD_STARTS, echo).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
         let rss_after = rss_kib(pid);
         let phases = phase_p50s(&client, addr, "bench-cold-").await;
@@ -239,22 +211,7 @@ fn main() {
             .unwrap();
         let ports = String::from_utf8_lossy(&ports.stdout).to_string();
         let direct: SocketAddr = ports.split("->").next().unwrap().trim().parse().expect("container port");
-        let mut via = Vec::with_capacity(WARM_CALLS);
-        let mut straight = Vec::with_capacity(WARM_CALLS);
-        for _ in 0..WARM_CALLS {
-            let t = Instant::now();
-            let (status, _) = body_of(&client, presigned.request()).await;
-            assert_eq!(status, 200);
-            via.push(t.elapsed());
-            let req = Request::post(format!("http://{direct}/invocations"))
-                .header("content-type", "application/json")
-                .body(Full::new(Bytes::from_static(echo)))
-                .unwrap();
-            let t = Instant::now();
-            let (status, _) = body_of(&client, req).await;
-            assert_eq!(status, 200);
-            straight.push(t.elapsed());
-        }
+        let (mut via, mut straight) = warm_calls(&client, &presigned, direct, WARM_CALLS).await;
 
         // Sessions created per second, a few at a time.
         let started = Instant::now();

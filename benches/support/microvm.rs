@@ -11,17 +11,17 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use agentcore_local::sandbox::microvm::host::Host;
 use agentcore_local::sandbox::microvm::probe;
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::Request;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use super::{body_of, fixture_runtime, invoke_request, rss_kib, spawn_server_with_env, HttpClient};
+use super::{
+    body_of, cold_starts, fixture_runtime, invoke_request, rss_kib, spawn_server_with_env, warm_calls, HttpClient,
+    Presigned,
+};
 
 const COLD_STARTS: usize = 5;
 const PROBE_BOOTS: usize = 3;
@@ -93,14 +93,7 @@ pub fn rows(docker: Option<&DockerFigures>) -> Vec<String> {
         let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
         let arn_path = fixture_runtime(&client, addr, "bench_microvm").await;
         let echo = br#"{"action":"echo","n":1}"#;
-        let mut cold = Vec::new();
-        for i in 0..COLD_STARTS {
-            let session = format!("bench-vm-{i:04}-{}", uuid::Uuid::new_v4());
-            let started = Instant::now();
-            let (status, body) = body_of(&client, invoke_request(addr, &arn_path, &session, echo)).await;
-            assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-            cold.push(started.elapsed());
-        }
+        let cold = cold_starts(&client, addr, &arn_path, "bench-vm-", COLD_STARTS, echo).await;
         // Idle sessions settle (the guest's page cache, QEMU's lazily touched memory).
         tokio::time::sleep(Duration::from_secs(2)).await;
         let kept = vms(&vm_root);
@@ -114,21 +107,8 @@ pub fn rows(docker: Option<&DockerFigures>) -> Vec<String> {
         let (_, ports) =
             vms(&vm_root).into_iter().find(|(pid, _)| !before.contains(pid)).expect("the warm session's VM");
         let local = ports.iter().find(|(guest, _)| *guest == 8080).expect("the agent's port forwarded").1;
-        let (mut via, mut direct) = (Vec::new(), Vec::new());
-        for _ in 0..WARM_CALLS {
-            let t = Instant::now();
-            let (status, _) = body_of(&client, invoke_request(addr, &arn_path, &session, echo)).await;
-            assert_eq!(status, 200);
-            via.push(t.elapsed());
-            let req = Request::post(format!("http://{local}/invocations"))
-                .header("content-type", "application/json")
-                .body(Full::new(Bytes::from_static(echo)))
-                .unwrap();
-            let t = Instant::now();
-            let (status, _) = body_of(&client, req).await;
-            assert_eq!(status, 200);
-            direct.push(t.elapsed());
-        }
+        let warm = Presigned::new(invoke_request(addr, &arn_path, &session, echo), echo);
+        let (via, direct) = warm_calls(&client, &warm, local, WARM_CALLS).await;
         (cold, qemu_mib, via, direct)
     });
     // SIGTERM, so the emulator stops every VM it started.

@@ -180,6 +180,79 @@ pub async fn fixture_runtime(client: &HttpClient, addr: SocketAddr, name: &str) 
     format!("/runtimes/{}/invocations", percent_encoding::utf8_percent_encode(&arn, percent_encoding::NON_ALPHANUMERIC))
 }
 
+/// A request that stays valid for the clock-skew window: rebuilt from the same signed headers.
+pub struct Presigned {
+    uri: String,
+    headers: Vec<(String, String)>,
+    body: Bytes,
+}
+
+impl Presigned {
+    pub fn new(req: Request<Full<Bytes>>, body: &[u8]) -> Presigned {
+        let uri = req.uri().to_string();
+        let headers = req.headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_string())).collect();
+        Presigned { uri, headers, body: Bytes::copy_from_slice(body) }
+    }
+
+    pub fn request(&self) -> Request<Full<Bytes>> {
+        let mut b = Request::post(&self.uri);
+        for (k, v) in &self.headers {
+            b = b.header(k, v);
+        }
+        b.body(Full::new(self.body.clone())).unwrap()
+    }
+}
+
+/// `n` new sessions of the runtime at `arn_path`, one after another (ids `prefix` + a counter +
+/// a uuid): the time from each first invocation to its whole response. The sessions stay alive.
+pub async fn cold_starts(
+    client: &HttpClient,
+    addr: SocketAddr,
+    arn_path: &str,
+    prefix: &str,
+    n: usize,
+    payload: &[u8],
+) -> Vec<Duration> {
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n {
+        let session = format!("{prefix}{i:04}-{}", uuid::Uuid::new_v4());
+        let request = invoke_request(addr, arn_path, &session, payload);
+        let started = Instant::now();
+        let (status, body) = body_of(client, request).await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        samples.push(started.elapsed());
+    }
+    samples
+}
+
+/// `n` rounds of one invocation through the emulator (`via`, an already signed request of a warm
+/// session) and the same payload sent straight to that session's agent at `direct`; each
+/// request is built before its clock starts. (via, direct) round trips.
+pub async fn warm_calls(
+    client: &HttpClient,
+    via: &Presigned,
+    direct: SocketAddr,
+    n: usize,
+) -> (Vec<Duration>, Vec<Duration>) {
+    let (mut through, mut straight) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..n {
+        let request = via.request();
+        let t = Instant::now();
+        let (status, _) = body_of(client, request).await;
+        assert_eq!(status, 200);
+        through.push(t.elapsed());
+        let request = Request::post(format!("http://{direct}/invocations"))
+            .header("content-type", "application/json")
+            .body(Full::new(via.body.clone()))
+            .unwrap();
+        let t = Instant::now();
+        let (status, _) = body_of(client, request).await;
+        assert_eq!(status, 200);
+        straight.push(t.elapsed());
+    }
+    (through, straight)
+}
+
 /// Open file descriptors of a process.
 pub fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
