@@ -156,6 +156,12 @@ impl MicrovmBackend {
         serde_json::from_slice(&std::fs::read(dir.join("vm.json")).ok()?).ok()
     }
 
+    /// The records of every VM directory that has one.
+    fn records(&self) -> Vec<VmRecord> {
+        let Ok(dirs) = std::fs::read_dir(self.vms()) else { return Vec::new() };
+        dirs.flatten().filter_map(|e| self.record(&e.file_name().to_string_lossy())).collect()
+    }
+
     /// The VM's QEMU process, if it still runs (a pid reused by another process does not count).
     fn live_pid(&self, id: &str) -> Option<u32> {
         let dir = self.vm_dir(id)?;
@@ -184,14 +190,7 @@ impl MicrovmBackend {
 
     /// A loopback address no other VM of this backend uses.
     fn free_source(&self, id: &str) -> Ipv4Addr {
-        let taken: Vec<Ipv4Addr> = std::fs::read_dir(self.vms())
-            .map(|d| {
-                d.flatten()
-                    .filter_map(|e| self.record(&e.file_name().to_string_lossy()))
-                    .filter_map(|r| r.relay.map(|x| x.source))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let taken: Vec<Ipv4Addr> = self.records().into_iter().filter_map(|r| r.relay.map(|x| x.source)).collect();
         let mut seed: u32 = rand::random();
         loop {
             let h = sha2::Sha256::digest(format!("{id}/{seed}").as_bytes());
@@ -371,9 +370,10 @@ impl MicrovmBackend {
         };
         write_record(&dir, &record).map_err(&fail)?;
         let created = t0.elapsed();
+        let on_host = |port| SocketAddrV4::new(record.forward_address, port);
         let mut forwards: Vec<(u16, SocketAddrV4)> =
-            record.ports.iter().map(|(guest, local)| (*guest, SocketAddrV4::new(FORWARD_ADDRESS, *local))).collect();
-        forwards.push((commands::GUEST_PORT, SocketAddrV4::new(FORWARD_ADDRESS, commands.port)));
+            record.ports.iter().map(|(guest, local)| (*guest, on_host(*local))).collect();
+        forwards.push((commands::GUEST_PORT, on_host(commands.port)));
         let args = qemu_args(&dir, &boot, &rootfs.initrd, spec, &forwards, &disks, accel);
         let output = tokio::process::Command::new(qemu)
             .args(&args)
@@ -845,13 +845,7 @@ impl SandboxBackend for MicrovmBackend {
     }
 
     fn opened_by_sandbox(&self, peer: SocketAddr, local: SocketAddr) -> bool {
-        let Ok(dirs) = std::fs::read_dir(self.vms()) else { return false };
-        let pids: Vec<u32> = dirs
-            .flatten()
-            .filter_map(|e| self.record(&e.file_name().to_string_lossy()))
-            .map(|r| r.pid)
-            .filter(|pid| *pid != 0)
-            .collect();
+        let pids: Vec<u32> = self.records().into_iter().map(|r| r.pid).filter(|pid| *pid != 0).collect();
         !pids.is_empty() && relay::opened_by_any(&pids, peer, local)
     }
 }
