@@ -36,12 +36,49 @@ pub const PRIVATE_NETWORK: &str = "agentcore-local-sandboxes-private";
 /// Starts retried while a concurrent emulator's duplicate sandbox network is being removed.
 const AMBIGUOUS_NETWORK_RETRIES: usize = 10;
 
-fn network_name(egress: Egress) -> &'static str {
-    match egress {
-        Egress::Internet => NETWORK,
-        Egress::EmulatorOnly => PRIVATE_NETWORK,
+/// A host-wide lock around finding or creating the sandbox networks. Without it, two emulators
+/// starting at once (a test suite's workers) could each see no network, each create one, and the
+/// one that chose from an incomplete listing would then lose its network to the other's clean-up
+/// ("network ... not found" at its next start). Docker offers no atomic create-if-absent for
+/// networks (names are not unique), so the lock is a file every emulator on the host can open.
+struct NetworkLock(Option<std::fs::File>);
+
+impl NetworkLock {
+    /// Waits for the lock; if the lock file cannot be used (a read-only /tmp), goes on without it,
+    /// leaving the duplicate clean-up in `network` as the only guard.
+    async fn acquire() -> NetworkLock {
+        let path = std::env::temp_dir().join("agentcore-local-docker-networks.lock");
+        let locked = tokio::task::spawn_blocking(move || {
+            // Another user's emulator may have made the file: a lock needs no write access.
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .or_else(|_| std::fs::File::open(&path))?;
+            file.lock()?;
+            Ok::<_, std::io::Error>(file)
+        })
+        .await;
+        match locked {
+            Ok(Ok(file)) => NetworkLock(Some(file)),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot take the sandbox networks' lock file; creating without it");
+                NetworkLock(None)
+            }
+            Err(_) => NetworkLock(None),
+        }
     }
 }
+
+impl Drop for NetworkLock {
+    fn drop(&mut self) {
+        if let Some(file) = self.0.take() {
+            let _ = file.unlock();
+        }
+    }
+}
+
 /// How long an image pull may take before the version fails.
 const PULL_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -50,6 +87,9 @@ pub struct DockerBackend {
     /// Ids of the sandbox networks, by `Egress::ALL` index (ids, not names: concurrent creators
     /// can make duplicates).
     network_ids: [OnceCell<String>; 2],
+    /// The sandbox networks' names, by `Egress::ALL` index: `NETWORK` and `PRIVATE_NETWORK`
+    /// (tests race for networks of their own names).
+    network_names: [String; 2],
 }
 
 fn docker_host() -> String {
@@ -65,7 +105,15 @@ impl DockerBackend {
     pub fn new() -> DockerBackend {
         let docker =
             Docker::connect_with_defaults().map_err(|e| format!("cannot use Docker at {}: {e}", docker_host()));
-        DockerBackend { docker, network_ids: [OnceCell::new(), OnceCell::new()] }
+        DockerBackend {
+            docker,
+            network_ids: [OnceCell::new(), OnceCell::new()],
+            network_names: [NETWORK.to_string(), PRIVATE_NETWORK.to_string()],
+        }
+    }
+
+    fn network_name(&self, egress: Egress) -> &str {
+        &self.network_names[egress.index()]
     }
 
     fn client(&self) -> Result<&Docker, SandboxError> {
@@ -81,15 +129,18 @@ impl DockerBackend {
 
     /// The id of the sandbox network for `egress`, creating the network if needed. Docker allows
     /// several networks with one name when two emulators create it at once (and then refuses to
-    /// start containers on either: "is ambiguous"); every process picks the oldest and removes the
-    /// others. The oldest is the one to keep because a creator that saw only its own network made
-    /// the first one: a later copy is younger, so it goes.
+    /// start containers on either: "is ambiguous"), so emulators on one host look and create under
+    /// a host-wide file lock (`NetworkLock`): the first creates, the others find its network.
+    /// Copies left without the lock (an emulator in another mount namespace, an older version)
+    /// are removed, every process keeping the oldest.
     async fn network(&self, egress: Egress) -> Result<String, SandboxError> {
         let docker = self.client()?;
-        let name = network_name(egress);
+        let name = self.network_name(egress);
         let slot = &self.network_ids[egress.index()];
         slot.get_or_try_init(|| async {
             docker.ping().await.map_err(Self::unavailable)?;
+            // Held until the network is chosen and its copies removed.
+            let _lock = NetworkLock::acquire().await;
             let mut ids = Self::network_ids(docker, name).await?;
             if ids.is_empty() {
                 let request = NetworkCreateRequest {
@@ -598,7 +649,7 @@ impl SandboxBackend for DockerBackend {
                 .flatten()
                 .find_map(|c| c.gateway.and_then(|g| g.parse::<IpAddr>().ok()).filter(IpAddr::is_ipv4))
                 .ok_or_else(|| {
-                    SandboxError::Failed(format!("Docker network {} has no IPv4 gateway", network_name(egress)))
+                    SandboxError::Failed(format!("Docker network {} has no IPv4 gateway", self.network_name(egress)))
                 })
         })
     }
@@ -675,7 +726,61 @@ impl super::ExecHandle for DockerExec {
 
 #[cfg(test)]
 mod tests {
-    use super::created_ns;
+    use super::*;
+    use std::sync::Arc;
+
+    /// Emulators starting at once on a host without the sandbox network (a fresh machine's test
+    /// suite) must all end up on one network: before the lock, two could each create one, and the
+    /// one that chose from an incomplete listing lost its network to the other's clean-up.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn emulators_starting_at_once_share_one_new_network() {
+        let probe = DockerBackend::new();
+        let Ok(docker) = probe.client() else { return };
+        if docker.ping().await.is_err() {
+            eprintln!("Docker is not reachable: skipped");
+            return;
+        }
+        let name = format!("agentcore-local-test-race-{}", uuid::Uuid::new_v4().simple());
+        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() - 1;
+        let backends: Vec<Arc<DockerBackend>> = (0..8)
+            .map(|_| {
+                let mut b = DockerBackend::new();
+                b.network_names[Egress::Internet.index()] = name.clone();
+                Arc::new(b)
+            })
+            .collect();
+        let chosen = futures_util::future::join_all(backends.iter().map(|b| {
+            let b = b.clone();
+            tokio::spawn(async move { b.network(Egress::Internet).await })
+        }))
+        .await;
+        let chosen: Vec<String> = chosen.into_iter().map(|r| r.unwrap().unwrap()).collect();
+        // Docker's own record of what was created: one network, not one per emulator (even
+        // duplicates that were removed again could have been chosen by someone meanwhile).
+        let until = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 1;
+        let filters = HashMap::from([
+            ("type".to_string(), vec!["network".to_string()]),
+            ("event".to_string(), vec!["create".to_string()]),
+        ]);
+        let options = bollard::query_parameters::EventsOptions {
+            since: Some(since.to_string()),
+            until: Some(until.to_string()),
+            filters: Some(filters),
+        };
+        let events: Vec<_> = docker.events(Some(options)).collect().await;
+        let created = events
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.actor.as_ref().and_then(|a| a.attributes.as_ref()).and_then(|a| a.get("name")) == Some(&name))
+            .count();
+        let existing = DockerBackend::network_ids(docker, &name).await.unwrap();
+        for id in &existing {
+            let _ = docker.remove_network(id).await;
+        }
+        assert_eq!(created, 1, "{created} networks named {name} were created");
+        assert_eq!(existing.len(), 1, "duplicate networks were left: {existing:?}");
+        assert!(chosen.iter().all(|c| *c == existing[0]), "emulators chose different networks: {chosen:?}");
+    }
 
     #[test]
     fn networks_order_by_creation_time_whatever_its_precision() {
