@@ -323,7 +323,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     if let Some(path) = &args.ready_file {
         write_ready_file(path, &url).map_err(|e| format!("cannot write --ready-file {}: {e}", path.display()))?;
     }
-    tracing::info!(%url, "ready");
+    tracing::info!(%url, startup_ms = running.phases.total().as_secs_f64() * 1e3, phases = %running.phases, "ready");
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");
     if let Some(path) = &args.ready_file {

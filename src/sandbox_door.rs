@@ -12,7 +12,16 @@ use tokio::net::TcpListener;
 
 use crate::kernel::store::Store;
 use crate::sandbox::Egress;
-use crate::sessions::Sessions;
+use crate::sandbox::{SandboxBackend, SandboxError};
+
+/// Where sandboxes of each `Egress::ALL` kind reach the host, as the backend answered.
+pub type HostAddresses = Vec<Result<IpAddr, SandboxError>>;
+
+/// Asks the backend where sandboxes of each kind reach the host (Docker finds or creates the
+/// sandbox networks): start-up asks while the database opens, before `open` binds.
+pub async fn host_addresses(backend: &dyn SandboxBackend) -> HostAddresses {
+    futures_util::future::join_all(Egress::ALL.map(|egress| backend.host_address(egress))).await
+}
 
 const PORT_KEY: &str = "sandbox_listener_port";
 
@@ -20,9 +29,8 @@ const PORT_KEY: &str = "sandbox_listener_port";
 /// the port used last time, else the main listener's, else any. A kind the backend cannot serve
 /// gets none (with a message): its sessions then run without an AWS endpoint or credentials, or,
 /// where the backend refuses them (a VM limited to the emulator), do not start.
-pub async fn open(sessions: &Sessions, store: &Store, main_port: u16) -> Vec<(Egress, TcpListener)> {
+pub async fn open(hosts: HostAddresses, store: &Store, main_port: u16) -> Vec<(Egress, TcpListener)> {
     let remembered: Option<u16> = store.read(|tx| tx.meta(PORT_KEY)).await.ok().flatten().and_then(|p| p.parse().ok());
-    let hosts = futures_util::future::join_all(Egress::ALL.map(|egress| sessions.host_address(egress))).await;
     let mut listeners = Vec::new();
     let mut chosen = remembered;
     for (egress, host) in Egress::ALL.into_iter().zip(hosts) {

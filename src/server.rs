@@ -88,9 +88,58 @@ impl crate::services::runtime::prepare::provisioner::CodeSource for ObjectsAsCod
     }
 }
 
+/// Where a start-up's time went: each step's duration, in order, from the start of `start`.
+/// Logged with the ready line, so a slow start says which step made it slow.
+#[derive(Debug, Default, Clone)]
+pub struct StartupPhases {
+    began: Option<std::time::Instant>,
+    last: Option<std::time::Instant>,
+    steps: Vec<(&'static str, Duration)>,
+}
+
+impl StartupPhases {
+    fn begin() -> StartupPhases {
+        let now = std::time::Instant::now();
+        StartupPhases { began: Some(now), last: Some(now), steps: Vec::new() }
+    }
+
+    /// Closes the step that ran since the previous mark.
+    fn mark(&mut self, step: &'static str) {
+        let now = std::time::Instant::now();
+        let since = self.last.map(|l| now - l).unwrap_or_default();
+        self.steps.push((step, since));
+        self.last = Some(now);
+    }
+
+    pub fn total(&self) -> Duration {
+        match (self.began, self.last) {
+            (Some(b), Some(l)) => l - b,
+            _ => Duration::ZERO,
+        }
+    }
+
+    pub fn steps(&self) -> &[(&'static str, Duration)] {
+        &self.steps
+    }
+}
+
+impl std::fmt::Display for StartupPhases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (step, took)) in self.steps.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{step} {:.1} ms", took.as_secs_f64() * 1e3)?;
+        }
+        Ok(())
+    }
+}
+
 pub struct RunningServer {
     pub addr: SocketAddr,
     pub state: Arc<AppState>,
+    /// What each step of this start took.
+    pub phases: StartupPhases,
     shutdown: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -184,29 +233,72 @@ fn backend_missing(backend: &MicrovmBackend) -> Option<String> {
 const ORPHAN_SCAN_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
+    let mut phases = StartupPhases::begin();
     // First: a bad model script is the caller's mistake, reported before anything is opened.
     let bedrock = Arc::new(Bedrock::new(&config.model_provider).map_err(StartError::ModelProvider)?);
     tracing::info!(provider = %bedrock.describe(), "Bedrock model provider");
+    phases.mark("model provider");
+    // The sandbox backend is chosen, and asked where sandboxes reach the host (Docker: the
+    // sandbox networks, found or created), while the database opens and is checked: these are
+    // the slowest steps of a start-up and need nothing from each other.
+    let kind = config.sandbox;
+    let backend_ready = tokio::spawn(async move {
+        // Detecting the microVM host may boot a KVM probe guest (up to its 10 s limit): off the
+        // runtime's worker threads.
+        let chosen = tokio::task::spawn_blocking(move || backend(kind))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        let hosts = match &chosen {
+            Some(backend) => Some(crate::sandbox_door::host_addresses(backend.as_ref()).await),
+            None => None,
+        };
+        (chosen, hosts)
+    });
     let (store, integrity) = match &config.data_dir {
         Some(dir) => Store::open_checking_aside(dir)?,
         None => (Store::in_memory()?, IntegrityCheck::done()),
     };
+    phases.mark("database open");
     let listener =
         TcpListener::bind(config.listen).await.map_err(|source| StartError::Bind { addr: config.listen, source })?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
     let control = ControlPlane::new(store.clone());
-    let identity = Arc::new(
-        IdentityService::open(store.clone(), config.data_dir.as_deref(), config.issuer.clone())
+    // Identity (its key vault and HTTP client), the object store's directories and Memory open
+    // at once: each waits on files or the database, not on the others.
+    let open_identity = async {
+        let identity = IdentityService::open(store.clone(), config.data_dir.as_deref(), config.issuer.clone())
             .await
-            .map_err(StartError::Identity)?,
-    );
-    identity.set_listen_addr(addr);
-    // A crash between a runtime's commit and its workload identity's is repaired here.
-    if let Err(e) = identity.sync_runtime_workloads(control.runtime_ids().await.unwrap_or_default()).await {
-        tracing::warn!(error = %e, "could not reconcile the runtimes' workload identities");
-    }
-    let objects = Objects::open(store.clone(), config.data_dir.as_deref())
-        .map_err(|source| StartError::Objects { dir: config.data_dir.clone(), source })?;
+            .map_err(StartError::Identity)?;
+
+        identity.set_listen_addr(addr);
+        // A crash between a runtime's commit and its workload identity's is repaired here.
+        if let Err(e) = identity.sync_runtime_workloads(control.runtime_ids().await.unwrap_or_default()).await {
+            tracing::warn!(error = %e, "could not reconcile the runtimes' workload identities");
+        }
+        Ok::<_, StartError>(Arc::new(identity))
+    };
+    let open_objects = {
+        let (store, data_dir) = (store.clone(), config.data_dir.clone());
+        async move {
+            tokio::task::spawn_blocking(move || {
+                Objects::open(store, data_dir.as_deref())
+                    .map_err(|source| StartError::Objects { dir: data_dir, source })
+            })
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+        }
+    };
+    // Extraction prompts go to the model provider; the echo would store the prompts themselves,
+    // so with it extraction uses the deterministic rules.
+    let extraction_model = bedrock
+        .answers_prompts()
+        .then(|| Arc::new(ExtractionModel(bedrock.clone())) as Arc<dyn crate::services::memory::MemoryModel>);
+    let open_memory = async {
+        MemoryService::open(store.clone(), config.memory.clone(), extraction_model).await.map_err(StartError::from)
+    };
+    let (identity, objects, memory) = tokio::join!(open_identity, open_objects, open_memory);
+    let (identity, objects, memory) = (identity?, objects?, memory?);
+    phases.mark("identity, objects, memory");
     // Object files of interrupted writes are removed in the background while the server already
     // serves (listing 10 000 files took a third of a populated start-up): the file store keeps
     // the names it places meanwhile out of the scan.
@@ -238,21 +330,19 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
     // Fresh for each server: a Config reused for a second start must not see the first one's.
     config.issued_credentials = Default::default();
     config.issued_credentials.install(credentials.clone());
+    phases.mark("logs and credentials");
     // The database's integrity check ran beside the steps above, which only read it (or repair
     // a crash's leftovers); sandboxes are re-adopted and requests served only once it passed.
     tokio::task::spawn_blocking(move || integrity.wait()).await.map_err(|e| OpenError::Corrupt {
         path: store.path().map(std::path::Path::to_path_buf).unwrap_or_default(),
         detail: format!("its check did not finish: {e}"),
     })??;
+    phases.mark("integrity check (rest)");
     let mut sandbox_listeners = Vec::new();
-    // Detecting the microVM host may boot a KVM probe guest (up to its 10 s limit): off the
-    // runtime's worker threads.
-    let kind = config.sandbox;
-    let chosen = tokio::task::spawn_blocking(move || backend(kind))
-        .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-    let (sessions, provisioner): (Option<Arc<Sessions>>, Arc<dyn Provisioner>) = match chosen {
-        Some(backend) => {
+    let (chosen, hosts) = backend_ready.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+    phases.mark("sandbox backend (rest)");
+    let (sessions, provisioner): (Option<Arc<Sessions>>, Arc<dyn Provisioner>) = match (chosen, hosts) {
+        (Some(backend), Some(hosts)) => {
             let instance = instance_id(&store).await;
             let mut session_config = config.sessions.clone();
             session_config.persistent = config.data_dir.is_some();
@@ -260,28 +350,25 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
             let sessions =
                 Arc::new(Sessions::new(backend, control.clone(), session_config, instance, logs, observatory.clone()));
             sessions.set_emulator_url(format!("http://{addr}"));
-            sandbox_listeners = crate::sandbox_door::open(&sessions, &store, addr.port()).await;
+            phases.mark("sessions");
+            sandbox_listeners = crate::sandbox_door::open(hosts, &store, addr.port()).await;
+            phases.mark("sandbox networks");
             for (egress, listener) in &sandbox_listeners {
                 if let Ok(bound) = listener.local_addr() {
                     sessions.set_sandbox_url(*egress, sessions.sandbox_url_for(bound));
                 }
             }
             sessions.recover(&control).await;
+            phases.mark("re-adoption");
             sessions.spawn_pool_janitor();
             let provisioner = SandboxProvisioner::new(sessions.clone())
                 .with_code(Arc::new(ObjectsAsCode(objects.clone())), state_dir.path().join("code"));
             (Some(sessions), Arc::new(provisioner))
         }
-        None => (None, Arc::new(ControlPlaneOnly)),
+        _ => (None, Arc::new(ControlPlaneOnly)),
     };
     let reconciler = control.reconciler(provisioner);
     let logs = sessions.as_ref().map(|_| logs);
-    // Extraction prompts go to the model provider; the echo would store the prompts themselves,
-    // so with it extraction uses the deterministic rules.
-    let extraction_model = bedrock
-        .answers_prompts()
-        .then(|| Arc::new(ExtractionModel(bedrock.clone())) as Arc<dyn crate::services::memory::MemoryModel>);
-    let memory = MemoryService::open(store.clone(), config.memory.clone(), extraction_model).await?;
     // One token stops everything: listeners, the reconciler, Memory's background loops, the
     // dashboard's event streams.
     let shutdown = CancellationToken::new();
@@ -324,7 +411,8 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
         },
         false,
     ));
-    Ok(RunningServer { addr, state, shutdown, task })
+    phases.mark("listening");
+    Ok(RunningServer { addr, state, phases, shutdown, task })
 }
 
 async fn accept_loop(
