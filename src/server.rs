@@ -406,7 +406,7 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
             for task in memory_tasks {
                 let _ = task.await;
             }
-            store.checkpoint();
+            store.close_cleanly();
             drop(state_dir);
         },
         false,

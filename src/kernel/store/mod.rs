@@ -87,6 +87,54 @@ impl IntegrityCheck {
     }
 }
 
+/// The database file as a clean shutdown's check left it, in a file beside it: length, and the
+/// modification and status-change times and inode. The status-change time cannot be set back by
+/// any write to the file, so a file that matches is the one that was checked. The stamp is used
+/// once (the start-up removes it), and only when no write-ahead log waits to be applied.
+struct CheckedStamp;
+
+impl CheckedStamp {
+    fn stamp_path(db: &Path) -> PathBuf {
+        db.with_extension("sqlite3.checked")
+    }
+
+    fn of(db: &Path) -> std::io::Result<String> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(db)?;
+        Ok(format!(
+            "{} {}.{} {}.{} {} {}\n",
+            m.len(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec(),
+            m.ino(),
+            m.dev()
+        ))
+    }
+
+    fn write(db: &Path) -> std::io::Result<()> {
+        let stamp = Self::of(db)?;
+        let target = Self::stamp_path(db);
+        let partial = target.with_extension("checked.partial");
+        std::fs::write(&partial, stamp)?;
+        std::fs::rename(&partial, &target)
+    }
+
+    /// Whether the stamp beside `db` matches it with an empty or absent WAL; the stamp is
+    /// removed either way.
+    fn take(db: &Path) -> bool {
+        let target = Self::stamp_path(db);
+        let Ok(recorded) = std::fs::read_to_string(&target) else { return false };
+        let _ = std::fs::remove_file(&target);
+        let wal_empty = match std::fs::metadata(db.with_extension("sqlite3-wal")) {
+            Ok(m) => m.len() == 0,
+            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        };
+        wal_empty && Self::of(db).is_ok_and(|now| now == recorded)
+    }
+}
+
 /// Why the database could not be opened; shown to the user verbatim at start-up.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -127,11 +175,20 @@ impl Store {
     /// 10 000 objects, most of a start-up); the caller waits for it before acting on the
     /// database's contents elsewhere (re-adopting sandboxes) and before serving. A database that
     /// needs migrating is checked first, as `open` does.
+    /// A database a clean shutdown checked and nothing changed since (`CheckedStamp`) is not
+    /// checked again.
     pub fn open_checking_aside(data_dir: &Path) -> std::result::Result<(Store, IntegrityCheck), OpenError> {
+        // Taken (and removed) before the connection opens: the stamp speaks of the file as the
+        // last clean shutdown left it, and holds for this start only.
+        let checked_at_shutdown = CheckedStamp::take(&data_dir.join(DB_FILE_NAME));
         let (conn, path) = Self::open_file(data_dir)?;
         let conn = Self::configure(conn, &path)?;
         if !migrations::up_to_date(&conn, &path)? {
             Self::quick_check(&conn, &path)?;
+            return Ok((Self::migrated(conn, Some(path))?, IntegrityCheck(None)));
+        }
+        if checked_at_shutdown {
+            tracing::debug!("database checked at the last clean shutdown and unchanged since: not checked again");
             return Ok((Self::migrated(conn, Some(path))?, IntegrityCheck(None)));
         }
         let checked = path.clone();
@@ -245,11 +302,23 @@ impl Store {
         .map_err(|e| Error::internal(format!("store task failed: {e}")))?
     }
 
-    /// Flush the WAL into the main file; called on clean shutdown.
-    pub fn checkpoint(&self) {
+    /// Called on clean shutdown: flushes the WAL into the main file, then checks the database
+    /// (`quick_check`) and, if it is sound, leaves a stamp of the file beside it so the next
+    /// start-up can skip the check of a file nobody changed since (`CheckedStamp`). The check
+    /// moves from the start-up, where a user waits for it, to the shutdown, where nobody does.
+    pub fn close_cleanly(&self) {
         let conn = self.conn.lock();
         if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
             tracing::warn!(error = %e, "WAL checkpoint at shutdown failed");
+            return;
+        }
+        let Some(path) = &self.path else { return };
+        if let Err(e) = Self::quick_check(&conn, path) {
+            tracing::error!(error = %e, "the database failed its check at shutdown; the next start-up checks it again");
+            return;
+        }
+        if let Err(e) = CheckedStamp::write(path) {
+            tracing::warn!(error = %e, "cannot record the database's check; the next start-up checks it again");
         }
     }
 }
@@ -277,7 +346,7 @@ mod tests {
                 })
                 .await
                 .unwrap();
-            store.checkpoint();
+            store.close_cleanly();
         }
         // Up to date and sound: opened, and the check passes.
         let (_, check) = Store::open_checking_aside(dir.path()).unwrap();
@@ -294,6 +363,60 @@ mod tests {
         let err = check.wait().expect_err("the check must find the damage");
         assert!(matches!(err, OpenError::Corrupt { .. }) && err.to_string().contains("another --data-dir"), "{err}");
         assert!(matches!(Store::open(dir.path()).err(), Some(OpenError::Corrupt { .. })));
+    }
+
+    async fn filled_and_closed_cleanly(dir: &Path) {
+        let store = Store::open(dir).unwrap();
+        store
+            .write(|tx| {
+                tx.exec("CREATE TABLE filler (x BLOB)", [])?;
+                for _ in 0..2000 {
+                    tx.exec("INSERT INTO filler VALUES (randomblob(100))", [])?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+        store.close_cleanly();
+    }
+
+    #[tokio::test]
+    async fn a_database_checked_at_clean_shutdown_is_not_checked_again_at_start_up() {
+        let dir = tempfile::tempdir().unwrap();
+        filled_and_closed_cleanly(dir.path()).await;
+        let stamp = CheckedStamp::stamp_path(&dir.path().join(DB_FILE_NAME));
+        assert!(stamp.exists(), "a clean shutdown leaves its stamp");
+        let (store, check) = Store::open_checking_aside(dir.path()).unwrap();
+        assert!(check.0.is_none(), "checked at shutdown and unchanged: no check at start-up");
+        assert!(!stamp.exists(), "the stamp holds for one start-up only");
+        drop(store);
+        // Closed without a clean shutdown (a crash): the next start-up checks.
+        let (_, check) = Store::open_checking_aside(dir.path()).unwrap();
+        assert!(check.0.is_some());
+        check.wait().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_database_changed_after_its_clean_shutdown_is_checked_at_start_up() {
+        let dir = tempfile::tempdir().unwrap();
+        filled_and_closed_cleanly(dir.path()).await;
+        // Damaged while no emulator ran, with its length and modification time put back: the
+        // status-change time still tells, and the check finds the damage.
+        let file = dir.path().join(DB_FILE_NAME);
+        let modified = std::fs::metadata(&file).unwrap().modified().unwrap();
+        let mut bytes = std::fs::read(&file).unwrap();
+        bytes[30 * 4096..31 * 4096].fill(0xFF);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&file, bytes).unwrap();
+        std::fs::File::options().write(true).open(&file).unwrap().set_modified(modified).unwrap();
+        let (_, check) = Store::open_checking_aside(dir.path()).unwrap();
+        assert!(matches!(check.wait(), Err(OpenError::Corrupt { .. })));
+
+        // A write-ahead log left beside the file (changes not yet in it) also means a check.
+        let dir = tempfile::tempdir().unwrap();
+        filled_and_closed_cleanly(dir.path()).await;
+        std::fs::write(dir.path().join(DB_FILE_NAME).with_extension("sqlite3-wal"), b"not empty").unwrap();
+        assert!(!CheckedStamp::take(&dir.path().join(DB_FILE_NAME)));
     }
 
     #[test]
