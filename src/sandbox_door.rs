@@ -12,16 +12,11 @@ use tokio::net::TcpListener;
 
 use crate::kernel::store::Store;
 use crate::sandbox::Egress;
-use crate::sandbox::{SandboxBackend, SandboxError};
+use crate::sandbox::SandboxError;
 
-/// Where sandboxes of each `Egress::ALL` kind reach the host, as the backend answered.
+/// Where sandboxes of each `Egress::ALL` kind reach the host, as the backend answered (start-up
+/// asks while the database opens, before `open` binds).
 pub type HostAddresses = Vec<Result<IpAddr, SandboxError>>;
-
-/// Asks the backend where sandboxes of each kind reach the host (Docker finds or creates the
-/// sandbox networks): start-up asks while the database opens, before `open` binds.
-pub async fn host_addresses(backend: &dyn SandboxBackend) -> HostAddresses {
-    futures_util::future::join_all(Egress::ALL.map(|egress| backend.host_address(egress))).await
-}
 
 const PORT_KEY: &str = "sandbox_listener_port";
 

@@ -249,7 +249,11 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
             .await
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
         let hosts = match &chosen {
-            Some(backend) => Some(crate::sandbox_door::host_addresses(backend.as_ref()).await),
+            // Docker finds or creates the sandbox networks here.
+            Some(backend) => {
+                let asked = crate::sandbox::Egress::ALL.map(|egress| backend.host_address(egress));
+                Some(futures_util::future::join_all(asked).await)
+            }
             None => None,
         };
         (chosen, hosts)
