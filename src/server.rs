@@ -90,36 +90,29 @@ impl crate::services::runtime::prepare::provisioner::CodeSource for ObjectsAsCod
 
 /// Where a start-up's time went: each step's duration, in order, from the start of `start`.
 /// Logged with the ready line, so a slow start says which step made it slow.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct StartupPhases {
-    began: Option<std::time::Instant>,
-    last: Option<std::time::Instant>,
+    began: std::time::Instant,
+    last: std::time::Instant,
     steps: Vec<(&'static str, Duration)>,
 }
 
 impl StartupPhases {
     fn begin() -> StartupPhases {
         let now = std::time::Instant::now();
-        StartupPhases { began: Some(now), last: Some(now), steps: Vec::new() }
+        StartupPhases { began: now, last: now, steps: Vec::new() }
     }
 
     /// Closes the step that ran since the previous mark.
     fn mark(&mut self, step: &'static str) {
         let now = std::time::Instant::now();
-        let since = self.last.map(|l| now - l).unwrap_or_default();
-        self.steps.push((step, since));
-        self.last = Some(now);
+        self.steps.push((step, now - self.last));
+        self.last = now;
     }
 
+    /// From the start of `start` to the last mark.
     pub fn total(&self) -> Duration {
-        match (self.began, self.last) {
-            (Some(b), Some(l)) => l - b,
-            _ => Duration::ZERO,
-        }
-    }
-
-    pub fn steps(&self) -> &[(&'static str, Duration)] {
-        &self.steps
+        self.last - self.began
     }
 }
 
@@ -273,7 +266,6 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
         let identity = IdentityService::open(store.clone(), config.data_dir.as_deref(), config.issuer.clone())
             .await
             .map_err(StartError::Identity)?;
-
         identity.set_listen_addr(addr);
         // A crash between a runtime's commit and its workload identity's is repaired here.
         if let Err(e) = identity.sync_runtime_workloads(control.runtime_ids().await.unwrap_or_default()).await {
