@@ -3,7 +3,9 @@ emulator: a real bedrock-agentcore code-zip agent (fixtures/aws-agent) runs boto
 credential chain in its sandbox. Also STS AssumeRole / AssumeRoleWithWebIdentity for host users,
 with boto3 and the AWS CLI's profile chain."""
 import base64
+import fcntl
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -263,20 +265,27 @@ def test_a_duplicate_sandbox_network_left_by_a_race_is_removed(tmp_path, agent_z
     removes the others, so VPC sessions start again."""
     create = ["network", "create", "--internal", "--opt", "com.docker.network.bridge.enable_icc=false",
               "--label", "agentcore-local.managed=true", PRIVATE_NETWORK]
-    if not private_networks():
-        docker(*create)
-    oldest = private_networks()[0]
-    # What the race leaves: the CLI asks Docker to refuse a duplicate name, racing creators get
-    # past that check; the Engine API without the check makes one directly.
-    duplicate = json.dumps({"Name": PRIVATE_NETWORK, "CheckDuplicate": False, "Internal": True,
-                            "Labels": {"agentcore-local.managed": "true"}})
-    with socket.socket(socket.AF_UNIX) as engine:
-        engine.connect("/var/run/docker.sock")
-        engine.sendall(f"POST /networks/create HTTP/1.0\r\nHost: docker\r\nContent-Type: application/json\r\n"
-                       f"Content-Length: {len(duplicate)}\r\n\r\n{duplicate}".encode())
-        answer = b"".join(iter(lambda: engine.recv(65536), b"")).decode(errors="replace")
-    if len(private_networks()) < 2:
-        pytest.skip(f"this Docker refuses duplicate network names outright, so the race cannot happen: {answer}")
+    # Emulators look for the networks under a host-wide lock file (and remove duplicates there):
+    # holding it, the test makes its duplicate without another worker's emulator removing it
+    # before this test's emulator starts.
+    lock_path = os.path.join(os.environ.get("TMPDIR", "/tmp"), "agentcore-local-docker-networks.lock")
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not private_networks():
+            docker(*create)
+        oldest = private_networks()[0]
+        # What the race leaves: the CLI asks Docker to refuse a duplicate name, racing creators get
+        # past that check; the Engine API without the check makes one directly.
+        duplicate = json.dumps({"Name": PRIVATE_NETWORK, "CheckDuplicate": False, "Internal": True,
+                                "Labels": {"agentcore-local.managed": "true"}})
+        with socket.socket(socket.AF_UNIX) as engine:
+            engine.connect("/var/run/docker.sock")
+            engine.sendall(f"POST /networks/create HTTP/1.0\r\nHost: docker\r\nContent-Type: application/json\r\n"
+                           f"Content-Length: {len(duplicate)}\r\n\r\n{duplicate}".encode())
+            answer = b"".join(iter(lambda: engine.recv(65536), b"")).decode(errors="replace")
+        if answer.split()[1:2] != ["201"]:
+            pytest.skip(f"this Docker refuses duplicate network names outright, so the race cannot happen: {answer}")
+        assert len(private_networks()) == 2
     emu = start_emulator(tmp_path)
     try:
         vpc = {"networkMode": "VPC", "networkModeConfig": {"subnets": ["subnet-0a1b2c3d4e5f"],
