@@ -348,7 +348,7 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
             sessions.set_emulator_url(format!("http://{addr}"));
             phases.mark("sessions");
             sandbox_listeners = crate::sandbox_door::open(hosts, &store, addr.port()).await;
-            phases.mark("sandbox networks");
+            phases.mark("sandbox listeners");
             for (egress, listener) in &sandbox_listeners {
                 if let Ok(bound) = listener.local_addr() {
                     sessions.set_sandbox_url(*egress, sessions.sandbox_url_for(bound));

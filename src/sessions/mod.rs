@@ -296,14 +296,6 @@ impl Sessions {
         &self.directory
     }
 
-    /// The host's address as sandboxes with `egress` reach it (where the emulator listens for them).
-    pub async fn host_address(
-        &self,
-        egress: Egress,
-    ) -> std::result::Result<std::net::IpAddr, crate::sandbox::SandboxError> {
-        self.backend.host_address(egress).await
-    }
-
     /// How sandboxes name the listener bound at `bound` (the backend says: a VM may see the host
     /// under another address).
     pub fn sandbox_url_for(&self, bound: std::net::SocketAddr) -> String {
