@@ -43,6 +43,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Internal: joins a VPC runtime's microVM connection (stdin and stdout, as QEMU's guestfwd
+    /// rule hands it over) to that VM's relay, the abstract Unix socket NAME.
+    #[command(hide = true)]
+    VmPipe { name: String },
     /// Check what the sandbox backends need on this host (QEMU, a guest kernel, busybox, KVM for
     /// microVMs; Docker for containers) and print the command that installs what is missing.
     Doctor,
@@ -354,6 +358,13 @@ fn main() {
             };
             if let Err(e) = result {
                 eprintln!("agentcore-local: {e}");
+                std::process::exit(1);
+            }
+            return;
+        }
+        Command::VmPipe { name } => {
+            if let Err(e) = agentcore_local::sandbox::microvm::pipe::run(&name) {
+                eprintln!("agentcore-local vm-pipe {name}: {e}");
                 std::process::exit(1);
             }
             return;

@@ -194,6 +194,59 @@ def test_a_vm_reaches_neither_another_vms_credentials_nor_its_agent(stack):
     assert urllib.request.urlopen(f"{stack.emu.url}/_agentcore-local/sessions", timeout=10).status == 200
 
 
+def host_address():
+    """This host's address on its way out (not loopback), as an outside service would be reached."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the route
+        return s.getsockname()[0]
+
+
+def test_a_vpc_runtimes_vm_reaches_the_emulator_and_nothing_else(stack):
+    """networkMode VPC on a microVM: the guest's user networking lets no connection out but its one
+    way to the emulator (at 10.0.2.100:80), through which credentials and the AWS endpoint work.
+    A service on the host's loopback and one on its outside address are both reached from a PUBLIC
+    VM of the same image, so the check can fail."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("0.0.0.0", 0))
+    listener.listen(16)
+    port = listener.getsockname()[1]
+    try:
+        vpc = {"networkMode": "VPC", "networkModeConfig": {"subnets": ["subnet-0a1b2c3d4e5f"],
+                                                           "securityGroups": ["sg-0a1b2c3d4e5f"]}}
+        created = create_runtime(stack.control, "microvm_vpc", networkConfiguration=vpc)
+        rt = wait_for_status(stack.control, created["agentRuntimeId"])
+        assert rt["status"] == "READY", rt
+        private, public = new_session_id("mvm-vpc"), new_session_id("mvm-public")
+
+        def invoke(arn, sid, payload):
+            resp = stack.data.invoke_agent_runtime(agentRuntimeArn=arn, runtimeSessionId=sid,
+                                                   payload=json.dumps(payload))
+            return json.loads(resp["response"].read())
+        targets = [("10.0.2.2", port), (host_address(), port)]
+        for host, p in targets:
+            assert stack.invoke(public, {"action": "connect", "host": host, "port": p}) == {"connected": True}, host
+        env = invoke(rt["agentRuntimeArn"], private, {"action": "whoami"})["env"]
+        assert env["AWS_ENDPOINT_URL"] == "http://10.0.2.100:80", env
+        assert env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] == "http://10.0.2.100:80/", env
+        for host, p in targets + [("10.0.2.2", int(stack.emu.url.rsplit(":", 1)[1]))]:
+            got = invoke(rt["agentRuntimeArn"], private, {"action": "connect", "host": host, "port": p})
+            assert got == {"connected": False}, f"a VPC VM reached {host}:{p}"
+        # Its one way out works: the role's credentials from the metadata service, usable as the role.
+        got = invoke(rt["agentRuntimeArn"], private, {"action": "imds"})
+        assert got.get("role") == "AgentRole", got
+        creds = got["credentials"]
+        sts = boto3.session.Session().client(
+            "sts", endpoint_url=stack.emu.url, region_name=REGION, aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["Token"])
+        assert ":assumed-role/AgentRole/" in sts.get_caller_identity()["Arn"]
+        # Its way to the emulator is an abstract socket named in its record, not a port on 127.0.0.1.
+        _, record = stack.vm_of(private)
+        assert record["relay"]["pipe"] and record["relay"]["port"] == 0, record
+    finally:
+        listener.close()
+
+
 def test_same_session_same_vm(stack):
     sid = new_session_id("mvm-affinity")
     seen = [stack.invoke(sid, {"action": "whoami"}) for _ in range(3)]
@@ -464,7 +517,7 @@ def user_image(tmp_path_factory):
         pytest.skip(f"{TEST_IMAGE} is not built (fixtures/build-images.sh)")
     ctx = tmp_path_factory.mktemp("user-image")
     (ctx / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\nagent:x:4321:4322:agent:/home/agent:/bin/sh\n")
-    (ctx / "group").write_text("root:x:0:\nagent:x:4322:\n")
+    (ctx / "group").write_text("root:x:0:\nagent:x:4322:\nstaff:x:50:agent\ntools:x:60:bob,agent\nother:x:70:bob\n")
     (ctx / "Dockerfile").write_text(f"FROM {TEST_IMAGE}\nCOPY passwd group /etc/\nUSER agent\n")
     docker("build", "--quiet", "--tag", USER_IMAGE, str(ctx))
     return f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{USER_IMAGE}"
@@ -482,8 +535,13 @@ def test_the_agent_runs_as_its_images_user(stack, user_image):
                                                payload=json.dumps(payload))
         return json.loads(resp["response"].read())
     status = invoke({"action": "read_file", "path": "/proc/self/status"})["content"]
-    ids = {line.split(":")[0]: line.split()[1:] for line in status.splitlines() if line.startswith(("Uid:", "Gid:"))}
+    ids = {line.split(":")[0]: line.split()[1:] for line in status.splitlines()
+           if line.startswith(("Uid:", "Gid:", "Groups:"))}
+    # Supplementary groups as Docker gives them: every group of /etc/group that lists the user
+    # (busybox's initgroups also lists the primary group, which changes no access check).
+    groups = set(ids.pop("Groups"))
     assert ids == {"Uid": ["4321"] * 4, "Gid": ["4322"] * 4}, ids
+    assert groups - {"4322"} == {"50", "60"}, groups
     # HOME comes from the user's passwd entry, as Docker sets it.
     assert invoke({"action": "whoami"})["env"]["HOME"] == "/home/agent"
     # Root's files stay root's: the agent cannot write where only root may.

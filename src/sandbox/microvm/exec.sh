@@ -32,7 +32,7 @@ run)
   eval "set -- $AGENTCORE_ENV"
   eval "set -- \"\$@\" $argv"
   # setsid: the command leads its own session, so "kill" reaches everything it started.
-  $B setsid $B nsenter -S "${AGENTCORE_USER%%:*}" -G "${AGENTCORE_USER#*:}" $B env -i "$@" </dev/null 2>$D/$id.err &
+  $B setsid /.agentcore/as-agent "$AGENTCORE_USER" "$AGENTCORE_LOGIN" "$@" </dev/null 2>$D/$id.err &
   echo $! > $D/$id.pid
   wait $!
   echo $? > $D/$id.code.tmp

@@ -39,7 +39,8 @@ if [ ! -r "$CONFIG" ]; then
   echo "agentcore-local-init: exit 127"
   $B reboot -f
 fi
-# Sets AGENTCORE_HOSTNAME, AGENTCORE_WORKDIR, AGENTCORE_USER (uid:gid), AGENTCORE_MOUNTS,
+# Sets AGENTCORE_HOSTNAME, AGENTCORE_WORKDIR, AGENTCORE_USER (uid:gid), AGENTCORE_LOGIN (the
+# passwd name for supplementary groups, or empty), AGENTCORE_MOUNTS,
 # AGENTCORE_EXEC_PORT and _TOKEN, AGENTCORE_ENV (the environment as sh words) and
 # "$@" = NAME=VALUE... COMMAND ARGS...
 . "$CONFIG"
@@ -65,9 +66,8 @@ done
 # connection runs exec.sh, which checks the VM's token first.
 $B nc -ll -p "$AGENTCORE_EXEC_PORT" -e /.agentcore/exec.sh </dev/null >/dev/null 2>&1 &
 cd "$AGENTCORE_WORKDIR" || say "working directory $AGENTCORE_WORKDIR is missing"
-# The agent runs as the image's user; nsenter without namespaces only drops to that uid and gid
-# (busybox has no other applet that takes numeric ids without a passwd entry, as Docker does).
-$B nsenter -S "${AGENTCORE_USER%%:*}" -G "${AGENTCORE_USER#*:}" $B env -i "$@" </dev/null &
+# The agent runs as the image's user, with its supplementary groups (as-agent.sh).
+/.agentcore/as-agent "$AGENTCORE_USER" "$AGENTCORE_LOGIN" "$@" </dev/null &
 AGENT=$!
 for p in /sys/class/virtio-ports/*; do
   if [ "$($B cat "$p/name" 2>/dev/null)" = agentcore.control ]; then

@@ -11,7 +11,9 @@
 //! - Networking is QEMU's user mode: the agent's ports are forwarded from ephemeral 127.0.0.2
 //!   ports, out of the guests' reach (a guest reaches the host's 127.0.0.1, and only that, at
 //!   10.0.2.2); the guest reaches the emulator through a port of its own on 127.0.0.1 that relays
-//!   only its own QEMU's connections (`relay`).
+//!   only its own QEMU's connections (`relay`). A VPC runtime's VM (`Egress::EmulatorOnly`) has
+//!   `restrict=on`: no connection leaves it but those to `VPC_EMULATOR`, which QEMU hands to a
+//!   `vm-pipe` process joined to the VM's relay (`pipe`).
 //! - Each VM has a directory `vms/<id>/` (record, console, config, pid file). There are no labels
 //!   to ask a daemon for, so the record keeps them: `list_owned` reads the records, and a QEMU
 //!   process outlives an emulator restart (it is daemonized) to be re-adopted or removed.
@@ -23,6 +25,7 @@ mod control;
 mod disks;
 pub mod host;
 mod kernel;
+pub mod pipe;
 pub mod probe;
 mod relay;
 mod rootfs;
@@ -51,6 +54,12 @@ pub const GUEST_HOST_ADDRESS: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
 /// address other than 127.0.0.1, because every guest reaches all of the host's 127.0.0.1 (and only
 /// it) through 10.0.2.2, and one session must not reach another's agent.
 const FORWARD_ADDRESS: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+/// Where a VPC runtime's guest reaches the emulator: the address of its one `guestfwd` rule (any
+/// free address of QEMU's 10.0.2.0/24 but the gateway and DNS, which QEMU does not allow there).
+const VPC_EMULATOR: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 2, 100), 80);
+/// The emulator's listener for VPC sessions (`host_address(EmulatorOnly)`): only relays connect to
+/// it, and no guest reaches any host address but 127.0.0.1.
+const VPC_DOOR_ADDRESS: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
 /// The line our init prints when the agent's process ends.
 const EXIT_MARKER: &str = "agentcore-local-init: exit ";
 /// How often a followed console is read for new output.
@@ -88,10 +97,14 @@ struct Commands {
     token: String,
 }
 
-#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Relay {
+    /// The local port its guest reaches at 10.0.2.2 (0 for a VPC VM's, which has `pipe`).
     port: u16,
     source: Ipv4Addr,
+    /// A VPC VM's: the abstract socket name its `vm-pipe` processes connect to.
+    #[serde(default)]
+    pipe: Option<String>,
 }
 
 pub struct MicrovmBackend {
@@ -204,9 +217,12 @@ impl MicrovmBackend {
 
     /// Starts relaying `listener` (the VM's port) to the emulator's listener from `source`, for
     /// connections that QEMU process `pid` (the VM's) opened.
-    fn spawn_relay(&self, id: &str, listener: tokio::net::TcpListener, pid: u32, source: Ipv4Addr) {
+    fn spawn_relay(&self, id: &str, listener: RelayListener, pid: u32, source: Ipv4Addr) {
         let Some(door) = self.door.get().copied() else { return };
-        let task = tokio::spawn(relay::run(listener, pid, source, door));
+        let task = match listener {
+            RelayListener::Port(listener) => tokio::spawn(relay::run(listener, pid, source, door)),
+            RelayListener::Pipe(listener) => tokio::spawn(relay::run_pipe(listener, source, door)),
+        };
         if let Some(old) = self.relays.lock().insert(id.to_string(), task) {
             old.abort();
         }
@@ -220,11 +236,11 @@ impl MicrovmBackend {
 
     /// After a restart: a running VM's relay comes back on the port its guest already uses.
     async fn resume_relay(&self, record: &VmRecord) {
-        let Some(r) = record.relay else { return };
+        let Some(r) = &record.relay else { return };
         if self.relays.lock().contains_key(&record.id) {
             return;
         }
-        match tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, r.port)).await {
+        match RelayListener::bind(r.port, r.pipe.as_deref()).await {
             Ok(listener) => self.spawn_relay(&record.id, listener, record.pid, r.source),
             Err(e) => {
                 tracing::warn!(vm = %record.id, port = r.port, error = %e, "cannot resume the VM's way to the emulator")
@@ -326,23 +342,36 @@ impl MicrovmBackend {
                 .map_err(|e| fail(e.to_string()))?
                 .map_err(&fail)?
         };
-        // The VM's own port to the emulator: the guest's URLs name it instead of the shared one.
+        // The VM's own way to the emulator: the guest's URLs name it instead of the shared one.
+        // A VPC VM's is its one guestfwd rule, piped to an abstract socket (`pipe`).
+        let private = spec.egress == Egress::EmulatorOnly;
         let mut relay_listener = None;
         let mut relay = None;
         let mut spec_env = spec.env.clone();
         if let Some(door) = self.door.get() {
-            let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            let pipe = private.then(|| pipe::socket_name(&commands::new_token()));
+            let listener = RelayListener::bind(0, pipe.as_deref())
                 .await
-                .map_err(|e| fail(format!("no free local port: {e}")))?;
-            let port = listener.local_addr().map_err(|e| fail(e.to_string()))?.port();
-            let (shared, own) = (self.sandbox_url(*door), format!("http://{GUEST_HOST_ADDRESS}:{port}"));
+                .map_err(|e| fail(format!("cannot open the VM's way to the emulator: {e}")))?;
+            let (port, own) = match &listener {
+                RelayListener::Port(l) => {
+                    let port = l.local_addr().map_err(|e| fail(e.to_string()))?.port();
+                    (port, format!("http://{GUEST_HOST_ADDRESS}:{port}"))
+                }
+                RelayListener::Pipe(_) => (0, format!("http://{VPC_EMULATOR}")),
+            };
+            let shared = self.sandbox_url(*door);
             for (_, v) in spec_env.iter_mut() {
                 if v.starts_with(&shared) {
                     *v = v.replacen(&shared, &own, 1);
                 }
             }
-            relay = Some(Relay { port, source: self.free_source(&id) });
+            relay = Some(Relay { port, source: self.free_source(&id), pipe });
             relay_listener = Some(listener);
+        } else if private {
+            return Err(fail(
+                "a VPC session's VM needs the emulator's listener for sandboxes, which is not open".into(),
+            ));
         }
         let commands = Commands {
             port: free_port(FORWARD_ADDRESS).map_err(|e| fail(format!("no free local port: {e}")))?,
@@ -374,7 +403,12 @@ impl MicrovmBackend {
         let mut forwards: Vec<(u16, SocketAddrV4)> =
             record.ports.iter().map(|(guest, local)| (*guest, on_host(*local))).collect();
         forwards.push((commands::GUEST_PORT, on_host(commands.port)));
-        let args = qemu_args(&dir, &boot, &rootfs.initrd, spec, &forwards, &disks, accel);
+        let pipe_command = match record.relay.as_ref().and_then(|r| r.pipe.as_deref()) {
+            Some(name) => Some(vm_pipe_command(name).map_err(&fail)?),
+            None => None,
+        };
+        let network = Network { forwards: &forwards, pipe_command: pipe_command.as_deref() };
+        let args = qemu_args(&dir, &boot, &rootfs.initrd, spec, &network, &disks, accel);
         let output = tokio::process::Command::new(qemu)
             .args(&args)
             .stdin(std::process::Stdio::null())
@@ -390,7 +424,7 @@ impl MicrovmBackend {
         }
         record.pid = read_pid(&dir).ok_or_else(|| fail("QEMU started without writing its pid file".into()))?;
         write_record(&dir, &record).map_err(&fail)?;
-        if let (Some(listener), Some(r)) = (relay_listener, relay) {
+        if let (Some(listener), Some(r)) = (relay_listener, &record.relay) {
             self.spawn_relay(&id, listener, record.pid, r.source);
         }
         let started = t0.elapsed();
@@ -398,10 +432,45 @@ impl MicrovmBackend {
         Ok(SandboxHandle {
             id,
             ports: handle_ports(&record),
-            address: record.relay.map(|r| IpAddr::V4(r.source)),
+            address: record.relay.as_ref().map(|r| IpAddr::V4(r.source)),
             timings: StartTimings { created: Some(created), started: Some(started) },
         })
     }
+}
+
+/// A VM's way to the emulator, before its relay runs: a local port (its guest reaches it at
+/// 10.0.2.2) or, for a VPC VM, an abstract socket its guestfwd rule's `vm-pipe` connects to.
+enum RelayListener {
+    Port(tokio::net::TcpListener),
+    Pipe(tokio::net::UnixListener),
+}
+
+impl RelayListener {
+    /// `port` on 127.0.0.1 (0: any), or the abstract socket `pipe` when given.
+    async fn bind(port: u16, pipe: Option<&str>) -> std::io::Result<RelayListener> {
+        let Some(name) = pipe else {
+            return Ok(RelayListener::Port(tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?));
+        };
+        use std::os::linux::net::SocketAddrExt;
+        let address = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+        let listener = std::os::unix::net::UnixListener::bind_addr(&address)?;
+        listener.set_nonblocking(true)?;
+        Ok(RelayListener::Pipe(tokio::net::UnixListener::from_std(listener)?))
+    }
+}
+
+/// The command QEMU runs for each connection a VPC VM's guest opens to `VPC_EMULATOR`: this
+/// binary's `vm-pipe`, in GLib's shell syntax (QEMU splits it with `g_shell_parse_argv`).
+fn vm_pipe_command(pipe: &str) -> Result<String, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program for the VM's pipe: {e}"))?;
+    Ok(format!("{} vm-pipe {}", sh_quote(&exe.display().to_string()), sh_quote(pipe)))
+}
+
+/// A VM's user networking: ports forwarded from the host (host address, guest port), and for a
+/// VPC VM the command its one guestfwd rule runs (then nothing else leaves the guest).
+struct Network<'a> {
+    forwards: &'a [(u16, SocketAddrV4)],
+    pipe_command: Option<&'a str>,
 }
 
 fn handle_ports(record: &VmRecord) -> HashMap<u16, SocketAddr> {
@@ -520,12 +589,13 @@ fn guest_config(spec: &SandboxSpec, guest: &Guest<'_>) -> Result<String, String>
     // The environment as sh words, for the agent and again (AGENTCORE_ENV) for commands.
     let env_words: Vec<String> = env.iter().map(|(k, v)| sh_quote(&format!("{k}={v}"))).collect();
     let mut out = format!(
-        "AGENTCORE_HOSTNAME={}\nAGENTCORE_WORKDIR={}\nAGENTCORE_USER='{}:{}'\nAGENTCORE_MOUNTS={}\n\
+        "AGENTCORE_HOSTNAME={}\nAGENTCORE_WORKDIR={}\nAGENTCORE_USER='{}:{}'\nAGENTCORE_LOGIN={}\nAGENTCORE_MOUNTS={}\n\
          AGENTCORE_EXEC_PORT={}\nAGENTCORE_EXEC_TOKEN={}\nAGENTCORE_ENV={}\nset --",
         sh_quote(&hostname(&spec.name)),
         sh_quote(&workdir),
         guest.identity.uid,
         guest.identity.gid,
+        sh_quote(guest.identity.login.as_deref().unwrap_or("")),
         sh_quote(&mounts.join(" ")),
         commands::GUEST_PORT,
         sh_quote(guest.token),
@@ -553,7 +623,7 @@ fn qemu_args(
     kernel: &Path,
     initrd: &Path,
     spec: &SandboxSpec,
-    ports: &[(u16, SocketAddrV4)],
+    network: &Network<'_>,
     disks: &[Disk],
     accel: Accel,
 ) -> Vec<String> {
@@ -567,8 +637,12 @@ fn qemu_args(
         }
     }
     let mut netdev = "user,id=n0".to_string();
-    for (guest, local) in ports {
+    for (guest, local) in network.forwards {
         netdev += &format!(",hostfwd=tcp:{}:{}-:{guest}", local.ip(), local.port());
+    }
+    if let Some(command) = network.pipe_command {
+        // QEMU's option syntax doubles a comma inside a value.
+        netdev += &format!(",restrict=on,guestfwd=tcp:{VPC_EMULATOR}-cmd:{}", command.replace(',', ",,"));
     }
     let path = |p: &Path| p.display().to_string();
     let mut args: Vec<String> = vec!["-M".into(), "microvm".into()];
@@ -665,12 +739,7 @@ impl SandboxBackend for MicrovmBackend {
     }
 
     fn start<'a>(&'a self, spec: &'a SandboxSpec) -> BoxFuture<'a, Result<SandboxHandle, SandboxError>> {
-        Box::pin(async move {
-            if spec.egress == Egress::EmulatorOnly {
-                return Err(vpc_refused());
-            }
-            self.launch(spec, Instant::now()).await
-        })
+        Box::pin(async move { self.launch(spec, Instant::now()).await })
     }
 
     fn state<'a>(&'a self, id: &'a str) -> BoxFuture<'a, SandboxState> {
@@ -834,7 +903,7 @@ impl SandboxBackend for MicrovmBackend {
         Box::pin(async move {
             match egress {
                 Egress::Internet => Ok(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-                Egress::EmulatorOnly => Err(vpc_refused()),
+                Egress::EmulatorOnly => Ok(IpAddr::V4(VPC_DOOR_ADDRESS)),
             }
         })
     }
@@ -848,17 +917,6 @@ impl SandboxBackend for MicrovmBackend {
         let pids: Vec<u32> = self.records().into_iter().map(|r| r.pid).filter(|pid| *pid != 0).collect();
         !pids.is_empty() && relay::opened_by_any(&pids, peer, local)
     }
-}
-
-/// Why a VM cannot run a session limited to the emulator: QEMU's user networking either routes
-/// everywhere or (restrict=on) nowhere, the emulator included.
-fn vpc_refused() -> SandboxError {
-    SandboxError::Failed(
-        "networkMode VPC (no network but the emulator) is not available with --sandbox microvm yet: \
-         QEMU's user networking cannot keep a VM off the network while letting it reach the emulator. \
-         Serve with --sandbox docker for VPC runtimes."
-            .into(),
-    )
 }
 
 fn read_from(path: &Path, offset: u64) -> Vec<u8> {
@@ -913,7 +971,10 @@ mod tests {
         }];
         let guest = Guest { image: &image, identity: &root, disks: &disks, token: "t0k" };
         let text = guest_config(&spec(), &guest).unwrap();
-        assert!(text.contains("AGENTCORE_USER='0:0'") && text.contains("'HOME=/root'"), "{text}");
+        assert!(text.contains("AGENTCORE_USER='0:0'\nAGENTCORE_LOGIN=''\n") && text.contains("'HOME=/root'"), "{text}");
+        let login = Identity { login: Some("it's".into()), ..Identity::root() };
+        let text = guest_config(&spec(), &Guest { identity: &login, ..guest }).unwrap();
+        assert!(text.contains(r"AGENTCORE_LOGIN='it'\''s'"), "{text}");
         assert!(text.contains("AGENTCORE_MOUNTS='agentcore-m0:ro:/var/task'"), "{text}");
         assert!(text.contains("AGENTCORE_EXEC_PORT=1\nAGENTCORE_EXEC_TOKEN='t0k'\n"), "{text}");
         assert!(text.contains(r"AGENTCORE_ENV=''\''HOSTNAME=") && text.contains(r" '\''PATH=/bin'\'' "), "{text}");
@@ -934,7 +995,11 @@ mod tests {
             passwd: "agent:x:1234:2345::/home/agent:/bin/sh\n".into(),
             ..Default::default()
         };
-        assert_eq!(identity(&spec(), &image).unwrap(), Identity { uid: 1234, gid: 2345, home: "/home/agent".into() });
+        let agent = identity(&spec(), &image).unwrap();
+        assert_eq!(
+            (agent.uid, agent.gid, agent.home.as_str(), agent.login.as_deref()),
+            (1234, 2345, "/home/agent", Some("agent"))
+        );
         let job = SandboxSpec { user: Some("4000:4001".into()), ..spec() };
         assert_eq!((identity(&job, &image).unwrap().uid, identity(&job, &image).unwrap().gid), (4000, 4001));
         let unknown = rootfs::ImageConfig { user: "ghost".into(), ..Default::default() };
@@ -957,21 +1022,24 @@ mod tests {
             target: "/var/task".into(),
             write_back: None,
         }];
-        let args = qemu_args(
-            Path::new("/v"),
-            Path::new("/k"),
-            Path::new("/i"),
-            &spec(),
-            &[(8080, SocketAddrV4::new(FORWARD_ADDRESS, 40000))],
-            &disks,
-            Accel::Tcg,
-        );
+        let forwards = [(8080, SocketAddrV4::new(FORWARD_ADDRESS, 40000))];
+        let public = Network { forwards: &forwards, pipe_command: None };
+        let args = qemu_args(Path::new("/v"), Path::new("/k"), Path::new("/i"), &spec(), &public, &disks, Accel::Tcg);
         let joined = args.join(" ");
+        assert!(!joined.contains("restrict") && !joined.contains("guestfwd"), "{joined}");
         assert!(joined.contains("file=/d/a,,b.ext4,if=none,id=disk0,format=raw,readonly=on"), "{joined}");
         assert!(joined.contains("virtio-blk-device,drive=disk0,serial=agentcore-m0"));
         assert!(joined.contains("virtserialport,chardev=control,name=agentcore.control"));
         assert!(joined.contains("-smp 2 -m 8192"));
         assert!(joined.contains("hostfwd=tcp:127.0.0.2:40000-:8080"));
         assert!(joined.contains("-accel tcg"));
+        // A VPC VM: nothing leaves it but its one rule, whose command keeps its commas.
+        let private = Network { forwards: &forwards, pipe_command: Some("'/bin/a,b' vm-pipe 'x'") };
+        let args = qemu_args(Path::new("/v"), Path::new("/k"), Path::new("/i"), &spec(), &private, &disks, Accel::Tcg);
+        let netdev = &args[args.iter().position(|a| a == "-netdev").unwrap() + 1];
+        assert_eq!(
+            netdev,
+            "user,id=n0,hostfwd=tcp:127.0.0.2:40000-:8080,restrict=on,guestfwd=tcp:10.0.2.100:80-cmd:'/bin/a,,b' vm-pipe 'x'"
+        );
     }
 }

@@ -30,20 +30,48 @@ pub async fn run(listener: tokio::net::TcpListener, qemu_pid: u32, source: Ipv4A
                 tracing::warn!(%source, %peer, "refused a connection to a VM's way to the emulator: it does not come from that VM");
                 return;
             }
-            let connect = async {
-                let socket = tokio::net::TcpSocket::new_v4()?;
-                socket.bind(SocketAddr::from((source, 0)))?;
-                socket.connect(door).await
-            };
-            match connect.await {
+            match connect_from(source, door).await {
                 Ok(mut outbound) => {
-                    let _ = outbound.set_nodelay(true);
                     let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
                 }
                 Err(e) => tracing::debug!(%source, error = %e, "cannot relay a VM's connection to the emulator"),
             }
         });
     }
+}
+
+/// Relays every connection to a VPC VM's pipe socket (`pipe`) to the emulator's listener `door`,
+/// from the VM's own address `source`. The socket is abstract (no file to protect), so a
+/// connection from another user is refused; this user's processes can read the VM's record anyway.
+pub async fn run_pipe(listener: tokio::net::UnixListener, source: Ipv4Addr, door: SocketAddr) {
+    // SAFETY: geteuid has no side effects.
+    let own_uid = unsafe { libc::geteuid() };
+    loop {
+        let Ok((mut inbound, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        if inbound.peer_cred().ok().map(|c| c.uid()) != Some(own_uid) {
+            tracing::warn!(%source, "refused a connection to a VM's way to the emulator: another user opened it");
+            continue;
+        }
+        tokio::spawn(async move {
+            match connect_from(source, door).await {
+                Ok(mut outbound) => {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+                Err(e) => tracing::debug!(%source, error = %e, "cannot relay a VM's connection to the emulator"),
+            }
+        });
+    }
+}
+
+async fn connect_from(source: Ipv4Addr, door: SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::from((source, 0)))?;
+    let stream = socket.connect(door).await?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
 }
 
 /// Whether the connection accepted at `local` from `peer` was opened by process `pid`: the
@@ -91,6 +119,39 @@ mod tests {
         let remote: SocketAddr = "127.0.0.1:8080".parse().unwrap();
         assert_eq!(socket_inode(table, own, remote), Some(4242));
         assert_eq!(socket_inode(table, remote, own), None);
+    }
+
+    #[tokio::test]
+    async fn a_pipe_is_relayed_from_the_vms_own_address() {
+        use std::os::linux::net::SocketAddrExt;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let door = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let name = format!("agentcore-local-test-{}", std::process::id());
+        let address = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let listener = std::os::unix::net::UnixListener::bind_addr(&address).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let source = Ipv4Addr::new(127, 0, 0, 5);
+        let relay = tokio::spawn(run_pipe(
+            tokio::net::UnixListener::from_std(listener).unwrap(),
+            source,
+            door.local_addr().unwrap(),
+        ));
+        let mut guest = tokio::net::UnixStream::from_std({
+            let s = std::os::unix::net::UnixStream::connect_addr(&address).unwrap();
+            s.set_nonblocking(true).unwrap();
+            s
+        })
+        .unwrap();
+        guest.write_all(b"ping").await.unwrap();
+        let (mut emulator, from) = door.accept().await.unwrap();
+        assert_eq!(from.ip(), source, "the emulator sees the VM's own address");
+        let mut got = [0u8; 4];
+        emulator.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"ping");
+        emulator.write_all(b"pong").await.unwrap();
+        guest.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"pong");
+        relay.abort();
     }
 
     #[tokio::test]

@@ -16,6 +16,8 @@ use super::host::Kernel;
 pub const INIT: &str = include_str!("init.sh");
 /// The guest's command server, one run per connection (`commands`).
 pub const EXEC: &str = include_str!("exec.sh");
+/// Runs a command as the agent's user (init.sh and exec.sh call it).
+pub const AS_AGENT: &str = include_str!("as-agent.sh");
 /// Modules the init loads, relative to `/lib/modules/VERSION/kernel`, in load order.
 const MODULES: &[&str] = &[
     "drivers/virtio/virtio_ring.ko",
@@ -65,6 +67,8 @@ fn cache_dir(root: &Path, image_id: &str, kernel: &Kernel) -> PathBuf {
     h.update(INIT.as_bytes());
     h.update(b"\0");
     h.update(EXEC.as_bytes());
+    h.update(b"\0");
+    h.update(AS_AGENT.as_bytes());
     h.update(b"\0");
     h.update(FORMAT.as_bytes());
     let short = image_id.trim_start_matches("sha256:").chars().take(12).collect::<String>();
@@ -167,7 +171,12 @@ fn build(work: &Path, dir: &Path, kernel: &Kernel, busybox: &Path, mut config: I
     set_mode(&init, 0o755)?;
     std::fs::write(ours.join("exec.sh"), EXEC).map_err(|e| io("exec.sh", e))?;
     set_mode(&ours.join("exec.sh"), 0o755)?;
+    std::fs::write(ours.join("as-agent"), AS_AGENT).map_err(|e| io("as-agent", e))?;
+    set_mode(&ours.join("as-agent"), 0o755)?;
     set_mode(&ours.join("busybox"), 0o755)?;
+    // su runs its -c through a shell it finds by path, named by its last component: busybox
+    // runs as sh only when called "sh".
+    std::os::unix::fs::symlink("busybox", ours.join("sh")).map_err(|e| io(".agentcore/sh", e))?;
     for d in ["proc", "sys", "dev", "tmp", "etc"] {
         let _ = std::fs::create_dir_all(rootfs.join(d));
     }
