@@ -215,8 +215,9 @@ impl MicrovmBackend {
         }
     }
 
-    /// Starts relaying `listener` (the VM's port) to the emulator's listener from `source`, for
-    /// connections that QEMU process `pid` (the VM's) opened.
+    /// Starts relaying `listener` (the VM's port, or a VPC VM's pipe socket) to the emulator's
+    /// listener from `source`: on a port, only connections that QEMU process `pid` (the VM's)
+    /// opened; on a pipe, only this user's (`relay::run_pipe`).
     fn spawn_relay(&self, id: &str, listener: RelayListener, pid: u32, source: Ipv4Addr) {
         let Some(door) = self.door.get().copied() else { return };
         let task = match listener {
