@@ -449,14 +449,10 @@ enum RelayListener {
 impl RelayListener {
     /// `port` on 127.0.0.1 (0: any), or the abstract socket `pipe` when given.
     async fn bind(port: u16, pipe: Option<&str>) -> std::io::Result<RelayListener> {
-        let Some(name) = pipe else {
-            return Ok(RelayListener::Port(tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?));
-        };
-        use std::os::linux::net::SocketAddrExt;
-        let address = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
-        let listener = std::os::unix::net::UnixListener::bind_addr(&address)?;
-        listener.set_nonblocking(true)?;
-        Ok(RelayListener::Pipe(tokio::net::UnixListener::from_std(listener)?))
+        match pipe {
+            Some(name) => Ok(RelayListener::Pipe(pipe::listen(name)?)),
+            None => Ok(RelayListener::Port(tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?)),
+        }
     }
 }
 

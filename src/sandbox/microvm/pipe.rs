@@ -10,16 +10,28 @@
 use std::io::{Read, Write};
 use std::net::Shutdown;
 use std::os::linux::net::SocketAddrExt;
-use std::os::unix::net::{SocketAddr, UnixStream};
+use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
 
 /// The abstract socket name of a VM's relay for a random `token`.
 pub fn socket_name(token: &str) -> String {
     format!("agentcore-local-vm-{token}")
 }
 
+/// The relay's end: listening on the abstract socket `name` (inside the emulator's runtime).
+pub fn listen(name: &str) -> std::io::Result<tokio::net::UnixListener> {
+    let listener = UnixListener::bind_addr(&SocketAddr::from_abstract_name(name.as_bytes())?)?;
+    listener.set_nonblocking(true)?;
+    tokio::net::UnixListener::from_std(listener)
+}
+
+/// The `vm-pipe` end: connected to the relay listening on `name`.
+pub fn connect(name: &str) -> std::io::Result<UnixStream> {
+    UnixStream::connect_addr(&SocketAddr::from_abstract_name(name.as_bytes())?)
+}
+
 /// Copies stdin to the relay named `name` and the relay's answer to stdout, until both ends close.
 pub fn run(name: &str) -> std::io::Result<()> {
-    let stream = UnixStream::connect_addr(&SocketAddr::from_abstract_name(name.as_bytes())?)?;
+    let stream = connect(name)?;
     let mut to_relay = stream.try_clone()?;
     let upstream = std::thread::spawn(move || {
         let copied = copy_flushing(&mut std::io::stdin().lock(), &mut to_relay);

@@ -12,11 +12,13 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite};
+
 /// Relays every connection this VM's guest opens to `listener` to the emulator's listener `door`,
 /// from the VM's own address `source`; connections from anything else are closed unanswered.
 pub async fn run(listener: tokio::net::TcpListener, qemu_pid: u32, source: Ipv4Addr, door: SocketAddr) {
     loop {
-        let (mut inbound, peer) = match listener.accept().await {
+        let (inbound, peer) = match listener.accept().await {
             Ok(a) => a,
             Err(_) => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -30,12 +32,7 @@ pub async fn run(listener: tokio::net::TcpListener, qemu_pid: u32, source: Ipv4A
                 tracing::warn!(%source, %peer, "refused a connection to a VM's way to the emulator: it does not come from that VM");
                 return;
             }
-            match connect_from(source, door).await {
-                Ok(mut outbound) => {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                }
-                Err(e) => tracing::debug!(%source, error = %e, "cannot relay a VM's connection to the emulator"),
-            }
+            relay_one(inbound, source, door).await;
         });
     }
 }
@@ -47,7 +44,7 @@ pub async fn run_pipe(listener: tokio::net::UnixListener, source: Ipv4Addr, door
     // SAFETY: geteuid has no side effects.
     let own_uid = unsafe { libc::geteuid() };
     loop {
-        let Ok((mut inbound, _)) = listener.accept().await else {
+        let Ok((inbound, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
@@ -55,23 +52,24 @@ pub async fn run_pipe(listener: tokio::net::UnixListener, source: Ipv4Addr, door
             tracing::warn!(%source, "refused a connection to a VM's way to the emulator: another user opened it");
             continue;
         }
-        tokio::spawn(async move {
-            match connect_from(source, door).await {
-                Ok(mut outbound) => {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                }
-                Err(e) => tracing::debug!(%source, error = %e, "cannot relay a VM's connection to the emulator"),
-            }
-        });
+        tokio::spawn(relay_one(inbound, source, door));
     }
 }
 
-async fn connect_from(source: Ipv4Addr, door: SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
-    let socket = tokio::net::TcpSocket::new_v4()?;
-    socket.bind(SocketAddr::from((source, 0)))?;
-    let stream = socket.connect(door).await?;
-    let _ = stream.set_nodelay(true);
-    Ok(stream)
+/// One accepted connection, relayed both ways to `door` from `source` until either side ends.
+async fn relay_one(mut inbound: impl AsyncRead + AsyncWrite + Unpin, source: Ipv4Addr, door: SocketAddr) {
+    let connect = async {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::from((source, 0)))?;
+        socket.connect(door).await
+    };
+    match connect.await {
+        Ok(mut outbound) => {
+            let _ = outbound.set_nodelay(true);
+            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+        }
+        Err(e) => tracing::debug!(%source, error = %e, "cannot relay a VM's connection to the emulator"),
+    }
 }
 
 /// Whether the connection accepted at `local` from `peer` was opened by process `pid`: the
@@ -123,21 +121,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_pipe_is_relayed_from_the_vms_own_address() {
-        use std::os::linux::net::SocketAddrExt;
+        use super::super::pipe;
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let door = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let name = format!("agentcore-local-test-{}", std::process::id());
-        let address = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
-        let listener = std::os::unix::net::UnixListener::bind_addr(&address).unwrap();
-        listener.set_nonblocking(true).unwrap();
+        let name = pipe::socket_name(&format!("test-{}", std::process::id()));
         let source = Ipv4Addr::new(127, 0, 0, 5);
-        let relay = tokio::spawn(run_pipe(
-            tokio::net::UnixListener::from_std(listener).unwrap(),
-            source,
-            door.local_addr().unwrap(),
-        ));
+        let relay = tokio::spawn(run_pipe(pipe::listen(&name).unwrap(), source, door.local_addr().unwrap()));
         let mut guest = tokio::net::UnixStream::from_std({
-            let s = std::os::unix::net::UnixStream::connect_addr(&address).unwrap();
+            let s = pipe::connect(&name).unwrap();
             s.set_nonblocking(true).unwrap();
             s
         })

@@ -17,7 +17,10 @@ pub const INIT: &str = include_str!("init.sh");
 /// The guest's command server, one run per connection (`commands`).
 pub const EXEC: &str = include_str!("exec.sh");
 /// Runs a command as the agent's user (init.sh and exec.sh call it).
-pub const AS_AGENT: &str = include_str!("as-agent.sh");
+const AS_AGENT: &str = include_str!("as-agent.sh");
+/// Our scripts under `/.agentcore` (name, text): written into every root filesystem, and part of
+/// its cache key.
+const SCRIPTS: &[(&str, &str)] = &[("exec.sh", EXEC), ("as-agent", AS_AGENT)];
 /// Modules the init loads, relative to `/lib/modules/VERSION/kernel`, in load order.
 const MODULES: &[&str] = &[
     "drivers/virtio/virtio_ring.ko",
@@ -66,10 +69,10 @@ fn cache_dir(root: &Path, image_id: &str, kernel: &Kernel) -> PathBuf {
     h.update(b"\0");
     h.update(INIT.as_bytes());
     h.update(b"\0");
-    h.update(EXEC.as_bytes());
-    h.update(b"\0");
-    h.update(AS_AGENT.as_bytes());
-    h.update(b"\0");
+    for (_, text) in SCRIPTS {
+        h.update(text.as_bytes());
+        h.update(b"\0");
+    }
     h.update(FORMAT.as_bytes());
     let short = image_id.trim_start_matches("sha256:").chars().take(12).collect::<String>();
     root.join(format!("{short}-{}", &hex::encode(h.finalize())[..12]))
@@ -169,10 +172,10 @@ fn build(work: &Path, dir: &Path, kernel: &Kernel, busybox: &Path, mut config: I
     let _ = std::fs::remove_file(&init);
     std::fs::write(&init, INIT).map_err(|e| io("init", e))?;
     set_mode(&init, 0o755)?;
-    std::fs::write(ours.join("exec.sh"), EXEC).map_err(|e| io("exec.sh", e))?;
-    set_mode(&ours.join("exec.sh"), 0o755)?;
-    std::fs::write(ours.join("as-agent"), AS_AGENT).map_err(|e| io("as-agent", e))?;
-    set_mode(&ours.join("as-agent"), 0o755)?;
+    for (name, text) in SCRIPTS {
+        std::fs::write(ours.join(name), text).map_err(|e| io(name, e))?;
+        set_mode(&ours.join(name), 0o755)?;
+    }
     set_mode(&ours.join("busybox"), 0o755)?;
     // su runs its -c through a shell it finds by path, named by its last component: busybox
     // runs as sh only when called "sh".
