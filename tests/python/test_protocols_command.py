@@ -98,12 +98,16 @@ def test_command_first_then_invocation_share_the_sandbox(stack):
 def test_timeout_stops_the_command(stack):
     emu, control, data, rt = stack
     sid = new_session_id("cmd-timeout")
+    # The sandbox starts first, so the time measured below is the command's alone (a cold start on a
+    # loaded CI machine took 24 s once). The bound only has to tell "stopped at the timeout" from
+    # "ran its 987 s", so it is generous.
+    run(data, rt["agentRuntimeArn"], sid, "true")
     start = time.monotonic()
     _, chunks = run(data, rt["agentRuntimeArn"], sid, "echo started; sleep 987; echo never", timeout=1)
     elapsed = time.monotonic() - start
     out, err, stop = outputs(chunks)
     assert stop == {"exitCode": 124, "status": "TIMED_OUT"}
-    assert out == "started\n" and elapsed < 10
+    assert out == "started\n" and elapsed < 120, elapsed
     # The command is gone from the sandbox, not just abandoned.
     time.sleep(0.5)
     _, chunks = run(data, rt["agentRuntimeArn"], sid,
