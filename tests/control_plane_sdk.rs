@@ -274,3 +274,59 @@ async fn state_survives_a_restart() {
     assert_eq!(got.status(), &AgentRuntimeStatus::Ready);
     server.shutdown().await;
 }
+
+/// CreateAgentRuntime and DeleteAgentRuntime each commit twice (the runtime, then its workload
+/// identity). A crash between the two is repaired once the next start serves.
+#[tokio::test]
+async fn a_crash_between_a_runtimes_two_commits_is_repaired_after_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = agentcore_local::config::Config::for_tests();
+    config.data_dir = Some(dir.path().to_path_buf());
+    let server = start_with(config.clone()).await;
+    let created = create(&control(&server), "identity_lost").await;
+    let deleted = create(&control(&server), "identity_kept").await;
+    server.shutdown().await;
+    // As the crashes leave the database: `created` without its workload identity, and `deleted`
+    // marked for deletion with its workload identity still there.
+    let db = rusqlite::Connection::open(dir.path().join("agentcore-local.sqlite3")).unwrap();
+    assert_eq!(db.execute("DELETE FROM identity_workloads WHERE runtime_id = ?1", [&created]).unwrap(), 1);
+    assert_eq!(db.execute("UPDATE runtimes SET deleting = 1 WHERE id = ?1", [&deleted]).unwrap(), 1);
+    drop(db);
+
+    let server = start_with(config).await;
+    let client = control(&server);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let listed = client.list_workload_identities().max_results(20).send().await.unwrap();
+        let names: Vec<&str> = listed.workload_identities().iter().map(|w| w.name()).collect();
+        if names.contains(&created.as_str()) && !names.contains(&deleted.as_str()) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "workload identities not repaired: {names:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    server.shutdown().await;
+}
+
+/// A start that finds everything up to date writes nothing: no commit (and no sync) before the
+/// first request, and the database file a clean shutdown left is the file the next one finds.
+#[tokio::test]
+async fn a_start_and_stop_without_requests_leave_the_database_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = agentcore_local::config::Config::for_tests();
+    config.data_dir = Some(dir.path().to_path_buf());
+    let server = start_with(config.clone()).await;
+    let id = create(&control(&server), "before_restarts").await;
+    wait_ready(&control(&server), &id).await;
+    server.shutdown().await;
+    let db = dir.path().join("agentcore-local.sqlite3");
+    let written = |path: &std::path::Path| {
+        let meta = std::fs::metadata(path).unwrap();
+        (meta.len(), meta.modified().unwrap())
+    };
+    let before = written(&db);
+    for _ in 0..2 {
+        start_with(config.clone()).await.shutdown().await;
+        assert_eq!(written(&db), before, "a start without requests changed the database");
+    }
+}

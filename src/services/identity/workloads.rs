@@ -7,6 +7,7 @@ use super::tables::WorkloadRow;
 use super::{now_ms, tables, IdentityService};
 use crate::kernel::caller::Caller;
 use crate::kernel::error::{Error, Result};
+use crate::kernel::store::Tx;
 use crate::services::runtime::domain::pagination::{self, Page};
 
 /// `ListWorkloadIdentities` returns at most this many per page (the model's maximum).
@@ -139,53 +140,53 @@ impl IdentityService {
 
     /// A runtime is gone: its workload identity and the tokens kept for it go too.
     pub async fn remove_runtime_workload(&self, runtime_id: String) -> Result<()> {
+        self.store.write(move |tx| remove_runtime_workload_in(tx, &runtime_id)).await
+    }
+
+    /// Every live runtime has its identity, and no identity outlives its runtime: repairs a
+    /// crash between a runtime's commit and its identity's (CreateAgentRuntime and
+    /// DeleteAgentRuntime each commit twice). `live_runtimes` lists (account, Region, id) of the
+    /// runtimes not being deleted.
+    ///
+    /// Runs once after start-up, while requests are already served, so it reads and repairs in
+    /// one write transaction: a runtime created or deleted meanwhile is seen either wholly before
+    /// or wholly after, never between its two commits. Returns how many identities it repaired.
+    pub async fn sync_runtime_workloads<F>(&self, live_runtimes: F) -> Result<usize>
+    where
+        F: FnOnce(&Tx<'_>) -> Result<Vec<(String, String, String)>> + Send + 'static,
+    {
         self.store
             .write(move |tx| {
-                let t = tables(tx);
-                if let Some(row) = t.runtime_workload(&runtime_id)? {
-                    t.delete_workload(row.seq)?;
-                    t.delete_workload_tokens(&row.account, &row.region, &row.name)?;
+                let runtimes = live_runtimes(tx)?;
+                let owned: HashSet<String> = tables(tx).runtime_owned_workloads()?.into_iter().collect();
+                let alive: HashSet<&str> = runtimes.iter().map(|(_, _, id)| id.as_str()).collect();
+                let mut repaired = 0;
+                for (account, region, id) in runtimes.iter().filter(|(_, _, id)| !owned.contains(id)) {
+                    ensure_runtime_workload_in(tx, account, region, id)?;
+                    repaired += 1;
                 }
-                Ok(())
+                for id in owned.iter().filter(|id| !alive.contains(id.as_str())) {
+                    remove_runtime_workload_in(tx, id)?;
+                    repaired += 1;
+                }
+                Ok(repaired)
             })
             .await
     }
+}
 
-    /// At start-up: every existing runtime has its identity, and no identity outlives its runtime
-    /// (a crash between a runtime's commit and its identity's is repaired here).
-    pub async fn sync_runtime_workloads(&self, runtimes: Vec<(String, String, String)>) -> Result<()> {
-        let alive: HashSet<String> = runtimes.iter().map(|(_, _, id)| id.clone()).collect();
-        // This runs before the server accepts connections, and a data dir may hold thousands of
-        // runtimes: one query finds the workloads that exist, and only a crash's leftovers (a
-        // runtime without its workload) cost a write, all in one transaction.
-        let owned: HashSet<String> =
-            self.store.read(|tx| tables(tx).runtime_owned_workloads()).await?.into_iter().collect();
-        let missing: Vec<(String, String, String)> =
-            runtimes.into_iter().filter(|(_, _, id)| !owned.contains(id)).collect();
-        if !missing.is_empty() {
-            self.store
-                .write(move |tx| {
-                    for (account, region, id) in &missing {
-                        ensure_runtime_workload_in(tx, account, region, id)?;
-                    }
-                    Ok(())
-                })
-                .await?;
-        }
-        for id in owned.into_iter().filter(|id| !alive.contains(id)) {
-            self.remove_runtime_workload(id).await?;
-        }
-        Ok(())
+/// The workload identity `runtime_id` owns, and the tokens kept for it, removed in `tx`.
+fn remove_runtime_workload_in(tx: &Tx<'_>, runtime_id: &str) -> Result<()> {
+    let t = tables(tx);
+    if let Some(row) = t.runtime_workload(runtime_id)? {
+        t.delete_workload(row.seq)?;
+        t.delete_workload_tokens(&row.account, &row.region, &row.name)?;
     }
+    Ok(())
 }
 
 /// The runtime's workload identity, created in `tx` if it does not exist yet.
-fn ensure_runtime_workload_in(
-    tx: &crate::kernel::store::Tx<'_>,
-    account: &str,
-    region: &str,
-    runtime_id: &str,
-) -> Result<WorkloadRow> {
+fn ensure_runtime_workload_in(tx: &Tx<'_>, account: &str, region: &str, runtime_id: &str) -> Result<WorkloadRow> {
     let t = tables(tx);
     if let Some(row) = t.workload(account, region, runtime_id)? {
         return Ok(row);

@@ -269,18 +269,10 @@ impl ControlPlane {
             .await
     }
 
-    /// (account, Region, id) of every runtime not being deleted: what owns a workload identity.
-    pub async fn runtime_ids(&self) -> Result<Vec<(String, String, String)>> {
-        self.store
-            .read(|tx| {
-                Ok(tx
-                    .all_runtimes(i64::MAX as usize)?
-                    .into_iter()
-                    .filter(|r| !r.deleting)
-                    .map(|r| (r.account, r.region, r.id))
-                    .collect())
-            })
-            .await
+    /// (account, Region, id) of every runtime not being deleted, read in `tx`: what owns a
+    /// workload identity. Identity's start-up repair reads it inside its own write transaction.
+    pub fn live_runtime_keys(tx: &Tx<'_>) -> Result<Vec<(String, String, String)>> {
+        tx.live_runtime_keys()
     }
 
     /// Runtimes of the caller's account and Region, each through its latest version.

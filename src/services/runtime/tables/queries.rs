@@ -115,6 +115,13 @@ impl Tx<'_> {
         )
     }
 
+    /// (account, Region, id) of every runtime not being deleted: what owns a workload identity.
+    pub fn live_runtime_keys(&self) -> Result<Vec<(String, String, String)>> {
+        self.query_all("SELECT account, region, id FROM runtimes WHERE deleting = 0", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+    }
+
     pub fn runtimes_deleting(&self) -> Result<Vec<RuntimeRow>> {
         self.query_all(&format!("SELECT {RUNTIME_COLS} FROM runtimes WHERE deleting = 1 ORDER BY seq"), [], runtime_row)
     }
