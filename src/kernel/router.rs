@@ -4,6 +4,7 @@
 //! so the path alone selects the operation. A trailing slash is optional (botocore sends it, the
 //! Rust and JS SDKs do not) and each `{label}` is one percent-decoded segment.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -129,10 +130,14 @@ impl RouteTable {
 
     pub fn route(&self, method: &str, raw_path: &str) -> Result<Matched, NoRoute> {
         let segments = split_path(raw_path);
+        // Decoded once: every template compares its literals with them (an invocation's ARN
+        // segment, full of escapes, was decoded again for each of some 200 templates).
+        let decoded: Vec<Cow<'_, str>> =
+            segments.iter().map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy()).collect();
         let mut allowed = Vec::new();
         let mut unimplemented = None;
         for t in &self.templates {
-            if !fits(t, &segments) {
+            if !fits(t, &decoded) {
                 continue;
             }
             if t.method != method {
@@ -166,15 +171,15 @@ fn agentcore() -> &'static RouteTable {
     })
 }
 
-/// Whether `segments` fit template `t`. Called for every template until one fits, so it
-/// allocates nothing: a literal is compared with the segment as sent unless it has escapes.
-fn fits(t: &Template, segments: &[&str]) -> bool {
+/// Whether the decoded `segments` fit template `t`. Called for every template until one fits,
+/// so it allocates nothing.
+fn fits(t: &Template, segments: &[Cow<'_, str>]) -> bool {
     for (i, seg) in t.segments.iter().enumerate() {
         match seg {
             Segment::Greedy(_) => return i < segments.len(),
             _ if i >= segments.len() => return false,
             Segment::Literal(lit) => {
-                if percent_encoding::percent_decode_str(segments[i]).decode_utf8_lossy() != lit.as_str() {
+                if segments[i] != lit.as_str() {
                     return false;
                 }
             }
