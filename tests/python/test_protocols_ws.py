@@ -197,7 +197,9 @@ def test_websocket_to_an_agent_without_ws_is_refused(stack):
     start = time.monotonic()
     with pytest.raises(websockets.exceptions.InvalidStatus) as err:
         ws_connect(emu, *sdk_client().generate_ws_connection(rt["agentRuntimeArn"], session_id=sid))
-    assert time.monotonic() - start < 20
+    # Includes the session's cold start (up to 24 s on a loaded CI machine); a refusal that waited
+    # for the 60 s start-up budget would not fit.
+    assert time.monotonic() - start < 45
     response = err.value.response
     assert response.status_code == 424, (response.status_code, response.body)
     assert response.headers.get("x-amzn-ErrorType", "").startswith("RuntimeClientError"), dict(response.headers)

@@ -404,7 +404,8 @@ def test_agent_exiting_at_start_up_fails_the_invocation_with_its_output(stack):
         began = time.time()
         with pytest.raises(stack.data.exceptions.RuntimeClientError) as e:
             invoke(stack.data, rt["agentRuntimeArn"], sid, {"action": "echo"})
-        assert time.time() - began < 30, "a crashed start-up must not wait for the whole start-up budget"
+        # The budget is 60 s; the sandbox's creation alone took up to 24 s on a loaded CI machine.
+        assert time.time() - began < 45, "a crashed start-up must not wait for the whole start-up budget"
         code, status, message = error_of(e)
         assert (code, status) == ("RuntimeClientError", 424)
         assert message.startswith("Runtime initialization time exceeded"), (attempt, message)
@@ -474,7 +475,9 @@ def test_agent_that_never_becomes_healthy_times_out(emulators, ready_runtime):
     with pytest.raises(data.exceptions.RuntimeClientError) as e:
         invoke(data, arn, sid, {"action": "echo"})
     elapsed = time.time() - began
-    assert 2.5 <= elapsed <= 20, elapsed
+    # The 3 s limit, not the 60 s default; the rest is the sandbox's creation, which took up to 24 s
+    # on a loaded CI machine.
+    assert 2.5 <= elapsed <= 45, elapsed
     code, status, message = error_of(e)
     assert (code, status) == ("RuntimeClientError", 424)
     assert message.startswith("Runtime initialization time exceeded"), message
