@@ -101,8 +101,23 @@ pub async fn docker_floor(client: &HttpClient, runs: usize, container: &FloorCon
         let (status, body) = body_of(client, post).await;
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
         samples.push(started.elapsed());
-        let remove = bollard::query_parameters::RemoveContainerOptionsBuilder::default().force(true).build();
-        let _ = docker.remove_container(&id, Some(remove)).await;
+        remove_floor_container(&docker, &id).await;
     }
     samples
+}
+
+/// Remove a floor container, retrying: a forced removal can fail for a moment (fuse-overlayfs
+/// still busy), and one such failure left a baseline container running after a run.
+async fn remove_floor_container(docker: &bollard::Docker, id: &str) {
+    let mut last_error = None;
+    for _ in 0..10 {
+        let remove = bollard::query_parameters::RemoveContainerOptionsBuilder::default().force(true).build();
+        match docker.remove_container(id, Some(remove)).await {
+            Ok(()) => return,
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => return,
+            Err(e) => last_error = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!("warning: could not remove the floor container {id}: {last_error:?}; remove it with docker rm -f {id}");
 }
