@@ -259,11 +259,17 @@ async fn regions_and_credentials_are_enforced() {
     server.shutdown().await;
 }
 
+/// The test configuration with its state kept in `dir`, for tests that restart the emulator.
+fn kept_in(dir: &std::path::Path) -> agentcore_local::config::Config {
+    let mut config = agentcore_local::config::Config::for_tests();
+    config.data_dir = Some(dir.to_path_buf());
+    config
+}
+
 #[tokio::test]
 async fn state_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = agentcore_local::config::Config::for_tests();
-    config.data_dir = Some(dir.path().to_path_buf());
+    let config = kept_in(dir.path());
     let server = start_with(config.clone()).await;
     let id = create(&control(&server), "durable").await;
     wait_ready(&control(&server), &id).await;
@@ -280,8 +286,7 @@ async fn state_survives_a_restart() {
 #[tokio::test]
 async fn a_crash_between_a_runtimes_two_commits_is_repaired_after_the_next_start() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = agentcore_local::config::Config::for_tests();
-    config.data_dir = Some(dir.path().to_path_buf());
+    let config = kept_in(dir.path());
     let server = start_with(config.clone()).await;
     let created = create(&control(&server), "identity_lost").await;
     let deleted = create(&control(&server), "identity_kept").await;
@@ -313,8 +318,7 @@ async fn a_crash_between_a_runtimes_two_commits_is_repaired_after_the_next_start
 #[tokio::test]
 async fn a_start_and_stop_without_requests_leave_the_database_untouched() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = agentcore_local::config::Config::for_tests();
-    config.data_dir = Some(dir.path().to_path_buf());
+    let config = kept_in(dir.path());
     let server = start_with(config.clone()).await;
     let id = create(&control(&server), "before_restarts").await;
     wait_ready(&control(&server), &id).await;
