@@ -66,8 +66,13 @@ impl Sessions {
     /// Why the session's sandbox is gone after a request to it failed, waiting a moment for the
     /// sandbox to finish dying: when the kernel kills the agent, the connection breaks before the
     /// sandbox's init has exited and the backend can say why. `None` if it is still running then.
+    /// A session the emulator itself ended (its max lifetime, a stop, the runtime's deletion) is
+    /// reported as that, not as the exit code 143 its agent's SIGTERM leaves behind.
     pub async fn crash_reason_after_failure(&self, session: &Session) -> Option<EndReason> {
         for _ in 0..10 {
+            if let Some(reason) = session.ended() {
+                return Some(reason);
+            }
             if let Some(reason) = self.crashed(session).await {
                 return Some(reason);
             }

@@ -235,6 +235,20 @@ def test_max_lifetime_ends_a_session_that_is_invoked_continually(fast):
     wait_until(gone(sid), 20)
 
 
+def test_an_invocation_cut_short_by_the_max_lifetime_says_so(fast):
+    """The emulator ends the session at its lifetime even mid-invocation; the caller is told the
+    lifetime ended it, not the exit code 143 that the agent's SIGTERM left behind."""
+    rt = fast.runtime("cut_short", lifecycleConfiguration={"idleRuntimeSessionTimeout": 60, "maxLifetime": 120})
+    arn, sid = rt["agentRuntimeArn"], new_session_id("cut-short")
+    whoami(fast.data, arn, sid)
+    with pytest.raises(ClientError) as excinfo:
+        invoke(fast.data, arn, sid, {"action": "sleep", "ms": 30000})
+    error = excinfo.value.response["Error"]
+    assert error["Code"] == "RuntimeClientError", error
+    assert "ended during the invocation: max lifetime reached" in error["Message"], error
+    wait_until(gone(sid), 20)
+
+
 def test_a_long_request_or_stream_is_activity_not_idleness(fast):
     arn, sid = fast.idle_rt["agentRuntimeArn"], new_session_id("long")
     first = whoami(fast.data, arn, sid)

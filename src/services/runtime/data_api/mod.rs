@@ -190,7 +190,7 @@ async fn invoke(state: &AppState, call: &Call<'_>, input: &Input) -> Result<Resp
             let mut message = format!("The runtime session's agent could not be reached: {e}");
             if let Some(reason) = sessions.crash_reason_after_failure(&session).await {
                 let logs = sessions.last_output(&session, 30).await;
-                tracing::warn!(session = %session_id, runtime = %target.runtime_id, "agent died during an invocation ({}); last agent output:\n{}", reason.describe(), logs.trim_end());
+                tracing::warn!(session = %session_id, runtime = %target.runtime_id, "session ended during an invocation ({}); last agent output:\n{}", reason.describe(), logs.trim_end());
                 // Say why, with the agent's last words: the caller's next step depends on them.
                 let tail: Vec<&str> = logs.trim_end().lines().rev().take(10).collect();
                 message = format!(
