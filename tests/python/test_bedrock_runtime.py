@@ -2,7 +2,6 @@
 ConverseStream, InvokeModel, InvokeModelWithResponseStream) and `bedrock` (ListFoundationModels,
 GetFoundationModel), and the AWS CLI; the echo, script and OpenAI-compatible providers; Bedrock's
 validation wording; every call in /metrics and on the dashboard."""
-import base64
 import http.server
 import json
 import threading

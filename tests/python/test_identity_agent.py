@@ -5,7 +5,6 @@ access token the runtime hands it and the session credentials the emulator gives
 import base64
 import json
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 

@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from conftest import CONTAINER_URI, ROLE_ARN, Cli, Emulator, boto_client, create_runtime, wait_for_status
+from conftest import Cli, Emulator, boto_client, create_runtime, wait_for_status
 
 
 def invoke(data, arn, session, payload):
