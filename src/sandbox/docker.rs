@@ -100,6 +100,37 @@ fn is_not_found(e: &bollard::errors::Error) -> bool {
     matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
 }
 
+/// The pauses between tries of a forced removal (a fourth failure is given up on, and logged).
+const REMOVAL_PAUSES: [Duration; 3] = [Duration::from_millis(100), Duration::from_millis(500), Duration::from_secs(2)];
+
+/// Runs `attempt` until it succeeds, pausing between tries; after the last pause's try fails,
+/// the number of tries and the last error.
+async fn retry_removal<F, Fut, E>(pauses: &[Duration], mut attempt: F) -> Result<(), (usize, E)>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>>,
+{
+    let mut tries = 0;
+    let mut pauses = pauses.iter();
+    loop {
+        tries += 1;
+        let error = match attempt().await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        match pauses.next() {
+            Some(pause) => tokio::time::sleep(*pause).await,
+            None => return Err((tries, error)),
+        }
+    }
+}
+
+/// Docker's 409 for a container another request is already removing.
+fn removal_in_progress(e: &bollard::errors::Error) -> bool {
+    matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 409, message }
+        if message.contains("already in progress"))
+}
+
 impl DockerBackend {
     /// Does not contact Docker yet; the first operation does, and says clearly if it cannot.
     pub fn new() -> DockerBackend {
@@ -236,12 +267,26 @@ impl DockerBackend {
         networks?.values().find_map(|n| n.ip_address.as_deref().and_then(|a| a.parse().ok()))
     }
 
+    /// Removes a container by force, retrying: a forced removal can fail for a moment (the
+    /// kernel still tearing down the container's mounts or network namespace: "device or resource
+    /// busy"), and a removal that fails for good leaves a session's sandbox running with nobody
+    /// to stop it.
     async fn remove(docker: &Docker, id: &str) {
-        let options = RemoveContainerOptions { force: true, v: true, ..Default::default() };
-        if let Err(e) = docker.remove_container(id, Some(options)).await {
-            if !is_not_found(&e) {
-                tracing::warn!(container = id, error = %e, "could not remove container");
+        let attempt = move || async move {
+            let options = RemoveContainerOptions { force: true, v: true, ..Default::default() };
+            match docker.remove_container(id, Some(options)).await {
+                Ok(()) => Ok(()),
+                // Gone already, or another request is removing it ("already in progress"): done.
+                Err(e) if is_not_found(&e) || removal_in_progress(&e) => Ok(()),
+                Err(e) => Err(e),
             }
+        };
+        if let Err((tries, error)) = retry_removal(&REMOVAL_PAUSES, attempt).await {
+            tracing::warn!(
+                container = id,
+                error = %error,
+                "could not remove the container after {tries} tries; `docker rm -f {id}` removes it"
+            );
         }
     }
 }
@@ -728,6 +773,47 @@ impl super::ExecHandle for DockerExec {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    /// A removal that fails for a moment is tried again; one that keeps failing is given up on
+    /// after one try per pause plus one, with its last error.
+    #[tokio::test]
+    async fn a_forced_removal_is_tried_again_before_it_is_given_up() {
+        let pauses = [Duration::from_millis(1); 3];
+        let calls = std::cell::Cell::new(0);
+        let busy_twice = || {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move {
+                if n <= 2 {
+                    Err(format!("device or resource busy ({n})"))
+                } else {
+                    Ok(())
+                }
+            }
+        };
+        assert_eq!(retry_removal(&pauses, busy_twice).await, Ok(()));
+        assert_eq!(calls.get(), 3);
+
+        calls.set(0);
+        let always_busy = || {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move { Err::<(), _>(format!("device or resource busy ({n})")) }
+        };
+        assert_eq!(retry_removal(&pauses, always_busy).await, Err((4, "device or resource busy (4)".to_string())));
+        assert_eq!(calls.get(), 4);
+    }
+
+    #[test]
+    fn a_removal_already_in_progress_counts_as_done_and_other_conflicts_do_not() {
+        let conflict = |message: &str| bollard::errors::Error::DockerResponseServerError {
+            status_code: 409,
+            message: message.to_string(),
+        };
+        assert!(removal_in_progress(&conflict("removal of container 3f2a is already in progress")));
+        assert!(!removal_in_progress(&conflict("You cannot remove a running container 3f2a")));
+        assert!(!is_not_found(&conflict("removal of container 3f2a is already in progress")));
+    }
 
     /// Emulators starting at once on a host without the sandbox network (a fresh machine's test
     /// suite) must all end up on one network: before the lock, two could each create one, and the
