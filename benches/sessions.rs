@@ -149,19 +149,33 @@ async fn throughput(client: &HttpClient, makers: Vec<Box<dyn Fn() -> Request<Ful
     total as f64 / started.elapsed().as_secs_f64()
 }
 
-/// Each session's container port on 127.0.0.1, from the session-id labels Docker reports.
-fn container_ports(session_prefix: &str) -> std::collections::HashMap<String, SocketAddr> {
-    let out = std::process::Command::new("docker")
-        .args(["ps", "--filter", "label=agentcore-local.session-id", "--format"])
-        .arg("{{.Label \"agentcore-local.session-id\"}} {{.Ports}}")
+/// Where each session's agent is reached without the emulator, by session id: its port published
+/// on 127.0.0.1 if Docker published one, else the container's own bridge address (as the
+/// emulator reaches it where the bridge is routable). Sessions whose id starts with
+/// `session_prefix`.
+fn agent_addresses(session_prefix: &str) -> std::collections::HashMap<String, SocketAddr> {
+    let ids = std::process::Command::new("docker")
+        .args(["ps", "-q", "--filter", "label=agentcore-local.session-id"])
         .output()
         .unwrap();
+    let ids: Vec<String> = String::from_utf8_lossy(&ids.stdout).split_whitespace().map(String::from).collect();
+    if ids.is_empty() {
+        return Default::default();
+    }
+    let format = concat!(
+        r#"{{index .Config.Labels "agentcore-local.session-id"}} "#,
+        r#"{{range $p, $b := .NetworkSettings.Ports}}{{range $b}}{{if eq .HostIp "127.0.0.1"}}127.0.0.1:{{.HostPort}}{{end}}{{end}}{{end}} "#,
+        r#"{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}"#
+    );
+    let out = std::process::Command::new("docker").args(["inspect", "--format", format]).args(&ids).output().unwrap();
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| l.starts_with(session_prefix))
         .filter_map(|l| {
-            let (session, ports) = l.split_once(' ')?;
-            Some((session.to_string(), ports.split("->").next()?.trim().parse().ok()?))
+            let mut fields = l.split(' ');
+            let (session, published, address) = (fields.next()?, fields.next()?, fields.next()?);
+            let addr = if published.is_empty() { format!("{address}:8080") } else { published.to_string() };
+            Some((session.to_string(), addr.parse().ok()?))
         })
         .collect()
 }
@@ -199,18 +213,15 @@ fn main() {
         let mut floor = docker_floor(&client, COLD_STARTS, &agent).await;
         let on_network = FloorContainer { network: Some(agentcore_local::sandbox::docker::NETWORK.into()), ..agent };
         let mut network_floor = docker_floor(&client, COLD_STARTS, &on_network).await;
+        let unpublished = FloorContainer { unpublished: true, ..on_network.clone() };
+        let mut unpublished_floor = docker_floor(&client, COLD_STARTS, &unpublished).await;
         let (containers, container_mib) = container_memory_mib("bench-cold-");
 
-        // Warm: the same session through the emulator, then its container port directly.
+        // Warm: the same session through the emulator, then its agent directly.
         let session = format!("bench-warm-{}", uuid::Uuid::new_v4());
         let presigned = Presigned::new(invoke_request(addr, &arn_path, &session, echo), echo);
         body_of(&client, presigned.request()).await;
-        let ports = std::process::Command::new("docker")
-            .args(["ps", "--filter", &format!("label=agentcore-local.session-id={session}"), "--format", "{{.Ports}}"])
-            .output()
-            .unwrap();
-        let ports = String::from_utf8_lossy(&ports.stdout).to_string();
-        let direct: SocketAddr = ports.split("->").next().unwrap().trim().parse().expect("container port");
+        let direct = agent_addresses(&session).remove(&session).expect("the warm session's agent address");
         let (mut via, mut straight) = warm_calls(&client, &presigned, direct, WARM_CALLS).await;
 
         // Sessions created per second, a few at a time.
@@ -255,8 +266,8 @@ fn main() {
             })
             .collect();
         let via_rate = throughput(&client, via_makers).await;
-        let ports = container_ports(&tp_prefix);
-        assert_eq!(ports.len(), THROUGHPUT_SESSIONS, "every throughput session has its container port");
+        let ports = agent_addresses(&tp_prefix);
+        assert_eq!(ports.len(), THROUGHPUT_SESSIONS, "every throughput session has its agent address");
         let direct_makers = ports
             .into_values()
             .map(|direct| {
@@ -284,6 +295,9 @@ fn main() {
         let n50 = percentile(&mut network_floor, 0.5);
         println!("| baseline: the same floor on the sandbox network (icc off) p50 | {:>4.1} ms | |", ms(n50));
         println!("| cold start / sandbox-network floor (p50)      | {:>13.2}x | <= 1.05x     |", ms(c50) / ms(n50));
+        let u50 = percentile(&mut unpublished_floor, 0.5);
+        println!("| baseline: that floor publishing no port, reached at the container's address p50 | {:>4.1} ms | |", ms(u50));
+        println!("| cold start / unpublished sandbox-network floor (p50) | {:>6.2}x | <= 1.05x |", ms(c50) / ms(u50));
         println!(
             "| cold phases p50: created / started / ready / first response | {:.1} / {:.1} / {:.1} / {:.1} ms | |",
             phases[0], phases[1], phases[2], phases[3]
@@ -300,7 +314,7 @@ fn main() {
             v95.as_secs_f64() * 1e6
         );
         println!(
-            "| baseline: same container port directly p50/p95 | {:>6.0} / {:>4.0} us |              |",
+            "| baseline: same agent directly ({direct}) p50/p95 | {:>6.0} / {:>4.0} us |              |",
             d50.as_secs_f64() * 1e6,
             d95.as_secs_f64() * 1e6
         );
@@ -325,7 +339,7 @@ fn main() {
             via_rate,
             100.0 * via_rate / direct_rate
         );
-        println!("| baseline: the same containers' ports directly  | {:>14.0} |              |", direct_rate);
+        println!("| baseline: the same agents directly             | {:>14.0} |              |", direct_rate);
         DockerFigures { cold_start_p50: c50, container_mib: container_mib / containers.max(1) as f64 }
     });
     // SIGTERM, so the emulator removes every sandbox it started.

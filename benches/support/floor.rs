@@ -1,6 +1,6 @@
 //! The Docker floor: what a session's first response costs with nothing but the Docker Engine API
-//! (create with a 127.0.0.1 port, start, inspect, poll `/ping` until 200, one POST), for the same
-//! container in the same run. The emulator's cold starts are measured against it.
+//! (create with a 127.0.0.1 port, or none, start, inspect, poll `/ping` until 200, one POST), for
+//! the same container in the same run. The emulator's cold starts are measured against it.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -21,6 +21,10 @@ pub struct FloorContainer {
     /// need, to turn inter-container traffic off) costs Docker more per start, because it sets up
     /// its embedded DNS resolver in every container.
     pub network: Option<String>,
+    /// Publish nothing and reach the container at its own bridge address, as the emulator does
+    /// where the bridge is routable; else through a port published on 127.0.0.1 (for which Docker
+    /// starts its userland proxy, a process per port, which then relays every request).
+    pub unpublished: bool,
     pub cmd: Option<Vec<String>>,
     pub env: Option<Vec<String>>,
     pub workdir: Option<String>,
@@ -43,6 +47,7 @@ impl FloorContainer {
         FloorContainer {
             image: config.image.expect("image"),
             network: None,
+            unpublished: false,
             cmd: config.cmd,
             env: config.env,
             workdir: config.working_dir.filter(|w| !w.is_empty()),
@@ -65,7 +70,7 @@ pub async fn docker_floor(client: &HttpClient, runs: usize, container: &FloorCon
             working_dir: container.workdir.clone(),
             exposed_ports: Some([("8080/tcp".to_string(), Default::default())].into()),
             host_config: Some(HostConfig {
-                port_bindings: Some([("8080/tcp".to_string(), Some(vec![binding]))].into()),
+                port_bindings: (!container.unpublished).then(|| [("8080/tcp".to_string(), Some(vec![binding]))].into()),
                 network_mode: container.network.clone(),
                 binds: container.binds.clone(),
                 ..Default::default()
@@ -78,13 +83,22 @@ pub async fn docker_floor(client: &HttpClient, runs: usize, container: &FloorCon
         docker.start_container(&id, None::<bollard::query_parameters::StartContainerOptions>).await.unwrap();
         let inspect =
             docker.inspect_container(&id, None::<bollard::query_parameters::InspectContainerOptions>).await.unwrap();
-        let port = inspect
-            .network_settings
-            .and_then(|n| n.ports)
-            .and_then(|p| p.get("8080/tcp").cloned().flatten())
-            .and_then(|b| b.first().and_then(|b| b.host_port.clone()))
-            .expect("published port");
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let settings = inspect.network_settings.unwrap_or_default();
+        let addr: SocketAddr = if container.unpublished {
+            let ip = settings
+                .networks
+                .unwrap_or_default()
+                .into_values()
+                .find_map(|n| n.ip_address.filter(|a| !a.is_empty()));
+            format!("{}:8080", ip.expect("container address")).parse().unwrap()
+        } else {
+            let port = settings
+                .ports
+                .and_then(|p| p.get("8080/tcp").cloned().flatten())
+                .and_then(|b| b.first().and_then(|b| b.host_port.clone()))
+                .expect("published port");
+            format!("127.0.0.1:{port}").parse().unwrap()
+        };
         loop {
             let ping = Request::get(format!("http://{addr}/ping")).body(Full::new(Bytes::new())).unwrap();
             if let Ok(resp) = client.request(ping).await {

@@ -4,9 +4,12 @@
 //! communication disabled so sessions cannot reach each other: `NETWORK` routes out of the host
 //! (`Egress::Internet`), `PRIVATE_NETWORK` is a Docker *internal* network with no route out
 //! (`Egress::EmulatorOnly`), where a container reaches only the host's address on that bridge, on
-//! which the emulator listens for sandboxes. Ports are published on 127.0.0.1 only; Docker
-//! publishes nothing from an internal network, so the emulator reaches those containers at their
-//! bridge address, which only this host can route to. Each container runs with every capability
+//! which the emulator listens for sandboxes. The emulator reaches a container at its bridge
+//! address, which only this host can route to, whenever this host owns the network's gateway
+//! address (Linux, and an emulator in a container with `--network host`): then nothing is
+//! published, so no Docker userland proxy is started per session or sits in every invocation's
+//! path. Where the bridge is not this host's (Docker Desktop's VM), ports are published on
+//! 127.0.0.1 only (Docker publishes nothing from an internal network). Each container runs with every capability
 //! dropped, no-new-privileges, an init process (signals and zombies handled for the agent), and
 //! pids, memory and CPU limits.
 
@@ -14,7 +17,9 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use bollard::models::{ContainerCreateBody, HostConfig, NetworkCreateRequest, PortBinding};
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig, PortBinding,
+};
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, ListContainersOptions, LogsOptions, RemoveContainerOptions,
     StopContainerOptions,
@@ -24,8 +29,8 @@ use futures_util::StreamExt;
 use tokio::sync::OnceCell;
 
 use super::{
-    image, labels, Egress, Exec, ExecOutput, OwnedSandbox, SandboxBackend, SandboxError, SandboxHandle, SandboxSpec,
-    SandboxState, StartTimings,
+    image, labels, Egress, Exec, ExecOutput, MacAddress, OwnedSandbox, SandboxBackend, SandboxError, SandboxHandle,
+    SandboxSpec, SandboxState, StartTimings,
 };
 use futures_util::future::BoxFuture;
 
@@ -87,6 +92,9 @@ pub struct DockerBackend {
     /// Ids of the sandbox networks, by `Egress::ALL` index (ids, not names: concurrent creators
     /// can make duplicates).
     network_ids: [OnceCell<String>; 2],
+    /// Whether this host routes to containers' bridge addresses on each sandbox network, by
+    /// `Egress::ALL` index (see `reached_at_address`).
+    routable: [OnceCell<bool>; 2],
     /// The sandbox networks' names, by `Egress::ALL` index: `NETWORK` and `PRIVATE_NETWORK`
     /// (tests race for networks of their own names).
     network_names: [String; 2],
@@ -139,6 +147,7 @@ impl DockerBackend {
         DockerBackend {
             docker,
             network_ids: [OnceCell::new(), OnceCell::new()],
+            routable: [OnceCell::new(), OnceCell::new()],
             network_names: [NETWORK.to_string(), PRIVATE_NETWORK.to_string()],
         }
     }
@@ -233,11 +242,11 @@ impl DockerBackend {
         tokio::time::timeout(PULL_TIMEOUT, pull).await.map_err(|_| "the pull timed out".to_string())?
     }
 
-    /// Where each of the container's ports is reached from this host: its 127.0.0.1 binding, or
-    /// on the internal network (which Docker publishes nothing from) its own bridge address.
-    fn ports_of(inspect: &bollard::models::ContainerInspectResponse) -> HashMap<u16, SocketAddr> {
+    /// Where each of the container's ports is reached from this host: its own bridge address
+    /// when `at_address`, else its 127.0.0.1 binding.
+    fn ports_of(inspect: &bollard::models::ContainerInspectResponse, at_address: bool) -> HashMap<u16, SocketAddr> {
         let networks = inspect.network_settings.as_ref().and_then(|n| n.networks.as_ref());
-        if let (true, Some(address)) = (Self::on_private_network(networks), Self::address_of(networks)) {
+        if let (true, Some(address)) = (at_address, Self::address_of(networks)) {
             let exposed = inspect.config.as_ref().and_then(|c| c.exposed_ports.as_ref());
             return exposed
                 .into_iter()
@@ -258,8 +267,30 @@ impl DockerBackend {
         out
     }
 
-    fn on_private_network(networks: Option<&HashMap<String, bollard::models::EndpointSettings>>) -> bool {
-        networks.is_some_and(|n| n.contains_key(PRIVATE_NETWORK))
+    /// Whether the emulator reaches this network's containers at their own bridge addresses,
+    /// publishing nothing. Always on the internal network (Docker publishes nothing from it).
+    /// On the other, when this host owns the network's gateway address, which is what makes the
+    /// bridge routable from here: Linux, yes; Docker Desktop, whose bridges live in its VM, no.
+    /// Asked once: a bind to the gateway address succeeds only on an address the host owns.
+    async fn reached_at_address(&self, egress: Egress) -> bool {
+        if egress == Egress::EmulatorOnly {
+            return true;
+        }
+        *self.routable[egress.index()]
+            .get_or_init(|| async {
+                let gateway = self.host_address(egress).await;
+                let owned = gateway.as_ref().is_ok_and(|g| std::net::TcpListener::bind((*g, 0)).is_ok());
+                if !owned {
+                    tracing::info!(gateway = ?gateway.ok(), "the sandbox network is not routable from here; agent ports are published on 127.0.0.1");
+                }
+                owned
+            })
+            .await
+    }
+
+    /// The MAC address of a container's interface on its sandbox network (its only network).
+    fn mac_of(networks: Option<&HashMap<String, bollard::models::EndpointSettings>>) -> Option<MacAddress> {
+        networks?.values().find_map(|n| n.mac_address.as_deref().and_then(|m| m.parse().ok()))
     }
 
     /// A container's address on its sandbox network (its only network).
@@ -357,6 +388,7 @@ impl SandboxBackend for DockerBackend {
     fn start<'a>(&'a self, spec: &'a SandboxSpec) -> BoxFuture<'a, Result<SandboxHandle, SandboxError>> {
         Box::pin(async move {
             let network = self.network(spec.egress).await?;
+            let at_address = self.reached_at_address(spec.egress).await;
             let docker = self.client()?;
             let exposed: HashMap<String, HashMap<(), ()>> =
                 spec.ports.iter().map(|p| (format!("{p}/tcp"), HashMap::new())).collect();
@@ -373,8 +405,8 @@ impl SandboxBackend for DockerBackend {
                 tmpfs.insert("/tmp".to_string(), "rw,nosuid,size=1g".to_string());
             }
             let host_config = HostConfig {
-                port_bindings: Some(bindings),
-                network_mode: Some(network),
+                port_bindings: (!at_address).then_some(bindings),
+                network_mode: Some(network.clone()),
                 cap_drop: Some(vec!["ALL".into()]),
                 security_opt: Some(vec!["no-new-privileges".into()]),
                 init: Some(true),
@@ -394,8 +426,21 @@ impl SandboxBackend for DockerBackend {
                 }),
                 ..Default::default()
             };
+            // Reached at its bridge address, the container gets a MAC of its own, by which a new
+            // connection there is told to reach it and not the next holder of the address (see
+            // sessions::agent_client). Docker before API 1.44 reads the container-wide field,
+            // later ones the network endpoint's.
+            let mac = at_address.then(MacAddress::random_local);
+            let networking_config = mac.map(|mac| NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(
+                    network.clone(),
+                    EndpointSettings { mac_address: Some(mac.to_string()), ..Default::default() },
+                )])),
+            });
             let body = ContainerCreateBody {
                 image: Some(spec.image.clone()),
+                mac_address: mac.map(|m| m.to_string()),
+                networking_config,
                 env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
                 labels: Some(spec.labels.clone()),
                 exposed_ports: Some(exposed),
@@ -446,7 +491,13 @@ impl SandboxBackend for DockerBackend {
                 Self::remove(docker, &id).await;
                 return Err(SandboxError::ExitedAtStart { code: state.exit_code.unwrap_or(-1), logs });
             }
-            let ports = Self::ports_of(&inspect);
+            let ports = Self::ports_of(&inspect, at_address);
+            let networks = inspect.network_settings.as_ref().and_then(|n| n.networks.as_ref());
+            if let (Some(asked), Some(got)) = (mac, Self::mac_of(networks)) {
+                if asked != got {
+                    tracing::warn!(%asked, %got, "Docker gave the sandbox another MAC address than the one asked for");
+                }
+            }
             tracing::debug!(
                 container = %id,
                 create_ms = t_created.as_millis() as u64,
@@ -462,7 +513,8 @@ impl SandboxBackend for DockerBackend {
             Ok(SandboxHandle {
                 id,
                 ports,
-                address: Self::address_of(inspect.network_settings.as_ref().and_then(|n| n.networks.as_ref())),
+                address: Self::address_of(networks),
+                mac: at_address.then(|| Self::mac_of(networks)).flatten(),
                 timings: StartTimings { created: Some(t_created), started: Some(t_started) },
             })
         })
@@ -655,22 +707,27 @@ impl SandboxBackend for DockerBackend {
                     let id = c.id?;
                     let networks = c.network_settings.as_ref().and_then(|n| n.networks.as_ref());
                     let address = Self::address_of(networks);
-                    let private = Self::on_private_network(networks).then_some(address).flatten();
-                    let ports = c
-                        .ports
-                        .unwrap_or_default()
-                        .into_iter()
-                        .filter_map(|p| match private {
-                            Some(address) => Some((p.private_port, SocketAddr::new(address, p.private_port))),
-                            None if p.ip.as_deref() == Some("127.0.0.1") => {
-                                Some((p.private_port, SocketAddr::from(([127, 0, 0, 1], p.public_port?))))
+                    // A port published on 127.0.0.1 is reached there (a container started where
+                    // the bridge was not routable, or by an emulator from before); an unpublished
+                    // one, at the container's bridge address (see `reached_at_address`).
+                    let mut ports: HashMap<u16, SocketAddr> = HashMap::new();
+                    for p in c.ports.unwrap_or_default() {
+                        match (p.ip.as_deref(), p.public_port, address) {
+                            (Some("127.0.0.1"), Some(public), _) => {
+                                ports.insert(p.private_port, SocketAddr::from(([127, 0, 0, 1], public)));
                             }
-                            None => None,
-                        })
-                        .collect();
+                            (_, None, Some(address)) => {
+                                ports.entry(p.private_port).or_insert(SocketAddr::new(address, p.private_port));
+                            }
+                            _ => {}
+                        }
+                    }
+                    // Reached at its address, the container is checked by its interface's MAC.
+                    let at_address = ports.values().any(|p| Some(p.ip()) == address);
+                    let mac = at_address.then(|| Self::mac_of(networks)).flatten();
                     let running = c.state.map(|s| s.to_string() == "running").unwrap_or(false);
                     Some(OwnedSandbox {
-                        handle: SandboxHandle { id, ports, address, timings: StartTimings::default() },
+                        handle: SandboxHandle { id, ports, address, mac, timings: StartTimings::default() },
                         labels: c.labels.unwrap_or_default(),
                         running,
                     })

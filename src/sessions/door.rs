@@ -24,7 +24,7 @@ impl Sessions {
         body: Bytes,
     ) -> std::result::Result<AgentResponse, String> {
         let sent =
-            forward::send(&self.client, session, method, path_and_query, headers, body, self.config.request_timeout)
+            forward::send(&session.agent, session, method, path_and_query, headers, body, self.config.request_timeout)
                 .await;
         if sent.is_ok() {
             session.note_response();

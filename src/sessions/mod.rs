@@ -2,6 +2,7 @@
 //! many requests race for it, supervised until it idles out, outlives its lifetime, crashes or is
 //! stopped, and always removed afterwards.
 
+mod agent_client;
 mod capture;
 pub mod directory;
 mod door;
@@ -23,12 +24,7 @@ use std::sync::{Arc, OnceLock};
 use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use futures_util::future::{FutureExt, Shared};
-use http_body_util::Full;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 
 use crate::kernel::clock::now_ms;
 use crate::kernel::error::{Error, ErrorKind, Result};
@@ -41,7 +37,7 @@ use readiness::{StartFailure, Started};
 pub use session::{ActivityGuard, EndReason, PingReport, Session, SessionKey, StartPhases};
 use throttle::Throttle;
 
-pub type AgentClient = Client<HttpConnector, Full<Bytes>>;
+pub use agent_client::AgentClient;
 
 /// The service's limits and the emulator's knobs for sessions.
 #[derive(Debug, Clone)]
@@ -160,7 +156,6 @@ pub struct Sessions {
     pool: pool::Pool,
     config: SessionConfig,
     instance_id: String,
-    client: AgentClient,
     /// The live sessions and the MCP session ids their agents issued, under one lock: ending a
     /// session removes both at once. Held only for map operations, never across an await.
     table: Mutex<Table>,
@@ -198,16 +193,6 @@ impl Sessions {
         logs: Option<crate::services::logs::LogStore>,
         observatory: Arc<crate::observe::Observatory>,
     ) -> Sessions {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        // Every sandbox is a new host:port, so the pool's idle connections must be reaped by
-        // time: without a pool timer hyper-util checks the idle timeout only when the same host
-        // is asked for again, and a stopped session's never is (the soak benchmark measured
-        // ~6 KB kept per session ever served).
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_timer(hyper_util::rt::TokioTimer::new())
-            .build(connector);
         Sessions {
             backend,
             control,
@@ -215,7 +200,6 @@ impl Sessions {
             throttle: Throttle::new(config.max_tps_per_endpoint),
             config,
             instance_id,
-            client,
             table: Mutex::new(Table::default()),
             next_slot: AtomicU64::new(1),
             emulator_url: OnceLock::new(),

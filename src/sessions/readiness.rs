@@ -137,7 +137,7 @@ impl Sessions {
         };
         let waited = wait_ready(
             self.backend.as_ref(),
-            &self.client,
+            &AgentClient::for_sandbox(&handle),
             &handle.id,
             addr,
             &target.protocol,
@@ -153,7 +153,7 @@ impl Sessions {
     /// Does the agent of a sandbox found running (no wait: it started long ago) answer one probe?
     pub(super) async fn answers(&self, handle: &SandboxHandle, target: &InvocationTarget) -> bool {
         match handle.ports.get(&target.protocol.port) {
-            Some(addr) => probe(&self.client, *addr, &target.protocol).await.is_ok(),
+            Some(addr) => probe(&AgentClient::for_sandbox(handle), *addr, &target.protocol).await.is_ok(),
             None => false,
         }
     }

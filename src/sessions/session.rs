@@ -101,6 +101,8 @@ pub struct Session {
     pub key: SessionKey,
     pub target: InvocationTarget,
     pub sandbox: SandboxHandle,
+    /// How the emulator reaches the sandbox's agent (its own connection pool).
+    pub(super) agent: super::AgentClient,
     pub started_at: Instant,
     pub started_at_unix_ms: i64,
     /// Identity of the table slot this session was created in.
@@ -133,6 +135,7 @@ impl Session {
         Session {
             key,
             target,
+            agent: super::AgentClient::for_sandbox(&sandbox),
             sandbox,
             started_at,
             started_at_unix_ms,

@@ -67,7 +67,7 @@ pub(super) async fn supervise(sessions: Arc<Sessions>, session: Arc<Session>) {
         next_ping = tokio::time::Instant::now() + interval;
         let Some(addr) = session.agent_address() else { return };
         if session.target.protocol.has_ping() {
-            match readiness::ping(&sessions.client, addr, Duration::from_secs(2)).await {
+            match readiness::ping(&session.agent, addr, Duration::from_secs(2)).await {
                 Ok(report) => {
                     failed_pings = 0;
                     session.record_ping(Some(report));

@@ -98,10 +98,16 @@ def session_hostname(session_id):
     return container_hostname(cid)
 
 
-def published_port(cid, port):
-    """The loopback port Docker published the sandbox's `port` on (to talk to the agent directly)."""
-    bindings = inspect_container(cid)["NetworkSettings"]["Ports"][f"{port}/tcp"]
-    return int(bindings[0]["HostPort"])
+def agent_address(cid, port):
+    """Where the sandbox's `port` is reached from this host without the emulator, as the emulator
+    reaches it: its port published on 127.0.0.1, or where Docker published none (a routable
+    bridge), the container's own address. A "host:port" string."""
+    settings = inspect_container(cid)["NetworkSettings"]
+    bindings = [b for b in (settings["Ports"].get(f"{port}/tcp") or []) if b["HostIp"] == "127.0.0.1"]
+    if bindings:
+        return f"127.0.0.1:{bindings[0]['HostPort']}"
+    (address,) = [n["IPAddress"] for n in settings["Networks"].values() if n["IPAddress"]]
+    return f"{address}:{port}"
 
 
 def sse_events(body):

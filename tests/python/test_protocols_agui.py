@@ -10,9 +10,9 @@ from conftest import boto_client, new_session_id, session_containers
 from protocol_helpers import (  # noqa: F401 (py_agents_image: autouse fixture)
     AGUI_EVENT_TYPES,
     SESSION_HEADER,
+    agent_address,
     agui_run_input,
     invocation_url,
-    published_port,
     py_agents_image,
     py_runtime,
     sigv4_auth,
@@ -40,10 +40,10 @@ def check_sequence(events, given, session_id, text):
 
 
 def direct_from_agent(session_id, given):
-    """The same run asked of the session's agent directly (its published port), for comparison."""
+    """The same run asked of the session's agent directly (not through the emulator), for comparison."""
     (cid,) = session_containers(session_id, running_only=True)
-    port = published_port(cid, 8080)
-    r = httpx.post(f"http://127.0.0.1:{port}/invocations", json=given, timeout=30,
+    address = agent_address(cid, 8080)
+    r = httpx.post(f"http://{address}/invocations", json=given, timeout=30,
                    headers={"Accept": "text/event-stream", SESSION_HEADER: session_id})
     assert r.status_code == 200
     return r.headers["content-type"], r.content

@@ -434,6 +434,8 @@ impl MicrovmBackend {
             id,
             ports: handle_ports(&record),
             address: record.relay.as_ref().map(|r| IpAddr::V4(r.source)),
+            // Reached through ports QEMU forwards on the host, which no other VM can take over.
+            mac: None,
             timings: StartTimings { created: Some(created), started: Some(started) },
         })
     }
@@ -886,6 +888,7 @@ impl SandboxBackend for MicrovmBackend {
                         id: record.id.clone(),
                         ports: handle_ports(&record),
                         address: record.relay.map(|r| IpAddr::V4(r.source)),
+                        mac: None,
                         timings: StartTimings::default(),
                     },
                     labels: record.labels,
