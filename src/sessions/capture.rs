@@ -39,6 +39,22 @@ async fn flush(store: &LogStore, group: &str, stream: &str, batch: &mut Vec<LogE
     }
 }
 
+/// Keeps a stream's events in time order, as CloudWatch holds them (GetLogEvents pages by
+/// position in the stream). Docker stamps stdout and stderr on their own, so a line of one pipe
+/// can arrive after a line of the other stamped a millisecond later: it takes that line's time.
+#[derive(Default)]
+struct TimeOrder {
+    latest: Option<i64>,
+}
+
+impl TimeOrder {
+    fn stamp(&mut self, stamped_ms: i64) -> i64 {
+        let stamp = self.latest.map_or(stamped_ms, |latest| stamped_ms.max(latest));
+        self.latest = Some(stamp);
+        stamp
+    }
+}
+
 /// Store every line `sandbox_id` writes from `since_ms` into `group`/`stream`.
 pub fn follow(
     backend: Arc<dyn SandboxBackend>,
@@ -51,6 +67,7 @@ pub fn follow(
     let task = tokio::spawn(async move {
         let mut lines = backend.follow_output(&sandbox_id, since_ms).await;
         let mut batch = Vec::new();
+        let mut order = TimeOrder::default();
         loop {
             // Idle sessions cost no wake-ups: the flush deadline exists only while lines wait.
             let next = if batch.is_empty() {
@@ -66,7 +83,7 @@ pub fn follow(
             };
             let Some(l) = next else { break };
             batch.push(LogEvent {
-                timestamp: l.timestamp_ms,
+                timestamp: order.stamp(l.timestamp_ms),
                 stream: if l.stderr { "stderr".into() } else { "stdout".into() },
                 message: l.text,
                 ingested: now_ms(),
@@ -78,4 +95,16 @@ pub fn follow(
         flush(&store, &group, &stream, &mut batch).await;
     });
     CaptureHandle { task }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TimeOrder;
+
+    #[test]
+    fn a_line_stamped_before_one_already_stored_takes_its_time() {
+        let mut order = TimeOrder::default();
+        let stamps: Vec<i64> = [1000, 1002, 1001, 1002, 1005, 900].into_iter().map(|t| order.stamp(t)).collect();
+        assert_eq!(stamps, [1000, 1002, 1002, 1002, 1005, 1005]);
+    }
 }

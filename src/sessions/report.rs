@@ -62,6 +62,9 @@ pub struct SessionReport {
     pub estimated_cost_usd: f64,
     /// Where the session's start spent its time (empty for sessions re-adopted after a restart).
     pub start_phases: StartPhases,
+    /// Where the emulator reaches the session's agent (`host:port`): the container's own bridge
+    /// address, or a port forwarded on this host. A request sent there skips the emulator.
+    pub agent_address: Option<String>,
     /// CPU and memory over the session's life, oldest first (the dashboard's charts; left out of
     /// the JSON report, which stays one line per session's figures).
     #[serde(skip)]
@@ -135,6 +138,7 @@ impl Sessions {
             peak_memory_bytes: usage.memory_peak_bytes,
             estimated_cost_usd: self.config.prices.cost(usage.cpu_ns as f64 / 1e9, usage.memory_peak_bytes, age),
             start_phases: session.phases(),
+            agent_address: session.agent_address().map(|a| a.to_string()),
             usage_history: session.usage_history(),
             sandbox_id: session.sandbox.id.clone(),
         }
@@ -198,6 +202,7 @@ impl Sessions {
             peak_memory_bytes: 0,
             estimated_cost_usd: 0.0,
             start_phases: StartPhases::default(),
+            agent_address: None,
             usage_history: Arc::from([]),
             sandbox_id: String::new(),
         }

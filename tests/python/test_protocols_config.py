@@ -1,6 +1,7 @@
 """protocolConfiguration: the service's default ports and paths per protocol, the custom `port` and
 `path` (8000-12000, not 8443), and AWS-shaped errors for bad values."""
 import json
+import urllib.request
 
 from urllib.parse import urlsplit
 
@@ -24,9 +25,18 @@ def stack(emulators):
     return emu, boto_client(emu.url, "bedrock-agentcore-control"), boto_client(emu.url, "bedrock-agentcore")
 
 
-def published(cid):
-    """The sandbox's ports Docker publishes (the image may EXPOSE more)."""
-    return {port for port, bindings in inspect_container(cid)["NetworkSettings"]["Ports"].items() if bindings}
+def agent_port(emu, session_id, cid):
+    """The port the emulator reaches the session's agent on (its session report), checked to be
+    the container's: its own address, or a port Docker published for it on 127.0.0.1."""
+    with urllib.request.urlopen(f"{emu.url}/_agentcore-local/sessions", timeout=10) as resp:
+        (report,) = [s for s in json.load(resp)["sessions"] if s["session_id"] == session_id]
+    host, port = report["agent_address"].rsplit(":", 1)
+    settings = inspect_container(cid)["NetworkSettings"]
+    if host == "127.0.0.1":
+        (container_port,) = [p for p, bs in settings["Ports"].items() if any(b["HostPort"] == port for b in bs or [])]
+        return container_port
+    assert host in [n["IPAddress"] for n in settings["Networks"].values()], (host, settings["Networks"])
+    return f"{port}/tcp"
 
 
 def raw_create(emu, body):
@@ -72,7 +82,7 @@ def test_default_agent_port_per_protocol(stack, protocol, port):
         data.invoke_agent_runtime(agentRuntimeArn=rt["agentRuntimeArn"], runtimeSessionId=sid,
                                   payload=json.dumps({"action": "whoami"}))["response"].read()
     (cid,) = session_containers(sid, running_only=True)
-    assert published(cid) == {f"{port}/tcp"}
+    assert agent_port(emu, sid, cid) == f"{port}/tcp"
 
 
 def test_custom_port_for_an_http_agent(stack):
@@ -85,7 +95,7 @@ def test_custom_port_for_an_http_agent(stack):
                                      payload=json.dumps({"action": "whoami"}))
     assert json.loads(resp["response"].read())["session"] == sid
     (cid,) = session_containers(sid, running_only=True)
-    assert published(cid) == {"9200/tcp"}
+    assert agent_port(emu, sid, cid) == "9200/tcp"
 
 
 @pytest.mark.parametrize("protocol", [
