@@ -17,9 +17,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig, PortBinding,
-};
+use bollard::models::{ContainerCreateBody, HostConfig, NetworkCreateRequest, PortBinding};
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, ListContainersOptions, LogsOptions, RemoveContainerOptions,
     StopContainerOptions,
@@ -29,8 +27,8 @@ use futures_util::StreamExt;
 use tokio::sync::OnceCell;
 
 use super::{
-    image, labels, Egress, Exec, ExecOutput, MacAddress, OwnedSandbox, SandboxBackend, SandboxError, SandboxHandle,
-    SandboxSpec, SandboxState, StartTimings,
+    image, labels, Egress, Exec, ExecOutput, OwnedSandbox, SandboxBackend, SandboxError, SandboxHandle, SandboxSpec,
+    SandboxState, StartTimings,
 };
 use futures_util::future::BoxFuture;
 
@@ -288,11 +286,6 @@ impl DockerBackend {
             .await
     }
 
-    /// The MAC address of a container's interface on its sandbox network (its only network).
-    fn mac_of(networks: Option<&HashMap<String, bollard::models::EndpointSettings>>) -> Option<MacAddress> {
-        networks?.values().find_map(|n| n.mac_address.as_deref().and_then(|m| m.parse().ok()))
-    }
-
     /// A container's address on its sandbox network (its only network).
     fn address_of(networks: Option<&HashMap<String, bollard::models::EndpointSettings>>) -> Option<IpAddr> {
         networks?.values().find_map(|n| n.ip_address.as_deref().and_then(|a| a.parse().ok()))
@@ -426,21 +419,8 @@ impl SandboxBackend for DockerBackend {
                 }),
                 ..Default::default()
             };
-            // Reached at its bridge address, the container gets a MAC of its own, by which a new
-            // connection there is told to reach it and not the next holder of the address (see
-            // sessions::agent_client). Docker before API 1.44 reads the container-wide field,
-            // later ones the network endpoint's.
-            let mac = at_address.then(MacAddress::random_local);
-            let networking_config = mac.map(|mac| NetworkingConfig {
-                endpoints_config: Some(HashMap::from([(
-                    network.clone(),
-                    EndpointSettings { mac_address: Some(mac.to_string()), ..Default::default() },
-                )])),
-            });
             let body = ContainerCreateBody {
                 image: Some(spec.image.clone()),
-                mac_address: mac.map(|m| m.to_string()),
-                networking_config,
                 env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
                 labels: Some(spec.labels.clone()),
                 exposed_ports: Some(exposed),
@@ -493,11 +473,7 @@ impl SandboxBackend for DockerBackend {
             }
             let ports = Self::ports_of(&inspect, at_address);
             let networks = inspect.network_settings.as_ref().and_then(|n| n.networks.as_ref());
-            if let (Some(asked), Some(got)) = (mac, Self::mac_of(networks)) {
-                if asked != got {
-                    tracing::warn!(%asked, %got, "Docker gave the sandbox another MAC address than the one asked for");
-                }
-            }
+            let pid = state.pid.and_then(|p| u32::try_from(p).ok()).filter(|p| *p > 0);
             tracing::debug!(
                 container = %id,
                 create_ms = t_created.as_millis() as u64,
@@ -514,7 +490,7 @@ impl SandboxBackend for DockerBackend {
                 id,
                 ports,
                 address: Self::address_of(networks),
-                mac: at_address.then(|| Self::mac_of(networks)).flatten(),
+                netns_pid: if at_address { pid } else { None },
                 timings: StartTimings { created: Some(t_created), started: Some(t_started) },
             })
         })
@@ -701,38 +677,48 @@ impl SandboxBackend for DockerBackend {
             let filters = HashMap::from([("label".to_string(), vec![format!("{}=true", labels::MANAGED)])]);
             let options = ListContainersOptions { all: true, filters: Some(filters), ..Default::default() };
             let containers = docker.list_containers(Some(options)).await.map_err(Self::unavailable)?;
-            Ok(containers
-                .into_iter()
-                .filter_map(|c| {
-                    let id = c.id?;
-                    let networks = c.network_settings.as_ref().and_then(|n| n.networks.as_ref());
-                    let address = Self::address_of(networks);
-                    // A port published on 127.0.0.1 is reached there (a container started where
-                    // the bridge was not routable, or by an emulator from before); an unpublished
-                    // one, at the container's bridge address (see `reached_at_address`).
-                    let mut ports: HashMap<u16, SocketAddr> = HashMap::new();
-                    for p in c.ports.unwrap_or_default() {
-                        match (p.ip.as_deref(), p.public_port, address) {
-                            (Some("127.0.0.1"), Some(public), _) => {
-                                ports.insert(p.private_port, SocketAddr::from(([127, 0, 0, 1], public)));
-                            }
-                            (_, None, Some(address)) => {
-                                ports.entry(p.private_port).or_insert(SocketAddr::new(address, p.private_port));
-                            }
-                            _ => {}
+            let mut owned = Vec::with_capacity(containers.len());
+            for c in containers {
+                let Some(id) = c.id else { continue };
+                let networks = c.network_settings.as_ref().and_then(|n| n.networks.as_ref());
+                let address = Self::address_of(networks);
+                // A port published on 127.0.0.1 is reached there (a container started where the
+                // bridge was not routable, or by an emulator from before); an unpublished one, at
+                // the container's bridge address (see `reached_at_address`).
+                let mut ports: HashMap<u16, SocketAddr> = HashMap::new();
+                for p in c.ports.unwrap_or_default() {
+                    match (p.ip.as_deref(), p.public_port, address) {
+                        (Some("127.0.0.1"), Some(public), _) => {
+                            ports.insert(p.private_port, SocketAddr::from(([127, 0, 0, 1], public)));
                         }
+                        (_, None, Some(address)) => {
+                            ports.entry(p.private_port).or_insert(SocketAddr::new(address, p.private_port));
+                        }
+                        _ => {}
                     }
-                    // Reached at its address, the container is checked by its interface's MAC.
-                    let at_address = ports.values().any(|p| Some(p.ip()) == address);
-                    let mac = at_address.then(|| Self::mac_of(networks)).flatten();
-                    let running = c.state.map(|s| s.to_string() == "running").unwrap_or(false);
-                    Some(OwnedSandbox {
-                        handle: SandboxHandle { id, ports, address, mac, timings: StartTimings::default() },
-                        labels: c.labels.unwrap_or_default(),
-                        running,
-                    })
-                })
-                .collect())
+                }
+                let running = c.state.map(|s| s.to_string() == "running").unwrap_or(false);
+                // Reached at its address, the container's connections are checked against its
+                // network namespace, found through its process (which the listing does not give).
+                let at_address = ports.values().any(|p| Some(p.ip()) == address);
+                let netns_pid = if at_address && running {
+                    docker
+                        .inspect_container(&id, None::<bollard::query_parameters::InspectContainerOptions>)
+                        .await
+                        .ok()
+                        .and_then(|i| i.state?.pid)
+                        .and_then(|p| u32::try_from(p).ok())
+                        .filter(|p| *p > 0)
+                } else {
+                    None
+                };
+                owned.push(OwnedSandbox {
+                    handle: SandboxHandle { id, ports, address, netns_pid, timings: StartTimings::default() },
+                    labels: c.labels.unwrap_or_default(),
+                    running,
+                });
+            }
+            Ok(owned)
         })
     }
 

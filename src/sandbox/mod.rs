@@ -111,51 +111,13 @@ pub struct SandboxHandle {
     /// The sandbox's own address, as the host sees the connections it opens (how the metadata
     /// service tells sandboxes apart); `None` if the backend cannot tell.
     pub address: Option<IpAddr>,
-    /// The MAC address of the sandbox's interface at `address`, when its ports are reached at
-    /// that address (a Docker bridge, which hands a stopped container's address to the next
-    /// one): every new connection there is checked to reach this interface.
-    pub mac: Option<MacAddress>,
+    /// A process of the sandbox, by its pid on this host, when the sandbox's ports are reached at
+    /// `address` (a Docker bridge, which hands a stopped container's address to the next one at
+    /// once): every new connection there is checked to be one of that process's network
+    /// namespace.
+    pub netns_pid: Option<u32>,
     /// How long `start` took to reach its steps (empty for sandboxes found at start-up).
     pub timings: StartTimings,
-}
-
-/// An Ethernet address, written `02:5a:11:22:33:44`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct MacAddress(pub [u8; 6]);
-
-impl MacAddress {
-    /// A random unicast, locally administered address (first octet `x2`, `x6`, `xA` or `xE`).
-    pub fn random_local() -> MacAddress {
-        let random = uuid::Uuid::new_v4();
-        let mut octets = [0u8; 6];
-        octets.copy_from_slice(&random.as_bytes()[..6]);
-        octets[0] = (octets[0] & 0b1111_1100) | 0b0000_0010;
-        MacAddress(octets)
-    }
-}
-
-impl std::fmt::Display for MacAddress {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let [a, b, c, d, e, g] = self.0;
-        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
-    }
-}
-
-impl std::str::FromStr for MacAddress {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<MacAddress, String> {
-        let mut octets = [0u8; 6];
-        let mut parts = s.split(':');
-        for octet in octets.iter_mut() {
-            let part = parts.next().filter(|p| p.len() == 2).ok_or_else(|| format!("not a MAC address: {s:?}"))?;
-            *octet = u8::from_str_radix(part, 16).map_err(|_| format!("not a MAC address: {s:?}"))?;
-        }
-        match parts.next() {
-            None => Ok(MacAddress(octets)),
-            Some(_) => Err(format!("not a MAC address: {s:?}")),
-        }
-    }
 }
 
 /// Where a backend's `start` spent its time, measured from the call: the session report shows it
@@ -286,23 +248,5 @@ pub trait SandboxBackend: Send + Sync + 'static {
     /// Blocking (it may read /proc).
     fn opened_by_sandbox(&self, _peer: SocketAddr, _local: SocketAddr) -> bool {
         false
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::MacAddress;
-
-    #[test]
-    fn mac_addresses_read_back_as_written_and_random_ones_are_local_unicast() {
-        let mac: MacAddress = "02:5a:11:22:33:4F".parse().unwrap();
-        assert_eq!(mac.to_string(), "02:5a:11:22:33:4f");
-        for bad in ["", "02:5a:11:22:33", "02:5a:11:22:33:44:55", "02:5a:11:22:33:4g", "2:5a:11:22:33:44"] {
-            assert!(bad.parse::<MacAddress>().is_err(), "{bad}");
-        }
-        let random = MacAddress::random_local();
-        assert_eq!(random.0[0] & 0b11, 0b10, "locally administered, unicast: {random}");
-        assert_eq!(random.to_string().parse::<MacAddress>().unwrap(), random);
-        assert_ne!(MacAddress::random_local(), random);
     }
 }

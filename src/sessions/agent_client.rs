@@ -1,13 +1,14 @@
 //! How the emulator reaches one sandbox's agent: an HTTP client of the sandbox's own (its own
-//! connection pool) whose every new connection is checked to end at that sandbox.
+//! connection pool) whose every new connection is checked to end in that sandbox.
 //!
 //! Why the check: a Docker sandbox may be reached at its bridge address, and Docker hands a
-//! stopped container's address to the next container it starts, at once. Between an agent's
-//! crash and the emulator noticing it, a new connection to the old address would reach another
-//! session's agent, and deliver this session's request (payload, user id, workload token) to it.
-//! Each such sandbox has a MAC address of its own (`SandboxHandle::mac`); after connecting, the
-//! host's neighbour table says which interface answered. A connection that reached another is
-//! refused before a byte is sent.
+//! stopped container's address to the next container it starts, at once (with the same MAC,
+//! which Docker derives from the address). Between an agent's crash and the emulator noticing
+//! it, a new connection to the old address would reach another session's agent, and deliver this
+//! session's request (payload, user id, workload token) to it. So after connecting, the client
+//! looks for the connection in the socket table of the sandbox's network namespace
+//! (`/proc/<pid>/net/tcp`, readable by any user), and refuses one found elsewhere before a byte
+//! is sent. A sandbox that stopped has no such table left: its connections are refused too.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -23,7 +24,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
 use crate::kernel::response::BoxError;
-use crate::sandbox::{MacAddress, SandboxHandle};
+use crate::sandbox::SandboxHandle;
 
 /// How long a connection to an agent may take to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -42,7 +43,7 @@ impl AgentClient {
         // runs; after it stopped, nobody answers there and a connect would wait out the
         // kernel's retries (a minute and more) before the caller learns the session is gone.
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        let checked = CheckedConnector { http: connector, owner: sandbox.address.zip(sandbox.mac) };
+        let checked = CheckedConnector { http: connector, owner: sandbox.address.zip(sandbox.netns_pid) };
         // A pool timer, so that idle connections are reaped by time and not only when the same
         // host is asked for again (a quiet session's never would be).
         let http = Client::builder(TokioExecutor::new())
@@ -58,24 +59,23 @@ impl AgentClient {
 }
 
 /// Connects as hyper's `HttpConnector` does; then, to the sandbox's own address, refuses a
-/// connection whose other end is not the sandbox's interface.
+/// connection that is not one of the sandbox's.
 #[derive(Clone)]
 struct CheckedConnector {
     http: HttpConnector,
-    /// The sandbox's address and its interface's MAC; `None` when it is reached through a port
-    /// forwarded on the host (published or the microVM's), which no other sandbox can take over.
-    owner: Option<(IpAddr, MacAddress)>,
+    /// The sandbox's address and a process of it (by host pid); `None` when it is reached through
+    /// a port forwarded on the host (published, or the microVM's), which no other sandbox takes.
+    owner: Option<(IpAddr, u32)>,
 }
 
-/// A connection that reached another interface than the sandbox's.
+/// A connection that ended in another network namespace than the sandbox's.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "{address} is no longer this session's sandbox (the interface answering there is {found}, the sandbox's was {expected}): the sandbox has stopped"
+    "{address} is no longer this session's sandbox: the connection from {local} is not one of the sandbox's (it has stopped, and Docker gave its address to another container)"
 )]
 struct NotTheSandbox {
     address: SocketAddr,
-    found: String,
-    expected: MacAddress,
+    local: SocketAddr,
 }
 
 impl tower_service::Service<http::Uri> for CheckedConnector {
@@ -92,14 +92,14 @@ impl tower_service::Service<http::Uri> for CheckedConnector {
         let owner = self.owner;
         Box::pin(async move {
             let stream = connecting.await?;
-            if let Some((ip, expected)) = owner {
-                let peer = stream.inner().peer_addr()?;
-                if peer.ip() == ip {
-                    // The connect just resolved the address, so the table holds who answered.
-                    let found = neighbour_mac(ip, &std::fs::read_to_string("/proc/net/arp").unwrap_or_default());
-                    if found != Some(expected) {
-                        let found = found.map_or_else(|| "unknown".to_string(), |m| m.to_string());
-                        return Err(Box::new(NotTheSandbox { address: peer, found, expected }) as BoxError);
+            if let Some((ip, pid)) = owner {
+                let (peer, local) = (stream.inner().peer_addr()?, stream.inner().local_addr()?);
+                if peer.ip() == ip && !in_namespace_of(pid, peer, local) {
+                    // Once more, a moment later: the agent's side may still be taking the
+                    // handshake's last packet (the table lists both states; this is insurance).
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    if !in_namespace_of(pid, peer, local) {
+                        return Err(Box::new(NotTheSandbox { address: peer, local }) as BoxError);
                     }
                 }
             }
@@ -108,61 +108,93 @@ impl tower_service::Service<http::Uri> for CheckedConnector {
     }
 }
 
-/// The MAC address the host's neighbour table (`/proc/net/arp`'s text) holds for `ip`, if the
-/// entry is complete.
-fn neighbour_mac(ip: IpAddr, arp_table: &str) -> Option<MacAddress> {
-    const COMPLETE: u32 = 0x2;
-    arp_table.lines().skip(1).find_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let [address, _hw_type, flags, mac, ..] = fields[..] else { return None };
-        let flags = u32::from_str_radix(flags.trim_start_matches("0x"), 16).ok()?;
-        (address.parse::<IpAddr>().ok()? == ip && flags & COMPLETE != 0).then(|| mac.parse().ok()).flatten()
+/// Is the connection `remote` -> `agent` (as the agent's side sees it: local `agent`, remote
+/// `remote`) in the socket table of `pid`'s network namespace? An agent listening on `::` holds
+/// IPv4 connections in the IPv6 table, as IPv4-mapped addresses.
+fn in_namespace_of(pid: u32, agent: SocketAddr, remote: SocketAddr) -> bool {
+    ["tcp", "tcp6"].iter().any(|table| {
+        std::fs::read_to_string(format!("/proc/{pid}/net/{table}"))
+            .is_ok_and(|text| holds_connection(&text, agent, remote))
     })
+}
+
+/// Does a `/proc/net/tcp` or `tcp6` table hold a socket with local address `local` and remote
+/// address `remote` (IPv4)? Addresses there are hexadecimal 32-bit words as the kernel holds
+/// them (network byte order read natively) and ports hexadecimal numbers.
+fn holds_connection(table: &str, local: SocketAddr, remote: SocketAddr) -> bool {
+    table.lines().skip(1).any(|line| {
+        let mut fields = line.split_whitespace().skip(1);
+        let (Some(l), Some(r)) = (fields.next(), fields.next()) else { return false };
+        parse_address(l) == Some(local) && parse_address(r) == Some(remote)
+    })
+}
+
+/// `0300A8C0:1F90` (tcp) or `0000000000000000FFFF00000300A8C0:1F90` (tcp6, IPv4-mapped) as an
+/// IPv4 socket address; `None` for anything else.
+fn parse_address(field: &str) -> Option<SocketAddr> {
+    let (address, port) = field.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let word = |i: usize| address.get(i * 8..i * 8 + 8).and_then(|w| u32::from_str_radix(w, 16).ok());
+    let v4 = match address.len() {
+        8 => word(0)?,
+        32 if word(0)? == 0 && word(1)? == 0 && word(2)? == u32::from_ne_bytes([0, 0, 0xff, 0xff]) => word(3)?,
+        _ => return None,
+    };
+    Some(SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::from(v4.to_ne_bytes())), port))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const TABLE: &str = "IP address       HW type     Flags       HW address            Mask     Device
-172.19.0.2       0x1         0x2         02:5a:11:22:33:44     *        br-9c6406ad9f1b
-172.19.0.3       0x1         0x0         00:00:00:00:00:00     *        br-9c6406ad9f1b
-192.0.2.1        0x1         0x2         02:fc:00:00:00:05     *        eth0
+    // Read off a container on a Docker bridge (x86-64) with a connection from the host open.
+    const TCP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 577329 1 0 100 0 0 10 0
+   2: 020013AC:1F90 010013AC:D38E 01 00000000:00000000 00:00000000 00000000     0        0 577330 1 0 20 0 0 10 -1
+";
+    const TCP6: &str = "  sl  local_address                         remote_address                        st tx_queue
+   0: 0000000000000000FFFF0000020013AC:1F90 0000000000000000FFFF0000010013AC:D38E 01 00000000:00000000
 ";
 
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
     #[test]
-    fn the_neighbour_table_says_which_interface_holds_an_address() {
-        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        assert_eq!(neighbour_mac(ip("172.19.0.2"), TABLE), Some("02:5a:11:22:33:44".parse().unwrap()));
-        assert_eq!(neighbour_mac(ip("192.0.2.1"), TABLE), Some("02:fc:00:00:00:05".parse().unwrap()));
-        // An incomplete entry (nobody answered) and an unknown address name nobody.
-        assert_eq!(neighbour_mac(ip("172.19.0.3"), TABLE), None);
-        assert_eq!(neighbour_mac(ip("172.19.0.9"), TABLE), None);
-        assert_eq!(neighbour_mac(ip("172.19.0.2"), ""), None);
+    fn a_namespaces_socket_table_says_which_connections_are_its_own() {
+        let (agent, host) = (addr("172.19.0.2:8080"), addr("172.19.0.1:54158"));
+        assert!(holds_connection(TCP, agent, host));
+        assert!(holds_connection(TCP6, agent, host), "IPv4-mapped, of an agent listening on ::");
+        assert!(!holds_connection(TCP, agent, addr("172.19.0.1:54159")), "another connection");
+        assert!(!holds_connection(TCP, addr("172.19.0.3:8080"), host), "another address");
+        assert!(!holds_connection("", agent, host));
+        assert_eq!(parse_address("0100007F:0050"), Some(addr("127.0.0.1:80")));
+        assert_eq!(parse_address("00000000000000000000000001000000:0050"), None, "IPv6 proper");
+        assert_eq!(parse_address("zz:0050"), None);
     }
 
     #[tokio::test]
-    async fn a_connection_that_reached_another_interface_than_the_sandboxs_is_refused() {
+    async fn a_connection_that_is_not_one_of_the_sandboxs_is_refused() {
         use tower_service::Service;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
+            let mut held = Vec::new();
             while let Ok((stream, _)) = listener.accept().await {
-                drop(stream);
+                held.push(stream);
             }
         });
         let uri: http::Uri = format!("http://{addr}/ping").parse().unwrap();
-        // Loopback has no neighbour entry: whatever answers there is not the sandbox's interface.
-        let expected = MacAddress([0x02, 0x5a, 0x11, 0x22, 0x33, 0x44]);
-        let mut checked = CheckedConnector { http: HttpConnector::new(), owner: Some((addr.ip(), expected)) };
-        let refused = checked.call(uri.clone()).await.expect_err("refused");
+        // This process's namespace holds the connection; a process that is gone holds none.
+        let ours = std::process::id();
+        let mut checked = CheckedConnector { http: HttpConnector::new(), owner: Some((addr.ip(), ours)) };
+        assert!(checked.call(uri.clone()).await.is_ok());
+        let gone = u32::MAX;
+        let mut stopped = CheckedConnector { http: HttpConnector::new(), owner: Some((addr.ip(), gone)) };
+        let refused = stopped.call(uri.clone()).await.expect_err("refused");
         assert!(refused.to_string().contains("is no longer this session's sandbox"), "{refused}");
-        assert!(refused.to_string().contains("02:5a:11:22:33:44"), "{refused}");
-        // A port forwarded on the host (no MAC to check), and another address than the sandbox's.
+        // A port forwarded on the host is not checked.
         let mut forwarded = CheckedConnector { http: HttpConnector::new(), owner: None };
-        assert!(forwarded.call(uri.clone()).await.is_ok());
-        let elsewhere: IpAddr = "10.255.255.1".parse().unwrap();
-        let mut other = CheckedConnector { http: HttpConnector::new(), owner: Some((elsewhere, expected)) };
-        assert!(other.call(uri).await.is_ok());
+        assert!(forwarded.call(uri).await.is_ok());
     }
 }

@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from conftest import (ACCOUNT, Emulator, boto_client, create_runtime, docker, inspect_container, invoke,
-                      managed_containers, new_session_id, session_containers, wait_for_status, whoami)
+from conftest import (ACCOUNT, TEST_IMAGE, Emulator, boto_client, create_runtime, docker, inspect_container,
+                      invoke, managed_containers, new_session_id, session_containers, wait_for_status, whoami)
 
 NETWORK = "agentcore-local-sandboxes"
 
@@ -163,6 +163,43 @@ def test_sessions_cannot_reach_each_other_over_the_network(stack):
         _, network = sandbox_network(only_container(sid))
         assert network["Name"] == NETWORK and network["Driver"] == "bridge"
         assert network["Options"].get("com.docker.network.bridge.enable_icc") == "false", network["Options"]
+
+
+def test_a_request_never_reaches_the_container_that_took_a_sessions_address(stack):
+    """Docker gives a container's address to the next container as soon as it lets go of it. Here
+    the session's container leaves the network (so it lets go of its address but keeps running,
+    and the session stays live), and another container takes the address: the session's next
+    requests must fail, not be answered by the newcomer."""
+    _, data, rt = stack
+    arn = rt["agentRuntimeArn"]
+    sid = new_session_id("moved")
+    first = whoami(data, arn, sid)
+    cid = only_container(sid)
+    assert cid.startswith(first["hostname"])
+    ip = container_ip(cid)
+    docker("network", "disconnect", NETWORK, cid)
+    newcomers = []
+    try:
+        # Each new container takes the lowest free address: a few at most until one has ip.
+        for _ in range(30):
+            newcomers.append(docker("run", "-d", "--network", NETWORK, TEST_IMAGE).stdout.strip())
+            if container_ip(newcomers[-1]) == ip:
+                break
+        else:
+            pytest.fail(f"no new container was given {ip}")
+        newcomer_host = inspect_container(newcomers[-1])["Config"]["Hostname"]
+        messages = []
+        for _ in range(3):
+            try:
+                answer = whoami(data, arn, sid)
+            except data.exceptions.RuntimeClientError as e:
+                messages.append(e.response["Error"]["Message"])
+                continue
+            assert answer.get("hostname") != newcomer_host, f"the newcomer answered {sid}'s request: {answer}"
+        assert any("is no longer this session's sandbox" in m for m in messages), messages
+    finally:
+        for newcomer in newcomers:
+            docker("rm", "-f", newcomer, check=False)
 
 
 def test_session_container_is_hardened(stack):

@@ -435,7 +435,7 @@ impl MicrovmBackend {
             ports: handle_ports(&record),
             address: record.relay.as_ref().map(|r| IpAddr::V4(r.source)),
             // Reached through ports QEMU forwards on the host, which no other VM can take over.
-            mac: None,
+            netns_pid: None,
             timings: StartTimings { created: Some(created), started: Some(started) },
         })
     }
@@ -888,7 +888,7 @@ impl SandboxBackend for MicrovmBackend {
                         id: record.id.clone(),
                         ports: handle_ports(&record),
                         address: record.relay.map(|r| IpAddr::V4(r.source)),
-                        mac: None,
+                        netns_pid: None,
                         timings: StartTimings::default(),
                     },
                     labels: record.labels,
