@@ -113,8 +113,8 @@ pub struct SandboxHandle {
     pub address: Option<IpAddr>,
     /// A process of the sandbox, by its pid on this host, when the sandbox's ports are reached at
     /// `address` (a Docker bridge, which hands a stopped container's address to the next one at
-    /// once): every new connection there is checked to be one of that process's network
-    /// namespace.
+    /// once): after every new connection there, that process's network namespace is checked to
+    /// still hold the address.
     pub netns_pid: Option<u32>,
     /// How long `start` took to reach its steps (empty for sandboxes found at start-up).
     pub timings: StartTimings,
