@@ -9,9 +9,9 @@
 //! address (Linux, and an emulator in a container with `--network host`): then nothing is
 //! published, so no Docker userland proxy is started per session or sits in every invocation's
 //! path. Where the bridge is not this host's (Docker Desktop's VM), ports are published on
-//! 127.0.0.1 only (Docker publishes nothing from an internal network). Each container runs with every capability
-//! dropped, no-new-privileges, an init process (signals and zombies handled for the agent), and
-//! pids, memory and CPU limits.
+//! 127.0.0.1 only (Docker publishes nothing from an internal network). Each container runs with
+//! every capability dropped, no-new-privileges, an init process (signals and zombies handled for
+//! the agent), and pids, memory and CPU limits.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};

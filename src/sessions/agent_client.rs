@@ -178,17 +178,15 @@ mod tests {
                 held.push(stream);
             }
         });
-        let uri: http::Uri = format!("http://{addr}/ping").parse().unwrap();
+        let connect = |owner: Option<(IpAddr, u32)>| {
+            let uri: http::Uri = format!("http://{addr}/ping").parse().unwrap();
+            CheckedConnector { http: HttpConnector::new(), owner }.call(uri)
+        };
         // This process's namespace holds 127.0.0.1; a process that is gone holds nothing.
-        let ours = std::process::id();
-        let mut checked = CheckedConnector { http: HttpConnector::new(), owner: Some((addr.ip(), ours)) };
-        assert!(checked.call(uri.clone()).await.is_ok());
-        let gone = u32::MAX;
-        let mut stopped = CheckedConnector { http: HttpConnector::new(), owner: Some((addr.ip(), gone)) };
-        let refused = stopped.call(uri.clone()).await.expect_err("refused");
+        assert!(connect(Some((addr.ip(), std::process::id()))).await.is_ok());
+        let refused = connect(Some((addr.ip(), u32::MAX))).await.expect_err("refused");
         assert!(refused.to_string().contains("is no longer this session's sandbox"), "{refused}");
         // A port forwarded on the host is not checked.
-        let mut forwarded = CheckedConnector { http: HttpConnector::new(), owner: None };
-        assert!(forwarded.call(uri).await.is_ok());
+        assert!(connect(None).await.is_ok());
     }
 }

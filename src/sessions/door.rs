@@ -23,9 +23,7 @@ impl Sessions {
         headers: HeaderMap,
         body: Bytes,
     ) -> std::result::Result<AgentResponse, String> {
-        let sent =
-            forward::send(&session.agent, session, method, path_and_query, headers, body, self.config.request_timeout)
-                .await;
+        let sent = forward::send(session, method, path_and_query, headers, body, self.config.request_timeout).await;
         if sent.is_ok() {
             session.note_response();
         }

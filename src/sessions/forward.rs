@@ -12,7 +12,6 @@ use http_body_util::Full;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use super::session::{ActivityGuard, Session};
-use super::AgentClient;
 use crate::kernel::response::BoxError;
 
 /// An agent's answer: its status and headers now, its body as it streams.
@@ -22,9 +21,9 @@ pub struct AgentResponse {
     pub body: Incoming,
 }
 
-/// Send one request to the session's agent. `path_and_query` starts with `/`.
+/// Send one request to the session's agent, through the session's own client. `path_and_query`
+/// starts with `/`.
 pub async fn send(
-    client: &AgentClient,
     session: &Session,
     method: http::Method,
     path_and_query: &str,
@@ -39,7 +38,7 @@ pub async fn send(
         .body(Full::new(body))
         .map_err(|e| e.to_string())?;
     *request.headers_mut() = headers;
-    let response: Response<Incoming> = tokio::time::timeout(timeout, client.request(request))
+    let response: Response<Incoming> = tokio::time::timeout(timeout, session.agent.request(request))
         .await
         .map_err(|_| format!("the agent did not answer within {timeout:?}"))?
         .map_err(|e| {

@@ -33,7 +33,7 @@ use crate::services::runtime::domain::resolve::InvocationTarget;
 use futures_util::future::BoxFuture;
 
 pub use job::{Job, JobFailure};
-use readiness::{StartFailure, Started};
+use readiness::{ReadySandbox, StartFailure, Started};
 pub use session::{ActivityGuard, EndReason, PingReport, Session, SessionKey, StartPhases};
 use throttle::Throttle;
 
@@ -380,20 +380,20 @@ impl Sessions {
     ) -> Result<Arc<Session>> {
         let spare = self.claim_spare(&target, &key).await;
         self.replenish(&target);
-        let (handle, capture, phases) = match spare {
+        let (ready, capture, phases) = match spare {
             // A spare has run since it started: capture it all, from its start.
-            Some(handle) => {
-                let capture = self.capture(&target, &key.session_id, started_ms, &handle.id, 0);
+            Some(ready) => {
+                let capture = self.capture(&target, &key.session_id, started_ms, &ready.handle.id, 0);
                 let phases = StartPhases {
                     warm_spare: true,
                     agent_ready_ms: Some(session::millis(began.elapsed())),
                     ..StartPhases::default()
                 };
-                (handle, capture, phases)
+                (ready, capture, phases)
             }
             None => self.cold_start(&key, &target, started_ms, began).await?,
         };
-        let session = Arc::new(Session::new(key, target, handle, began, started_ms, slot_id, phases));
+        let session = Arc::new(Session::new(key, target, ready, began, started_ms, slot_id, phases));
         session.set_capture(capture);
         self.observatory.record_cold_start(began.elapsed().as_secs_f64());
         tracing::info!(
@@ -408,14 +408,12 @@ impl Sessions {
         Ok(session)
     }
 
-    /// A waiting spare that still answers, recorded as serving `key`'s session.
-    async fn claim_spare(
-        self: &Arc<Self>,
-        target: &InvocationTarget,
-        key: &SessionKey,
-    ) -> Option<crate::sandbox::SandboxHandle> {
+    /// A waiting spare that still answers, recorded as serving `key`'s session, with the client
+    /// it answered.
+    async fn claim_spare(self: &Arc<Self>, target: &InvocationTarget, key: &SessionKey) -> Option<ReadySandbox> {
         while let Some(spare) = self.take_spare(target) {
-            if !self.answers(&spare, target).await {
+            let agent = AgentClient::for_sandbox(&spare);
+            if !self.answers(&agent, &spare, target).await {
                 self.stop_in_background(spare.id);
                 continue;
             }
@@ -427,7 +425,7 @@ impl Sessions {
                 return None;
             }
             self.directory.claimed(&spare.id, &key.session_id);
-            return Some(spare);
+            return Some(ReadySandbox { handle: spare, agent });
         }
         None
     }
@@ -439,12 +437,12 @@ impl Sessions {
         target: &InvocationTarget,
         started_ms: i64,
         began: Instant,
-    ) -> Result<(crate::sandbox::SandboxHandle, Option<capture::CaptureHandle>, StartPhases)> {
+    ) -> Result<(ReadySandbox, Option<capture::CaptureHandle>, StartPhases)> {
         let spec =
             spec::build(&self.config, &self.instance_id, self.urls(target), target, Some(&key.session_id), started_ms);
         let called = began.elapsed();
-        let (handle, capture) = match self.start_and_wait(&spec, target, Some(&key.session_id), started_ms).await {
-            Ok(Started { handle, capture }) => (handle, capture),
+        let (ready, capture) = match self.start_and_wait(&spec, target, Some(&key.session_id), started_ms).await {
+            Ok(Started { ready, capture }) => (ready, capture),
             Err(StartFailure::NotStarted(crate::sandbox::SandboxError::ExitedAtStart { code, logs })) => {
                 self.store_output(target, &key.session_id, started_ms, &logs);
                 return Err(self.start_failure(
@@ -483,12 +481,12 @@ impl Sessions {
         };
         let phases = StartPhases {
             warm_spare: false,
-            sandbox_created_ms: handle.timings.created.map(|d| session::millis(called + d)),
-            sandbox_started_ms: handle.timings.started.map(|d| session::millis(called + d)),
+            sandbox_created_ms: ready.handle.timings.created.map(|d| session::millis(called + d)),
+            sandbox_started_ms: ready.handle.timings.started.map(|d| session::millis(called + d)),
             agent_ready_ms: Some(session::millis(began.elapsed())),
             first_response_ms: None,
         };
-        Ok((handle, capture, phases))
+        Ok((ready, capture, phases))
     }
 
     /// The RuntimeClientError of a failed start: AWS's message, then what happened and the agent's

@@ -148,7 +148,7 @@ impl Sessions {
         let started = match self.start_and_wait(&spec, &target, None, started_ms).await {
             // Claimable at once; its memory is measured just after (a stats call can take a while
             // on a busy Docker daemon, and a new session should not wait for it).
-            Ok(Started { handle, .. }) => Some(Spare { handle, ready_at_ms: now_ms(), memory_bytes: 0 }),
+            Ok(Started { ready, .. }) => Some(Spare { handle: ready.handle, ready_at_ms: now_ms(), memory_bytes: 0 }),
             Err(StartFailure::NotStarted(e)) => {
                 tracing::debug!(runtime = %target.runtime_id, error = %e, "warm pool sandbox did not start");
                 None

@@ -99,9 +99,16 @@ pub async fn wait_ready(
     Err(NotReady { exit_code: None, last_probe_error: last_error })
 }
 
+/// A sandbox whose agent answered, and the client it answered through: the session keeps both
+/// (the client with its connection).
+pub(super) struct ReadySandbox {
+    pub handle: SandboxHandle,
+    pub agent: AgentClient,
+}
+
 /// A sandbox started by [`Sessions::start_and_wait`] whose agent answers.
 pub(super) struct Started {
-    pub handle: SandboxHandle,
+    pub ready: ReadySandbox,
     /// Its output followed into the session's log (sessions only; a spare's is followed once claimed).
     pub capture: Option<CaptureHandle>,
 }
@@ -135,25 +142,21 @@ impl Sessions {
         let Some(addr) = handle.ports.get(&target.protocol.port).copied() else {
             return Err(StartFailure::NoAgentPort { handle });
         };
-        let waited = wait_ready(
-            self.backend.as_ref(),
-            &AgentClient::for_sandbox(&handle),
-            &handle.id,
-            addr,
-            &target.protocol,
-            self.config.startup_timeout,
-        )
-        .await;
+        let agent = AgentClient::for_sandbox(&handle);
+        let waited =
+            wait_ready(self.backend.as_ref(), &agent, &handle.id, addr, &target.protocol, self.config.startup_timeout)
+                .await;
         match waited {
-            Ok(()) => Ok(Started { handle, capture }),
+            Ok(()) => Ok(Started { ready: ReadySandbox { handle, agent }, capture }),
             Err(failure) => Err(StartFailure::NotReady { handle, capture, failure }),
         }
     }
 
-    /// Does the agent of a sandbox found running (no wait: it started long ago) answer one probe?
-    pub(super) async fn answers(&self, handle: &SandboxHandle, target: &InvocationTarget) -> bool {
+    /// Does the agent of a sandbox found running (no wait: it started long ago) answer one probe
+    /// through `agent` (the sandbox's client, which the session then keeps)?
+    pub(super) async fn answers(&self, agent: &AgentClient, handle: &SandboxHandle, target: &InvocationTarget) -> bool {
         match handle.ports.get(&target.protocol.port) {
-            Some(addr) => probe(&AgentClient::for_sandbox(handle), *addr, &target.protocol).await.is_ok(),
+            Some(addr) => probe(agent, *addr, &target.protocol).await.is_ok(),
             None => false,
         }
     }

@@ -71,7 +71,8 @@ impl Sessions {
                 return false;
             }
         };
-        if !self.answers(&sandbox.handle, &target).await {
+        let agent = super::AgentClient::for_sandbox(&sandbox.handle);
+        if !self.answers(&agent, &sandbox.handle, &target).await {
             return false;
         }
         let started_ms: i64 = label(labels::STARTED_AT_MS).parse().unwrap_or_else(|_| now_ms());
@@ -83,7 +84,7 @@ impl Sessions {
         let session = Arc::new(Session::new(
             key.clone(),
             target,
-            sandbox.handle.clone(),
+            super::readiness::ReadySandbox { handle: sandbox.handle.clone(), agent },
             started_at,
             started_ms,
             slot_id,

@@ -126,7 +126,7 @@ impl Session {
     pub(super) fn new(
         key: SessionKey,
         target: InvocationTarget,
-        sandbox: SandboxHandle,
+        ready: super::readiness::ReadySandbox,
         started_at: Instant,
         started_at_unix_ms: i64,
         slot_id: u64,
@@ -135,8 +135,8 @@ impl Session {
         Session {
             key,
             target,
-            agent: super::AgentClient::for_sandbox(&sandbox),
-            sandbox,
+            agent: ready.agent,
+            sandbox: ready.handle,
             started_at,
             started_at_unix_ms,
             slot_id,
