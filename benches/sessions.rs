@@ -5,7 +5,8 @@
 //! Then the local-model rows (`support::models`): Converse round trip and ConverseStream first event.
 //! Then the microVM rows (`support::microvm`): cold start, idle memory and warm invoke of a VM session.
 //!
-//! Run: `cargo bench --bench sessions` (`-- microvm` for the microVM rows alone)
+//! Run: `cargo bench --bench sessions` (`-- microvm` for the microVM rows alone, `-- relay` for the
+//! warm invoke and throughput rows alone)
 
 mod support;
 
@@ -180,6 +181,126 @@ fn agent_addresses(session_prefix: &str) -> std::collections::HashMap<String, So
         .collect()
 }
 
+const ECHO: &[u8] = br#"{"action":"echo","n":1}"#;
+
+/// Warm invokes of one session, alternating: through the emulator, to its agent directly at the
+/// address the emulator reaches it at, and to the agent through a bare relay.
+async fn warm(client: &HttpClient, addr: SocketAddr, pid: u32, arn_path: &str) -> Warm {
+    let session = format!("bench-warm-{}", uuid::Uuid::new_v4());
+    let presigned = Presigned::new(invoke_request(addr, arn_path, &session, ECHO), ECHO);
+    body_of(client, presigned.request()).await;
+    let direct = agent_addresses(&session).remove(&session).expect("the warm session's agent address");
+    let relay = support::bare_relay::start(direct);
+    // BENCH_WARM_CALLS=n: a longer warm loop, to attach a profiler to the emulator.
+    let calls = std::env::var("BENCH_WARM_CALLS").ok().and_then(|n| n.parse().ok()).unwrap_or(WARM_CALLS);
+    let (cpu_before, sleeps_before) = (support::cpu_time(pid), support::sleeps(pid));
+    let (via, mut straight) = warm_calls(client, &presigned, &[direct, relay], calls).await;
+    let emulator_cpu_per_call = (support::cpu_time(pid) - cpu_before) / calls as u32;
+    let emulator_sleeps_per_call = (support::sleeps(pid) - sleeps_before) as f64 / calls as f64;
+    let relayed = straight.pop().unwrap();
+    Warm {
+        via,
+        direct: straight.pop().unwrap(),
+        relayed,
+        address: direct,
+        emulator_cpu_per_call,
+        emulator_sleeps_per_call,
+    }
+}
+
+/// Warm invoke round trips of one session: through the emulator, straight to its agent, and
+/// through the bare relay (`support::bare_relay`) to its agent.
+struct Warm {
+    via: Vec<Duration>,
+    direct: Vec<Duration>,
+    relayed: Vec<Duration>,
+    address: SocketAddr,
+    /// The emulator's CPU time (all threads) over the loop, per invoke through it.
+    emulator_cpu_per_call: Duration,
+    /// Times the emulator's threads went to sleep over the loop, per invoke through it.
+    emulator_sleeps_per_call: f64,
+}
+
+/// Invokes per second with THROUGHPUT_SESSIONS sessions invoked at once, each by its own worker:
+/// through the emulator, then the same containers directly, in the same run.
+async fn fifty_at_once(client: &HttpClient, addr: SocketAddr, arn_path: &str) -> (f64, f64) {
+    let tp_prefix = format!("bench-tp-{}-", uuid::Uuid::new_v4());
+    let tp_sessions: Vec<String> = (0..THROUGHPUT_SESSIONS).map(|i| format!("{tp_prefix}{i:02}")).collect();
+    let presigned: Vec<Presigned> =
+        tp_sessions.iter().map(|session| Presigned::new(invoke_request(addr, arn_path, session, ECHO), ECHO)).collect();
+    let mut starts = Vec::new();
+    for p in &presigned {
+        let (client, req) = (client.clone(), p.request());
+        starts.push(tokio::spawn(async move { body_of(&client, req).await.0 }));
+    }
+    for s in starts {
+        assert_eq!(s.await.unwrap(), 200);
+    }
+    let presigned = std::sync::Arc::new(presigned);
+    let via_makers = (0..THROUGHPUT_SESSIONS)
+        .map(|i| {
+            let presigned = presigned.clone();
+            Box::new(move || presigned[i].request()) as Box<dyn Fn() -> Request<Full<Bytes>> + Send + Sync>
+        })
+        .collect();
+    let via_rate = throughput(client, via_makers).await;
+    let ports = agent_addresses(&tp_prefix);
+    assert_eq!(ports.len(), THROUGHPUT_SESSIONS, "every throughput session has its agent address");
+    let direct_makers = ports
+        .into_values()
+        .map(|direct| {
+            Box::new(move || {
+                Request::post(format!("http://{direct}/invocations"))
+                    .header("content-type", "application/json")
+                    .body(Full::new(Bytes::from_static(ECHO)))
+                    .unwrap()
+            }) as Box<dyn Fn() -> Request<Full<Bytes>> + Send + Sync>
+        })
+        .collect();
+    let direct_rate = throughput(client, direct_makers).await;
+    (via_rate, direct_rate)
+}
+
+/// The warm invoke rows: the emulator, the agent directly, and the bare relay, p50 / p95.
+fn warm_rows(warm: &mut Warm) -> Vec<String> {
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let p = |samples: &mut Vec<Duration>| (us(percentile(samples, 0.5)), us(percentile(samples, 0.95)));
+    let ((v50, v95), (d50, d95), (r50, r95)) = (p(&mut warm.via), p(&mut warm.direct), p(&mut warm.relayed));
+    let direct = warm.address;
+    vec![
+        format!("| warm invoke via emulator p50 / p95            | {v50:>6.0} / {v95:>4.0} us |              |"),
+        format!("| baseline: same agent directly ({direct}) p50/p95 | {d50:>6.0} / {d95:>4.0} us |              |"),
+        format!("| overhead added by the emulator (p50)          | {:>11.0} us | <= 30 us     |", v50 - d50),
+        format!("| baseline: through a bare TCP relay (copies bytes, parses nothing) p50/p95 | {r50:>4.0} / {r95:>4.0} us | |"),
+        format!("| overhead of the bare relay over direct (p50)  | {:>11.0} us | (the floor for any relay) |", r50 - d50),
+        format!("| emulator CPU time per warm invoke (all threads) | {:>9.0} us |              |", us(warm.emulator_cpu_per_call)),
+        format!("| emulator threads' sleeps per warm invoke        | {:>12.2} |              |", warm.emulator_sleeps_per_call),
+    ]
+}
+
+/// `cargo bench --bench sessions -- relay`: the warm and throughput rows alone, printed with
+/// their baselines (for work on the relay path).
+fn relay_rows(rt: &tokio::runtime::Runtime) {
+    let (server, _) = spawn_server(&["--max-tps-per-endpoint", "0", "--warm-pool", "0"]);
+    let (addr, pid) = (server.addr, server.child.id());
+    rt.block_on(async move {
+        let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+        let arn_path = fixture_runtime(&client, addr, "bench_relay").await;
+        let mut warm = warm(&client, addr, pid, &arn_path).await;
+        let (via_rate, direct_rate) = fifty_at_once(&client, addr, &arn_path).await;
+        for row in warm_rows(&mut warm) {
+            println!("{row}");
+        }
+        println!(
+            "| invokes/s, {THROUGHPUT_SESSIONS} sessions at once, via emulator / directly | {via_rate:.0} / {direct_rate:.0} ({:.0}%) | >= 90% |",
+            100.0 * via_rate / direct_rate
+        );
+    });
+    let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let mut child = server.child;
+    let _ = child.wait();
+}
+
 fn main() {
     // `cargo bench --bench sessions -- microvm`: the microVM rows alone (no Docker ratios).
     if std::env::args().any(|a| a == "microvm") {
@@ -189,6 +310,9 @@ fn main() {
         return;
     }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    if std::env::args().any(|a| a == "relay") {
+        return relay_rows(&rt);
+    }
     let mut pooled = pooled_cold_starts(&rt);
     // Cold starts measured without spares (the warm pool is on by default).
     let (server, _) = spawn_server(&["--max-tps-per-endpoint", "0", "--warm-pool", "0"]);
@@ -197,7 +321,7 @@ fn main() {
     let docker = rt.block_on(async move {
         let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
         let arn_path = fixture_runtime(&client, addr, "bench_sessions").await;
-        let echo = br#"{"action":"echo","n":1}"#;
+        let echo = ECHO;
 
         // Cold starts, one after another; the sessions stay alive for the memory figures.
         let rss_before = rss_kib(pid);
@@ -217,12 +341,7 @@ fn main() {
         let mut unpublished_floor = docker_floor(&client, COLD_STARTS, &unpublished).await;
         let (containers, container_mib) = container_memory_mib("bench-cold-");
 
-        // Warm: the same session through the emulator, then its agent directly.
-        let session = format!("bench-warm-{}", uuid::Uuid::new_v4());
-        let presigned = Presigned::new(invoke_request(addr, &arn_path, &session, echo), echo);
-        body_of(&client, presigned.request()).await;
-        let direct = agent_addresses(&session).remove(&session).expect("the warm session's agent address");
-        let (mut via, mut straight) = warm_calls(&client, &presigned, direct, WARM_CALLS).await;
+        let mut warm = warm(&client, addr, pid, &arn_path).await;
 
         // Sessions created per second, a few at a time.
         let started = Instant::now();
@@ -242,48 +361,9 @@ fn main() {
         }
         let burst_rate = BURST_SESSIONS as f64 / started.elapsed().as_secs_f64();
 
-        // Throughput: THROUGHPUT_SESSIONS sessions invoked at once, each by its own worker, through
-        // the emulator; then the same containers' own ports, in the same run.
-        let tp_prefix = format!("bench-tp-{}-", uuid::Uuid::new_v4());
-        let tp_sessions: Vec<String> = (0..THROUGHPUT_SESSIONS).map(|i| format!("{tp_prefix}{i:02}")).collect();
-        let presigned: Vec<Presigned> = tp_sessions
-            .iter()
-            .map(|session| Presigned::new(invoke_request(addr, &arn_path, session, echo), echo))
-            .collect();
-        let mut starts = Vec::new();
-        for p in &presigned {
-            let (client, req) = (client.clone(), p.request());
-            starts.push(tokio::spawn(async move { body_of(&client, req).await.0 }));
-        }
-        for s in starts {
-            assert_eq!(s.await.unwrap(), 200);
-        }
-        let presigned = std::sync::Arc::new(presigned);
-        let via_makers = (0..THROUGHPUT_SESSIONS)
-            .map(|i| {
-                let presigned = presigned.clone();
-                Box::new(move || presigned[i].request()) as Box<dyn Fn() -> Request<Full<Bytes>> + Send + Sync>
-            })
-            .collect();
-        let via_rate = throughput(&client, via_makers).await;
-        let ports = agent_addresses(&tp_prefix);
-        assert_eq!(ports.len(), THROUGHPUT_SESSIONS, "every throughput session has its agent address");
-        let direct_makers = ports
-            .into_values()
-            .map(|direct| {
-                Box::new(move || {
-                    Request::post(format!("http://{direct}/invocations"))
-                        .header("content-type", "application/json")
-                        .body(Full::new(Bytes::from_static(echo)))
-                        .unwrap()
-                }) as Box<dyn Fn() -> Request<Full<Bytes>> + Send + Sync>
-            })
-            .collect();
-        let direct_rate = throughput(&client, direct_makers).await;
+        let (via_rate, direct_rate) = fifty_at_once(&client, addr, &arn_path).await;
 
         let (c50, c95) = (percentile(&mut cold, 0.5), percentile(&mut cold, 0.95));
-        let (v50, v95) = (percentile(&mut via, 0.5), percentile(&mut via, 0.95));
-        let (d50, d95) = (percentile(&mut straight, 0.5), percentile(&mut straight, 0.95));
         println!("\nsessions benchmark (fixture agent FROM scratch, Docker, loopback)");
         println!("| measurement                                   | value          | target       |");
         println!("|-----------------------------------------------|----------------|--------------|");
@@ -308,20 +388,9 @@ fn main() {
             ms(p50),
             ms(p95)
         );
-        println!(
-            "| warm invoke via emulator p50 / p95            | {:>6.0} / {:>4.0} us |              |",
-            v50.as_secs_f64() * 1e6,
-            v95.as_secs_f64() * 1e6
-        );
-        println!(
-            "| baseline: same agent directly ({direct}) p50/p95 | {:>6.0} / {:>4.0} us |              |",
-            d50.as_secs_f64() * 1e6,
-            d95.as_secs_f64() * 1e6
-        );
-        println!(
-            "| overhead added by the emulator (p50)          | {:>11.0} us | <= 30 us     |",
-            (v50.as_secs_f64() - d50.as_secs_f64()) * 1e6
-        );
+        for row in warm_rows(&mut warm) {
+            println!("{row}");
+        }
         println!(
             "| memory per idle session: container (mean)     | {:>11.2} MiB |              | ({containers} containers)",
             container_mib / containers.max(1) as f64

@@ -1,6 +1,7 @@
 //! Shared by the benchmarks: start the release binary, read its RSS, sign requests.
 #![allow(dead_code)]
 
+pub mod bare_relay;
 pub mod code_deploy;
 pub mod floor;
 pub mod microvm;
@@ -226,31 +227,60 @@ pub async fn cold_starts(
 }
 
 /// `n` rounds of one invocation through the emulator (`via`, an already signed request of a warm
-/// session) and the same payload sent straight to that session's agent at `direct`; each
-/// request is built before its clock starts. (via, direct) round trips.
+/// session) and the same payload sent straight to each of `direct` (the session's agent, or a
+/// relay to it); each request is built before its clock starts. (via, per direct) round trips.
 pub async fn warm_calls(
     client: &HttpClient,
     via: &Presigned,
-    direct: SocketAddr,
+    direct: &[SocketAddr],
     n: usize,
-) -> (Vec<Duration>, Vec<Duration>) {
-    let (mut through, mut straight) = (Vec::with_capacity(n), Vec::with_capacity(n));
+) -> (Vec<Duration>, Vec<Vec<Duration>>) {
+    let mut through = Vec::with_capacity(n);
+    let mut straight = vec![Vec::with_capacity(n); direct.len()];
     for _ in 0..n {
         let request = via.request();
         let t = Instant::now();
         let (status, _) = body_of(client, request).await;
         assert_eq!(status, 200);
         through.push(t.elapsed());
-        let request = Request::post(format!("http://{direct}/invocations"))
-            .header("content-type", "application/json")
-            .body(Full::new(via.body.clone()))
-            .unwrap();
-        let t = Instant::now();
-        let (status, _) = body_of(client, request).await;
-        assert_eq!(status, 200);
-        straight.push(t.elapsed());
+        for (to, samples) in direct.iter().zip(&mut straight) {
+            let request = Request::post(format!("http://{to}/invocations"))
+                .header("content-type", "application/json")
+                .body(Full::new(via.body.clone()))
+                .unwrap();
+            let t = Instant::now();
+            let (status, _) = body_of(client, request).await;
+            assert_eq!(status, 200);
+            samples.push(t.elapsed());
+        }
     }
     (through, straight)
+}
+
+/// CPU time a process has used so far, all its threads (from each thread's schedstat, in ns).
+pub fn cpu_time(pid: u32) -> Duration {
+    let Ok(threads) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return Duration::ZERO };
+    let ns: u64 = threads
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()))
+        .sum();
+    Duration::from_nanos(ns)
+}
+
+/// Times a process's threads have gone to sleep so far (voluntary context switches, all threads):
+/// each is a wake-up to pay for later, which costs far more than the syscall on a virtual machine.
+pub fn sleeps(pid: u32) -> u64 {
+    let Ok(threads) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return 0 };
+    threads
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
+        .filter_map(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                .and_then(|n| n.trim().parse::<u64>().ok())
+        })
+        .sum()
 }
 
 /// Open file descriptors of a process.
