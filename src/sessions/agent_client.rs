@@ -1,6 +1,11 @@
 //! How the emulator reaches one sandbox's agent: an HTTP client of the sandbox's own (its own
 //! connection pool) whose every new connection is checked to end in that sandbox.
 //!
+//! Built on hyper's connection-level HTTP/1 client rather than hyper-util's pooled client, which
+//! runs each connection in a task of its own: there, every answer woke the connection's task,
+//! which then woke the task relaying the invocation, often on the other worker thread. Here the
+//! relaying task drives the connection itself (see `AgentClient`).
+//!
 //! Why the check: a Docker sandbox may be reached at its bridge address, and Docker hands a
 //! stopped container's address to the next container it starts, at once (with the same MAC,
 //! which Docker derives from the address). Between an agent's crash and the emulator noticing
@@ -15,95 +20,259 @@
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
+use std::pin::{pin, Pin};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::{Client, ResponseFuture};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::kernel::response::BoxError;
 use crate::sandbox::SandboxHandle;
 
 /// How long a connection to an agent may take to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// An idle connection older than this is closed rather than used (the agent's server may have
+/// given up on it; uvicorn does after 5 s, and the next request then finds out first).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Idle connections kept per sandbox; more (after a burst of concurrent calls) are closed.
+const MAX_IDLE: usize = 32;
 
-/// One sandbox's HTTP client. Cheap to clone (the pool is shared between clones).
+/// One sandbox's HTTP client. Cheap to clone (clones share the connections).
+///
+/// It has no task of its own: a connection is driven by whoever waits on it (the request's own
+/// task, then the response body as it is read), so an answer from the agent wakes the one task
+/// that relays it, rather than a connection task that then wakes the relaying task, often on
+/// another thread. Between requests a connection rests in the pool, driven by nobody; the next
+/// request on it finds out first whether the agent closed it meanwhile.
 #[derive(Clone)]
 pub struct AgentClient {
-    http: Client<CheckedConnector, Full<Bytes>>,
+    pool: Arc<Pool>,
+}
+
+struct Pool {
+    /// The sandbox's address and a process of it (by host pid); `None` when it is reached through
+    /// a port forwarded on the host (published, or the microVM's), which no other sandbox takes.
+    owner: Option<(IpAddr, u32)>,
+    /// Connections waiting for the next request, the most recently used last. A std mutex: it is
+    /// held to push or pop one entry, never across an await.
+    idle: Mutex<Vec<(Link, Instant)>>,
+}
+
+/// One HTTP/1 connection to the agent: the handle requests go in through, and the connection's
+/// state machine, which does the reading and writing when polled.
+struct Link {
+    sender: http1::SendRequest<Full<Bytes>>,
+    /// `None` once the connection has ended (it must not be polled again).
+    connection: Option<http1::Connection<TokioIo<TcpStream>, Full<Bytes>>>,
+}
+
+/// Why a request did not reach the agent, or got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("could not connect to {address}: {source}")]
+    Connect { address: SocketAddr, source: std::io::Error },
+    #[error("could not connect to {address} within {CONNECT_TIMEOUT:?}")]
+    ConnectTimedOut { address: SocketAddr },
+    #[error(
+        "{address} is no longer this session's sandbox: the sandbox does not hold that address any more (it has stopped, or Docker gave its address to another container)"
+    )]
+    NotTheSandbox { address: SocketAddr },
+    #[error("{0}")]
+    Http(#[from] hyper::Error),
+    #[error("the request has no agent address: {0}")]
+    NoAddress(http::Uri),
 }
 
 impl AgentClient {
     pub fn for_sandbox(sandbox: &SandboxHandle) -> AgentClient {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        // A sandbox's own address answers a connect at once, or refuses it, while the sandbox
-        // runs; after it stopped, nobody answers there and a connect would wait out the
-        // kernel's retries (a minute and more) before the caller learns the session is gone.
-        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        let checked = CheckedConnector { http: connector, owner: sandbox.address.zip(sandbox.netns_pid) };
-        // A pool timer, so that idle connections are reaped by time and not only when the same
-        // host is asked for again (a quiet session's never would be).
-        let http = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_timer(hyper_util::rt::TokioTimer::new())
-            .build(checked);
-        AgentClient { http }
+        let owner = sandbox.address.zip(sandbox.netns_pid);
+        AgentClient { pool: Arc::new(Pool { owner, idle: Mutex::new(Vec::new()) }) }
     }
 
-    pub fn request(&self, request: http::Request<Full<Bytes>>) -> ResponseFuture {
-        self.http.request(request)
-    }
-}
-
-/// Connects as hyper's `HttpConnector` does; then, to the sandbox's own address, refuses a
-/// connection that is not one of the sandbox's.
-#[derive(Clone)]
-struct CheckedConnector {
-    http: HttpConnector,
-    /// The sandbox's address and a process of it (by host pid); `None` when it is reached through
-    /// a port forwarded on the host (published, or the microVM's), which no other sandbox takes.
-    owner: Option<(IpAddr, u32)>,
-}
-
-/// A connection to an address the sandbox no longer holds.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "{address} is no longer this session's sandbox: the sandbox does not hold that address any more (it has stopped, or Docker gave its address to another container)"
-)]
-struct NotTheSandbox {
-    address: SocketAddr,
-}
-
-impl tower_service::Service<http::Uri> for CheckedConnector {
-    type Response = TokioIo<TcpStream>;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.http.poll_ready(cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, uri: http::Uri) -> Self::Future {
-        let connecting = self.http.call(uri);
-        let owner = self.owner;
-        Box::pin(async move {
-            let stream = connecting.await?;
-            if let Some((ip, pid)) = owner {
-                let peer = stream.inner().peer_addr()?;
-                // Checked after the connection is made: had the address changed hands before, the
-                // sandbox would not hold it now.
-                if peer.ip() == ip && !namespace_holds(pid, ip) {
-                    return Err(Box::new(NotTheSandbox { address: peer }) as BoxError);
+    /// Send `request` (its URI `http://<agent address><path>`) and wait for the answer's head;
+    /// the body streams as it is read.
+    pub async fn request(
+        &self,
+        mut request: http::Request<Full<Bytes>>,
+    ) -> Result<http::Response<AgentBody>, AgentError> {
+        let address = to_origin_form(&mut request)?;
+        loop {
+            let (mut link, reused) = match self.pool.take() {
+                Some(link) => (link, true),
+                None => (self.pool.connect(address).await?, false),
+            };
+            match link.exchange(request).await {
+                Ok(response) => {
+                    let (parts, body) = response.into_parts();
+                    let mut body = AgentBody { body, link: Some(link), pool: Arc::downgrade(&self.pool) };
+                    if body.body.is_end_stream() {
+                        body.release();
+                    }
+                    return Ok(http::Response::from_parts(parts, body));
                 }
+                // A pooled connection the agent had closed meanwhile: the request never left, so
+                // it goes out on another connection.
+                Err(NotAnswered { unsent: Some(unsent), .. }) if reused => request = unsent,
+                Err(NotAnswered { error, .. }) => return Err(error.into()),
             }
-            Ok(stream)
+        }
+    }
+}
+
+impl Pool {
+    fn take(&self) -> Option<Link> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some((link, since)) = idle.pop() {
+            if since.elapsed() < IDLE_TIMEOUT && !link.sender.is_closed() {
+                return Some(link);
+            }
+        }
+        None
+    }
+
+    fn put(&self, link: Link) {
+        if link.connection.is_none() || link.sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push((link, Instant::now()));
+        }
+    }
+
+    /// A new connection to `address`; to the sandbox's own address, refused unless the sandbox
+    /// still holds that address.
+    async fn connect(&self, address: SocketAddr) -> Result<Link, AgentError> {
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address))
+            .await
+            // A sandbox's own address answers a connect at once, or refuses it, while the sandbox
+            // runs; after it stopped, nobody answers there and a connect would wait out the
+            // kernel's retries (a minute and more) before the caller learns the session is gone.
+            .map_err(|_| AgentError::ConnectTimedOut { address })?
+            .map_err(|source| AgentError::Connect { address, source })?;
+        if let Some((ip, pid)) = self.owner {
+            // Checked after the connection is made: had the address changed hands before, the
+            // sandbox would not hold it now.
+            if address.ip() == ip && !namespace_holds(pid, ip) {
+                return Err(AgentError::NotTheSandbox { address });
+            }
+        }
+        let _ = stream.set_nodelay(true);
+        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+        Ok(Link { sender, connection: Some(connection) })
+    }
+}
+
+/// A request that got no answer, with the request itself when it never left.
+struct NotAnswered {
+    error: hyper::Error,
+    unsent: Option<http::Request<Full<Bytes>>>,
+}
+
+impl Link {
+    /// Send one request and drive the connection until the answer's head has arrived.
+    async fn exchange(&mut self, request: http::Request<Full<Bytes>>) -> Result<http::Response<Incoming>, NotAnswered> {
+        // Until the connection takes a request (at once, unless it has closed meanwhile).
+        let ready = std::future::poll_fn(|cx| {
+            if let Poll::Ready(Err(e)) = self.drive(cx) {
+                return Poll::Ready(Err(e));
+            }
+            self.sender.poll_ready(cx)
         })
+        .await;
+        if let Err(error) = ready {
+            return Err(NotAnswered { error, unsent: Some(request) });
+        }
+        let mut answer = pin!(self.sender.try_send_request(request));
+        let answered = std::future::poll_fn(|cx| {
+            // The connection first: it writes the request and reads the answer that `answer`
+            // waits for. Once it has ended, `answer` holds why.
+            let _ = drive(&mut self.connection, cx);
+            answer.as_mut().poll(cx)
+        })
+        .await;
+        answered.map_err(|mut e| NotAnswered { unsent: e.take_message(), error: e.into_error() })
+    }
+
+    /// Poll the connection; `Ready` once it has ended (then it is dropped).
+    fn drive(&mut self, cx: &mut Context<'_>) -> Poll<hyper::Result<()>> {
+        drive(&mut self.connection, cx)
+    }
+}
+
+fn drive(
+    connection: &mut Option<http1::Connection<TokioIo<TcpStream>, Full<Bytes>>>,
+    cx: &mut Context<'_>,
+) -> Poll<hyper::Result<()>> {
+    let Some(c) = connection.as_mut() else { return Poll::Ready(Ok(())) };
+    let ended = std::task::ready!(Pin::new(c).poll(cx));
+    *connection = None;
+    Poll::Ready(ended)
+}
+
+/// Rewrite an absolute `http://address/path` request to the form sent on a connection (the path
+/// alone, the address as `Host` unless the caller set one); returns the address.
+fn to_origin_form(request: &mut http::Request<Full<Bytes>>) -> Result<SocketAddr, AgentError> {
+    let uri = request.uri().clone();
+    let address: SocketAddr =
+        uri.authority().and_then(|a| a.as_str().parse().ok()).ok_or_else(|| AgentError::NoAddress(uri.clone()))?;
+    if !request.headers().contains_key(http::header::HOST) {
+        let host = http::HeaderValue::from_str(&address.to_string()).expect("an address is a valid header value");
+        request.headers_mut().insert(http::header::HOST, host);
+    }
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    *request.uri_mut() = path.parse().map_err(|_| AgentError::NoAddress(uri.clone()))?;
+    Ok(address)
+}
+
+/// An agent's response body. Reading it drives its connection, which goes back to the sandbox's
+/// pool once the body has been read to its end (a body dropped before then closes it).
+pub struct AgentBody {
+    body: Incoming,
+    link: Option<Link>,
+    pool: Weak<Pool>,
+}
+
+impl AgentBody {
+    fn release(&mut self) {
+        if let (Some(link), Some(pool)) = (self.link.take(), self.pool.upgrade()) {
+            pool.put(link);
+        }
+    }
+}
+
+impl Body for AgentBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = &mut *self;
+        if let Some(link) = this.link.as_mut() {
+            // Ended (the agent closed it after this answer, or it broke): the body says how it ends.
+            if link.drive(cx).is_ready() {
+                this.link = None;
+            }
+        }
+        let frame = std::task::ready!(Pin::new(&mut this.body).poll_frame(cx));
+        // hyper stops reading a body once it is at its end, so hand the connection back as soon as
+        // the last frame is out, not only on the `None` after it.
+        if frame.is_none() || (matches!(frame, Some(Ok(_))) && this.body.is_end_stream()) {
+            this.release();
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -169,7 +338,6 @@ mod tests {
 
     #[tokio::test]
     async fn a_connection_to_an_address_the_sandbox_no_longer_holds_is_refused() {
-        use tower_service::Service;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -178,9 +346,8 @@ mod tests {
                 held.push(stream);
             }
         });
-        let connect = |owner: Option<(IpAddr, u32)>| {
-            let uri: http::Uri = format!("http://{addr}/ping").parse().unwrap();
-            CheckedConnector { http: HttpConnector::new(), owner }.call(uri)
+        let connect = |owner: Option<(IpAddr, u32)>| async move {
+            Pool { owner, idle: Mutex::new(Vec::new()) }.connect(addr).await.map(|_| ())
         };
         // This process's namespace holds 127.0.0.1; a process that is gone holds nothing.
         assert!(connect(Some((addr.ip(), std::process::id()))).await.is_ok());

@@ -31,7 +31,7 @@ impl Sessions {
     }
 
     /// The agent's response body as the client's, keeping the session busy while it streams.
-    pub fn relay(&self, body: hyper::body::Incoming, guard: ActivityGuard) -> RelayBody {
+    pub fn relay(&self, body: super::AgentBody, guard: ActivityGuard) -> RelayBody {
         RelayBody::new(body, guard, self.config.stream_timeout)
     }
 

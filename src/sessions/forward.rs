@@ -9,8 +9,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, Response};
 use http_body_util::Full;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::{Body, Frame, SizeHint};
 
+use super::agent_client::AgentBody;
 use super::session::{ActivityGuard, Session};
 use crate::kernel::response::BoxError;
 
@@ -18,7 +19,7 @@ use crate::kernel::response::BoxError;
 pub struct AgentResponse {
     pub status: http::StatusCode,
     pub headers: HeaderMap,
-    pub body: Incoming,
+    pub body: AgentBody,
 }
 
 /// Send one request to the session's agent, through the session's own client. `path_and_query`
@@ -38,7 +39,7 @@ pub async fn send(
         .body(Full::new(body))
         .map_err(|e| e.to_string())?;
     *request.headers_mut() = headers;
-    let response: Response<Incoming> = tokio::time::timeout(timeout, session.agent.request(request))
+    let response: Response<AgentBody> = tokio::time::timeout(timeout, session.agent.request(request))
         .await
         .map_err(|_| format!("the agent did not answer within {timeout:?}"))?
         .map_err(|e| {
@@ -58,14 +59,14 @@ pub async fn send(
 /// marks activity on every chunk, and ends the stream if the session is stopped or the
 /// streaming limit passes.
 pub struct RelayBody {
-    inner: Incoming,
+    inner: AgentBody,
     guard: ActivityGuard,
     ended: Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
     deadline: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl RelayBody {
-    pub fn new(inner: Incoming, guard: ActivityGuard, stream_limit: Duration) -> RelayBody {
+    pub fn new(inner: AgentBody, guard: ActivityGuard, stream_limit: Duration) -> RelayBody {
         let ended = guard.session().ended_signal();
         RelayBody {
             inner,

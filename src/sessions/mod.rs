@@ -37,7 +37,7 @@ use readiness::{ReadySandbox, StartFailure, Started};
 pub use session::{ActivityGuard, EndReason, PingReport, Session, SessionKey, StartPhases};
 use throttle::Throttle;
 
-pub use agent_client::AgentClient;
+pub use agent_client::{AgentBody, AgentClient};
 
 /// The service's limits and the emulator's knobs for sessions.
 #[derive(Debug, Clone)]

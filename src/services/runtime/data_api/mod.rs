@@ -319,7 +319,7 @@ fn rewrite_card_urls(card: &mut Value, url: &str) {
 /// Where A2A servers publish their card (runtime-contract.md §3).
 const AGENT_CARD_PATH: &str = "/.well-known/agent-card.json";
 
-async fn read_capped(body: hyper::body::Incoming) -> String {
+async fn read_capped(body: crate::sessions::AgentBody) -> String {
     let limited = http_body_util::Limited::new(body, ERROR_BODY_LIMIT);
     match limited.collect().await {
         Ok(b) => String::from_utf8_lossy(&b.to_bytes()).into_owned(),
