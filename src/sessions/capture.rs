@@ -3,14 +3,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio::task::JoinHandle;
 
 use crate::kernel::clock::now_ms;
-use crate::sandbox::SandboxBackend;
+use crate::sandbox::{OutputLine, SandboxBackend};
 use crate::services::logs::{LogEvent, LogStore};
 
-/// Lines are written in batches at least this often.
+/// A line is stored at most this long after it was written, with the lines that followed it.
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
 const MAX_BATCH: usize = 500;
 
@@ -68,31 +68,50 @@ pub fn follow(
         let mut lines = backend.follow_output(&sandbox_id, since_ms).await;
         let mut batch = Vec::new();
         let mut order = TimeOrder::default();
-        loop {
-            // Idle sessions cost no wake-ups: the flush deadline exists only while lines wait.
-            let next = if batch.is_empty() {
-                lines.next().await
-            } else {
-                match tokio::time::timeout(FLUSH_EVERY, lines.next()).await {
-                    Ok(line) => line,
-                    Err(_) => {
-                        flush(&store, &group, &stream, &mut batch).await;
-                        continue;
-                    }
-                }
-            };
-            let Some(l) = next else { break };
+        let mut keep = |line: OutputLine, batch: &mut Vec<LogEvent>| {
             batch.push(LogEvent {
-                timestamp: order.stamp(l.timestamp_ms),
-                stream: if l.stderr { "stderr".into() } else { "stdout".into() },
-                message: l.text,
+                timestamp: order.stamp(line.timestamp_ms),
+                stream: if line.stderr { "stderr".into() } else { "stdout".into() },
+                message: line.text,
                 ingested: now_ms(),
-            });
-            if batch.len() >= MAX_BATCH {
-                flush(&store, &group, &stream, &mut batch).await;
+            })
+        };
+        // Idle sessions cost no wake-ups: the task sleeps until a line comes.
+        while let Some(first) = lines.next().await {
+            keep(first, &mut batch);
+            // Then it lets the lines that follow gather for FLUSH_EVERY and takes them all at
+            // once, rather than waking for each (an agent that logs every request would
+            // otherwise cost the emulator a wake-up per request).
+            tokio::time::sleep(FLUSH_EVERY).await;
+            let mut ended = false;
+            let mut yielded = false;
+            loop {
+                match lines.next().now_or_never() {
+                    Some(Some(line)) => {
+                        yielded = false;
+                        keep(line, &mut batch);
+                        if batch.len() >= MAX_BATCH {
+                            flush(&store, &group, &stream, &mut batch).await;
+                        }
+                    }
+                    Some(None) => {
+                        ended = true;
+                        break;
+                    }
+                    // Nothing handed over yet: the connection's own task may hold more that it
+                    // has read but not passed on; let it run once, and stop if it had nothing.
+                    None if !yielded => {
+                        yielded = true;
+                        tokio::task::yield_now().await;
+                    }
+                    None => break,
+                }
+            }
+            flush(&store, &group, &stream, &mut batch).await;
+            if ended {
+                return;
             }
         }
-        flush(&store, &group, &stream, &mut batch).await;
     });
     CaptureHandle { task }
 }
