@@ -124,6 +124,18 @@ impl AgentClient {
     }
 }
 
+impl AgentClient {
+    /// Close the connections resting in the pool. Called before the sandbox is stopped: a
+    /// connection closed after its container is gone sends its FIN to an address nobody holds,
+    /// again and again, and each try leaves the host's neighbour entry for that address unresolved.
+    /// Docker soon gives the address to a new container, whose first connection then waits up to
+    /// a second for the entry to resolve (seen: cold starts of 1 s instead of 0.35 s).
+    pub fn close_idle(&self) {
+        let idle = std::mem::take(&mut *self.pool.idle.lock().unwrap_or_else(|e| e.into_inner()));
+        drop(idle);
+    }
+}
+
 impl Pool {
     fn take(&self) -> Option<Link> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
@@ -259,16 +271,20 @@ impl Body for AgentBody {
             }
         }
         let frame = std::task::ready!(Pin::new(&mut this.body).poll_frame(cx));
-        // hyper stops reading a body once it is at its end, so hand the connection back as soon as
-        // the last frame is out, not only on the `None` after it.
-        if frame.is_none() || (matches!(frame, Some(Ok(_))) && this.body.is_end_stream()) {
+        // The end: the connection has read the whole answer and may take the next request. (Not
+        // at the last data frame: the body's end is signalled by the connection, which must be
+        // driven once more for it.)
+        if frame.is_none() {
             this.release();
         }
         Poll::Ready(frame)
     }
 
+    /// Not at its end while it holds its connection, even after the last byte: a reader that
+    /// stops at `is_end_stream` (hyper's server does) would otherwise never poll the `None` that
+    /// hands the connection back, and the next request would open a new one.
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        self.link.is_none() && self.body.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -355,5 +371,88 @@ mod tests {
         assert!(refused.to_string().contains("is no longer this session's sandbox"), "{refused}");
         // A port forwarded on the host is not checked.
         assert!(connect(None).await.is_ok());
+    }
+
+    /// A plain HTTP/1.1 server on loopback answering `hello` to every request; after
+    /// `answers_per_connection` answers it closes the connection (without saying so first).
+    /// Returns its address and a count of the connections it accepted.
+    async fn hello_server(answers_per_connection: usize) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut seen = Vec::new();
+                    for _ in 0..answers_per_connection {
+                        while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                            let mut chunk = [0u8; 1024];
+                            match stream.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => seen.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        seen.clear();
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello";
+                        if stream.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, accepted)
+    }
+
+    fn client() -> AgentClient {
+        AgentClient { pool: Arc::new(Pool { owner: None, idle: Mutex::new(Vec::new()) }) }
+    }
+
+    async fn get_hello(client: &AgentClient, addr: SocketAddr) -> Bytes {
+        use http_body_util::BodyExt;
+        let request = http::Request::get(format!("http://{addr}/ping")).body(Full::new(Bytes::new())).unwrap();
+        let response = client.request(request).await.unwrap();
+        let body = tokio::time::timeout(Duration::from_secs(2), response.into_body().collect());
+        body.await.expect("the body ends without another request driving its connection").unwrap().to_bytes()
+    }
+
+    #[tokio::test]
+    async fn a_body_read_to_its_end_hands_its_connection_to_the_next_request() {
+        let (addr, accepted) = hello_server(usize::MAX).await;
+        let client = client();
+        for _ in 0..3 {
+            assert_eq!(get_hello(&client, addr).await, "hello");
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1, "one connection for all three");
+    }
+
+    #[tokio::test]
+    async fn a_body_is_not_at_its_end_until_its_connection_is_handed_back() {
+        use http_body_util::BodyExt;
+        let (addr, _) = hello_server(usize::MAX).await;
+        let client = client();
+        let request = http::Request::get(format!("http://{addr}/")).body(Full::new(Bytes::new())).unwrap();
+        let mut body = client.request(request).await.unwrap().into_body();
+        let frame = body.frame().await.unwrap().unwrap();
+        assert_eq!(frame.into_data().unwrap(), "hello");
+        // hyper's server stops reading at is_end_stream: it must read on to the end here.
+        assert!(!body.is_end_stream());
+        assert!(body.frame().await.is_none());
+        assert!(body.is_end_stream());
+        assert_eq!(client.pool.idle.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_request_on_a_pooled_connection_the_agent_closed_goes_out_on_a_new_one() {
+        let (addr, accepted) = hello_server(1).await;
+        let client = client();
+        assert_eq!(get_hello(&client, addr).await, "hello");
+        // Let the server's close arrive, as it does between two requests of a quiet session.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(get_hello(&client, addr).await, "hello");
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 }

@@ -521,6 +521,8 @@ impl Sessions {
     /// Record an ended session at once (it leaves the live table now), take its final usage, then
     /// stop it like any sandbox.
     fn stop_session_in_background(self: &Arc<Self>, session: Arc<Session>) {
+        // While the agent still answers (see `AgentClient::close_idle`).
+        session.agent.close_idle();
         self.remember_ended(&session, None);
         let this = self.clone();
         let mut stopping = self.stopping.lock();

@@ -81,7 +81,10 @@ pub async fn wait_ready(
     while started.elapsed() < budget {
         match probe(client, addr, protocol).await {
             Ok(()) => return Ok(()),
-            Err(e) => last_error = e,
+            Err(e) => {
+                tracing::debug!(sandbox = %sandbox_id, elapsed = ?started.elapsed(), error = %e, "agent not ready yet");
+                last_error = e;
+            }
         }
         if last_state_check.elapsed() >= Duration::from_millis(200) {
             last_state_check = Instant::now();
