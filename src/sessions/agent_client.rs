@@ -271,20 +271,17 @@ impl Body for AgentBody {
             }
         }
         let frame = std::task::ready!(Pin::new(&mut this.body).poll_frame(cx));
-        // The end: the connection has read the whole answer and may take the next request. (Not
-        // at the last data frame: the body's end is signalled by the connection, which must be
-        // driven once more for it.)
-        if frame.is_none() {
+        // The whole answer is in: the connection may take the next request. Not only at the
+        // `None` after the last frame: hyper's server stops reading a body whose announced
+        // length it has written, and drops it without asking for that `None`.
+        if frame.is_none() || (matches!(frame, Some(Ok(_))) && this.body.is_end_stream()) {
             this.release();
         }
         Poll::Ready(frame)
     }
 
-    /// Not at its end while it holds its connection, even after the last byte: a reader that
-    /// stops at `is_end_stream` (hyper's server does) would otherwise never poll the `None` that
-    /// hands the connection back, and the next request would open a new one.
     fn is_end_stream(&self) -> bool {
-        self.link.is_none() && self.body.is_end_stream()
+        self.body.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -430,19 +427,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_body_is_not_at_its_end_until_its_connection_is_handed_back() {
+    async fn a_body_hands_its_connection_back_with_its_last_announced_byte() {
         use http_body_util::BodyExt;
-        let (addr, _) = hello_server(usize::MAX).await;
+        let (addr, accepted) = hello_server(usize::MAX).await;
         let client = client();
-        let request = http::Request::get(format!("http://{addr}/")).body(Full::new(Bytes::new())).unwrap();
-        let mut body = client.request(request).await.unwrap().into_body();
-        let frame = body.frame().await.unwrap().unwrap();
-        assert_eq!(frame.into_data().unwrap(), "hello");
-        // hyper's server stops reading at is_end_stream: it must read on to the end here.
-        assert!(!body.is_end_stream());
-        assert!(body.frame().await.is_none());
-        assert!(body.is_end_stream());
-        assert_eq!(client.pool.idle.lock().unwrap().len(), 1);
+        for _ in 0..2 {
+            let request = http::Request::get(format!("http://{addr}/")).body(Full::new(Bytes::new())).unwrap();
+            let mut body = client.request(request).await.unwrap().into_body();
+            let frame = body.frame().await.unwrap().unwrap();
+            assert_eq!(frame.into_data().unwrap(), "hello");
+            // As hyper's server does once it has written the announced length: stop and drop.
+            assert!(body.is_end_stream());
+            drop(body);
+            assert_eq!(client.pool.idle.lock().unwrap().len(), 1, "the connection is back in the pool");
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
