@@ -259,28 +259,22 @@ pub async fn warm_calls(
 
 /// CPU time a process has used so far, all its threads (from each thread's schedstat, in ns).
 pub fn cpu_time(pid: u32) -> Duration {
-    let Ok(threads) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return Duration::ZERO };
-    let ns: u64 = threads
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()))
-        .sum();
-    Duration::from_nanos(ns)
+    Duration::from_nanos(sum_over_threads(pid, "schedstat", |s| s.split_whitespace().next()?.parse().ok()))
 }
 
 /// Times a process's threads have gone to sleep so far (voluntary context switches, all threads):
 /// each is a wake-up to pay for later, which costs far more than the syscall on a virtual machine.
 pub fn sleeps(pid: u32) -> u64 {
+    sum_over_threads(pid, "status", |s| {
+        s.lines().find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))?.trim().parse().ok()
+    })
+}
+
+/// The sum over a process's threads of a figure read from each thread's `/proc` file `file`
+/// (0 once the process is gone).
+fn sum_over_threads(pid: u32, file: &str, figure: impl Fn(&str) -> Option<u64>) -> u64 {
     let Ok(threads) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return 0 };
-    threads
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
-        .filter_map(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
-                .and_then(|n| n.trim().parse::<u64>().ok())
-        })
-        .sum()
+    threads.flatten().filter_map(|t| std::fs::read_to_string(t.path().join(file)).ok()).filter_map(|s| figure(&s)).sum()
 }
 
 /// Open file descriptors of a process.

@@ -122,9 +122,7 @@ impl AgentClient {
             }
         }
     }
-}
 
-impl AgentClient {
     /// Close the connections resting in the pool. Called before the sandbox is stopped: a
     /// connection closed after its container is gone sends its FIN to an address nobody holds,
     /// again and again, and each try leaves the host's neighbour entry for that address unresolved.
