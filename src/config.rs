@@ -60,6 +60,8 @@ pub struct Config {
     pub issuer: crate::services::identity::issuer::IssuerConfig,
     /// Temporary credentials the emulator issues (installed by the server at start-up).
     pub issued_credentials: crate::app::auth::IssuedCredentials,
+    /// Threads that serve connections (`--worker-threads`); 0 means one per CPU.
+    pub serving_threads: usize,
 }
 
 impl Config {
@@ -84,6 +86,7 @@ impl Config {
             model_provider: Default::default(),
             issuer: Default::default(),
             issued_credentials: Default::default(),
+            serving_threads: 0,
         }
     }
 }

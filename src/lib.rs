@@ -17,4 +17,5 @@ pub mod sandbox;
 pub mod sandbox_door;
 pub mod server;
 pub mod services;
+pub mod serving;
 pub mod sessions;

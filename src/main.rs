@@ -175,10 +175,9 @@ struct ServeArgs {
     /// file renamed into place) and removed again at a clean shutdown.
     #[arg(long, env = "AGENTCORE_LOCAL_READY_FILE")]
     ready_file: Option<PathBuf>,
-    /// Threads serving requests; 0 (the default) means one per CPU. Measured on 2 cores
-    /// (`cargo bench --bench sessions`): with 50 sessions invoked at once, two threads relayed 86 %
-    /// of the containers' own throughput and one thread 60-64 %; one thread adds about 35 us less
-    /// to a lone warm invoke (no cross-thread wake-ups), and the control plane rows are the same.
+    /// Threads serving connections, each with its own single-threaded runtime (a connection stays
+    /// on one thread, with the agent connections its requests open), and threads of the runtime
+    /// that runs background work; 0 (the default) means one per CPU.
     #[arg(long, env = "AGENTCORE_LOCAL_WORKER_THREADS", default_value_t = 0)]
     worker_threads: usize,
     /// Who answers Bedrock model calls: echo (the text of the last user message), script:PATH (rules
@@ -270,6 +269,7 @@ fn build_config(args: &ServeArgs) -> Result<Config, String> {
         },
         issuer,
         issued_credentials: Default::default(),
+        serving_threads: args.worker_threads,
         sessions: SessionConfig {
             max_sessions_per_account: args.max_sessions,
             max_tps_per_endpoint: args.max_tps_per_endpoint,

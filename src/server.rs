@@ -26,6 +26,7 @@ use crate::services::runtime::prepare::provisioner::{ControlPlaneOnly, SandboxPr
 use crate::services::s3::objects::Objects;
 use crate::services::sts::credentials::keys::CredentialKey;
 use crate::services::sts::credentials::Issuer;
+use crate::serving::ServingThreads;
 use crate::sessions::Sessions;
 
 /// How long in-flight requests get to finish after a shutdown signal.
@@ -47,6 +48,8 @@ pub enum StartError {
     Identity(String),
     #[error("cannot prepare temporary credentials: {0}")]
     CredentialKey(std::io::Error),
+    #[error("cannot start the threads that serve connections: {0}")]
+    Threads(std::io::Error),
 }
 
 /// Where files other than the database go: the data dir, or a temporary directory.
@@ -256,6 +259,8 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
         None => (Store::in_memory()?, IntegrityCheck::done()),
     };
     phases.mark("database open");
+    // Started before anything serves: every connection, on either listener, is served on them.
+    let serving = Arc::new(ServingThreads::start(config.serving_threads).map_err(StartError::Threads)?);
     let listener =
         TcpListener::bind(config.listen).await.map_err(|source| StartError::Bind { addr: config.listen, source })?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
@@ -396,11 +401,13 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
 
     let reconciler_task = tokio::spawn(reconciler.run(shutdown.clone().cancelled_owned()));
     for (_, listener) in sandbox_listeners {
-        tokio::spawn(accept_loop(listener, state.clone(), shutdown.clone(), async {}, true));
+        tokio::spawn(accept_loop(listener, state.clone(), serving.clone(), shutdown.clone(), async {}, true));
     }
+    let stopping_serving = serving.clone();
     let task = tokio::spawn(accept_loop(
         listener,
         state.clone(),
+        serving,
         shutdown.clone(),
         async move {
             if let Some(sessions) = sessions {
@@ -411,6 +418,9 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
             for task in memory_tasks {
                 let _ = task.await;
             }
+            // Last of the work: what requests spawned (supervisors, log captures) runs there
+            // and had to see its sessions stopped first.
+            stopping_serving.stop().await;
             store.close_cleanly();
             drop(state_dir);
         },
@@ -423,6 +433,7 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
 async fn accept_loop(
     listener: TcpListener,
     state: Arc<AppState>,
+    serving: Arc<ServingThreads>,
     shutdown: CancellationToken,
     on_stopped: impl std::future::Future<Output = ()>,
     // The sandboxes' listener: requests are marked with the sandbox address they come from.
@@ -452,38 +463,18 @@ async fn accept_loop(
                 };
                 let _ = stream.set_nodelay(true);
                 let Ok(local) = stream.local_addr() else { continue };
-                let state = state.clone();
-                let service = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
-                    let state = state.clone();
-                    req.extensions_mut().insert(crate::console::PeerAddr { peer, local });
-                    if from_sandboxes {
-                        req.extensions_mut().insert(front_door::FromSandbox(peer.ip()));
+                // Handed over as a plain socket: the serving thread registers it with its own reactor.
+                let stream = match stream.into_std() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::debug!(error = %e, %peer, "could not hand the connection to a serving thread");
+                        continue;
                     }
-                    async move { Ok::<_, Infallible>(front_door::handle(state, req).await) }
-                });
-                let conn = http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(60))
-                    .serve_connection(TokioIo::new(stream), service)
-                    .with_upgrades();
+                };
+                let state = state.clone();
                 let stop = shutdown.clone();
                 let alive = alive.clone();
-                tokio::spawn(async move {
-                    let _alive = alive;
-                    let _permit = permit;
-                    tokio::pin!(conn);
-                    let result = tokio::select! {
-                        r = conn.as_mut() => r,
-                        _ = stop.cancelled() => {
-                            // Finish the request in flight, then close instead of keeping the connection alive.
-                            conn.as_mut().graceful_shutdown();
-                            conn.await
-                        }
-                    };
-                    if let Err(e) = result {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                });
+                serving.serve(move || serve_connection(stream, peer, local, state, stop, alive, permit, from_sandboxes));
             }
             _ = shutdown.cancelled() => break,
         }
@@ -495,6 +486,53 @@ async fn accept_loop(
         _ = tokio::time::sleep(SHUTDOWN_GRACE) => tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; closing them"),
     }
     on_stopped.await;
+}
+
+/// Serves one client connection to its end, on the serving thread it was given to.
+#[allow(clippy::too_many_arguments)]
+async fn serve_connection(
+    stream: std::net::TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    state: Arc<AppState>,
+    stop: CancellationToken,
+    // Held until the connection ends: the accept loop waits for every clone to drop at shutdown.
+    _alive: tokio::sync::mpsc::Sender<()>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    from_sandboxes: bool,
+) {
+    let stream = match tokio::net::TcpStream::from_std(stream) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::debug!(error = %e, %peer, "could not serve the connection");
+            return;
+        }
+    };
+    let service = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+        let state = state.clone();
+        req.extensions_mut().insert(crate::console::PeerAddr { peer, local });
+        if from_sandboxes {
+            req.extensions_mut().insert(front_door::FromSandbox(peer.ip()));
+        }
+        async move { Ok::<_, Infallible>(front_door::handle(state, req).await) }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(60))
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = stop.cancelled() => {
+            // Finish the request in flight, then close instead of keeping the connection alive.
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
 }
 
 /// Answer a connection over the cap with AWS's 503 shape and close it. The request is not read:
