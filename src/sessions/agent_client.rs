@@ -63,12 +63,22 @@ struct Pool {
     idle: Mutex<Vec<(Link, Instant)>>,
 }
 
+/// The thread a connection was opened on. Its socket is registered with that thread's runtime:
+/// on a serving thread (a current-thread runtime) only that thread learns that the agent answered,
+/// and a request served on another thread would be woken through it, two wake-ups instead of one.
+/// So a request takes a connection opened on its own thread, or opens one.
+fn this_thread() -> std::thread::ThreadId {
+    std::thread::current().id()
+}
+
 /// One HTTP/1 connection to the agent: the handle requests go in through, and the connection's
 /// state machine, which does the reading and writing when polled.
 struct Link {
     sender: http1::SendRequest<Full<Bytes>>,
     /// `None` once the connection has ended (it must not be polled again).
     connection: Option<http1::Connection<TokioIo<TcpStream>, Full<Bytes>>>,
+    /// Where it was opened (`this_thread`).
+    home: std::thread::ThreadId,
 }
 
 /// Why a request did not reach the agent, or got no answer.
@@ -135,14 +145,14 @@ impl AgentClient {
 }
 
 impl Pool {
+    /// The most recently used idle connection opened on this thread; connections past their idle
+    /// time or closed are dropped on the way.
     fn take(&self) -> Option<Link> {
+        let here = this_thread();
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        while let Some((link, since)) = idle.pop() {
-            if since.elapsed() < IDLE_TIMEOUT && !link.sender.is_closed() {
-                return Some(link);
-            }
-        }
-        None
+        idle.retain(|(link, since)| since.elapsed() < IDLE_TIMEOUT && !link.sender.is_closed());
+        let at = idle.iter().rposition(|(link, _)| link.home == here)?;
+        Some(idle.remove(at).0)
     }
 
     fn put(&self, link: Link) {
@@ -174,7 +184,7 @@ impl Pool {
         }
         let _ = stream.set_nodelay(true);
         let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
-        Ok(Link { sender, connection: Some(connection) })
+        Ok(Link { sender, connection: Some(connection), home: this_thread() })
     }
 }
 
@@ -451,5 +461,42 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(get_hello(&client, addr).await, "hello");
         assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_request_takes_a_connection_opened_on_its_own_thread() {
+        let (addr, accepted) = hello_server(usize::MAX).await;
+        let client = client();
+        // A serving thread (a current-thread runtime) makes three requests, then keeps its runtime
+        // running (so its connection stays usable) until told to stop.
+        let serving_thread = |client: AgentClient| {
+            let (served_tx, served) = tokio::sync::oneshot::channel();
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let thread = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                runtime.block_on(async {
+                    for _ in 0..3 {
+                        assert_eq!(get_hello(&client, addr).await, "hello");
+                    }
+                    let _ = served_tx.send(());
+                    let _ = stopped.await;
+                });
+            });
+            (served, stop, thread)
+        };
+        let (first_served, stop_first, first) = serving_thread(client.clone());
+        first_served.await.expect("the first thread's requests were answered");
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1, "one connection for its three requests");
+        let (second_served, stop_second, second) = serving_thread(client.clone());
+        second_served.await.expect("the second thread's requests were answered");
+        assert_eq!(
+            accepted.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "the second thread opened its own connection instead of the first thread's idle one"
+        );
+        for (stop, thread) in [(stop_first, first), (stop_second, second)] {
+            let _ = stop.send(());
+            tokio::task::spawn_blocking(move || thread.join().unwrap()).await.unwrap();
+        }
     }
 }

@@ -50,17 +50,22 @@ pub(super) async fn supervise(sessions: Arc<Sessions>, session: Arc<Session>) {
     let mut sampled = sample(&sessions, &session).await;
     let mut next_ping = tokio::time::Instant::now() + interval;
     loop {
+        // While the last sample is too recent for another, a finished invocation only leaves its
+        // permit in `request_done`, and this task sleeps on: waking it for every invocation cost
+        // a wake-up each (thousands a second in a warm loop, often across threads) to find that
+        // no sample was due. Once the spacing has passed, a permit left meanwhile is taken at once.
+        let spacing_ends =
+            sampled.map(|at| at + MIN_REQUEST_SAMPLE_INTERVAL).filter(|at| *at > tokio::time::Instant::now());
         tokio::select! {
             _ = tokio::time::sleep_until(next_ping) => {}
             _ = ended.cancelled() => return,
-            _ = session.request_done.notified() => {
+            _ = tokio::time::sleep_until(spacing_ends.unwrap_or(next_ping)), if spacing_ends.is_some() => continue,
+            _ = session.request_done.notified(), if spacing_ends.is_none() => {
                 // Usage right after an invocation: the cost meter keeps it even if the agent
                 // dies on its next request (an OOM kill leaves nothing to sample). The spacing
                 // counts from when the last good sample began: an invocation that finished while
                 // the first sample was still being taken (or had failed) is sampled at once.
-                if due(sampled, MIN_REQUEST_SAMPLE_INTERVAL) {
-                    sampled = sample(&sessions, &session).await.or(sampled);
-                }
+                sampled = sample(&sessions, &session).await.or(sampled);
                 continue;
             }
         }
