@@ -221,9 +221,41 @@ struct Warm {
     emulator_sleeps_per_call: f64,
 }
 
+/// Invokes per second with THROUGHPUT_SESSIONS sessions invoked at once, each by its own worker.
+struct Throughput {
+    via: f64,
+    direct: f64,
+    /// Through bare TCP relays on as many threads as the emulator serves on: the floor for any
+    /// relay on this machine.
+    relayed: f64,
+}
+
+impl Throughput {
+    fn rows(&self) -> Vec<String> {
+        let Throughput { via, direct, relayed } = self;
+        vec![
+            format!(
+                "| invokes/s, {THROUGHPUT_SESSIONS} sessions at once, via emulator / directly | {via:.0} / {direct:.0} ({:.0}%) | >= 90% |",
+                100.0 * via / direct
+            ),
+            format!(
+                "| baseline: through bare TCP relays ({} threads) / directly | {relayed:.0} ({:.0}%) | (the floor for any relay) |",
+                relay_threads(),
+                100.0 * relayed / direct
+            ),
+            format!("| emulator / bare relays                        | {:>13.0}% |              |", 100.0 * via / relayed),
+        ]
+    }
+}
+
+/// Threads the bare relays run on: as many as the emulator serves connections on (one per CPU).
+fn relay_threads() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
 /// Invokes per second with THROUGHPUT_SESSIONS sessions invoked at once, each by its own worker:
-/// through the emulator, then the same containers directly, in the same run.
-async fn fifty_at_once(client: &HttpClient, addr: SocketAddr, arn_path: &str) -> (f64, f64) {
+/// through the emulator, then the same containers directly and through bare relays, in the same run.
+async fn fifty_at_once(client: &HttpClient, addr: SocketAddr, arn_path: &str) -> Throughput {
     let tp_prefix = format!("bench-tp-{}-", uuid::Uuid::new_v4());
     let tp_sessions: Vec<String> = (0..THROUGHPUT_SESSIONS).map(|i| format!("{tp_prefix}{i:02}")).collect();
     let presigned: Vec<Presigned> =
@@ -246,19 +278,24 @@ async fn fifty_at_once(client: &HttpClient, addr: SocketAddr, arn_path: &str) ->
     let via_rate = throughput(client, via_makers).await;
     let ports = agent_addresses(&tp_prefix);
     assert_eq!(ports.len(), THROUGHPUT_SESSIONS, "every throughput session has its agent address");
-    let direct_makers = ports
-        .into_values()
-        .map(|direct| {
-            Box::new(move || {
-                Request::post(format!("http://{direct}/invocations"))
-                    .header("content-type", "application/json")
-                    .body(Full::new(Bytes::from_static(ECHO)))
-                    .unwrap()
-            }) as Box<dyn Fn() -> Request<Full<Bytes>> + Send + Sync>
-        })
-        .collect();
-    let direct_rate = throughput(client, direct_makers).await;
-    (via_rate, direct_rate)
+    let agents: Vec<SocketAddr> = ports.into_values().collect();
+    let to_each = |addresses: &[SocketAddr]| {
+        addresses
+            .iter()
+            .map(|&to| {
+                Box::new(move || {
+                    Request::post(format!("http://{to}/invocations"))
+                        .header("content-type", "application/json")
+                        .body(Full::new(Bytes::from_static(ECHO)))
+                        .unwrap()
+                }) as Box<dyn Fn() -> Request<Full<Bytes>> + Send + Sync>
+            })
+            .collect()
+    };
+    let direct = throughput(client, to_each(&agents)).await;
+    let relays = support::bare_relay::start_many(&agents, relay_threads());
+    let relayed = throughput(client, to_each(&relays)).await;
+    Throughput { via: via_rate, direct, relayed }
 }
 
 /// The warm invoke rows: the emulator, the agent directly, and the bare relay, p50 / p95.
@@ -287,14 +324,10 @@ fn relay_rows(rt: &tokio::runtime::Runtime) {
         let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
         let arn_path = fixture_runtime(&client, addr, "bench_relay").await;
         let mut warm = warm(&client, addr, pid, &arn_path).await;
-        let (via_rate, direct_rate) = fifty_at_once(&client, addr, &arn_path).await;
-        for row in warm_rows(&mut warm) {
+        let fifty = fifty_at_once(&client, addr, &arn_path).await;
+        for row in warm_rows(&mut warm).into_iter().chain(fifty.rows()) {
             println!("{row}");
         }
-        println!(
-            "| invokes/s, {THROUGHPUT_SESSIONS} sessions at once, via emulator / directly | {via_rate:.0} / {direct_rate:.0} ({:.0}%) | >= 90% |",
-            100.0 * via_rate / direct_rate
-        );
     });
     let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
     let mut child = server.child;
@@ -361,7 +394,7 @@ fn main() {
         }
         let burst_rate = BURST_SESSIONS as f64 / started.elapsed().as_secs_f64();
 
-        let (via_rate, direct_rate) = fifty_at_once(&client, addr, &arn_path).await;
+        let fifty = fifty_at_once(&client, addr, &arn_path).await;
 
         let (c50, c95) = (percentile(&mut cold, 0.5), percentile(&mut cold, 0.95));
         println!("\nsessions benchmark (fixture agent FROM scratch, Docker, loopback)");
@@ -376,7 +409,10 @@ fn main() {
         println!("| baseline: the same floor on the sandbox network (icc off) p50 | {:>4.1} ms | |", ms(n50));
         println!("| cold start / sandbox-network floor (p50)      | {:>13.2}x | <= 1.05x     |", ms(c50) / ms(n50));
         let u50 = percentile(&mut unpublished_floor, 0.5);
-        println!("| baseline: that floor publishing no port, reached at the container's address p50 | {:>4.1} ms | |", ms(u50));
+        println!(
+            "| baseline: that floor publishing no port, reached at the container's address p50 | {:>4.1} ms | |",
+            ms(u50)
+        );
         println!("| cold start / unpublished sandbox-network floor (p50) | {:>6.2}x | <= 1.05x |", ms(c50) / ms(u50));
         println!(
             "| cold phases p50: created / started / ready / first response | {:.1} / {:.1} / {:.1} / {:.1} ms | |",
@@ -403,12 +439,9 @@ fn main() {
             "| sessions created per second ({BURST_CONCURRENCY} concurrent)     | {:>14.1} |              |",
             burst_rate
         );
-        println!(
-            "| invokes/s, {THROUGHPUT_SESSIONS} sessions at once, via emulator    | {:>14.0} | >= 90% of direct | ({:.0}% of direct)",
-            via_rate,
-            100.0 * via_rate / direct_rate
-        );
-        println!("| baseline: the same agents directly             | {:>14.0} |              |", direct_rate);
+        for row in fifty.rows() {
+            println!("{row}");
+        }
         DockerFigures { cold_start_p50: c50, container_mib: container_mib / containers.max(1) as f64 }
     });
     // SIGTERM, so the emulator removes every sandbox it started.
