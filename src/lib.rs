@@ -19,3 +19,4 @@ pub mod server;
 pub mod services;
 pub mod serving;
 pub mod sessions;
+pub mod state_dir;

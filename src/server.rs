@@ -28,6 +28,7 @@ use crate::services::sts::credentials::keys::CredentialKey;
 use crate::services::sts::credentials::Issuer;
 use crate::serving::ServingThreads;
 use crate::sessions::Sessions;
+use crate::state_dir::StateDir;
 
 /// How long in-flight requests get to finish after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -50,28 +51,6 @@ pub enum StartError {
     CredentialKey(std::io::Error),
     #[error("cannot start the threads that serve connections: {0}")]
     Threads(std::io::Error),
-}
-
-/// Where files other than the database go: the data dir, or a temporary directory.
-enum StateDir {
-    Data(std::path::PathBuf),
-    Temporary(tempfile::TempDir),
-}
-
-impl StateDir {
-    fn new(data_dir: Option<&std::path::Path>) -> std::io::Result<StateDir> {
-        Ok(match data_dir {
-            Some(d) => StateDir::Data(d.to_path_buf()),
-            None => StateDir::Temporary(tempfile::Builder::new().prefix("agentcore-local-").tempdir()?),
-        })
-    }
-
-    fn path(&self) -> &std::path::Path {
-        match self {
-            StateDir::Data(p) => p,
-            StateDir::Temporary(t) => t.path(),
-        }
-    }
 }
 
 /// Code deployments read their zips from the embedded S3.
@@ -274,12 +253,15 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
         identity.set_listen_addr(addr);
         Ok::<_, StartError>(Arc::new(identity))
     };
+    // Unpacked code, captured agent output and (in memory) object files live beside the database:
+    // in a temporary directory of this emulator's, removed at shutdown, with --in-memory.
+    let state_dir = StateDir::new(config.data_dir.as_deref(), &std::env::temp_dir())
+        .map_err(|source| StartError::Objects { dir: config.data_dir.clone(), source })?;
     let open_objects = {
-        let (store, data_dir) = (store.clone(), config.data_dir.clone());
+        let (store, dir) = (store.clone(), state_dir.path().to_path_buf());
         async move {
             tokio::task::spawn_blocking(move || {
-                Objects::open(store, data_dir.as_deref())
-                    .map_err(|source| StartError::Objects { dir: data_dir, source })
+                Objects::open(store, Some(&dir)).map_err(|source| StartError::Objects { dir: Some(dir), source })
             })
             .await
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
@@ -307,11 +289,12 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
         if let Err(e) = scanned.remove_orphans().await {
             tracing::warn!(error = %e, "could not remove orphaned object files");
         }
+        // Temporary directories of in-memory emulators that were killed (their lock is free).
+        let removed = tokio::task::spawn_blocking(|| crate::state_dir::remove_abandoned(&std::env::temp_dir()));
+        if let Ok(removed @ 1..) = removed.await {
+            tracing::info!(removed, "removed the temporary directories of emulators that did not shut down");
+        }
     });
-    // Unpacked code and captured agent output live beside the database (a temporary directory,
-    // removed at shutdown, with --in-memory).
-    let state_dir = StateDir::new(config.data_dir.as_deref())
-        .map_err(|source| StartError::Objects { dir: config.data_dir.clone(), source })?;
     // Agent output (CloudWatch Logs) and the counters behind /metrics belong to the application:
     // sessions write into them, the logs service and the console read them.
     let logs = crate::services::logs::LogStore::new(state_dir.path().join("logs"), config.log_max_bytes_per_runtime);

@@ -1,5 +1,7 @@
 """State in --data-dir survives a clean restart (SIGTERM) and a crash (SIGKILL right after the API
-answered); extra --credentials give separate accounts."""
+answered); extra --credentials give separate accounts. An --in-memory emulator's temporary files
+do not outlive it, even when it is killed."""
+import os
 import signal
 import sqlite3
 import time
@@ -8,7 +10,8 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import ACCOUNT, CONTAINER_URI, REGION, ROLE_ARN, Cli, Emulator, boto_client, crash, create_runtime, wait_for_status
+from conftest import (ACCOUNT, CONTAINER_URI, REGION, ROLE_ARN, Cli, Emulator, boto_client, crash, create_runtime,
+                      wait_for_status, wait_until)
 
 ARTIFACT = {"containerConfiguration": {"containerUri": CONTAINER_URI}}
 OTHER_ACCOUNT = "210987654321"
@@ -268,3 +271,41 @@ def test_unconfigured_keys_are_refused_when_credentials_are_given(launch):
         default.list_agent_runtimes()
     assert exc.value.response["Error"]["Code"] == "UnrecognizedClientException"
     assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+def test_a_killed_in_memory_emulators_files_are_removed_by_the_next_one(emulators, tmp_path):
+    """--in-memory keeps object files in a temporary directory of its own. A clean stop removes
+    it; one left by kill -9 is removed by the next emulator that starts (its lock is free), while
+    a running emulator's directory is never touched."""
+    temp_root = tmp_path / "tmp"
+    temp_root.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp_root)}
+    ours = lambda: sorted(p for p in temp_root.iterdir() if p.name.startswith("agentcore-local-") and p.is_dir())
+
+    killed = emulators(env=env)
+    s3 = boto_client(killed.url, "s3")
+    s3.create_bucket(Bucket="left-behind")
+    s3.put_object(Bucket="left-behind", Key="big", Body=b"x" * 1024 * 1024)
+    (left,) = ours()
+    assert any(f.stat().st_size == 1024 * 1024 for f in left.rglob("*") if f.is_file())
+    crash(killed)
+    assert ours() == [left], "kill -9 leaves the directory (nothing could remove it)"
+
+    running = emulators(env=env)
+    # Removed in the background, a second after start-up.
+    wait_until(lambda: left not in ours(), timeout=15, message="the killed emulator's directory removed")
+    (own,) = ours()
+    assert own != left
+    s3 = boto_client(running.url, "s3")
+    s3.create_bucket(Bucket="kept")
+    assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["kept"]
+
+    # A third emulator starting beside a running one leaves the running one's directory alone.
+    third = emulators(env=env)
+    time.sleep(2)
+    assert own in ours()
+    s3.put_object(Bucket="kept", Key="k", Body=b"still here")
+    assert s3.get_object(Bucket="kept", Key="k")["Body"].read() == b"still here"
+
+    assert running.stop() == 0 and third.stop() == 0
+    assert ours() == [], "a clean stop removes the emulator's own directory"
