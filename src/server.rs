@@ -446,7 +446,8 @@ async fn accept_loop(
                 };
                 let _ = stream.set_nodelay(true);
                 let Ok(local) = stream.local_addr() else { continue };
-                // Handed over as a plain socket: the serving thread registers it with its own reactor.
+                // Handed over as a plain socket: `serve_connection` registers it with the reactor of
+                // the serving thread it first runs on.
                 let stream = match stream.into_std() {
                     Ok(s) => s,
                     Err(e) => {
@@ -457,7 +458,7 @@ async fn accept_loop(
                 let state = state.clone();
                 let stop = shutdown.clone();
                 let alive = alive.clone();
-                serving.serve(move || serve_connection(stream, peer, local, state, stop, alive, permit, from_sandboxes));
+                serving.serve(serve_connection(stream, peer, local, state, stop, alive, permit, from_sandboxes));
             }
             _ = shutdown.cancelled() => break,
         }

@@ -67,22 +67,10 @@ impl ServingThreads {
         Ok(ServingThreads { threads, next: AtomicUsize::new(0), stop })
     }
 
-    pub fn len(&self) -> usize {
-        self.threads.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.threads.is_empty()
-    }
-
-    /// Serves one connection on the thread serving the fewest: `serve` is called on that thread
-    /// (so the sockets and timers it creates belong to that thread's runtime) and its future runs
-    /// there to the end. After `stop`, the connection is dropped unserved.
-    pub fn serve<F, Fut>(&self, serve: F)
-    where
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
+    /// Serves one connection on the thread serving the fewest: `connection` is first polled on
+    /// that thread (so the sockets and timers its body creates belong to that thread's runtime)
+    /// and runs there to the end. After `stop`, the connection is dropped unserved.
+    pub fn serve(&self, connection: impl Future<Output = ()> + Send + 'static) {
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let count = self.threads.len();
         let thread = (0..count)
@@ -94,7 +82,7 @@ impl ServingThreads {
         let guard = OpenConnection(open);
         thread.runtime.spawn(async move {
             let _guard = guard;
-            serve().await
+            connection.await
         });
     }
 
@@ -132,7 +120,7 @@ mod tests {
     /// The name of the thread a connection was served on.
     async fn served_on(pool: &ServingThreads, hold: Option<tokio::sync::oneshot::Receiver<()>>) -> String {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        pool.serve(move || async move {
+        pool.serve(async move {
             let _ = tx.send(std::thread::current().name().unwrap_or_default().to_string());
             if let Some(hold) = hold {
                 let _ = hold.await;
@@ -144,7 +132,7 @@ mod tests {
     #[tokio::test]
     async fn connections_are_served_on_the_serving_threads() {
         let pool = ServingThreads::start(1).unwrap();
-        assert_eq!(pool.len(), 1);
+        assert_eq!(pool.threads.len(), 1);
         assert_eq!(served_on(&pool, None).await, "serving-0");
         pool.stop().await;
     }
@@ -184,7 +172,7 @@ mod tests {
         let pool = ServingThreads::start(2).unwrap();
         let (dropped_tx, dropped) = tokio::sync::oneshot::channel::<()>();
         let (_never, hold) = tokio::sync::oneshot::channel::<()>();
-        pool.serve(move || async move {
+        pool.serve(async move {
             let _dropped_tx = dropped_tx;
             let _ = hold.await;
         });
@@ -192,7 +180,7 @@ mod tests {
         assert!(dropped.await.is_err(), "the connection's task was dropped with its thread");
         // A connection accepted after the stop is dropped, not served, and nothing panics.
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        pool.serve(move || async move {
+        pool.serve(async move {
             let _ = tx.send(());
         });
         assert!(rx.await.is_err());

@@ -1,6 +1,6 @@
 //! The relay floor: what any relay between the client and the agent costs on this machine, with
-//! no HTTP parsing, signature or session lookup at all. A thread of its own (a one-thread runtime,
-//! as a separate process would be) accepts on loopback and copies bytes both ways between each
+//! no HTTP parsing, signature or session lookup at all. Threads of their own (each a one-thread
+//! runtime, as in a separate process) accept on loopback and copy bytes both ways between each
 //! connection and a new one to the agent. The emulator's warm invoke overhead is measured against
 //! the direct call and against this.
 
