@@ -87,6 +87,9 @@ const PULL_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub struct DockerBackend {
     docker: Result<Docker, String>,
+    /// Follows sandboxes' output, paced (`output_client`); `None` where `DOCKER_HOST`'s scheme
+    /// needs the ordinary client.
+    output: Option<Docker>,
     /// Ids of the sandbox networks, by `Egress::ALL` index (ids, not names: concurrent creators
     /// can make duplicates).
     network_ids: [OnceCell<String>; 2],
@@ -144,6 +147,7 @@ impl DockerBackend {
             Docker::connect_with_defaults().map_err(|e| format!("cannot use Docker at {}: {e}", docker_host()));
         DockerBackend {
             docker,
+            output: super::output_client::paced_client(&docker_host(), super::OUTPUT_PACE),
             network_ids: [OnceCell::new(), OnceCell::new()],
             routable: [OnceCell::new(), OnceCell::new()],
             network_names: [NETWORK.to_string(), PRIVATE_NETWORK.to_string()],
@@ -534,6 +538,7 @@ impl SandboxBackend for DockerBackend {
             let Ok(docker) = self.client() else {
                 return Box::pin(futures_util::stream::empty()) as super::OutputStream;
             };
+            let docker = self.output.as_ref().unwrap_or(docker);
             let options = LogsOptions {
                 follow: true,
                 stdout: true,

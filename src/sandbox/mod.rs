@@ -10,12 +10,19 @@ pub mod cgroup;
 pub mod docker;
 pub mod image;
 pub mod microvm;
+mod output_client;
+mod paced;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+
+/// While a sandbox keeps writing, its followed output is read at most this often (a backend
+/// that can, paces the stream: see `paced`). The log capture stores lines at this rhythm anyway
+/// (`sessions::capture`), so pacing the reads adds no delay it did not have.
+pub const OUTPUT_PACE: Duration = Duration::from_millis(100);
 
 /// Label keys on every sandbox the emulator starts.
 pub mod labels {
