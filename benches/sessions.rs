@@ -11,6 +11,7 @@
 mod support;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -33,7 +34,9 @@ const BURST_SESSIONS: usize = 12;
 const BURST_CONCURRENCY: usize = 4;
 /// Sessions invoked at once for the throughput rows, and how long each row runs.
 const THROUGHPUT_SESSIONS: usize = 50;
-const THROUGHPUT_FOR: Duration = Duration::from_secs(5);
+/// Each round measures the emulator, the agents directly and the bare relays, in turn.
+const THROUGHPUT_ROUNDS: usize = 3;
+const THROUGHPUT_FOR: Duration = Duration::from_secs(3);
 
 fn percentile(samples: &mut [Duration], p: f64) -> Duration {
     samples.sort();
@@ -125,13 +128,16 @@ fn pooled_cold_starts(rt: &tokio::runtime::Runtime) -> Vec<Duration> {
     samples
 }
 
+/// Makes one worker's next request.
+type MakeRequest = Arc<dyn Fn() -> Request<Full<Bytes>> + Send + Sync>;
+
 /// Every worker sends its own request, back to back, for `THROUGHPUT_FOR`; completed requests per
 /// second over all workers.
-async fn throughput(client: &HttpClient, makers: Vec<Box<dyn Fn() -> Request<Full<Bytes>> + Send + Sync>>) -> f64 {
+async fn throughput(client: &HttpClient, makers: &[MakeRequest]) -> f64 {
     let deadline = Instant::now() + THROUGHPUT_FOR;
     let started = Instant::now();
     let mut workers = Vec::new();
-    for make in makers {
+    for make in makers.iter().cloned() {
         let client = client.clone();
         workers.push(tokio::spawn(async move {
             let mut done = 0u64;
@@ -221,7 +227,8 @@ struct Warm {
     emulator_sleeps_per_call: f64,
 }
 
-/// Invokes per second with THROUGHPUT_SESSIONS sessions invoked at once, each by its own worker.
+/// Invokes per second with THROUGHPUT_SESSIONS sessions invoked at once, each by its own worker
+/// (the mean over THROUGHPUT_ROUNDS rounds).
 struct Throughput {
     via: f64,
     direct: f64,
@@ -254,7 +261,7 @@ fn relay_threads() -> usize {
 }
 
 /// Invokes per second with THROUGHPUT_SESSIONS sessions invoked at once, each by its own worker:
-/// through the emulator, then the same containers directly and through bare relays, in the same run.
+/// through the emulator, the same containers directly, and through bare relays, taking turns.
 async fn fifty_at_once(client: &HttpClient, addr: SocketAddr, arn_path: &str) -> Throughput {
     let tp_prefix = format!("bench-tp-{}-", uuid::Uuid::new_v4());
     let tp_sessions: Vec<String> = (0..THROUGHPUT_SESSIONS).map(|i| format!("{tp_prefix}{i:02}")).collect();
@@ -268,14 +275,13 @@ async fn fifty_at_once(client: &HttpClient, addr: SocketAddr, arn_path: &str) ->
     for s in starts {
         assert_eq!(s.await.unwrap(), 200);
     }
-    let presigned = std::sync::Arc::new(presigned);
-    let via_makers = (0..THROUGHPUT_SESSIONS)
+    let presigned = Arc::new(presigned);
+    let via: Vec<MakeRequest> = (0..THROUGHPUT_SESSIONS)
         .map(|i| {
             let presigned = presigned.clone();
-            Box::new(move || presigned[i].request()) as Box<dyn Fn() -> Request<Full<Bytes>> + Send + Sync>
+            Arc::new(move || presigned[i].request()) as MakeRequest
         })
         .collect();
-    let via_rate = throughput(client, via_makers).await;
     let ports = agent_addresses(&tp_prefix);
     assert_eq!(ports.len(), THROUGHPUT_SESSIONS, "every throughput session has its agent address");
     let agents: Vec<SocketAddr> = ports.into_values().collect();
@@ -283,19 +289,27 @@ async fn fifty_at_once(client: &HttpClient, addr: SocketAddr, arn_path: &str) ->
         addresses
             .iter()
             .map(|&to| {
-                Box::new(move || {
+                Arc::new(move || {
                     Request::post(format!("http://{to}/invocations"))
                         .header("content-type", "application/json")
                         .body(Full::new(Bytes::from_static(ECHO)))
                         .unwrap()
-                }) as Box<dyn Fn() -> Request<Full<Bytes>> + Send + Sync>
+                }) as MakeRequest
             })
-            .collect()
+            .collect::<Vec<_>>()
     };
-    let direct = throughput(client, to_each(&agents)).await;
-    let relays = support::bare_relay::start_many(&agents, relay_threads());
-    let relayed = throughput(client, to_each(&relays)).await;
-    Throughput { via: via_rate, direct, relayed }
+    let direct = to_each(&agents);
+    let relayed = to_each(&support::bare_relay::start_many(&agents, relay_threads()));
+    // The three take turns, round after round: this machine's speed drifts over seconds (a
+    // direct baseline measured once ranged from 5 163 to 11 663/s between runs), and each ratio
+    // should compare rates measured under the same conditions.
+    let mut rates = Throughput { via: 0.0, direct: 0.0, relayed: 0.0 };
+    for _ in 0..THROUGHPUT_ROUNDS {
+        rates.via += throughput(client, &via).await / THROUGHPUT_ROUNDS as f64;
+        rates.direct += throughput(client, &direct).await / THROUGHPUT_ROUNDS as f64;
+        rates.relayed += throughput(client, &relayed).await / THROUGHPUT_ROUNDS as f64;
+    }
+    rates
 }
 
 /// The warm invoke rows: the emulator, the agent directly, and the bare relay, p50 / p95.
