@@ -108,20 +108,29 @@ pub fn canonical_query(raw_query: &str, skip: Option<&str>) -> String {
     pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
 }
 
-/// Trim and fold runs of whitespace inside a header value, as AWS does.
-fn fold_header_value(value: &str) -> String {
-    value.split_whitespace().collect::<Vec<_>>().join(" ")
+/// Append `value` trimmed, with runs of whitespace inside folded to one space, as AWS does.
+fn push_folded(out: &mut String, value: &str) {
+    for (i, word) in value.split_whitespace().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
 }
 
 /// `name:value\n` lines for the signed headers, repeated headers joined with commas.
-pub fn canonical_headers(headers: &[(String, String)], signed: &[String]) -> String {
+pub fn canonical_headers<S: AsRef<str>>(headers: &[(String, String)], signed: &[S]) -> String {
     let mut out = String::new();
     for name in signed {
-        let values: Vec<String> =
-            headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| fold_header_value(v)).collect();
+        let name = name.as_ref();
         out.push_str(name);
         out.push(':');
-        out.push_str(&values.join(","));
+        for (i, (_, value)) in headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            push_folded(&mut out, value);
+        }
         out.push('\n');
     }
     out
@@ -153,9 +162,9 @@ pub fn canonical_uri_candidates(raw_path: &str, encoding: UriEncoding) -> Vec<St
     out
 }
 
-pub fn canonical_request(
+pub fn canonical_request<S: AsRef<str>>(
     parts: &RequestParts<'_>,
-    signed_headers: &[String],
+    signed_headers: &[S],
     payload_hash: &str,
     encoding: UriEncoding,
     skip_query_param: Option<&str>,
@@ -169,10 +178,10 @@ pub fn canonical_request(
     )
 }
 
-pub fn canonical_request_for_uri(
+pub fn canonical_request_for_uri<S: AsRef<str>>(
     parts: &RequestParts<'_>,
     canonical_uri: &str,
-    signed_headers: &[String],
+    signed_headers: &[S],
     payload_hash: &str,
     skip_query_param: Option<&str>,
 ) -> String {
@@ -182,7 +191,7 @@ pub fn canonical_request_for_uri(
         canonical_uri,
         canonical_query(parts.raw_query, skip_query_param),
         canonical_headers(parts.headers, signed_headers),
-        signed_headers.join(";"),
+        signed_headers.iter().map(AsRef::as_ref).collect::<Vec<&str>>().join(";"),
         payload_hash
     )
 }

@@ -1,5 +1,6 @@
 //! Verification of SigV4 requests (Authorization header or presigned query string).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use hmac::{Hmac, Mac};
@@ -152,8 +153,8 @@ pub enum Payload<'a> {
 }
 
 /// What [`Verifier::precheck`] established, for the payload check that follows.
-struct HeadersChecked {
-    input: SignatureInput,
+struct HeadersChecked<'a> {
+    input: SignatureInput<'a>,
     credential: Credential,
     query: Vec<(String, String)>,
     presigned: bool,
@@ -180,17 +181,33 @@ pub fn sign(signing_key: &[u8], string_to_sign: &str) -> String {
     hex::encode(hmac(signing_key, string_to_sign.as_bytes()))
 }
 
-/// The pieces of a SigV4 signature, from either the header or the query string.
-struct SignatureInput {
-    access_key_id: String,
-    date: String,
-    region: String,
-    service: String,
-    terminator: String,
-    signed_headers: Vec<String>,
-    signature: String,
-    amz_date: String,
+/// The pieces of a SigV4 signature, from either the header or the query string: borrowed from
+/// the request's headers where they come from there (every request is parsed this way up to
+/// three times: to route it, to refuse it before its body, to verify it).
+struct SignatureInput<'a> {
+    access_key_id: Cow<'a, str>,
+    date: Cow<'a, str>,
+    region: Cow<'a, str>,
+    service: Cow<'a, str>,
+    terminator: Cow<'a, str>,
+    signed_headers: Vec<Cow<'a, str>>,
+    signature: Cow<'a, str>,
+    amz_date: Cow<'a, str>,
     presign_expires: Option<i64>,
+}
+
+/// Signed header names as canonicalised: lower case (allocating only for a signer that did not
+/// send them so).
+fn signed_header_names(list: &str) -> Vec<Cow<'_, str>> {
+    list.split(';')
+        .map(|name| {
+            if name.bytes().any(|b| b.is_ascii_uppercase()) {
+                Cow::Owned(name.to_ascii_lowercase())
+            } else {
+                Cow::Borrowed(name)
+            }
+        })
+        .collect()
 }
 
 /// The first value of header `name` (case-insensitive) among owned (name, value) pairs.
@@ -198,26 +215,42 @@ pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str
     headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
 }
 
+/// The five parts of `AK/20261124/us-east-1/service/aws4_request`.
+type CredentialParts<'a> = [&'a str; 5];
+
 /// Parses `AK/20261124/us-east-1/service/aws4_request`.
-fn parse_credential(value: &str) -> Result<(String, String, String, String, String), AuthError> {
-    let parts: Vec<&str> = value.split('/').collect();
-    if parts.len() != 5 || parts.iter().any(|p| p.is_empty()) {
+fn parse_credential(value: &str) -> Result<CredentialParts<'_>, AuthError> {
+    let mut parts = [""; 5];
+    let mut split = value.split('/');
+    for part in parts.iter_mut() {
+        *part = split.next().unwrap_or("");
+    }
+    if split.next().is_some() || parts.iter().any(|p| p.is_empty()) {
         return Err(AuthError::Incomplete(format!(
             "Credential should be scoped to a valid region, service and terminator: \
              expected '<access key>/<YYYYMMDD>/<region>/<service>/aws4_request', got '{value}'."
         )));
     }
-    Ok((parts[0].to_string(), parts[1].to_string(), parts[2].to_string(), parts[3].to_string(), parts[4].to_string()))
+    Ok(parts)
 }
 
-fn from_authorization_header(auth: &str, headers: &[(String, String)]) -> Result<SignatureInput, AuthError> {
+/// Owned copies of parsed credential parts (from a query string, which the input outlives).
+fn owned(parts: CredentialParts<'_>) -> [Cow<'static, str>; 5] {
+    parts.map(|p| Cow::Owned(p.to_string()))
+}
+
+fn from_authorization_header<'a>(
+    auth: &'a str,
+    headers: &'a [(String, String)],
+) -> Result<SignatureInput<'a>, AuthError> {
     let rest = auth.strip_prefix(ALGORITHM).filter(|r| r.starts_with(' ')).ok_or_else(|| {
         AuthError::Incomplete(format!(
             "Authorization header requires the '{ALGORITHM}' algorithm; got '{}'. Sign the request with SigV4.",
             auth.split_whitespace().next().unwrap_or("")
         ))
     })?;
-    let mut fields: HashMap<&str, &str> = HashMap::new();
+    // The three fields SigV4 defines; others are ignored, and a repeated one's last value counts.
+    let (mut credential, mut signature, mut signed_headers) = (None, None, None);
     for part in rest.split(',') {
         let part = part.trim();
         if part.is_empty() {
@@ -228,18 +261,23 @@ fn from_authorization_header(auth: &str, headers: &[(String, String)]) -> Result
                 "Invalid key=value pair (missing equal-sign) in Authorization header: '{part}'."
             ))
         })?;
-        fields.insert(k.trim(), v.trim());
+        let v = v.trim();
+        match k.trim() {
+            "Credential" => credential = Some(v),
+            "Signature" => signature = Some(v),
+            "SignedHeaders" => signed_headers = Some(v),
+            _ => {}
+        }
     }
     let mut missing = Vec::new();
-    for required in ["Credential", "Signature", "SignedHeaders"] {
-        if !fields.contains_key(required) {
+    for (required, value) in [("Credential", credential), ("Signature", signature), ("SignedHeaders", signed_headers)] {
+        if value.is_none() {
             missing.push(format!("Authorization header requires '{required}' parameter."));
         }
     }
-    let amz_date = header(headers, "x-amz-date").map(str::to_string);
-    let amz_date = match amz_date {
-        Some(d) => Some(d),
-        None => header(headers, "date").map(http_date_to_amz_date).transpose()?,
+    let amz_date = match header(headers, "x-amz-date") {
+        Some(d) => Some(Cow::Borrowed(d)),
+        None => header(headers, "date").map(http_date_to_amz_date).transpose()?.map(Cow::Owned),
     };
     if amz_date.is_none() {
         missing.push("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.".into());
@@ -247,15 +285,15 @@ fn from_authorization_header(auth: &str, headers: &[(String, String)]) -> Result
     if !missing.is_empty() {
         return Err(AuthError::Incomplete(format!("{} Authorization={auth}", missing.join(" "))));
     }
-    let (access_key_id, date, region, service, terminator) = parse_credential(fields["Credential"])?;
+    let [access_key_id, date, region, service, terminator] = parse_credential(credential.unwrap_or_default())?;
     Ok(SignatureInput {
-        access_key_id,
-        date,
-        region,
-        service,
-        terminator,
-        signed_headers: fields["SignedHeaders"].split(';').map(|s| s.to_ascii_lowercase()).collect(),
-        signature: fields["Signature"].to_string(),
+        access_key_id: access_key_id.into(),
+        date: date.into(),
+        region: region.into(),
+        service: service.into(),
+        terminator: terminator.into(),
+        signed_headers: signed_header_names(signed_headers.unwrap_or_default()),
+        signature: signature.unwrap_or_default().into(),
         amz_date: amz_date.unwrap_or_default(),
         presign_expires: None,
     })
@@ -267,7 +305,7 @@ fn http_date_to_amz_date(value: &str) -> Result<String, AuthError> {
     Ok(epoch_to_amz_date(parsed.secs()))
 }
 
-fn from_query(params: &[(String, String)]) -> Result<SignatureInput, AuthError> {
+fn from_query(params: &[(String, String)]) -> Result<SignatureInput<'static>, AuthError> {
     let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let algorithm = get("X-Amz-Algorithm").unwrap_or_default();
     if algorithm != ALGORITHM {
@@ -291,21 +329,20 @@ fn from_query(params: &[(String, String)]) -> Result<SignatureInput, AuthError> 
             "X-Amz-Expires must be non-negative and less than a week (in seconds) that is {MAX_PRESIGN_EXPIRES_SECS}; got {expires}."
         )));
     }
-    let (access_key_id, date, region, service, terminator) =
-        parse_credential(&get("X-Amz-Credential").unwrap_or_default())?;
+    let [access_key_id, date, region, service, terminator] =
+        owned(parse_credential(&get("X-Amz-Credential").unwrap_or_default())?);
     Ok(SignatureInput {
         access_key_id,
         date,
         region,
         service,
         terminator,
-        signed_headers: get("X-Amz-SignedHeaders")
-            .unwrap_or_default()
-            .split(';')
-            .map(|s| s.to_ascii_lowercase())
+        signed_headers: signed_header_names(&get("X-Amz-SignedHeaders").unwrap_or_default())
+            .into_iter()
+            .map(|name| Cow::Owned(name.into_owned()))
             .collect(),
-        signature: get("X-Amz-Signature").unwrap_or_default(),
-        amz_date: get("X-Amz-Date").unwrap_or_default(),
+        signature: get("X-Amz-Signature").unwrap_or_default().into(),
+        amz_date: get("X-Amz-Date").unwrap_or_default().into(),
         presign_expires: Some(expires),
     })
 }
@@ -319,7 +356,7 @@ pub fn credential_scope(parts: &RequestParts<'_>) -> Option<(String, String)> {
     } else {
         return None;
     };
-    Some((input.region, input.service))
+    Some((input.region.into_owned(), input.service.into_owned()))
 }
 
 impl<'c> Verifier<'c> {
@@ -335,7 +372,7 @@ impl<'c> Verifier<'c> {
         self.check_headers(parts, now).map(|_| ())
     }
 
-    fn check_headers(&self, parts: &RequestParts<'_>, now: i64) -> Result<HeadersChecked, AuthError> {
+    fn check_headers<'a>(&self, parts: &RequestParts<'a>, now: i64) -> Result<HeadersChecked<'a>, AuthError> {
         // Two Authorization headers make the request ambiguous (a proxy may read the other one):
         // refused, never "the first wins".
         if parts.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("authorization")).count() > 1 {
@@ -351,7 +388,7 @@ impl<'c> Verifier<'c> {
         };
 
         if !is_region(&input.region) {
-            return Err(AuthError::InvalidRegion(input.region));
+            return Err(AuthError::InvalidRegion(input.region.into_owned()));
         }
         if input.terminator != "aws4_request" {
             return Err(AuthError::Incomplete(format!(
@@ -370,7 +407,7 @@ impl<'c> Verifier<'c> {
                 input.amz_date
             ))
         })?;
-        if !input.amz_date.starts_with(&input.date) {
+        if !input.amz_date.starts_with(&*input.date) {
             return Err(AuthError::Expired(format!(
                 "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '{}' != '{}', from '{}'.",
                 input.date,
@@ -383,7 +420,7 @@ impl<'c> Verifier<'c> {
         let credential = self
             .credentials
             .credential(&input.access_key_id)
-            .ok_or_else(|| AuthError::UnknownAccessKey(input.access_key_id.clone()))?;
+            .ok_or_else(|| AuthError::UnknownAccessKey(input.access_key_id.to_string()))?;
         check_session(&credential, parts, &query, now)?;
         Ok(HeadersChecked { input, credential, query, presigned })
     }
@@ -446,11 +483,11 @@ impl<'c> Verifier<'c> {
                 return Ok(Verified {
                     access_key_id: credential.access_key_id.clone(),
                     account_id: credential.account_id.clone(),
-                    region: input.region,
-                    service: input.service,
-                    amz_date: input.amz_date,
+                    region: input.region.into_owned(),
+                    service: input.service.into_owned(),
+                    amz_date: input.amz_date.into_owned(),
                     payload_hash: payload_hash.clone(),
-                    signature: input.signature,
+                    signature: input.signature.into_owned(),
                     signing_key: key,
                     presigned,
                 });
@@ -489,24 +526,28 @@ fn is_hex_digest(value: &str) -> bool {
 }
 
 fn check_time(input: &SignatureInput, request_time: i64, now: i64) -> Result<(), AuthError> {
-    let now_s = epoch_to_amz_date(now);
+    // Formatted only for an error: this runs for every request.
+    let now_s = || epoch_to_amz_date(now);
     if request_time > now + MAX_CLOCK_SKEW_SECS {
         return Err(AuthError::Expired(format!(
-            "Signature not yet current: {} is still later than {} ({now_s} + 15 min.)",
+            "Signature not yet current: {} is still later than {} ({} + 15 min.)",
             input.amz_date,
-            epoch_to_amz_date(now + MAX_CLOCK_SKEW_SECS)
+            epoch_to_amz_date(now + MAX_CLOCK_SKEW_SECS),
+            now_s()
         )));
     }
     match input.presign_expires {
         Some(expires) if now > request_time + expires => Err(AuthError::Expired(format!(
-            "Signature expired: {} is now earlier than {now_s} ({} + {expires} sec.)",
+            "Signature expired: {} is now earlier than {} ({} + {expires} sec.)",
             epoch_to_amz_date(request_time + expires),
+            now_s(),
             input.amz_date
         ))),
         None if request_time < now - MAX_CLOCK_SKEW_SECS => Err(AuthError::Expired(format!(
-            "Signature expired: {} is now earlier than {} ({now_s} - 15 min.)",
+            "Signature expired: {} is now earlier than {} ({} - 15 min.)",
             input.amz_date,
-            epoch_to_amz_date(now - MAX_CLOCK_SKEW_SECS)
+            epoch_to_amz_date(now - MAX_CLOCK_SKEW_SECS),
+            now_s()
         ))),
         _ => Ok(()),
     }
