@@ -348,7 +348,7 @@ async fn bearer_request(
         Err(e) => {
             tracing::info!(operation = route.operation, error = %e, "request rejected");
             let missing =
-                (token.is_none() && target.authorizer.is_some()).then_some((state.identity.emulator_url(), &target));
+                (token.is_none() && target.authorizer.is_some()).then_some((state.identity.emulator_url(), &*target));
             return Some(inbound::error_response(&e, missing, request_id));
         }
     };

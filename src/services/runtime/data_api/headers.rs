@@ -39,7 +39,16 @@ fn restricted(name: &str) -> bool {
         || (name == "authorization")
 }
 
-fn insert(map: &mut HeaderMap, name: &str, value: &str) {
+/// Appends a header named by a constant (no parse or copy of the name: these are added to every
+/// invocation).
+fn insert(map: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        map.append(HeaderName::from_static(name), v);
+    }
+}
+
+/// Appends a header whose name came with the request.
+fn insert_named(map: &mut HeaderMap, name: &str, value: &str) {
     if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
         map.append(n, v);
     }
@@ -54,9 +63,15 @@ pub fn to_agent(
 ) -> HeaderMap {
     let mut out = HeaderMap::new();
     for (name, value) in from_caller {
-        let lower = name.to_ascii_lowercase();
-        if PASS_THROUGH.contains(&lower.as_str()) || (allowlist.contains(&lower) && !restricted(&lower)) {
-            insert(&mut out, &lower, value);
+        // Names from hyper are lower case already; only other callers' need copying.
+        let lower = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            std::borrow::Cow::Owned(name.to_ascii_lowercase())
+        } else {
+            std::borrow::Cow::Borrowed(name.as_str())
+        };
+        let allowed = || allowlist.iter().any(|a| *a == lower) && !restricted(&lower);
+        if PASS_THROUGH.contains(&&*lower) || allowed() {
+            insert_named(&mut out, &lower, value);
         }
     }
     if !out.contains_key("content-type") {

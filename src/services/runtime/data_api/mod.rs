@@ -83,7 +83,7 @@ fn sessions(state: &AppState) -> Result<&Arc<Sessions>> {
     })
 }
 
-async fn target(state: &AppState, call: &Call<'_>, input: &Input) -> Result<InvocationTarget> {
+async fn target(state: &AppState, call: &Call<'_>, input: &Input) -> Result<Arc<InvocationTarget>> {
     let target = state
         .control
         .resolve_invocation(
@@ -154,7 +154,7 @@ async fn open_session(
     state: &AppState,
     call: &Call<'_>,
     input: &Input,
-) -> Result<(InvocationTarget, String, ActivityGuard)> {
+) -> Result<(Arc<InvocationTarget>, String, ActivityGuard)> {
     let sessions = sessions(state)?;
     let target = target(state, call, input).await?;
     let session_id = session_id_of(sessions, &target, input);

@@ -97,7 +97,7 @@ async fn upgrade(
                 Ok(authentication) => (target, authentication),
                 Err(e) => {
                     tracing::info!(error = %e, "WebSocket upgrade refused");
-                    let missing = token.is_none().then_some((state.identity.emulator_url(), &target));
+                    let missing = token.is_none().then_some((state.identity.emulator_url(), &*target));
                     return Ok(inbound::error_response(&e, missing, request_id));
                 }
             }

@@ -1,6 +1,7 @@
 //! From an invocation's runtime ARN (or id) and qualifier to the version that serves it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -43,7 +44,9 @@ pub struct InvocationTarget {
 /// Resolved invocation targets, each tagged with the store generation it was read at.
 #[derive(Default)]
 pub struct TargetCache {
-    entries: parking_lot::Mutex<std::collections::HashMap<TargetKey, (u64, InvocationTarget)>>,
+    /// Shared, not cloned, on a hit: a target is a dozen strings and maps, and every invocation
+    /// looks one up.
+    entries: parking_lot::Mutex<std::collections::HashMap<TargetKey, (u64, Arc<InvocationTarget>)>>,
 }
 
 type TargetKey = (String, String, String, Option<String>, Option<String>);
@@ -52,12 +55,12 @@ type TargetKey = (String, String, String, Option<String>, Option<String>);
 const TARGET_CACHE_LIMIT: usize = 10_000;
 
 impl TargetCache {
-    fn get(&self, key: &TargetKey, generation: u64) -> Option<InvocationTarget> {
+    fn get(&self, key: &TargetKey, generation: u64) -> Option<Arc<InvocationTarget>> {
         let entries = self.entries.lock();
         entries.get(key).filter(|(g, _)| *g == generation).map(|(_, t)| t.clone())
     }
 
-    fn put(&self, key: TargetKey, generation: u64, target: InvocationTarget) {
+    fn put(&self, key: TargetKey, generation: u64, target: Arc<InvocationTarget>) {
         let mut entries = self.entries.lock();
         if entries.len() >= TARGET_CACHE_LIMIT {
             entries.clear();
@@ -190,14 +193,14 @@ impl ControlPlane {
         runtime: String,
         account_id: Option<String>,
         qualifier: Option<String>,
-    ) -> Result<InvocationTarget> {
+    ) -> Result<Arc<InvocationTarget>> {
         let key =
             (caller.account.clone(), caller.region.clone(), runtime.clone(), account_id.clone(), qualifier.clone());
         let generation = self.store.generation();
         if let Some(target) = self.targets.get(&key, generation) {
             return Ok(target);
         }
-        let target = self.resolve_uncached(caller, runtime, account_id, qualifier).await?;
+        let target = Arc::new(self.resolve_uncached(caller, runtime, account_id, qualifier).await?);
         self.targets.put(key, generation, target.clone());
         Ok(target)
     }
