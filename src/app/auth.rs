@@ -35,8 +35,11 @@ pub struct KnownCredentials<'a> {
 }
 
 impl CredentialLookup for KnownCredentials<'_> {
-    fn credential(&self, access_key_id: &str) -> Option<Credential> {
-        self.configured.get(access_key_id).cloned().or_else(|| self.issued?.credential(access_key_id))
+    fn credential(&self, access_key_id: &str) -> Option<std::borrow::Cow<'_, Credential>> {
+        self.configured
+            .get(access_key_id)
+            .map(std::borrow::Cow::Borrowed)
+            .or_else(|| self.issued?.credential(access_key_id))
     }
 }
 

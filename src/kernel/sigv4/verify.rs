@@ -30,14 +30,15 @@ pub struct Credential {
     pub expires_at: Option<i64>,
 }
 
-/// Where a verifier finds the credential of an access key id.
+/// Where a verifier finds the credential of an access key id: borrowed where it is kept (the
+/// configured ones, looked up for every request), owned where it is made on demand.
 pub trait CredentialLookup {
-    fn credential(&self, access_key_id: &str) -> Option<Credential>;
+    fn credential(&self, access_key_id: &str) -> Option<Cow<'_, Credential>>;
 }
 
 impl CredentialLookup for HashMap<String, Credential> {
-    fn credential(&self, access_key_id: &str) -> Option<Credential> {
-        self.get(access_key_id).cloned()
+    fn credential(&self, access_key_id: &str) -> Option<Cow<'_, Credential>> {
+        self.get(access_key_id).map(Cow::Borrowed)
     }
 }
 
@@ -153,9 +154,9 @@ pub enum Payload<'a> {
 }
 
 /// What [`Verifier::precheck`] established, for the payload check that follows.
-struct HeadersChecked<'a> {
+struct HeadersChecked<'a, 'c> {
     input: SignatureInput<'a>,
-    credential: Credential,
+    credential: Cow<'c, Credential>,
     query: Vec<(String, String)>,
     presigned: bool,
 }
@@ -372,7 +373,7 @@ impl<'c> Verifier<'c> {
         self.check_headers(parts, now).map(|_| ())
     }
 
-    fn check_headers<'a>(&self, parts: &RequestParts<'a>, now: i64) -> Result<HeadersChecked<'a>, AuthError> {
+    fn check_headers<'a>(&self, parts: &RequestParts<'a>, now: i64) -> Result<HeadersChecked<'a, 'c>, AuthError> {
         // Two Authorization headers make the request ambiguous (a proxy may read the other one):
         // refused, never "the first wins".
         if parts.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("authorization")).count() > 1 {

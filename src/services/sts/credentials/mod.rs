@@ -273,8 +273,8 @@ impl Issuer {
 }
 
 impl crate::kernel::sigv4::CredentialLookup for Issuer {
-    fn credential(&self, access_key_id: &str) -> Option<Credential> {
-        Issuer::credential(self, access_key_id)
+    fn credential(&self, access_key_id: &str) -> Option<std::borrow::Cow<'_, Credential>> {
+        Issuer::credential(self, access_key_id).map(std::borrow::Cow::Owned)
     }
 }
 
