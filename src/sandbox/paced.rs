@@ -31,29 +31,24 @@ pub trait Socket: AsRawFd + Send + Sync + Unpin + 'static {
     fn shutdown_write(&self) -> std::io::Result<()>;
 }
 
-impl Socket for std::os::unix::net::UnixStream {
-    fn read_some(&self, buf: &mut [u8]) -> std::io::Result<usize> {
-        (&mut &*self).read(buf)
-    }
-    fn write_some(&self, buf: &[u8]) -> std::io::Result<usize> {
-        (&mut &*self).write(buf)
-    }
-    fn shutdown_write(&self) -> std::io::Result<()> {
-        self.shutdown(std::net::Shutdown::Write)
-    }
+/// The std stream sockets: both read and write through a shared reference.
+macro_rules! std_socket {
+    ($($socket:ty),*) => {$(
+        impl Socket for $socket {
+            fn read_some(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+                (&mut &*self).read(buf)
+            }
+            fn write_some(&self, buf: &[u8]) -> std::io::Result<usize> {
+                (&mut &*self).write(buf)
+            }
+            fn shutdown_write(&self) -> std::io::Result<()> {
+                self.shutdown(std::net::Shutdown::Write)
+            }
+        }
+    )*};
 }
 
-impl Socket for std::net::TcpStream {
-    fn read_some(&self, buf: &mut [u8]) -> std::io::Result<usize> {
-        (&mut &*self).read(buf)
-    }
-    fn write_some(&self, buf: &[u8]) -> std::io::Result<usize> {
-        (&mut &*self).write(buf)
-    }
-    fn shutdown_write(&self) -> std::io::Result<()> {
-        self.shutdown(std::net::Shutdown::Write)
-    }
-}
+std_socket!(std::os::unix::net::UnixStream, std::net::TcpStream);
 
 enum State<S: Socket> {
     /// Registered with the reactor: the first byte to arrive wakes the reader.
