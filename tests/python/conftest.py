@@ -221,12 +221,13 @@ def run_cli_in_process(argv, env):
     driver's `main`); returns what subprocess.run would (exit code, stdout, stderr as text)."""
     import awscli.clidriver
 
-    # What the `aws` process sets for itself when it imports awscli (where the CLI's data is).
-    env = dict(env, AWS_DATA_PATH=os.environ["AWS_DATA_PATH"])
     out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", newline="")  # `.buffer` for binary output
     err = io.StringIO()
     with _CLI_LOCK:
+        # Read under the lock: another thread's run empties os.environ for a moment below.
         saved = dict(os.environ)
+        # What the `aws` process sets for itself when it imports awscli (where the CLI's data is).
+        env = dict(env, AWS_DATA_PATH=saved["AWS_DATA_PATH"])
         os.environ.clear()
         os.environ.update(env)
         try:
