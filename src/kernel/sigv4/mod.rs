@@ -13,6 +13,16 @@ pub use canonical::{RequestParts, UriEncoding};
 pub use chunked::SignatureChain;
 pub use verify::{AuthError, Credential, CredentialLookup, Payload, Verified, Verifier};
 
+/// A header name in lower case, copied only when it is not so already (names from hyper never
+/// are; signers and tests may send any case).
+pub fn lowercase_name(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(name)
+    }
+}
+
 /// A request's headers as owned (name, value) pairs, the form SigV4 verification reads.
 pub fn header_pairs(headers: &http::HeaderMap) -> Vec<(String, String)> {
     headers.iter().map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect()

@@ -197,18 +197,9 @@ struct SignatureInput<'a> {
     presign_expires: Option<i64>,
 }
 
-/// Signed header names as canonicalised: lower case (allocating only for a signer that did not
-/// send them so).
+/// Signed header names as canonicalised: lower case.
 fn signed_header_names(list: &str) -> Vec<Cow<'_, str>> {
-    list.split(';')
-        .map(|name| {
-            if name.bytes().any(|b| b.is_ascii_uppercase()) {
-                Cow::Owned(name.to_ascii_lowercase())
-            } else {
-                Cow::Borrowed(name)
-            }
-        })
-        .collect()
+    list.split(';').map(super::lowercase_name).collect()
 }
 
 /// The first value of header `name` (case-insensitive) among owned (name, value) pairs.
@@ -338,9 +329,10 @@ fn from_query(params: &[(String, String)]) -> Result<SignatureInput<'static>, Au
         region,
         service,
         terminator,
-        signed_headers: signed_header_names(&get("X-Amz-SignedHeaders").unwrap_or_default())
-            .into_iter()
-            .map(|name| Cow::Owned(name.into_owned()))
+        signed_headers: get("X-Amz-SignedHeaders")
+            .unwrap_or_default()
+            .split(';')
+            .map(|name| Cow::Owned(name.to_ascii_lowercase()))
             .collect(),
         signature: get("X-Amz-Signature").unwrap_or_default().into(),
         amz_date: get("X-Amz-Date").unwrap_or_default().into(),

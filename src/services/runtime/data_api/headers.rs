@@ -63,12 +63,7 @@ pub fn to_agent(
 ) -> HeaderMap {
     let mut out = HeaderMap::new();
     for (name, value) in from_caller {
-        // Names from hyper are lower case already; only other callers' need copying.
-        let lower = if name.bytes().any(|b| b.is_ascii_uppercase()) {
-            std::borrow::Cow::Owned(name.to_ascii_lowercase())
-        } else {
-            std::borrow::Cow::Borrowed(name.as_str())
-        };
+        let lower = crate::kernel::sigv4::lowercase_name(name);
         let allowed = || allowlist.iter().any(|a| *a == lower) && !restricted(&lower);
         if PASS_THROUGH.contains(&&*lower) || allowed() {
             insert_named(&mut out, &lower, value);
