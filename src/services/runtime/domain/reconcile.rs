@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 
 use super::{now_ms, Provisioner, DEFAULT_ENDPOINT, IDEMPOTENCY_TTL_MS};
 use crate::kernel::error::Result;
-use crate::kernel::store::Store;
+use crate::kernel::store::{Store, Tx};
 use crate::services::runtime::tables::{EndpointRow, ResourceStatus};
 
 /// Without a wake-up, look again this often (catches anything a crash interrupted).
@@ -84,6 +84,11 @@ impl Reconciler {
                             if tx.version(&rid, v)?.is_some_and(|row| row.status == status) {
                                 tx.set_version_artifact(&rid, v, artifact.as_deref())?;
                                 tx.set_version_status(&rid, v, next, reason.as_deref(), now_ms())?;
+                                // In the same transaction: a client that saw the runtime READY
+                                // must find its endpoints READY too. Settled in a later write,
+                                // they lagged by every other version's preparation in this pass,
+                                // and an invocation right after READY was refused as CREATING.
+                                settle_endpoints_in(tx)?;
                             }
                             Ok(())
                         })
@@ -95,27 +100,7 @@ impl Reconciler {
     }
 
     async fn settle_endpoints(&self) -> Result<()> {
-        self.store
-            .write(|tx| {
-                for mut ep in tx.endpoints_in_progress()? {
-                    if ep.status == ResourceStatus::Deleting {
-                        if !tx.runtime_by_id(&ep.runtime_id)?.is_some_and(|r| r.deleting) {
-                            tx.delete_endpoint(&ep)?;
-                        }
-                        continue;
-                    }
-                    let Some(target) = tx.version(&ep.runtime_id, ep.target_version)? else {
-                        continue;
-                    };
-                    if target.status.in_progress() {
-                        continue;
-                    }
-                    settle_endpoint(&mut ep, target.status, target.failure_reason.as_deref());
-                    tx.update_endpoint(&ep)?;
-                }
-                Ok(())
-            })
-            .await
+        self.store.write(settle_endpoints_in).await
     }
 
     async fn finish_runtime_deletions(&self) -> Result<()> {
@@ -127,6 +112,28 @@ impl Reconciler {
         }
         Ok(())
     }
+}
+
+/// Moves every endpoint in progress whose target version has settled to that version's outcome,
+/// and removes deleted endpoints of runtimes that are not being deleted, in `tx`.
+fn settle_endpoints_in(tx: &Tx<'_>) -> Result<()> {
+    for mut ep in tx.endpoints_in_progress()? {
+        if ep.status == ResourceStatus::Deleting {
+            if !tx.runtime_by_id(&ep.runtime_id)?.is_some_and(|r| r.deleting) {
+                tx.delete_endpoint(&ep)?;
+            }
+            continue;
+        }
+        let Some(target) = tx.version(&ep.runtime_id, ep.target_version)? else {
+            continue;
+        };
+        if target.status.in_progress() {
+            continue;
+        }
+        settle_endpoint(&mut ep, target.status, target.failure_reason.as_deref());
+        tx.update_endpoint(&ep)?;
+    }
+    Ok(())
 }
 
 /// Apply the outcome of the endpoint's target version to the endpoint.
@@ -157,5 +164,68 @@ fn settle_endpoint(ep: &mut EndpointRow, target_status: ResourceStatus, target_r
     }
     if ep.name == DEFAULT_ENDPOINT {
         tracing::warn!(runtime = %ep.runtime_id, reason = ?ep.failure_reason, "DEFAULT endpoint did not move");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{ControlPlane, Idempotency, Provisioner};
+    use super::*;
+    use crate::kernel::caller::Caller;
+    use crate::services::runtime::tables::{RuntimeRow, VersionRow};
+    use futures_util::future::BoxFuture;
+
+    /// Prepares runtime `slow` only once `release` is notified; any other at once.
+    struct SlowOne {
+        release: Arc<Notify>,
+    }
+
+    impl Provisioner for SlowOne {
+        fn prepare<'a>(
+            &'a self,
+            runtime: &'a RuntimeRow,
+            _: &'a VersionRow,
+        ) -> BoxFuture<'a, std::result::Result<String, String>> {
+            Box::pin(async move {
+                if runtime.name == "slow" {
+                    self.release.notified().await;
+                }
+                Ok("image".to_string())
+            })
+        }
+        fn retire<'a>(&'a self, _: &'a RuntimeRow, _: Option<u32>) -> BoxFuture<'a, ()> {
+            Box::pin(async {})
+        }
+    }
+
+    #[tokio::test]
+    async fn a_runtime_seen_ready_has_its_endpoint_ready_while_other_versions_are_still_prepared() {
+        let plane = ControlPlane::new(Store::in_memory().unwrap());
+        let caller = Caller::new("123456789012", "us-east-1");
+        let idem = || Idempotency { token: None, fingerprint: String::new() };
+        let create = |name: &str| {
+            plane.create_runtime(caller.clone(), name.to_string(), Default::default(), Default::default(), idem())
+        };
+        let fast = create("fast").await.unwrap().runtime.id;
+        // Prepared after `fast` (versions are taken in order of creation).
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        create("slow").await.unwrap();
+        let release = Arc::new(Notify::new());
+        let reconciler = plane.reconciler(Arc::new(SlowOne { release: release.clone() }));
+        let pass = tokio::spawn(async move { reconciler.pass().await });
+
+        // While the pass waits on `slow`, `fast` is READY, and so is the endpoint clients invoke.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while plane.get_runtime(caller.clone(), fast.clone(), None).await.unwrap().status() != ResourceStatus::Ready {
+            assert!(tokio::time::Instant::now() < deadline, "the fast runtime became READY");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let endpoint = plane.get_endpoint(caller.clone(), fast.clone(), DEFAULT_ENDPOINT.into()).await.unwrap();
+        assert_eq!(endpoint.endpoint.status, ResourceStatus::Ready, "{:?}", endpoint.endpoint);
+        assert_eq!(endpoint.endpoint.live_version, Some(1));
+        assert!(!pass.is_finished(), "the pass was still preparing the slow runtime");
+
+        release.notify_one();
+        pass.await.unwrap().unwrap();
     }
 }
