@@ -199,9 +199,11 @@ async fn warm(client: &HttpClient, addr: SocketAddr, pid: u32, arn_path: &str) -
     let relay = support::bare_relay::start(direct);
     // BENCH_WARM_CALLS=n: a longer warm loop, to attach a profiler to the emulator.
     let calls = std::env::var("BENCH_WARM_CALLS").ok().and_then(|n| n.parse().ok()).unwrap_or(WARM_CALLS);
-    let (cpu_before, sleeps_before) = (support::cpu_time(pid), support::sleeps(pid));
-    let (via, mut straight) = warm_calls(client, &presigned, &[direct, relay], calls).await;
+    let (cpu_before, sleeps_before, relay_cpu_before) =
+        (support::cpu_time(pid), support::sleeps(pid), relay.cpu_time());
+    let (via, mut straight) = warm_calls(client, &presigned, &[direct, relay.addresses[0]], calls).await;
     let emulator_cpu_per_call = (support::cpu_time(pid) - cpu_before) / calls as u32;
+    let relay_cpu_per_call = (relay.cpu_time() - relay_cpu_before) / calls as u32;
     let emulator_sleeps_per_call = (support::sleeps(pid) - sleeps_before) as f64 / calls as f64;
     let relayed = straight.pop().unwrap();
     Warm {
@@ -211,6 +213,7 @@ async fn warm(client: &HttpClient, addr: SocketAddr, pid: u32, arn_path: &str) -
         address: direct,
         emulator_cpu_per_call,
         emulator_sleeps_per_call,
+        relay_cpu_per_call,
     }
 }
 
@@ -225,6 +228,8 @@ struct Warm {
     emulator_cpu_per_call: Duration,
     /// Times the emulator's threads went to sleep over the loop, per invoke through it.
     emulator_sleeps_per_call: f64,
+    /// The bare relay's CPU time over the loop, per invoke through it.
+    relay_cpu_per_call: Duration,
 }
 
 /// Invokes per second with THROUGHPUT_SESSIONS sessions invoked at once, each by its own worker
@@ -299,7 +304,8 @@ async fn fifty_at_once(client: &HttpClient, addr: SocketAddr, arn_path: &str) ->
             .collect::<Vec<_>>()
     };
     let direct = to_each(&agents);
-    let relayed = to_each(&support::bare_relay::start_many(&agents, relay_threads()));
+    let relays = support::bare_relay::start_many(&agents, relay_threads());
+    let relayed = to_each(&relays.addresses);
     // The three take turns, round after round: this machine's speed drifts over seconds (a
     // direct baseline measured once ranged from 5 163 to 11 663/s between runs), and each ratio
     // should compare rates measured under the same conditions.
@@ -325,6 +331,7 @@ fn warm_rows(warm: &mut Warm) -> Vec<String> {
         format!("| baseline: through a bare TCP relay (copies bytes, parses nothing) p50/p95 | {r50:>4.0} / {r95:>4.0} us | |"),
         format!("| overhead of the bare relay over direct (p50)  | {:>11.0} us | (the floor for any relay) |", r50 - d50),
         format!("| emulator CPU time per warm invoke (all threads) | {:>9.0} us |              |", us(warm.emulator_cpu_per_call)),
+        format!("| baseline: bare relay CPU time per warm invoke   | {:>9.0} us |              |", us(warm.relay_cpu_per_call)),
         format!("| emulator threads' sleeps per warm invoke        | {:>12.2} |              |", warm.emulator_sleeps_per_call),
     ]
 }
@@ -349,6 +356,8 @@ fn relay_rows(rt: &tokio::runtime::Runtime) {
 }
 
 fn main() {
+    // The bare relays' own process (`support::bare_relay`) is this executable, run again.
+    support::bare_relay::serve_if_asked();
     // `cargo bench --bench sessions -- microvm`: the microVM rows alone (no Docker ratios).
     if std::env::args().any(|a| a == "microvm") {
         for row in support::microvm::rows(None) {

@@ -1,25 +1,83 @@
 //! The relay floor: what any relay between the client and the agent costs on this machine, with
-//! no HTTP parsing, signature or session lookup at all. Threads of their own (each a one-thread
-//! runtime, as in a separate process) accept on loopback and copy bytes both ways between each
-//! connection and a new one to the agent. The emulator's warm invoke overhead is measured against
-//! the direct call and against this.
+//! no HTTP parsing, signature or session lookup at all. A process of its own (the benchmark's own
+//! executable, re-run with `bare-relay`) accepts on loopback and copies bytes both ways between
+//! each connection and a new one to the agent, on threads that are each a one-thread runtime. The
+//! emulator's warm invoke overhead is measured against the direct call and against this.
+//!
+//! Why a separate process: every real relay, the emulator included, is one, so its CPU time can
+//! be read from /proc beside the emulator's, and the client's switches to it change address
+//! space as they do for the emulator. (Measured here, threads inside the benchmark gave the same
+//! latency and 35-40 us of CPU per invoke too: the switch is not what a relay costs.)
 
+use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
-/// Start a bare relay to `target`; returns the loopback address it accepts on. It lives as long
-/// as the benchmark process.
-pub fn start(target: SocketAddr) -> SocketAddr {
-    start_many(&[target], 1)[0]
+/// The argument that makes the benchmark's executable serve bare relays instead.
+const SERVE_ARG: &str = "bare-relay";
+
+/// Bare relays in a process of their own; it ends when this is dropped (or the benchmark exits).
+pub struct BareRelays {
+    child: Child,
+    /// The loopback address of each relay, in the order of the targets.
+    pub addresses: Vec<SocketAddr>,
+}
+
+impl BareRelays {
+    /// The relay process's CPU time so far (all threads): the CPU baseline for the emulator's,
+    /// since both pay the same socket and wake-up costs.
+    pub fn cpu_time(&self) -> Duration {
+        super::cpu_time(self.child.id())
+    }
+}
+
+impl Drop for BareRelays {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A bare relay to `target`, on one thread.
+pub fn start(target: SocketAddr) -> BareRelays {
+    start_many(&[target], 1)
 }
 
 /// Bare relays to each of `targets`, served by `threads` threads (as the emulator serves its
-/// connections on one thread per CPU); returns the address of each, in order.
-pub fn start_many(targets: &[SocketAddr], threads: usize) -> Vec<SocketAddr> {
+/// connections on one thread per CPU).
+pub fn start_many(targets: &[SocketAddr], threads: usize) -> BareRelays {
+    let exe = std::env::current_exe().expect("the benchmark's own executable");
+    let mut child = Command::new(exe)
+        .arg(SERVE_ARG)
+        .arg(threads.to_string())
+        .args(targets.iter().map(SocketAddr::to_string))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the bare relay process");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addresses = targets
+        .iter()
+        .map(|_| lines.next().and_then(Result::ok).and_then(|l| l.parse().ok()).expect("a bare relay's address"))
+        .collect();
+    BareRelays { child, addresses }
+}
+
+/// In the relay process: when the executable was run with `bare-relay THREADS TARGET...`, serve
+/// the relays, print their addresses one per line, and exit when the benchmark closes stdin
+/// (which it does by exiting, however it exits). Returns otherwise.
+pub fn serve_if_asked() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) != Some(SERVE_ARG) {
+        return;
+    }
+    let threads: usize = args[2].parse().expect("bare-relay THREADS TARGET...");
+    let targets: Vec<SocketAddr> = args[3..].iter().map(|t| t.parse().expect("a target address")).collect();
     let mut per_thread: Vec<Vec<(std::net::TcpListener, SocketAddr)>> = (0..threads).map(|_| Vec::new()).collect();
-    let mut addresses = Vec::with_capacity(targets.len());
     for (i, target) in targets.iter().enumerate() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the bare relay");
-        addresses.push(listener.local_addr().unwrap());
+        println!("{}", listener.local_addr().unwrap());
         listener.set_nonblocking(true).unwrap();
         per_thread[i % threads].push((listener, *target));
     }
@@ -37,7 +95,8 @@ pub fn start_many(targets: &[SocketAddr], threads: usize) -> Vec<SocketAddr> {
             });
         });
     }
-    addresses
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    std::process::exit(0);
 }
 
 async fn relay_each(listener: std::net::TcpListener, target: SocketAddr) {
