@@ -395,6 +395,8 @@ fn main() {
         let mut network_floor = docker_floor(&client, COLD_STARTS, &on_network).await;
         let unpublished = FloorContainer { unpublished: true, ..on_network.clone() };
         let mut unpublished_floor = docker_floor(&client, COLD_STARTS, &unpublished).await;
+        let network_ahead = FloorContainer { network_ahead: true, ..unpublished.clone() };
+        let mut network_ahead_floor = docker_floor(&client, COLD_STARTS, &network_ahead).await;
         let (containers, container_mib) = container_memory_mib("bench-cold-");
 
         let mut warm = warm(&client, addr, pid, &arn_path).await;
@@ -437,6 +439,12 @@ fn main() {
             ms(u50)
         );
         println!("| cold start / unpublished sandbox-network floor (p50) | {:>6.2}x | <= 1.05x |", ms(c50) / ms(u50));
+        let a50 = percentile(&mut network_ahead_floor, 0.5);
+        println!(
+            "| baseline: that floor with the network attached ahead (joins a running holder's namespace) p50 | {:>4.1} ms | |",
+            ms(a50)
+        );
+        println!("| cold start / network-ahead floor (p50)        | {:>13.2}x |              |", ms(c50) / ms(a50));
         println!(
             "| cold phases p50: created / started / ready / first response | {:.1} / {:.1} / {:.1} / {:.1} ms | |",
             phases[0], phases[1], phases[2], phases[3]

@@ -25,6 +25,12 @@ pub struct FloorContainer {
     /// where the bridge is routable; else through a port published on 127.0.0.1 (for which Docker
     /// starts its userland proxy, a process per port, which then relays every request).
     pub unpublished: bool,
+    /// Attach the network ahead of time: before the clock starts, a holder container (the same
+    /// image, its agent on another port) is started on `network`, and the measured container joins
+    /// its network namespace (`container:<holder>`) and is reached at the holder's address.
+    /// Docker then creates no interface, bridge port or DNS resolver for the measured container:
+    /// what a pool of ready network namespaces would save a sandbox's start. Implies `unpublished`.
+    pub network_ahead: bool,
     pub cmd: Option<Vec<String>>,
     pub env: Option<Vec<String>>,
     pub workdir: Option<String>,
@@ -48,6 +54,7 @@ impl FloorContainer {
             image: config.image.expect("image"),
             network: None,
             unpublished: false,
+            network_ahead: false,
             cmd: config.cmd,
             env: config.env,
             workdir: config.working_dir.filter(|w| !w.is_empty()),
@@ -62,16 +69,25 @@ pub async fn docker_floor(client: &HttpClient, runs: usize, container: &FloorCon
     let docker = bollard::Docker::connect_with_local_defaults().expect("Docker");
     let mut samples = Vec::with_capacity(runs);
     for _ in 0..runs {
+        let holder = match container.network_ahead {
+            true => Some(start_holder(&docker, container).await),
+            false => None,
+        };
+        let unpublished = container.unpublished || holder.is_some();
         let binding = PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(String::new()) };
         let body = ContainerCreateBody {
             image: Some(container.image.clone()),
             cmd: container.cmd.clone(),
             env: container.env.clone(),
             working_dir: container.workdir.clone(),
-            exposed_ports: Some([("8080/tcp".to_string(), Default::default())].into()),
+            // A container that joins another's namespace can neither expose nor publish ports.
+            exposed_ports: holder.is_none().then(|| [("8080/tcp".to_string(), Default::default())].into()),
             host_config: Some(HostConfig {
-                port_bindings: (!container.unpublished).then(|| [("8080/tcp".to_string(), Some(vec![binding]))].into()),
-                network_mode: container.network.clone(),
+                port_bindings: (!unpublished).then(|| [("8080/tcp".to_string(), Some(vec![binding]))].into()),
+                network_mode: match &holder {
+                    Some((holder_id, _)) => Some(format!("container:{holder_id}")),
+                    None => container.network.clone(),
+                },
                 binds: container.binds.clone(),
                 ..Default::default()
             }),
@@ -84,13 +100,10 @@ pub async fn docker_floor(client: &HttpClient, runs: usize, container: &FloorCon
         let inspect =
             docker.inspect_container(&id, None::<bollard::query_parameters::InspectContainerOptions>).await.unwrap();
         let settings = inspect.network_settings.unwrap_or_default();
-        let addr: SocketAddr = if container.unpublished {
-            let ip = settings
-                .networks
-                .unwrap_or_default()
-                .into_values()
-                .find_map(|n| n.ip_address.filter(|a| !a.is_empty()));
-            format!("{}:8080", ip.expect("container address")).parse().unwrap()
+        let addr: SocketAddr = if let Some((_, holder_ip)) = &holder {
+            SocketAddr::new(*holder_ip, 8080)
+        } else if unpublished {
+            format!("{}:8080", address_in(settings.networks).expect("container address")).parse().unwrap()
         } else {
             let port = settings
                 .ports
@@ -116,8 +129,44 @@ pub async fn docker_floor(client: &HttpClient, runs: usize, container: &FloorCon
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
         samples.push(started.elapsed());
         remove_floor_container(&docker, &id).await;
+        if let Some((holder_id, _)) = holder {
+            remove_floor_container(&docker, &holder_id).await;
+        }
     }
     samples
+}
+
+/// A container's address on its (one) network.
+fn address_in(
+    networks: Option<std::collections::HashMap<String, bollard::models::EndpointSettings>>,
+) -> Option<std::net::IpAddr> {
+    networks.unwrap_or_default().into_values().find_map(|n| n.ip_address.filter(|a| !a.is_empty())?.parse().ok())
+}
+
+/// The holder of a network namespace made ahead of time (see `FloorContainer::network_ahead`): the
+/// same image on `container.network`, its agent on port 8081 (the measured one takes 8080), up
+/// and answering before it is returned with its address.
+async fn start_holder(docker: &bollard::Docker, container: &FloorContainer) -> (String, std::net::IpAddr) {
+    let mut env = container.env.clone().unwrap_or_default();
+    env.push("PORT=8081".into());
+    let body = ContainerCreateBody {
+        image: Some(container.image.clone()),
+        cmd: container.cmd.clone(),
+        env: Some(env),
+        working_dir: container.workdir.clone(),
+        host_config: Some(HostConfig {
+            network_mode: container.network.clone(),
+            binds: container.binds.clone(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let id = docker.create_container(None::<bollard::query_parameters::CreateContainerOptions>, body).await.unwrap().id;
+    docker.start_container(&id, None::<bollard::query_parameters::StartContainerOptions>).await.unwrap();
+    let inspect =
+        docker.inspect_container(&id, None::<bollard::query_parameters::InspectContainerOptions>).await.unwrap();
+    let address = address_in(inspect.network_settings.unwrap_or_default().networks).expect("the holder's address");
+    (id, address)
 }
 
 /// Remove a floor container, retrying: a forced removal can fail for a moment (fuse-overlayfs
