@@ -36,6 +36,9 @@ use futures_util::future::BoxFuture;
 pub const NETWORK: &str = "agentcore-local-sandboxes";
 /// The internal network of sandboxes that reach only the emulator.
 pub const PRIVATE_NETWORK: &str = "agentcore-local-sandboxes-private";
+/// The label that keeps a sandbox's agent ports when it joined a holder's namespace (comma
+/// separated): such a container exposes none, and `list_owned` needs them after a restart.
+const JOINED_PORTS: &str = "agentcore-local.joined-ports";
 /// Starts retried while a concurrent emulator's duplicate sandbox network is being removed.
 const AMBIGUOUS_NETWORK_RETRIES: usize = 10;
 
@@ -99,6 +102,9 @@ pub struct DockerBackend {
     /// The sandbox networks' names, by `Egress::ALL` index: `NETWORK` and `PRIVATE_NETWORK`
     /// (tests race for networks of their own names).
     network_names: [String; 2],
+    /// Network namespaces made ahead of time (`holders`): a sandbox joins a ready one instead of
+    /// having Docker attach it to the network while the session waits.
+    holders: std::sync::Arc<super::holders::Holders>,
 }
 
 fn docker_host() -> String {
@@ -151,6 +157,7 @@ impl DockerBackend {
             network_ids: [OnceCell::new(), OnceCell::new()],
             routable: [OnceCell::new(), OnceCell::new()],
             network_names: [NETWORK.to_string(), PRIVATE_NETWORK.to_string()],
+            holders: Default::default(),
         }
     }
 
@@ -299,7 +306,15 @@ impl DockerBackend {
     /// kernel still tearing down the container's mounts or network namespace: "device or resource
     /// busy"), and a removal that fails for good leaves a session's sandbox running with nobody
     /// to stop it.
-    async fn remove(docker: &Docker, id: &str) {
+    async fn remove(&self, docker: &Docker, id: &str) {
+        Self::remove_container(docker, id).await;
+        // The holder goes with its sandbox: no other sandbox may ever join its namespace.
+        if let Some(holder) = self.holders.release(id) {
+            super::holders::remove(docker, &holder).await;
+        }
+    }
+
+    async fn remove_container(docker: &Docker, id: &str) {
         let attempt = move || async move {
             let options = RemoveContainerOptions { force: true, v: true, ..Default::default() };
             match docker.remove_container(id, Some(options)).await {
@@ -387,6 +402,12 @@ impl SandboxBackend for DockerBackend {
             let network = self.network(spec.egress).await?;
             let at_address = self.reached_at_address(spec.egress).await;
             let docker = self.client()?;
+            // Holders are reached at their address; where ports must be published, the sandbox
+            // attaches its network itself (a joined container can publish nothing).
+            let holder = if at_address { self.holders.take(&network) } else { None };
+            if at_address {
+                self.holders.refill(docker.clone(), network.clone());
+            }
             let exposed: HashMap<String, HashMap<(), ()>> =
                 spec.ports.iter().map(|p| (format!("{p}/tcp"), HashMap::new())).collect();
             let bindings: HashMap<String, Option<Vec<PortBinding>>> = spec
@@ -403,7 +424,10 @@ impl SandboxBackend for DockerBackend {
             }
             let host_config = HostConfig {
                 port_bindings: (!at_address).then_some(bindings),
-                network_mode: Some(network.clone()),
+                network_mode: Some(match &holder {
+                    Some(h) => format!("container:{}", h.id),
+                    None => network.clone(),
+                }),
                 cap_drop: Some(vec!["ALL".into()]),
                 security_opt: Some(vec!["no-new-privileges".into()]),
                 init: Some(true),
@@ -423,11 +447,18 @@ impl SandboxBackend for DockerBackend {
                 }),
                 ..Default::default()
             };
+            let mut container_labels = spec.labels.clone();
+            if holder.is_some() {
+                // A joined container exposes no ports (Docker refuses them): they are kept here,
+                // for `list_owned` after a restart.
+                let ports: Vec<String> = spec.ports.iter().map(u16::to_string).collect();
+                container_labels.insert(JOINED_PORTS.to_string(), ports.join(","));
+            }
             let body = ContainerCreateBody {
                 image: Some(spec.image.clone()),
                 env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
-                labels: Some(spec.labels.clone()),
-                exposed_ports: Some(exposed),
+                labels: Some(container_labels),
+                exposed_ports: holder.is_none().then_some(exposed),
                 cmd: spec.command.clone(),
                 working_dir: spec.workdir.clone(),
                 user: spec.user.clone(),
@@ -436,10 +467,22 @@ impl SandboxBackend for DockerBackend {
             };
             let options = CreateContainerOptions { name: Some(spec.name.clone()), ..Default::default() };
             let t0 = std::time::Instant::now();
-            let created = docker.create_container(Some(options), body).await.map_err(|e| {
-                SandboxError::Failed(format!("creating the container from image {} failed: {e}", spec.image))
-            })?;
+            let created = match docker.create_container(Some(options), body).await {
+                Ok(created) => created,
+                Err(e) => {
+                    if let Some(h) = &holder {
+                        super::holders::remove(docker, &h.id).await;
+                    }
+                    return Err(SandboxError::Failed(format!(
+                        "creating the container from image {} failed: {e}",
+                        spec.image
+                    )));
+                }
+            };
             let id = created.id;
+            if let Some(h) = &holder {
+                self.holders.bind(&id, &h.id);
+            }
             let t_created = t0.elapsed();
             let mut started =
                 docker.start_container(&id, None::<bollard::query_parameters::StartContainerOptions>).await;
@@ -456,14 +499,14 @@ impl SandboxBackend for DockerBackend {
                 }
             }
             if let Err(e) = started {
-                Self::remove(docker, &id).await;
+                self.remove(docker, &id).await;
                 return Err(SandboxError::Failed(format!("starting the container failed: {e}")));
             }
             let inspect =
                 match docker.inspect_container(&id, None::<bollard::query_parameters::InspectContainerOptions>).await {
                     Ok(i) => i,
                     Err(e) => {
-                        Self::remove(docker, &id).await;
+                        self.remove(docker, &id).await;
                         return Err(SandboxError::Failed(format!("inspecting the new container failed: {e}")));
                     }
                 };
@@ -472,11 +515,16 @@ impl SandboxBackend for DockerBackend {
             if !state.running.unwrap_or(false) {
                 // Exited before we looked: Docker drops its port bindings, so report the exit itself.
                 let logs = self.logs(&id, 40).await;
-                Self::remove(docker, &id).await;
+                self.remove(docker, &id).await;
                 return Err(SandboxError::ExitedAtStart { code: state.exit_code.unwrap_or(-1), logs });
             }
-            let ports = Self::ports_of(&inspect, at_address);
-            let networks = inspect.network_settings.as_ref().and_then(|n| n.networks.as_ref());
+            let (ports, address) = match &holder {
+                Some(h) => (spec.ports.iter().map(|&p| (p, SocketAddr::new(h.address, p))).collect(), Some(h.address)),
+                None => {
+                    let networks = inspect.network_settings.as_ref().and_then(|n| n.networks.as_ref());
+                    (Self::ports_of(&inspect, at_address), Self::address_of(networks))
+                }
+            };
             let pid = state.pid.and_then(|p| u32::try_from(p).ok()).filter(|p| *p > 0);
             tracing::debug!(
                 container = %id,
@@ -485,7 +533,7 @@ impl SandboxBackend for DockerBackend {
                 "container started"
             );
             if let Some(missing) = spec.ports.iter().find(|p| !ports.contains_key(p)) {
-                Self::remove(docker, &id).await;
+                self.remove(docker, &id).await;
                 return Err(SandboxError::Failed(format!(
                     "Docker did not publish container port {missing} on 127.0.0.1 (or give the container an address)"
                 )));
@@ -493,7 +541,7 @@ impl SandboxBackend for DockerBackend {
             Ok(SandboxHandle {
                 id,
                 ports,
-                address: Self::address_of(networks),
+                address,
                 netns_pid: if at_address { pid } else { None },
                 timings: StartTimings { created: Some(t_created), started: Some(t_started) },
             })
@@ -637,7 +685,7 @@ impl SandboxBackend for DockerBackend {
                 Err(e) if is_not_found(&e) => return Ok(()),
                 Err(e) => tracing::debug!(container = id, error = %e, "stop failed; removing by force"),
             }
-            Self::remove(docker, id).await;
+            self.remove(docker, id).await;
             Ok(())
         })
     }
@@ -683,25 +731,53 @@ impl SandboxBackend for DockerBackend {
             let options = ListContainersOptions { all: true, filters: Some(filters), ..Default::default() };
             let containers = docker.list_containers(Some(options)).await.map_err(Self::unavailable)?;
             let mut owned = Vec::with_capacity(containers.len());
+            // Holders some listed sandbox runs in, whoever's: those are never removed as orphans.
+            let mut holders_in_use = std::collections::HashSet::new();
             for c in containers {
                 let Some(id) = c.id else { continue };
-                let networks = c.network_settings.as_ref().and_then(|n| n.networks.as_ref());
-                let address = Self::address_of(networks);
-                // A port published on 127.0.0.1 is reached there (a container started where the
-                // bridge was not routable, or by an emulator from before); an unpublished one, at
-                // the container's bridge address (see `reached_at_address`).
+                let joined = c
+                    .host_config
+                    .as_ref()
+                    .and_then(|h| h.network_mode.as_deref())
+                    .and_then(|mode| mode.strip_prefix("container:"))
+                    .map(str::to_string);
                 let mut ports: HashMap<u16, SocketAddr> = HashMap::new();
-                for p in c.ports.unwrap_or_default() {
-                    match (p.ip.as_deref(), p.public_port, address) {
-                        (Some("127.0.0.1"), Some(public), _) => {
-                            ports.insert(p.private_port, SocketAddr::from(([127, 0, 0, 1], public)));
+                let address = if let Some(holder) = joined {
+                    // In a holder's namespace: reached at the holder's address, on the ports the
+                    // sandbox was started with.
+                    let address = docker
+                        .inspect_container(&holder, None::<bollard::query_parameters::InspectContainerOptions>)
+                        .await
+                        .ok()
+                        .and_then(|i| Self::address_of(i.network_settings.as_ref()?.networks.as_ref()));
+                    let labelled = c.labels.as_ref().and_then(|l| l.get(JOINED_PORTS)).cloned().unwrap_or_default();
+                    for port in labelled.split(',').filter_map(|p| p.parse::<u16>().ok()) {
+                        if let Some(address) = address {
+                            ports.insert(port, SocketAddr::new(address, port));
                         }
-                        (_, None, Some(address)) => {
-                            ports.entry(p.private_port).or_insert(SocketAddr::new(address, p.private_port));
-                        }
-                        _ => {}
                     }
-                }
+                    self.holders.bind(&id, &holder);
+                    holders_in_use.insert(holder);
+                    address
+                } else {
+                    let networks = c.network_settings.as_ref().and_then(|n| n.networks.as_ref());
+                    let address = Self::address_of(networks);
+                    // A port published on 127.0.0.1 is reached there (a container started where
+                    // the bridge was not routable, or by an emulator from before); an unpublished
+                    // one, at the container's bridge address (see `reached_at_address`).
+                    for p in c.ports.clone().unwrap_or_default() {
+                        match (p.ip.as_deref(), p.public_port, address) {
+                            (Some("127.0.0.1"), Some(public), _) => {
+                                ports.insert(p.private_port, SocketAddr::from(([127, 0, 0, 1], public)));
+                            }
+                            (_, None, Some(address)) => {
+                                ports.entry(p.private_port).or_insert(SocketAddr::new(address, p.private_port));
+                            }
+                            _ => {}
+                        }
+                    }
+                    address
+                };
                 let running = c.state.map(|s| s.to_string() == "running").unwrap_or(false);
                 // Reached at its address, the container's connections are checked against its
                 // network namespace, found through its process (which the listing does not give).
@@ -723,7 +799,20 @@ impl SandboxBackend for DockerBackend {
                     running,
                 });
             }
+            for orphan in super::holders::orphans(docker, &self.holders, &holders_in_use).await {
+                tracing::info!(holder = %orphan, "removing a network holder left behind");
+                super::holders::remove(docker, &orphan).await;
+            }
             Ok(owned)
+        })
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let Ok(docker) = self.client() else { return };
+            for spare in self.holders.drain_spares().await {
+                super::holders::remove(docker, &spare).await;
+            }
         })
     }
 

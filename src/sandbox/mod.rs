@@ -8,6 +8,7 @@
 
 pub mod cgroup;
 pub mod docker;
+mod holders;
 pub mod image;
 pub mod microvm;
 mod output_client;
@@ -23,6 +24,12 @@ use futures_util::future::BoxFuture;
 /// that can, paces the stream: see `paced`). The log capture stores lines at this rhythm anyway
 /// (`sessions::capture`), so pacing the reads adds no delay it did not have.
 pub const OUTPUT_PACE: Duration = Duration::from_millis(100);
+
+/// The PID namespace this process runs in (`/proc/self/ns/pid`): a process id names a process
+/// only within it.
+pub fn pid_namespace() -> String {
+    std::fs::read_link("/proc/self/ns/pid").map(|p| p.display().to_string()).unwrap_or_default()
+}
 
 /// Label keys on every sandbox the emulator starts.
 pub mod labels {
@@ -255,5 +262,10 @@ pub trait SandboxBackend: Send + Sync + 'static {
     /// Blocking (it may read /proc).
     fn opened_by_sandbox(&self, _peer: SocketAddr, _local: SocketAddr) -> bool {
         false
+    }
+    /// Remove what the backend made ahead of time for sandboxes not started yet (Docker's spare
+    /// network holders): at shutdown, after the last sandbox start.
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
     }
 }

@@ -667,6 +667,7 @@ impl Sessions {
     pub async fn shutdown(self: &Arc<Self>) {
         self.drain_pool(None, None);
         self.wait_for_fills().await;
+        self.backend.shutdown().await;
         if self.config.keep_sessions {
             self.wait_for_stops().await;
             tracing::info!(sessions = self.live().len(), "leaving sessions running (--keep-sessions)");

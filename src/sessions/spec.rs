@@ -28,9 +28,7 @@ fn owner_labels(config: &SessionConfig, instance_id: &str) -> HashMap<String, St
 }
 
 /// This process's PID namespace, e.g. `pid:[4026531836]` (empty where /proc does not say).
-pub fn pid_namespace() -> String {
-    std::fs::read_link("/proc/self/ns/pid").map(|p| p.display().to_string()).unwrap_or_default()
-}
+pub use crate::sandbox::pid_namespace;
 
 /// Where the emulator is reached: by clients (`public`), and by the sandboxes' own AWS calls and
 /// metadata requests (`from_sandboxes`; `None` when the backend could not provide an address).

@@ -66,6 +66,35 @@ def docker(*args, check=True):
     return subprocess.run(["docker", *args], capture_output=True, text=True, check=check)
 
 
+HOLDER_LABEL = "agentcore-local.netns-holder"
+
+
+def holders_of(pid):
+    """The network holders an emulator made (in use or spare): containers holding a network
+    namespace made ahead of time, which a new session joins instead of attaching its own."""
+    return docker("ps", "-aq", "--no-trunc", "--filter", f"label={HOLDER_LABEL}=true",
+                  "--filter", f"label=agentcore-local.owner-pid={pid}").stdout.split()
+
+
+def network_owner(cid):
+    """The container whose network namespace a sandbox runs in: a holder it joined, or itself."""
+    mode = inspect_container(cid)["HostConfig"]["NetworkMode"]
+    return mode.split(":", 1)[1] if mode.startswith("container:") else cid
+
+
+def wait_for_spare_holder(emu, timeout=30):
+    """Spare holders are made in the background once a session has started on the network: wait
+    for a running one that no sandbox has taken."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        in_use = {network_owner(c) for c in managed_containers([emu.proc.pid])}
+        spares = [h for h in holders_of(emu.proc.pid) if h not in in_use]
+        if spares and all(inspect_container(h)["State"]["Running"] for h in spares):
+            return spares
+        time.sleep(0.1)
+    pytest.fail(f"no spare network holder was made: {holders_of(emu.proc.pid)}")
+
+
 def managed_containers(owner_pids=None):
     """Containers agentcore-local started (by label), optionally only those of some emulator pids."""
     out = docker("ps", "-a", "--filter", "label=agentcore-local.managed=true",

@@ -3,14 +3,15 @@ however many first requests race, and sessions that cannot see each other's file
 network ports. Also the hardening of the session containers, read back with `docker inspect`."""
 import json
 import threading
+import time
 
 import pytest
 
-from conftest import (ACCOUNT, TEST_IMAGE, Emulator, boto_client, create_runtime, docker, inspect_container,
-                      invoke, managed_containers, new_session_id, session_containers, wait_for_status, whoami)
+from conftest import (ACCOUNT, HOLDER_LABEL, TEST_IMAGE, Emulator, boto_client, create_runtime, docker, holders_of,
+                      inspect_container, invoke, managed_containers, network_owner, new_session_id, session_containers,
+                      wait_for_spare_holder, wait_for_status, whoami)
 
 NETWORK = "agentcore-local-sandboxes"
-
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
@@ -25,6 +26,7 @@ def stack(tmp_path_factory):
         emu.stop()
     leftovers = managed_containers([emu.proc.pid])
     assert not leftovers, f"the emulator left sandboxes behind after SIGTERM: {leftovers}"
+    assert not holders_of(emu.proc.pid), "the emulator left network holders behind after SIGTERM"
 
 
 def only_container(sid):
@@ -34,8 +36,9 @@ def only_container(sid):
 
 
 def sandbox_network(cid):
-    """The one network a sandbox is attached to: (its settings, the network's own inspect data)."""
-    networks = inspect_container(cid)["NetworkSettings"]["Networks"]
+    """The one network a sandbox is attached to, itself or through its holder: (its settings, the
+    network's own inspect data)."""
+    networks = inspect_container(network_owner(cid))["NetworkSettings"]["Networks"]
     assert list(networks) == [NETWORK], networks
     settings = networks[NETWORK]
     return settings, json.loads(docker("network", "inspect", settings["NetworkID"]).stdout)[0]
@@ -55,7 +58,7 @@ def test_same_session_id_reaches_the_same_container(stack):
     assert first["pid"] == second["pid"] == third["pid"]
     assert [first["counter"], second["counter"], third["counter"]] == [1, 2, 3]
     cid = only_container(sid)
-    assert cid.startswith(first["hostname"]), "the agent's hostname is its container id"
+    assert network_owner(cid).startswith(first["hostname"]), "the agent's hostname is its namespace owner's id"
 
 
 def test_different_session_ids_get_different_containers(stack):
@@ -175,9 +178,9 @@ def test_a_request_never_reaches_the_container_that_took_a_sessions_address(stac
     sid = new_session_id("moved")
     first = whoami(data, arn, sid)
     cid = only_container(sid)
-    assert cid.startswith(first["hostname"])
+    assert network_owner(cid).startswith(first["hostname"])
     ip = container_ip(cid)
-    docker("network", "disconnect", NETWORK, cid)
+    docker("network", "disconnect", NETWORK, network_owner(cid))
     newcomers = []
     try:
         # Each new container takes the lowest free address: a few at most until one has ip.
@@ -217,14 +220,19 @@ def test_session_container_is_hardened(stack):
     assert host["NanoCpus"] == 2_000_000_000
     assert host["Init"] is True
     settings, network = sandbox_network(only_container(sid))
-    assert host["NetworkMode"] in (NETWORK, network["Id"]), host["NetworkMode"]
+    owner = network_owner(only_container(sid))
+    owner_mode = inspect_container(owner)["HostConfig"]["NetworkMode"]
+    assert owner_mode in (NETWORK, network["Id"]), owner_mode
     assert network["Options"].get("com.docker.network.bridge.enable_icc") == "false"
     # Nothing is published (no Docker userland proxy per session): this host owns the sandbox
     # network's gateway, so the emulator reached the agent (whoami above) at the container's own
-    # bridge address, which only this host routes to.
+    # bridge address (or its holder's), which only this host routes to.
     assert not host["PortBindings"], host["PortBindings"]
     published = info["NetworkSettings"]["Ports"]
-    assert list(published) == ["8080/tcp"] and not published["8080/tcp"], published
+    if owner == only_container(sid):
+        assert list(published) == ["8080/tcp"] and not published["8080/tcp"], published
+    else:
+        assert not published and info["Config"]["Labels"]["agentcore-local.joined-ports"] == "8080", published
     mounts = [m.get("Source", "") for m in info["Mounts"]] + list(host.get("Binds") or [])
     assert not any("docker.sock" in m for m in mounts), mounts
     labels = info["Config"]["Labels"]
@@ -235,6 +243,38 @@ def test_session_container_is_hardened(stack):
     assert labels["agentcore-local.session-id"] == sid
     assert labels["agentcore-local.owner-pid"] == str(emu.proc.pid)
     assert labels["agentcore-local.account"] == ACCOUNT
+
+
+def test_a_new_session_joins_a_network_namespace_made_ahead_which_ends_with_it(stack):
+    emu, data, rt = stack
+    arn = rt["agentRuntimeArn"]
+    whoami(data, arn, new_session_id("first-on-network"))
+    wait_for_spare_holder(emu)
+    sid = new_session_id("joined")
+    answer = whoami(data, arn, sid)
+    cid = only_container(sid)
+    holder = network_owner(cid)
+    assert holder != cid, "the session attached its own network although a holder was ready"
+    assert holder.startswith(answer["hostname"]), "the agent runs in the holder's namespace"
+    info = inspect_container(holder)
+    assert list(info["NetworkSettings"]["Networks"]) == [NETWORK]
+    assert info["Config"]["Labels"][HOLDER_LABEL] == "true"
+    # Hardened like a sandbox, and far smaller.
+    host = info["HostConfig"]
+    assert "ALL" in (host["CapDrop"] or []) and "no-new-privileges" in (host["SecurityOpt"] or [])
+    assert host["ReadonlyRootfs"] is True and host["Privileged"] is False
+    assert 0 < host["PidsLimit"] <= 4 and 0 < host["Memory"] <= 8 * 1024 ** 2
+    assert not host["PortBindings"]
+    # A namespace serves one session: the next session gets another (or its own network).
+    other = new_session_id("joined-other")
+    whoami(data, arn, other)
+    assert network_owner(only_container(other)) != holder
+    # The holder goes with its session.
+    data.stop_runtime_session(agentRuntimeArn=arn, runtimeSessionId=sid)
+    deadline = time.monotonic() + 30
+    while holder in holders_of(emu.proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert holder not in holders_of(emu.proc.pid), "the stopped session's holder is still there"
 
 
 def test_sandbox_limit_flags_and_read_only_root(emulators, ready_runtime):

@@ -6,8 +6,8 @@ import time
 
 from botocore.exceptions import ClientError
 
-from conftest import (boto_client, create_runtime, managed_containers, new_session_id, session_containers,
-                      wait_for_status, whoami)
+from conftest import (boto_client, create_runtime, holders_of, managed_containers, network_owner, new_session_id,
+                      session_containers, wait_for_spare_holder, wait_for_status, whoami)
 
 
 def runtime_arn(emu, name):
@@ -53,6 +53,28 @@ def test_keep_sessions_survive_a_restart_and_are_re_adopted(emulators, tmp_path)
     assert managed_containers([first.proc.pid, second.proc.pid]) == []
 
 
+def test_a_session_in_a_network_holder_is_re_adopted_with_it(emulators, tmp_path):
+    data_dir = tmp_path / "state"
+    first = emulators("--keep-sessions", data_dir=data_dir)
+    arn = runtime_arn(first, "joined_agent")
+    whoami(data(first), arn, new_session_id("first-on-network"))
+    wait_for_spare_holder(first)
+    sid = new_session_id("joined-kept")
+    before = whoami(data(first), arn, sid)
+    (cid,) = session_containers(sid)
+    holder = network_owner(cid)
+    assert holder != cid, "the session did not join the ready holder"
+    assert first.stop() == 0
+    assert holders_of(first.proc.pid) == [holder], "shutdown keeps the kept session's holder and no spare"
+
+    second = emulators(data_dir=data_dir)
+    after = whoami(data(second), arn, sid)
+    assert (after["hostname"], after["pid"], after["counter"]) == (before["hostname"], before["pid"], 2)
+    data(second).stop_runtime_session(agentRuntimeArn=arn, runtimeSessionId=sid)
+    assert second.stop() == 0
+    assert holders_of(first.proc.pid) == [] and holders_of(second.proc.pid) == []
+
+
 def test_sigterm_without_keep_sessions_stops_every_sandbox(emulators, tmp_path):
     emu = emulators(data_dir=tmp_path / "state")
     arn = runtime_arn(emu, "stopped_agent")
@@ -72,12 +94,17 @@ def test_kill_9_leftovers_are_removed_by_the_next_emulator(emulators, tmp_path):
     arn = runtime_arn(crashed, "orphaned_agent")
     sid = new_session_id("orphan")
     whoami(data(crashed), arn, sid)
+    wait_for_spare_holder(crashed)
+    joined = new_session_id("orphan-joined")
+    whoami(data(crashed), arn, joined)
     kill_9(crashed)
     assert len(session_containers(sid, running_only=True)) == 1, "kill -9 cannot stop sandboxes"
-    # Any emulator removes such orphans at start-up.
+    assert holders_of(crashed.proc.pid), "kill -9 cannot remove network holders"
+    # Any emulator removes such orphans at start-up, with their network holders, spare or not.
     emulators()
-    assert session_containers(sid) == []
+    assert session_containers(sid) == [] and session_containers(joined) == []
     assert managed_containers([crashed.proc.pid]) == []
+    assert holders_of(crashed.proc.pid) == []
 
 
 def test_kill_9_then_restart_on_the_same_data_dir_re_adopts(emulators, tmp_path):
