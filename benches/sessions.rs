@@ -171,18 +171,41 @@ fn agent_addresses(session_prefix: &str) -> std::collections::HashMap<String, So
     }
     let format = concat!(
         r#"{{index .Config.Labels "agentcore-local.session-id"}} "#,
+        r#"{{.HostConfig.NetworkMode}} "#,
         r#"{{range $p, $b := .NetworkSettings.Ports}}{{range $b}}{{if eq .HostIp "127.0.0.1"}}127.0.0.1:{{.HostPort}}{{end}}{{end}}{{end}} "#,
         r#"{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}"#
     );
     let out = std::process::Command::new("docker").args(["inspect", "--format", format]).args(&ids).output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
+    let listed: Vec<(String, String, String, String)> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| l.starts_with(session_prefix))
         .filter_map(|l| {
-            let mut fields = l.split(' ');
-            let (session, published, address) = (fields.next()?, fields.next()?, fields.next()?);
-            let addr = if published.is_empty() { format!("{address}:8080") } else { published.to_string() };
-            Some((session.to_string(), addr.parse().ok()?))
+            let mut fields = l.split(' ').map(String::from);
+            Some((fields.next()?, fields.next()?, fields.next()?, fields.next()?))
+        })
+        .collect();
+    // A sandbox that joined a network holder's namespace is reached at the holder's address.
+    let holders: Vec<&str> = listed.iter().filter_map(|(_, mode, _, _)| mode.strip_prefix("container:")).collect();
+    let mut holder_addresses = std::collections::HashMap::new();
+    if !holders.is_empty() {
+        let format = r#"{{.Id}} {{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}"#;
+        let out =
+            std::process::Command::new("docker").args(["inspect", "--format", format]).args(&holders).output().unwrap();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            if let Some((id, address)) = line.split_once(' ') {
+                holder_addresses.insert(id.to_string(), address.to_string());
+            }
+        }
+    }
+    listed
+        .into_iter()
+        .filter_map(|(session, mode, published, address)| {
+            let address = match mode.strip_prefix("container:") {
+                Some(holder) => holder_addresses.get(holder)?.clone(),
+                None => address,
+            };
+            let addr = if published.is_empty() { format!("{address}:8080") } else { published };
+            Some((session, addr.parse().ok()?))
         })
         .collect()
 }
