@@ -334,6 +334,72 @@ impl DockerBackend {
     }
 }
 
+/// The create request of a sandbox's container: on `network`, or in `holder`'s namespace.
+fn container_body(
+    spec: &SandboxSpec,
+    network: &str,
+    at_address: bool,
+    holder: Option<&super::holders::Holder>,
+) -> ContainerCreateBody {
+    let exposed: HashMap<String, HashMap<(), ()>> =
+        spec.ports.iter().map(|p| (format!("{p}/tcp"), HashMap::new())).collect();
+    let bindings: HashMap<String, Option<Vec<PortBinding>>> = spec
+        .ports
+        .iter()
+        .map(|p| {
+            let binding = PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(String::new()) };
+            (format!("{p}/tcp"), Some(vec![binding]))
+        })
+        .collect();
+    let mut tmpfs = HashMap::new();
+    if spec.read_only_root {
+        tmpfs.insert("/tmp".to_string(), "rw,nosuid,size=1g".to_string());
+    }
+    let host_config = HostConfig {
+        port_bindings: (!at_address).then_some(bindings),
+        network_mode: Some(match holder {
+            Some(h) => format!("container:{}", h.id),
+            None => network.to_string(),
+        }),
+        cap_drop: Some(vec!["ALL".into()]),
+        security_opt: Some(vec!["no-new-privileges".into()]),
+        init: Some(true),
+        pids_limit: Some(spec.limits.pids),
+        memory: Some(spec.limits.memory_bytes),
+        // No swap beyond the limit: a session that passes it is killed and told so, as on
+        // the service, instead of slowing down.
+        memory_swap: Some(spec.limits.memory_bytes),
+        nano_cpus: Some((spec.limits.cpus * 1e9).round() as i64),
+        readonly_rootfs: Some(spec.read_only_root),
+        tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
+        binds: (!spec.mounts.is_empty()).then(|| {
+            spec.mounts
+                .iter()
+                .map(|m| format!("{}:{}:{}", m.host_path, m.target, if m.read_only { "ro" } else { "rw" }))
+                .collect()
+        }),
+        ..Default::default()
+    };
+    let mut container_labels = spec.labels.clone();
+    if holder.is_some() {
+        // A joined container exposes no ports (Docker refuses them): they are kept here,
+        // for `list_owned` after a restart.
+        let ports: Vec<String> = spec.ports.iter().map(u16::to_string).collect();
+        container_labels.insert(JOINED_PORTS.to_string(), ports.join(","));
+    }
+    ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        labels: Some(container_labels),
+        exposed_ports: holder.is_none().then_some(exposed),
+        cmd: spec.command.clone(),
+        working_dir: spec.workdir.clone(),
+        user: spec.user.clone(),
+        host_config: Some(host_config),
+        ..Default::default()
+    }
+}
+
 /// A network's creation time (RFC 3339 with nanoseconds) as unix ns; unknown sorts last.
 fn created_ns(created: Option<&str>) -> i128 {
     created
@@ -404,88 +470,47 @@ impl SandboxBackend for DockerBackend {
             let docker = self.client()?;
             // Holders are reached at their address; where ports must be published, the sandbox
             // attaches its network itself (a joined container can publish nothing).
-            let holder = if at_address { self.holders.take(&network) } else { None };
+            let mut holder = if at_address { self.holders.take(&network) } else { None };
             if at_address {
                 self.holders.refill(docker.clone(), network.clone());
             }
-            let exposed: HashMap<String, HashMap<(), ()>> =
-                spec.ports.iter().map(|p| (format!("{p}/tcp"), HashMap::new())).collect();
-            let bindings: HashMap<String, Option<Vec<PortBinding>>> = spec
-                .ports
-                .iter()
-                .map(|p| {
-                    let binding = PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(String::new()) };
-                    (format!("{p}/tcp"), Some(vec![binding]))
-                })
-                .collect();
-            let mut tmpfs = HashMap::new();
-            if spec.read_only_root {
-                tmpfs.insert("/tmp".to_string(), "rw,nosuid,size=1g".to_string());
-            }
-            let host_config = HostConfig {
-                port_bindings: (!at_address).then_some(bindings),
-                network_mode: Some(match &holder {
-                    Some(h) => format!("container:{}", h.id),
-                    None => network.clone(),
-                }),
-                cap_drop: Some(vec!["ALL".into()]),
-                security_opt: Some(vec!["no-new-privileges".into()]),
-                init: Some(true),
-                pids_limit: Some(spec.limits.pids),
-                memory: Some(spec.limits.memory_bytes),
-                // No swap beyond the limit: a session that passes it is killed and told so, as on
-                // the service, instead of slowing down.
-                memory_swap: Some(spec.limits.memory_bytes),
-                nano_cpus: Some((spec.limits.cpus * 1e9).round() as i64),
-                readonly_rootfs: Some(spec.read_only_root),
-                tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
-                binds: (!spec.mounts.is_empty()).then(|| {
-                    spec.mounts
-                        .iter()
-                        .map(|m| format!("{}:{}:{}", m.host_path, m.target, if m.read_only { "ro" } else { "rw" }))
-                        .collect()
-                }),
-                ..Default::default()
-            };
-            let mut container_labels = spec.labels.clone();
-            if holder.is_some() {
-                // A joined container exposes no ports (Docker refuses them): they are kept here,
-                // for `list_owned` after a restart.
-                let ports: Vec<String> = spec.ports.iter().map(u16::to_string).collect();
-                container_labels.insert(JOINED_PORTS.to_string(), ports.join(","));
-            }
-            let body = ContainerCreateBody {
-                image: Some(spec.image.clone()),
-                env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
-                labels: Some(container_labels),
-                exposed_ports: holder.is_none().then_some(exposed),
-                cmd: spec.command.clone(),
-                working_dir: spec.workdir.clone(),
-                user: spec.user.clone(),
-                host_config: Some(host_config),
-                ..Default::default()
-            };
-            let options = CreateContainerOptions { name: Some(spec.name.clone()), ..Default::default() };
             let t0 = std::time::Instant::now();
-            let created = match docker.create_container(Some(options), body).await {
-                Ok(created) => created,
-                Err(e) => {
-                    if let Some(h) = &holder {
-                        super::holders::remove(docker, &h.id).await;
+            // A holder that cannot be joined (removed by hand, or dead) is removed and the sandbox
+            // attaches its network itself: a missing spare never fails a session.
+            let (id, started) = loop {
+                let body = container_body(spec, &network, at_address, holder.as_ref());
+                let options = CreateContainerOptions { name: Some(spec.name.clone()), ..Default::default() };
+                let created = match docker.create_container(Some(options), body).await {
+                    Ok(created) => created,
+                    Err(e) => {
+                        if let Some(h) = holder.take() {
+                            tracing::info!(holder = %h.id, error = %e, "could not join a network holder; attaching the sandbox's network instead");
+                            super::holders::remove(docker, &h.id).await;
+                            continue;
+                        }
+                        return Err(SandboxError::Failed(format!(
+                            "creating the container from image {} failed: {e}",
+                            spec.image
+                        )));
                     }
-                    return Err(SandboxError::Failed(format!(
-                        "creating the container from image {} failed: {e}",
-                        spec.image
-                    )));
+                };
+                let id = created.id;
+                if let Some(h) = &holder {
+                    self.holders.bind(&id, &h.id);
                 }
+                let started =
+                    docker.start_container(&id, None::<bollard::query_parameters::StartContainerOptions>).await;
+                if let (Err(e), true) = (&started, holder.is_some()) {
+                    let joined = holder.take().map(|h| h.id);
+                    tracing::info!(holder = ?joined, error = %e, "could not start in a network holder; attaching the sandbox's network instead");
+                    // Removes the holder too (bound above).
+                    self.remove(docker, &id).await;
+                    continue;
+                }
+                break (id, started);
             };
-            let id = created.id;
-            if let Some(h) = &holder {
-                self.holders.bind(&id, &h.id);
-            }
             let t_created = t0.elapsed();
-            let mut started =
-                docker.start_container(&id, None::<bollard::query_parameters::StartContainerOptions>).await;
+            let mut started = started;
             // Another emulator's duplicate of the network exists for the moment it takes that
             // emulator to see ours is older and remove its own (see `network`).
             for _ in 0..AMBIGUOUS_NETWORK_RETRIES {

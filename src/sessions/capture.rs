@@ -28,11 +28,17 @@ impl CaptureHandle {
     }
 }
 
-async fn flush(store: &LogStore, group: &str, stream: &str, batch: &mut Vec<LogEvent>) {
+/// Store a batch of lines in the order they were written. Docker copies stdout and stderr each on
+/// its own, so a batch can hand over a line of one pipe after a later line of the other (seen
+/// under load, by more than a millisecond): the batch is sorted by Docker's timestamps first
+/// (stably: the lines of one pipe keep their order), and only a line older than one stored in an
+/// earlier batch takes that line's time (`TimeOrder`).
+async fn flush(store: &LogStore, group: &str, stream: &str, order: &mut TimeOrder, batch: &mut Vec<OutputLine>) {
     if batch.is_empty() {
         return;
     }
-    let (store, group, stream, events) = (store.clone(), group.to_string(), stream.to_string(), std::mem::take(batch));
+    let events = in_time_order(order, std::mem::take(batch));
+    let (store, group, stream) = (store.clone(), group.to_string(), stream.to_string());
     let written = tokio::task::spawn_blocking(move || store.append(&group, &stream, &events)).await;
     if let Ok(Err(e)) | Err(e) = written.map_err(std::io::Error::other) {
         tracing::warn!(error = %e, "could not store agent output");
@@ -55,6 +61,22 @@ impl TimeOrder {
     }
 }
 
+/// A batch's lines as events, sorted by their timestamps and stamped in time order with the
+/// stream's earlier batches.
+fn in_time_order(order: &mut TimeOrder, mut lines: Vec<OutputLine>) -> Vec<LogEvent> {
+    lines.sort_by_key(|line| line.timestamp_ms);
+    let ingested = now_ms();
+    lines
+        .into_iter()
+        .map(|line| LogEvent {
+            timestamp: order.stamp(line.timestamp_ms),
+            stream: if line.stderr { "stderr".into() } else { "stdout".into() },
+            message: line.text,
+            ingested,
+        })
+        .collect()
+}
+
 /// Store every line `sandbox_id` writes from `since_ms` into `group`/`stream`.
 pub fn follow(
     backend: Arc<dyn SandboxBackend>,
@@ -66,19 +88,11 @@ pub fn follow(
 ) -> CaptureHandle {
     let task = tokio::spawn(async move {
         let mut lines = backend.follow_output(&sandbox_id, since_ms).await;
-        let mut batch = Vec::new();
+        let mut batch: Vec<OutputLine> = Vec::new();
         let mut order = TimeOrder::default();
-        let mut keep = |line: OutputLine, batch: &mut Vec<LogEvent>| {
-            batch.push(LogEvent {
-                timestamp: order.stamp(line.timestamp_ms),
-                stream: if line.stderr { "stderr".into() } else { "stdout".into() },
-                message: line.text,
-                ingested: now_ms(),
-            })
-        };
         // Idle sessions cost no wake-ups: the task sleeps until a line comes.
         while let Some(first) = lines.next().await {
-            keep(first, &mut batch);
+            batch.push(first);
             // Then it lets the lines that follow gather for FLUSH_EVERY and takes them all at
             // once, rather than waking for each (an agent that logs every request would
             // otherwise cost the emulator a wake-up per request).
@@ -89,9 +103,9 @@ pub fn follow(
                 match lines.next().now_or_never() {
                     Some(Some(line)) => {
                         yielded = false;
-                        keep(line, &mut batch);
+                        batch.push(line);
                         if batch.len() >= MAX_BATCH {
-                            flush(&store, &group, &stream, &mut batch).await;
+                            flush(&store, &group, &stream, &mut order, &mut batch).await;
                         }
                     }
                     Some(None) => {
@@ -107,7 +121,7 @@ pub fn follow(
                     None => break,
                 }
             }
-            flush(&store, &group, &stream, &mut batch).await;
+            flush(&store, &group, &stream, &mut order, &mut batch).await;
             if ended {
                 return;
             }
@@ -118,7 +132,29 @@ pub fn follow(
 
 #[cfg(test)]
 mod tests {
-    use super::TimeOrder;
+    use super::{in_time_order, TimeOrder};
+    use crate::sandbox::OutputLine;
+
+    #[test]
+    fn a_batch_is_stored_in_the_order_its_lines_were_written() {
+        let line = |ms, stderr, text: &str| OutputLine { timestamp_ms: ms, stderr, text: text.into() };
+        let mut order = TimeOrder::default();
+        // stderr's copier ran ahead of stdout's: "invocation 2" came before "event 0".
+        let first = in_time_order(
+            &mut order,
+            vec![
+                line(10, true, "invocation 1"),
+                line(30, true, "invocation 2"),
+                line(12, false, "event 0"),
+                line(31, false, "event 1"),
+            ],
+        );
+        let stored: Vec<(i64, &str)> = first.iter().map(|e| (e.timestamp, e.message.as_str())).collect();
+        assert_eq!(stored, [(10, "invocation 1"), (12, "event 0"), (30, "invocation 2"), (31, "event 1")]);
+        // A line older than one stored in an earlier batch takes that line's time.
+        let second = in_time_order(&mut order, vec![line(20, false, "late")]);
+        assert_eq!(second[0].timestamp, 31);
+    }
 
     #[test]
     fn a_line_stamped_before_one_already_stored_takes_its_time() {

@@ -277,6 +277,19 @@ def test_a_new_session_joins_a_network_namespace_made_ahead_which_ends_with_it(s
     assert holder not in holders_of(emu.proc.pid), "the stopped session's holder is still there"
 
 
+def test_a_spare_holder_removed_by_hand_does_not_fail_the_next_session(stack):
+    emu, data, rt = stack
+    arn = rt["agentRuntimeArn"]
+    whoami(data, arn, new_session_id("before-removal"))
+    for spare in wait_for_spare_holder(emu):
+        docker("rm", "-f", spare)
+    sid = new_session_id("after-removal")
+    assert whoami(data, arn, sid)["counter"] == 1
+    cid = only_container(sid)
+    assert network_owner(cid) == cid, "the session should have attached its own network"
+    assert list(inspect_container(cid)["NetworkSettings"]["Networks"]) == [NETWORK]
+
+
 def test_sandbox_limit_flags_and_read_only_root(emulators, ready_runtime):
     emu = emulators("--sandbox-memory-mib", "512", "--sandbox-cpus", "0.5", "--sandbox-pids", "64",
                     "--read-only-root")
