@@ -49,14 +49,23 @@ pub struct Holder {
 }
 
 /// The spares of each network, and which holder each sandbox took.
-#[derive(Default)]
 pub struct Holders {
+    /// When this process made its first holder at the earliest (unix seconds): a holder labelled
+    /// with this process's pid but created before then is from an earlier life of the pid.
+    born_s: i64,
     /// The pause image's id; `None` when it cannot be made here (another architecture) or its
     /// holders do not run: then sandboxes start on their network as before.
     image: OnceCell<Option<String>>,
     /// One lock for the little state there is; held for map operations only, never across an
     /// await, so a plain mutex.
     state: Mutex<State>,
+}
+
+impl Default for Holders {
+    fn default() -> Self {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        Holders { born_s: now.as_secs() as i64, image: OnceCell::new(), state: Mutex::default() }
+    }
 }
 
 #[derive(Default)]
@@ -103,11 +112,6 @@ impl Holders {
         }
         let mut state = self.state.lock().unwrap();
         state.spares.drain().flat_map(|(_, holders)| holders).map(|h| h.id).collect()
-    }
-
-    /// Whether `id` is one of this process's spares.
-    fn is_spare(&self, id: &str) -> bool {
-        self.state.lock().unwrap().spares.values().flatten().any(|h| h.id == id)
     }
 
     /// Make holders on `network` in the background until `SPARES` are ready, unless a fill for
@@ -207,9 +211,9 @@ impl Holders {
     }
 }
 
-/// Holders of processes that are gone, and this process's own from an earlier life (a restarted
-/// emulator in a container is pid 1 again), except those a listed sandbox still runs in: their
-/// ids, for the caller to remove. Holders of emulators in another PID namespace are left alone
+/// Holders of processes that are gone, and ones with this process's pid made before it started (a
+/// restarted emulator in a container is pid 1 again), except those a listed sandbox still runs in:
+/// their ids, for the caller to remove. (This process's own, spare or still being made, stay.) Holders of emulators in another PID namespace are left alone
 /// (their owner's liveness cannot be seen from here).
 pub async fn orphans(docker: &Docker, holders: &Holders, in_use: &std::collections::HashSet<String>) -> Vec<String> {
     let filters = HashMap::from([("label".to_string(), vec![format!("{HOLDER}=true")])]);
@@ -226,7 +230,7 @@ pub async fn orphans(docker: &Docker, holders: &Holders, in_use: &std::collectio
             }
             let owner = labels.get(labels::OWNER_PID).and_then(|p| p.parse::<u32>().ok());
             let gone = match owner {
-                Some(pid) if pid == std::process::id() => !holders.is_spare(&id),
+                Some(pid) if pid == std::process::id() => c.created.is_some_and(|created| created < holders.born_s),
                 Some(pid) => !std::path::Path::new(&format!("/proc/{pid}")).exists(),
                 None => true,
             };
