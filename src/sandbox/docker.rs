@@ -477,7 +477,7 @@ impl SandboxBackend for DockerBackend {
             let t0 = std::time::Instant::now();
             // A holder that cannot be joined (removed by hand, or dead) is removed and the sandbox
             // attaches its network itself: a missing spare never fails a session.
-            let (id, started) = loop {
+            let (id, started, t_created) = loop {
                 let body = container_body(spec, &network, at_address, holder.as_ref());
                 let options = CreateContainerOptions { name: Some(spec.name.clone()), ..Default::default() };
                 let created = match docker.create_container(Some(options), body).await {
@@ -495,6 +495,7 @@ impl SandboxBackend for DockerBackend {
                     }
                 };
                 let id = created.id;
+                let t_created = t0.elapsed();
                 if let Some(h) = &holder {
                     self.holders.bind(&id, &h.id);
                 }
@@ -507,9 +508,8 @@ impl SandboxBackend for DockerBackend {
                     self.remove(docker, &id).await;
                     continue;
                 }
-                break (id, started);
+                break (id, started, t_created);
             };
-            let t_created = t0.elapsed();
             let mut started = started;
             // Another emulator's duplicate of the network exists for the moment it takes that
             // emulator to see ours is older and remove its own (see `network`).
