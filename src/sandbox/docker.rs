@@ -302,19 +302,20 @@ impl DockerBackend {
         networks?.values().find_map(|n| n.ip_address.as_deref().and_then(|a| a.parse().ok()))
     }
 
-    /// Removes a container by force, retrying: a forced removal can fail for a moment (the
-    /// kernel still tearing down the container's mounts or network namespace: "device or resource
-    /// busy"), and a removal that fails for good leaves a session's sandbox running with nobody
-    /// to stop it.
+    /// Removes a sandbox's container and the network holder it joined, if any.
     async fn remove(&self, docker: &Docker, id: &str) {
         Self::remove_container(docker, id).await;
         // The holder goes with its sandbox: no other sandbox may ever join its namespace.
         if let Some(holder) = self.holders.release(id) {
-            super::holders::remove(docker, &holder).await;
+            Self::remove_container(docker, &holder).await;
         }
     }
 
-    async fn remove_container(docker: &Docker, id: &str) {
+    /// Removes a container (a sandbox, or a network holder) by force, retrying: a forced removal
+    /// can fail for a moment (the kernel still tearing down the container's mounts or network
+    /// namespace: "device or resource busy"), and a removal that fails for good leaves a
+    /// session's sandbox running with nobody to stop it.
+    pub(super) async fn remove_container(docker: &Docker, id: &str) {
         let attempt = move || async move {
             let options = RemoveContainerOptions { force: true, v: true, ..Default::default() };
             match docker.remove_container(id, Some(options)).await {
@@ -477,7 +478,7 @@ impl SandboxBackend for DockerBackend {
             let t0 = std::time::Instant::now();
             // A holder that cannot be joined (removed by hand, or dead) is removed and the sandbox
             // attaches its network itself: a missing spare never fails a session.
-            let (id, started, t_created) = loop {
+            let (id, mut started, t_created) = loop {
                 let body = container_body(spec, &network, at_address, holder.as_ref());
                 let options = CreateContainerOptions { name: Some(spec.name.clone()), ..Default::default() };
                 let created = match docker.create_container(Some(options), body).await {
@@ -485,7 +486,7 @@ impl SandboxBackend for DockerBackend {
                     Err(e) => {
                         if let Some(h) = holder.take() {
                             tracing::info!(holder = %h.id, error = %e, "could not join a network holder; attaching the sandbox's network instead");
-                            super::holders::remove(docker, &h.id).await;
+                            Self::remove_container(docker, &h.id).await;
                             continue;
                         }
                         return Err(SandboxError::Failed(format!(
@@ -510,7 +511,6 @@ impl SandboxBackend for DockerBackend {
                 }
                 break (id, started, t_created);
             };
-            let mut started = started;
             // Another emulator's duplicate of the network exists for the moment it takes that
             // emulator to see ours is older and remove its own (see `network`).
             for _ in 0..AMBIGUOUS_NETWORK_RETRIES {
@@ -826,7 +826,7 @@ impl SandboxBackend for DockerBackend {
             }
             for orphan in super::holders::orphans(docker, &self.holders, &holders_in_use).await {
                 tracing::info!(holder = %orphan, "removing a network holder left behind");
-                super::holders::remove(docker, &orphan).await;
+                Self::remove_container(docker, &orphan).await;
             }
             Ok(owned)
         })
@@ -836,7 +836,7 @@ impl SandboxBackend for DockerBackend {
         Box::pin(async move {
             let Ok(docker) = self.client() else { return };
             for spare in self.holders.drain_spares().await {
-                super::holders::remove(docker, &spare).await;
+                Self::remove_container(docker, &spare).await;
             }
         })
     }

@@ -16,7 +16,9 @@
 //!   traffic stays off between them as before.
 //! - A holder is hardened like a sandbox (no capabilities, no new privileges, read-only root) and
 //!   limited far below one (one process, a few MiB).
-//! - A sandbox's removal removes its holder (`DockerBackend::remove`).
+//! - A sandbox's removal removes its holder (`DockerBackend::remove`); holders are removed as
+//!   sandboxes are, by force with retries (a pause program, as PID 1 without a handler, ignores
+//!   SIGTERM anyway).
 //! - Spares are removed at shutdown; ones left by an emulator that died are removed by the next
 //!   one to list sandboxes in the same PID namespace (`orphans`).
 
@@ -143,7 +145,7 @@ impl Holders {
                     !state.closed
                 };
                 if !kept {
-                    remove(&docker, &holder.id).await;
+                    super::docker::DockerBackend::remove_container(&docker, &holder.id).await;
                     break;
                 }
             }
@@ -204,7 +206,7 @@ impl Holders {
                 // The pause program does not run here (or the holder got no address): make no more.
                 tracing::info!(holder = %created, "a network holder did not come up; sandboxes attach their network themselves");
                 let _ = self.image.set(None);
-                remove(docker, &created).await;
+                super::docker::DockerBackend::remove_container(docker, &created).await;
                 None
             }
         }
@@ -237,14 +239,6 @@ pub async fn orphans(docker: &Docker, holders: &Holders, in_use: &std::collectio
             gone.then_some(id)
         })
         .collect()
-}
-
-/// Remove a holder by force (it ignores SIGTERM, as any PID 1 without a handler does).
-pub async fn remove(docker: &Docker, id: &str) {
-    let options = bollard::query_parameters::RemoveContainerOptions { force: true, ..Default::default() };
-    if let Err(e) = docker.remove_container(id, Some(options)).await {
-        tracing::debug!(holder = id, error = %e, "could not remove a network holder");
-    }
 }
 
 /// Where the pause program lies in its image.

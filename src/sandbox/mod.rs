@@ -264,7 +264,8 @@ pub trait SandboxBackend: Send + Sync + 'static {
         false
     }
     /// Remove what the backend made ahead of time for sandboxes not started yet (Docker's spare
-    /// network holders): at shutdown, after the last sandbox start.
+    /// network holders), and make no more: at shutdown. Starts still in flight then find none and
+    /// start as without.
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         Box::pin(async {})
     }
