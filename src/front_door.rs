@@ -159,11 +159,16 @@ where
         .filter(|r| r.plane == Plane::Data && inbound::BEARER_OPERATIONS.contains(&r.operation))
         .map(|_| inbound::classify(&headers, &raw_query))
         .filter(|credentials| *credentials != Inbound::SigV4);
+    // What the precheck parsed and checked is kept for the verification after the body.
+    let mut prechecked = None;
     if bearer.is_none() {
         let parts = RequestParts { method: &method, raw_path: &raw_path, raw_query: &raw_query, headers: &headers };
-        if let Err(e) = auth::precheck(&state.config, &parts) {
-            tracing::info!(%method, path = %raw_path, error = ?e, "request rejected by SigV4 verification");
-            return response::error(&auth::auth_error(&e), &request_id);
+        match auth::precheck(&state.config, &parts) {
+            Ok(p) => prechecked = Some(p),
+            Err(e) => {
+                tracing::info!(%method, path = %raw_path, error = ?e, "request rejected by SigV4 verification");
+                return response::error(&auth::auth_error(&e), &request_id);
+            }
         }
     }
     // Bedrock routes with its own models once authenticated; its bodies carry images and
@@ -223,7 +228,10 @@ where
         .unwrap_or(Err(crate::kernel::sigv4::AuthError::Missing))
     } else {
         let parts = RequestParts { method: &method, raw_path: &raw_path, raw_query: &raw_query, headers: &headers };
-        auth::authenticate(&state.config, &parts, &body)
+        match prechecked {
+            Some(prechecked) => auth::authenticate_prechecked(&state.config, prechecked, &parts, &body),
+            None => auth::authenticate(&state.config, &parts, &body),
+        }
     };
     let (caller, service) = match authenticated {
         Ok(authenticated) => authenticated,

@@ -8,7 +8,9 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use agentcore_local::kernel::sigv4::canonical::{canonical_request, sha256_hex, string_to_sign};
 use agentcore_local::kernel::sigv4::verify::{sign, signing_key};
-use agentcore_local::kernel::sigv4::{AuthError, Credential, Payload, RequestParts, UriEncoding, Verifier};
+use agentcore_local::kernel::sigv4::{
+    AuthError, Credential, Payload, RequestParts, SigningKeyCache, UriEncoding, Verifier,
+};
 use proptest::prelude::*;
 
 const SUITE_TIME: i64 = 1_440_938_160; // 20150830T123600Z
@@ -155,6 +157,52 @@ fn every_signed_suite_request_verifies_and_a_tampered_one_does_not() {
             .unwrap_err();
         assert!(matches!(err, AuthError::SignatureMismatch { .. }), "{}: {err:?}", case.display());
     }
+}
+
+/// The path every request of the emulator takes: headers checked before the body, signature
+/// verified after it, with signing keys from a cache. It must agree with `verify` on every suite
+/// case; and a key cached for a secret must not verify a request once the credential's secret has
+/// changed (the cache is keyed by the secret, not the access key).
+#[test]
+fn prechecked_verification_with_cached_keys_agrees_with_verify() {
+    let cache = SigningKeyCache::new();
+    let creds = credentials();
+    let verifier = Verifier::new(&creds).with_key_cache(&cache);
+    for _ in 0..2 {
+        for case in suite_cases() {
+            let sreq = signed_request(&case);
+            let prechecked = verifier.precheck(&parts(&sreq), SUITE_TIME).unwrap();
+            assert_eq!(prechecked.service(), "service");
+            verifier
+                .verify_prechecked(
+                    prechecked,
+                    &parts(&sreq),
+                    Payload::Buffered(&sreq.body),
+                    UriEncoding::NormalizeAndDoubleEncode,
+                )
+                .unwrap_or_else(|e| panic!("{} did not verify: {e:?}", case.display()));
+            let mut tampered = signed_request(&case);
+            tampered.body.extend_from_slice(b"x");
+            let prechecked = verifier.precheck(&parts(&tampered), SUITE_TIME).unwrap();
+            let err = verifier
+                .verify_prechecked(
+                    prechecked,
+                    &parts(&tampered),
+                    Payload::Buffered(&tampered.body),
+                    UriEncoding::NormalizeAndDoubleEncode,
+                )
+                .unwrap_err();
+            assert!(matches!(err, AuthError::SignatureMismatch { .. }), "{}: {err:?}", case.display());
+        }
+    }
+    let mut rotated = credentials();
+    rotated.get_mut(SUITE_KEY).unwrap().secret_access_key = "another secret".into();
+    let verifier = Verifier::new(&rotated).with_key_cache(&cache);
+    let sreq = signed_request(&suite_cases()[0]);
+    let err = verifier
+        .verify(&parts(&sreq), Payload::Buffered(&sreq.body), UriEncoding::NormalizeAndDoubleEncode, SUITE_TIME)
+        .unwrap_err();
+    assert!(matches!(err, AuthError::SignatureMismatch { .. }), "{err:?}");
 }
 
 #[test]

@@ -8,7 +8,7 @@ use crate::config::{AuthMode, Config};
 use crate::kernel::caller::Caller;
 use crate::kernel::error::{Error, ErrorKind};
 use crate::kernel::sigv4::{
-    self, AuthError, Credential, CredentialLookup, Payload, RequestParts, UriEncoding, Verifier,
+    self, AuthError, Credential, CredentialLookup, Payload, RequestParts, SigningKeyCache, UriEncoding, Verifier,
 };
 
 /// Credentials issued while the emulator runs (STS, the metadata service), installed once at
@@ -65,6 +65,13 @@ fn encoding_for(service: &str) -> UriEncoding {
     }
 }
 
+/// Signing keys derived by this process, shared by every verification (see `SigningKeyCache`).
+static SIGNING_KEYS: SigningKeyCache = SigningKeyCache::new();
+
+fn verifier<'c>(credentials: &'c KnownCredentials<'c>) -> Verifier<'c> {
+    Verifier::new(credentials).with_key_cache(&SIGNING_KEYS)
+}
+
 /// The caller of a SigV4-signed request and the signing name of its credential scope (e.g.
 /// `bedrock-agentcore`, `s3`, `logs`), which picks the API. With `--auth off` nothing is verified:
 /// the configured account, the scope's Region and service if the request has a scope.
@@ -75,7 +82,7 @@ pub fn authenticate(config: &Config, parts: &RequestParts<'_>, body: &[u8]) -> R
         return Ok((Caller::new(config.account_id.clone(), region), service));
     }
     let service = scope.map(|(_, s)| s).unwrap_or_default();
-    let verified = Verifier::new(&known_credentials(config)).verify(
+    let verified = verifier(&known_credentials(config)).verify(
         parts,
         Payload::Buffered(body),
         encoding_for(&service),
@@ -84,13 +91,31 @@ pub fn authenticate(config: &Config, parts: &RequestParts<'_>, body: &[u8]) -> R
     Ok((Caller::signed(verified.account_id, verified.region, verified.access_key_id), verified.service))
 }
 
+/// What [`precheck`] established, for [`authenticate_prechecked`]: nothing with `--auth off`.
+pub struct Prechecked<'a>(Option<sigv4::Prechecked<'a>>);
+
 /// The checks [`authenticate`] makes that need no body (see `Verifier::precheck`); `Ok` when
 /// authentication is off.
-pub fn precheck(config: &Config, parts: &RequestParts<'_>) -> Result<(), AuthError> {
+pub fn precheck<'a>(config: &Config, parts: &RequestParts<'a>) -> Result<Prechecked<'a>, AuthError> {
     if config.auth == AuthMode::Off {
-        return Ok(());
+        return Ok(Prechecked(None));
     }
-    Verifier::new(&known_credentials(config)).precheck(parts, unix_now())
+    Verifier::new(&known_credentials(config)).precheck(parts, unix_now()).map(|p| Prechecked(Some(p)))
+}
+
+/// [`authenticate`] of a request that passed [`precheck`], without parsing and checking its
+/// signature's headers again.
+pub fn authenticate_prechecked(
+    config: &Config,
+    prechecked: Prechecked<'_>,
+    parts: &RequestParts<'_>,
+    body: &[u8],
+) -> Result<(Caller, String), AuthError> {
+    let Prechecked(Some(prechecked)) = prechecked else { return authenticate(config, parts, body) };
+    let encoding = encoding_for(prechecked.service());
+    let verified =
+        verifier(&known_credentials(config)).verify_prechecked(prechecked, parts, Payload::Buffered(body), encoding)?;
+    Ok((Caller::signed(verified.account_id, verified.region, verified.access_key_id), verified.service))
 }
 
 /// How the caller of a runtime's data plane proved itself: which of a runtime's two inbound

@@ -127,13 +127,14 @@ pub fn bind_and_validate(
     operation: &str,
     http: &HttpInput<'_>,
 ) -> Result<Map<String, Value>, Error> {
-    let input = bind(model, operation, http)?;
+    let input = Value::Object(bind(model, operation, http)?);
     if let Some(input_ref) = &model.operation(operation).input {
-        let problems = model::validate(model, &input_ref.shape, &Value::Object(input.clone()));
+        let problems = model::validate(model, &input_ref.shape, &input);
         if !problems.is_empty() {
             return Err(validation_error(&problems));
         }
     }
+    let Value::Object(input) = input else { unreachable!("bound as an object just above") };
     Ok(input)
 }
 

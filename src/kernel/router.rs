@@ -106,6 +106,12 @@ pub struct RouteTable {
     /// Each model with the service name an unimplemented operation is reported under.
     models: Vec<(&'static ServiceModel, &'static str)>,
     templates: Vec<Template>,
+    /// For each literal first segment, the templates a path starting with it can fit (those
+    /// starting with that literal, or with a label), in `templates` order; a request is compared
+    /// with these alone instead of every template (some 200: the scan was most of the routing).
+    by_first_literal: HashMap<String, Vec<usize>>,
+    /// The templates a path whose first segment is no template's literal can fit.
+    open_first: Vec<usize>,
 }
 
 impl RouteTable {
@@ -125,7 +131,22 @@ impl RouteTable {
         // Literal segments beat labels when two templates could match (e.g. `/gateways/x/rules`).
         templates
             .sort_by_key(|t| std::cmp::Reverse(t.segments.iter().filter(|s| matches!(s, Segment::Literal(_))).count()));
-        RouteTable { models, templates }
+        let first_literal = |t: &Template| match t.segments.first() {
+            Some(Segment::Literal(lit)) => Some(lit.clone()),
+            _ => None,
+        };
+        let open_first: Vec<usize> = (0..templates.len()).filter(|&i| first_literal(&templates[i]).is_none()).collect();
+        let mut by_first_literal: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, t) in templates.iter().enumerate() {
+            if let Some(lit) = first_literal(t) {
+                by_first_literal.entry(lit).or_default().push(i);
+            }
+        }
+        for candidates in by_first_literal.values_mut() {
+            candidates.extend(&open_first);
+            candidates.sort_unstable();
+        }
+        RouteTable { models, templates, by_first_literal, open_first }
     }
 
     pub fn route(&self, method: &str, raw_path: &str) -> Result<Matched, NoRoute> {
@@ -136,7 +157,8 @@ impl RouteTable {
             segments.iter().map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy()).collect();
         let mut allowed = Vec::new();
         let mut unimplemented = None;
-        for t in &self.templates {
+        let candidates = decoded.first().and_then(|first| self.by_first_literal.get(first.as_ref()));
+        for t in candidates.unwrap_or(&self.open_first).iter().map(|&i| &self.templates[i]) {
             if !fits(t, &decoded) {
                 continue;
             }
@@ -171,8 +193,8 @@ fn agentcore() -> &'static RouteTable {
     })
 }
 
-/// Whether the decoded `segments` fit template `t`. Called for every template until one fits,
-/// so it allocates nothing.
+/// Whether the decoded `segments` fit template `t`. Called for each candidate template until one
+/// fits, so it allocates nothing.
 fn fits(t: &Template, segments: &[Cow<'_, str>]) -> bool {
     for (i, seg) in t.segments.iter().enumerate() {
         match seg {

@@ -11,7 +11,7 @@ pub mod verify;
 
 pub use canonical::{RequestParts, UriEncoding};
 pub use chunked::SignatureChain;
-pub use verify::{AuthError, Credential, CredentialLookup, Payload, Verified, Verifier};
+pub use verify::{AuthError, Credential, CredentialLookup, Payload, Prechecked, SigningKeyCache, Verified, Verifier};
 
 /// A header name in lower case, copied only when it is not so already (names from hyper never
 /// are; signers and tests may send any case).
@@ -25,5 +25,14 @@ pub fn lowercase_name(name: &str) -> std::borrow::Cow<'_, str> {
 
 /// A request's headers as owned (name, value) pairs, the form SigV4 verification reads.
 pub fn header_pairs(headers: &http::HeaderMap) -> Vec<(String, String)> {
-    headers.iter().map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect()
+    headers.iter().map(|(k, v)| (k.as_str().to_string(), value_text(v.as_bytes()))).collect()
+}
+
+/// A header value as text. Almost always valid UTF-8 (ASCII): checked whole first, which is
+/// much cheaper than `from_utf8_lossy`'s chunk by chunk walk.
+fn value_text(value: &[u8]) -> String {
+    match std::str::from_utf8(value) {
+        Ok(text) => text.to_string(),
+        Err(_) => String::from_utf8_lossy(value).into_owned(),
+    }
 }

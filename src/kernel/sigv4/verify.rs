@@ -153,7 +153,18 @@ pub enum Payload<'a> {
     Streamed,
 }
 
-/// What [`Verifier::precheck`] established, for the payload check that follows.
+/// What [`Verifier::precheck`] established (the parsed signature, the signer's credential), kept
+/// for [`Verifier::verify_prechecked`] once the body has arrived.
+pub struct Prechecked<'a>(HeadersChecked<'a, 'static>);
+
+impl Prechecked<'_> {
+    /// The signing name of the credential scope (`bedrock-agentcore`, `s3`, ...).
+    pub fn service(&self) -> &str {
+        &self.0.input.service
+    }
+}
+
+/// What the header checks established, for the payload check that follows.
 struct HeadersChecked<'a, 'c> {
     input: SignatureInput<'a>,
     credential: Cow<'c, Credential>,
@@ -163,6 +174,7 @@ struct HeadersChecked<'a, 'c> {
 
 pub struct Verifier<'c> {
     credentials: &'c dyn CredentialLookup,
+    key_cache: Option<&'c SigningKeyCache>,
 }
 
 fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
@@ -178,8 +190,42 @@ pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> Vec
     hmac(&k_service, b"aws4_request")
 }
 
+/// Signing keys derived lately, by secret, date, Region and service: a client signs every
+/// request of a day with the same key, and deriving it is four HMACs and their allocations, a third
+/// of the work of verifying a small request. Keyed by the secret itself, so a rotated or revoked
+/// credential simply stops being looked up. The owner decides its lifetime (this module keeps no
+/// globals); a std mutex, held for one scan or push.
+#[derive(Default)]
+pub struct SigningKeyCache(std::sync::Mutex<Vec<([String; 4], Vec<u8>)>>);
+
+/// Keys a cache keeps at most; past it, it starts over. One entry per credential, Region and service
+/// signing in a day: a handful for a developer, one more per session whose agent calls back with
+/// its own credentials. Scanned in order, so it stays small.
+const SIGNING_KEYS_KEPT: usize = 64;
+
+impl SigningKeyCache {
+    pub const fn new() -> SigningKeyCache {
+        SigningKeyCache(std::sync::Mutex::new(Vec::new()))
+    }
+
+    fn get(&self, secret: &str, date: &str, region: &str, service: &str) -> Vec<u8> {
+        let lookup = [secret, date, region, service];
+        let mut keys = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, key)) = keys.iter().find(|(k, _)| k.iter().zip(lookup).all(|(a, b)| a == b)) {
+            return key.clone();
+        }
+        let key = signing_key(secret, date, region, service);
+        if keys.len() >= SIGNING_KEYS_KEPT {
+            keys.clear();
+        }
+        keys.push((lookup.map(str::to_string), key.clone()));
+        key
+    }
+}
+
 pub fn sign(signing_key: &[u8], string_to_sign: &str) -> String {
-    hex::encode(hmac(signing_key, string_to_sign.as_bytes()))
+    let mac: [u8; 32] = hmac(signing_key, string_to_sign.as_bytes()).try_into().expect("HMAC-SHA256 is 32 bytes");
+    canonical::hex_of_digest(&mac)
 }
 
 /// The pieces of a SigV4 signature, from either the header or the query string: borrowed from
@@ -354,15 +400,21 @@ pub fn credential_scope(parts: &RequestParts<'_>) -> Option<(String, String)> {
 
 impl<'c> Verifier<'c> {
     pub fn new(credentials: &'c dyn CredentialLookup) -> Self {
-        Verifier { credentials }
+        Verifier { credentials, key_cache: None }
+    }
+
+    /// Signing keys are looked up in `cache` before they are derived.
+    pub fn with_key_cache(self, cache: &'c SigningKeyCache) -> Self {
+        Verifier { key_cache: Some(cache), ..self }
     }
 
     /// Everything that can be checked before the body is read: the Authorization header or
     /// presigned query is well formed, the date is within the allowed skew, the access key is known
     /// and a temporary one carries its live session token. A request failing here is refused
     /// without reading its body, so an unauthenticated client cannot hold the server on a body.
-    pub fn precheck(&self, parts: &RequestParts<'_>, now: i64) -> Result<(), AuthError> {
-        self.check_headers(parts, now).map(|_| ())
+    pub fn precheck<'a>(&self, parts: &RequestParts<'a>, now: i64) -> Result<Prechecked<'a>, AuthError> {
+        let HeadersChecked { input, credential, query, presigned } = self.check_headers(parts, now)?;
+        Ok(Prechecked(HeadersChecked { input, credential: Cow::Owned(credential.into_owned()), query, presigned }))
     }
 
     fn check_headers<'a>(&self, parts: &RequestParts<'a>, now: i64) -> Result<HeadersChecked<'a, 'c>, AuthError> {
@@ -427,7 +479,30 @@ impl<'c> Verifier<'c> {
         encoding: UriEncoding,
         now: i64,
     ) -> Result<Verified, AuthError> {
-        let HeadersChecked { input, credential, query, presigned } = self.check_headers(parts, now)?;
+        let checked = self.check_headers(parts, now)?;
+        self.verify_checked(checked, parts, payload, encoding)
+    }
+
+    /// [`Verifier::verify`] of a request whose headers `precheck` has checked: the signature is
+    /// not parsed, nor the time and credential checked, a second time.
+    pub fn verify_prechecked(
+        &self,
+        prechecked: Prechecked<'_>,
+        parts: &RequestParts<'_>,
+        payload: Payload<'_>,
+        encoding: UriEncoding,
+    ) -> Result<Verified, AuthError> {
+        self.verify_checked(prechecked.0, parts, payload, encoding)
+    }
+
+    fn verify_checked(
+        &self,
+        checked: HeadersChecked<'_, '_>,
+        parts: &RequestParts<'_>,
+        payload: Payload<'_>,
+        encoding: UriEncoding,
+    ) -> Result<Verified, AuthError> {
+        let HeadersChecked { input, credential, query, presigned } = checked;
         let declared = if presigned {
             query
                 .iter()
@@ -464,7 +539,10 @@ impl<'c> Verifier<'c> {
         }
 
         let scope = format!("{}/{}/{}/aws4_request", input.date, input.region, input.service);
-        let key = signing_key(&credential.secret_access_key, &input.date, &input.region, &input.service);
+        let key = match self.key_cache {
+            Some(cache) => cache.get(&credential.secret_access_key, &input.date, &input.region, &input.service),
+            None => signing_key(&credential.secret_access_key, &input.date, &input.region, &input.service),
+        };
         let skip = presigned.then_some("X-Amz-Signature");
         let mut first_failure = None;
         let uris = canonical::canonical_uri_candidates(parts.raw_path, encoding);
