@@ -35,7 +35,7 @@ pub struct PeerAddr {
 }
 
 pub fn is_local_path(path: &str) -> bool {
-    path == "/metrics" || path == PREFIX || path.starts_with(&format!("{PREFIX}/"))
+    path == "/metrics" || path.strip_prefix(PREFIX).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 fn text(status: u16, content_type: &'static str, body: String) -> Response<Body> {

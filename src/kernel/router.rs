@@ -169,7 +169,7 @@ impl RouteTable {
             let (model, service) = self.models[t.model];
             if t.implemented {
                 let operation = model.operation(&t.operation).name.as_str();
-                return Ok(Matched { model: t.model, operation, labels: labels_of(t, &segments) });
+                return Ok(Matched { model: t.model, operation, labels: labels_of(t, &segments, &decoded) });
             }
             unimplemented.get_or_insert_with(|| NoRoute::NotImplemented { service, operation: t.operation.clone() });
         }
@@ -215,8 +215,8 @@ fn fits(t: &Template, segments: &[Cow<'_, str>]) -> bool {
     t.segments.len() == segments.len()
 }
 
-/// The decoded URI labels of `segments`, which fit template `t`.
-fn labels_of(t: &Template, segments: &[&str]) -> HashMap<String, String> {
+/// The decoded URI labels of `segments` (`decoded`, each decoded), which fit template `t`.
+fn labels_of(t: &Template, segments: &[&str], decoded: &[Cow<'_, str>]) -> HashMap<String, String> {
     let mut labels = HashMap::new();
     for (i, seg) in t.segments.iter().enumerate() {
         match seg {
@@ -225,7 +225,7 @@ fn labels_of(t: &Template, segments: &[&str]) -> HashMap<String, String> {
                 break;
             }
             Segment::Label(name) => {
-                labels.insert(name.clone(), decode(segments[i]));
+                labels.insert(name.clone(), decoded[i].to_string());
             }
             Segment::Literal(_) => {}
         }

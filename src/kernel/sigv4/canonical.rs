@@ -185,15 +185,27 @@ pub fn canonical_request_for_uri<S: AsRef<str>>(
     payload_hash: &str,
     skip_query_param: Option<&str>,
 ) -> String {
-    format!(
-        "{}\n{}\n{}\n{}\n{}\n{}",
-        parts.method,
-        canonical_uri,
-        canonical_query(parts.raw_query, skip_query_param),
-        canonical_headers(parts.headers, signed_headers),
-        signed_headers.iter().map(AsRef::as_ref).collect::<Vec<&str>>().join(";"),
-        payload_hash
-    )
+    // Pushed piece by piece rather than through `format!`, whose formatter machinery cost more than
+    // the pieces themselves (this runs for every signed request).
+    let query = canonical_query(parts.raw_query, skip_query_param);
+    let headers = canonical_headers(parts.headers, signed_headers);
+    let names: usize = signed_headers.iter().map(|n| n.as_ref().len() + 1).sum();
+    let mut out = String::with_capacity(
+        parts.method.len() + canonical_uri.len() + query.len() + headers.len() + names + payload_hash.len() + 4,
+    );
+    for piece in [parts.method, canonical_uri, &query, &headers] {
+        out.push_str(piece);
+        out.push('\n');
+    }
+    for (i, name) in signed_headers.iter().enumerate() {
+        if i > 0 {
+            out.push(';');
+        }
+        out.push_str(name.as_ref());
+    }
+    out.push('\n');
+    out.push_str(payload_hash);
+    out
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {
@@ -209,7 +221,7 @@ pub fn hex_of_digest(digest: &[u8; 32]) -> String {
 }
 
 pub fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &str) -> String {
-    format!("{ALGORITHM}\n{amz_date}\n{scope}\n{}", sha256_hex(canonical_request.as_bytes()))
+    [ALGORITHM, amz_date, scope, &sha256_hex(canonical_request.as_bytes())].join("\n")
 }
 
 #[cfg(test)]

@@ -538,7 +538,7 @@ impl<'c> Verifier<'c> {
             }
         }
 
-        let scope = format!("{}/{}/{}/aws4_request", input.date, input.region, input.service);
+        let scope = [&*input.date, &input.region, &input.service, "aws4_request"].join("/");
         let key = match self.key_cache {
             Some(cache) => cache.get(&credential.secret_access_key, &input.date, &input.region, &input.service),
             None => signing_key(&credential.secret_access_key, &input.date, &input.region, &input.service),

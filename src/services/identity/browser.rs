@@ -13,8 +13,7 @@ use crate::kernel::response::{self, Body};
 
 /// Does this path belong to the browser-facing Identity endpoints?
 pub fn is_browser_path(method: &http::Method, path: &str) -> bool {
-    path == ISSUER_PATH
-        || path.starts_with(&format!("{ISSUER_PATH}/"))
+    path.strip_prefix(ISSUER_PATH).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
         || (method == http::Method::GET && (path == AUTHORIZE_PATH || path.starts_with(CALLBACK_PATH)))
 }
 
