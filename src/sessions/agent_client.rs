@@ -21,7 +21,7 @@
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::{pin, Pin};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -61,6 +61,9 @@ struct Pool {
     /// Connections waiting for the next request, the most recently used last. A std mutex: it is
     /// held to push or pop one entry, never across an await.
     idle: Mutex<Vec<(Link, Instant)>>,
+    /// The `Host` header for the agent's address, formatted once: an address is fixed for the
+    /// sandbox's life, and formatting one cost more than the rest of building the request.
+    host: OnceLock<(SocketAddr, http::HeaderValue)>,
 }
 
 /// The thread a connection was opened on. Its socket is registered with that thread's runtime:
@@ -101,7 +104,7 @@ pub enum AgentError {
 impl AgentClient {
     pub fn for_sandbox(sandbox: &SandboxHandle) -> AgentClient {
         let owner = sandbox.address.zip(sandbox.netns_pid);
-        AgentClient { pool: Arc::new(Pool { owner, idle: Mutex::new(Vec::new()) }) }
+        AgentClient { pool: Arc::new(Pool::new(owner)) }
     }
 
     /// Send `request` (its URI `http://<agent address><path>`) and wait for the answer's head;
@@ -111,6 +114,19 @@ impl AgentClient {
         mut request: http::Request<Full<Bytes>>,
     ) -> Result<http::Response<AgentBody>, AgentError> {
         let address = to_origin_form(&mut request)?;
+        self.request_at(address, request).await
+    }
+
+    /// Send `request`, whose URI is the path alone (origin form), to the agent at `address`, and
+    /// wait for the answer's head. `Host` is the address unless the request names one.
+    pub async fn request_at(
+        &self,
+        address: SocketAddr,
+        mut request: http::Request<Full<Bytes>>,
+    ) -> Result<http::Response<AgentBody>, AgentError> {
+        if !request.headers().contains_key(http::header::HOST) {
+            request.headers_mut().insert(http::header::HOST, self.pool.host_value(address));
+        }
         loop {
             let (mut link, reused) = match self.pool.take() {
                 Some(link) => (link, true),
@@ -145,6 +161,22 @@ impl AgentClient {
 }
 
 impl Pool {
+    fn new(owner: Option<(IpAddr, u32)>) -> Pool {
+        Pool { owner, idle: Mutex::new(Vec::new()), host: OnceLock::new() }
+    }
+
+    fn host_value(&self, address: SocketAddr) -> http::HeaderValue {
+        match self.host.get() {
+            Some((cached, value)) if *cached == address => value.clone(),
+            _ => {
+                let value =
+                    http::HeaderValue::from_str(&address.to_string()).expect("an address is a valid header value");
+                let _ = self.host.set((address, value.clone()));
+                value
+            }
+        }
+    }
+
     /// The most recently used idle connection opened on this thread; connections past their idle
     /// time or closed are dropped on the way.
     fn take(&self) -> Option<Link> {
@@ -236,15 +268,11 @@ fn drive(
 }
 
 /// Rewrite an absolute `http://address/path` request to the form sent on a connection (the path
-/// alone, the address as `Host` unless the caller set one); returns the address.
+/// alone); returns the address.
 fn to_origin_form(request: &mut http::Request<Full<Bytes>>) -> Result<SocketAddr, AgentError> {
     let uri = request.uri().clone();
     let address: SocketAddr =
         uri.authority().and_then(|a| a.as_str().parse().ok()).ok_or_else(|| AgentError::NoAddress(uri.clone()))?;
-    if !request.headers().contains_key(http::header::HOST) {
-        let host = http::HeaderValue::from_str(&address.to_string()).expect("an address is a valid header value");
-        request.headers_mut().insert(http::header::HOST, host);
-    }
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     *request.uri_mut() = path.parse().map_err(|_| AgentError::NoAddress(uri.clone()))?;
     Ok(address)
@@ -367,9 +395,7 @@ mod tests {
                 held.push(stream);
             }
         });
-        let connect = |owner: Option<(IpAddr, u32)>| async move {
-            Pool { owner, idle: Mutex::new(Vec::new()) }.connect(addr).await.map(|_| ())
-        };
+        let connect = |owner: Option<(IpAddr, u32)>| async move { Pool::new(owner).connect(addr).await.map(|_| ()) };
         // This process's namespace holds 127.0.0.1; a process that is gone holds nothing.
         assert!(connect(Some((addr.ip(), std::process::id()))).await.is_ok());
         let refused = connect(Some((addr.ip(), u32::MAX))).await.expect_err("refused");
@@ -413,7 +439,7 @@ mod tests {
     }
 
     fn client() -> AgentClient {
-        AgentClient { pool: Arc::new(Pool { owner: None, idle: Mutex::new(Vec::new()) }) }
+        AgentClient { pool: Arc::new(Pool::new(None)) }
     }
 
     async fn get_hello(client: &AgentClient, addr: SocketAddr) -> Bytes {

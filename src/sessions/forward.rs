@@ -33,13 +33,10 @@ pub async fn send(
     timeout: Duration,
 ) -> Result<AgentResponse, String> {
     let addr = session.agent_address().ok_or("the session's sandbox exposes no agent port")?;
-    let mut request = http::Request::builder()
-        .method(method)
-        .uri(format!("http://{addr}{path_and_query}"))
-        .body(Full::new(body))
-        .map_err(|e| e.to_string())?;
+    let mut request =
+        http::Request::builder().method(method).uri(path_and_query).body(Full::new(body)).map_err(|e| e.to_string())?;
     *request.headers_mut() = headers;
-    let response: Response<AgentBody> = tokio::time::timeout(timeout, session.agent.request(request))
+    let response: Response<AgentBody> = tokio::time::timeout(timeout, session.agent.request_at(addr, request))
         .await
         .map_err(|_| format!("the agent did not answer within {timeout:?}"))?
         .map_err(|e| {

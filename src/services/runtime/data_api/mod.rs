@@ -158,7 +158,7 @@ async fn open_session(
     let sessions = sessions(state)?;
     let target = target(state, call, input).await?;
     let session_id = session_id_of(sessions, &target, input);
-    sessions.admit(&format!("{}/runtime-endpoint/{}", target.runtime_arn, target.endpoint_name))?;
+    sessions.admit(&target.endpoint_arn)?;
     let (session, _cold) = sessions.session(&target, &session_id).await?;
     let guard = session.begin_request();
     Ok((target, session_id, guard))

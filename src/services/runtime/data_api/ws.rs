@@ -132,7 +132,7 @@ async fn upgrade(
             "The runtime session id must be 33 to 256 characters long.",
         ));
     }
-    sessions.admit(&format!("{}/runtime-endpoint/{}", target.runtime_arn, target.endpoint_name))?;
+    sessions.admit(&target.endpoint_arn)?;
     let (session, _) = sessions.session(&target, &session_id).await?;
     let guard = session.begin_request();
     let addr = session.agent_address().ok_or_else(|| Error::internal("the session has no agent port"))?;

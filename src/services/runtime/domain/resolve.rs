@@ -22,6 +22,8 @@ pub struct InvocationTarget {
     pub runtime_arn: String,
     pub runtime_name: String,
     pub endpoint_name: String,
+    /// `<runtime ARN>/runtime-endpoint/<endpoint>`, what invocations are throttled by.
+    pub endpoint_arn: String,
     pub version: u32,
     /// What preparing the version produced (`sandbox::artifact::Prepared`, encoded).
     pub artifact: String,
@@ -104,6 +106,7 @@ fn target_of(rt: &RuntimeRow, endpoint_name: &str, version: &VersionRow) -> Resu
         runtime_arn: rt.arn.clone(),
         runtime_name: rt.name.clone(),
         endpoint_name: endpoint_name.to_string(),
+        endpoint_arn: format!("{}/runtime-endpoint/{endpoint_name}", rt.arn),
         version: version.version,
         artifact,
         environment,
