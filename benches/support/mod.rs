@@ -214,8 +214,24 @@ pub async fn cold_starts(
     n: usize,
     payload: &[u8],
 ) -> Vec<Duration> {
+    spaced_cold_starts(client, addr, arn_path, prefix, n, payload, Duration::ZERO).await
+}
+
+/// `cold_starts` with `gap` between one session's first response and the next session's request.
+pub async fn spaced_cold_starts(
+    client: &HttpClient,
+    addr: SocketAddr,
+    arn_path: &str,
+    prefix: &str,
+    n: usize,
+    payload: &[u8],
+    gap: Duration,
+) -> Vec<Duration> {
     let mut samples = Vec::with_capacity(n);
     for i in 0..n {
+        if i > 0 {
+            tokio::time::sleep(gap).await;
+        }
         let session = format!("{prefix}{i:04}-{}", uuid::Uuid::new_v4());
         let request = invoke_request(addr, arn_path, &session, payload);
         let started = Instant::now();
