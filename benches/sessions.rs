@@ -408,7 +408,7 @@ fn main() {
 
         // Cold starts, one after another; the sessions stay alive for the memory figures.
         let rss_before = rss_kib(pid);
-        let mut cold = cold_starts(&client, addr, &arn_path, "bench-cold-", COLD_STARTS, echo).await;
+        let mut cold = cold_starts(&client, addr, &arn_path, "bench-cold-", COLD_STARTS, echo, Duration::ZERO).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
         let rss_after = rss_kib(pid);
         let phases = phase_p50s(&client, addr, "bench-cold-").await;
@@ -426,7 +426,7 @@ fn main() {
         let mut network_ahead_floor = docker_floor(&client, COLD_STARTS, &network_ahead).await;
         let (containers, container_mib) = container_memory_mib("bench-cold-");
         let mut spaced =
-            support::spaced_cold_starts(&client, addr, &arn_path, "bench-spaced-", SPACED_STARTS, echo, SPACED_GAP)
+            cold_starts(&client, addr, &arn_path, "bench-spaced-", SPACED_STARTS, echo, SPACED_GAP)
                 .await;
 
         let mut warm = warm(&client, addr, pid, &arn_path).await;

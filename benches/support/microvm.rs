@@ -93,7 +93,7 @@ pub fn rows(docker: Option<&DockerFigures>) -> Vec<String> {
         let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
         let arn_path = fixture_runtime(&client, addr, "bench_microvm").await;
         let echo = br#"{"action":"echo","n":1}"#;
-        let cold = cold_starts(&client, addr, &arn_path, "bench-vm-", COLD_STARTS, echo).await;
+        let cold = cold_starts(&client, addr, &arn_path, "bench-vm-", COLD_STARTS, echo, Duration::ZERO).await;
         // Idle sessions settle (the guest's page cache, QEMU's lazily touched memory).
         tokio::time::sleep(Duration::from_secs(2)).await;
         let kept = vms(&vm_root);

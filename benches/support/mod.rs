@@ -204,21 +204,10 @@ impl Presigned {
     }
 }
 
-/// `n` new sessions of the runtime at `arn_path`, one after another (ids `prefix` + a counter +
-/// a uuid): the time from each first invocation to its whole response. The sessions stay alive.
+/// `n` new sessions of the runtime at `arn_path`, one after another with `gap` between one's
+/// response and the next one's request (ids `prefix` + a counter + a uuid): the time from each
+/// first invocation to its whole response. The sessions stay alive.
 pub async fn cold_starts(
-    client: &HttpClient,
-    addr: SocketAddr,
-    arn_path: &str,
-    prefix: &str,
-    n: usize,
-    payload: &[u8],
-) -> Vec<Duration> {
-    spaced_cold_starts(client, addr, arn_path, prefix, n, payload, Duration::ZERO).await
-}
-
-/// `cold_starts` with `gap` between one session's first response and the next session's request.
-pub async fn spaced_cold_starts(
     client: &HttpClient,
     addr: SocketAddr,
     arn_path: &str,

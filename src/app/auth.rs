@@ -92,7 +92,7 @@ pub fn authenticate(config: &Config, parts: &RequestParts<'_>, body: &[u8]) -> R
 }
 
 /// What [`precheck`] established, for [`authenticate_prechecked`]: nothing with `--auth off`.
-pub struct Prechecked<'a>(Option<sigv4::Prechecked<'a>>);
+pub struct Prechecked<'a>(Option<sigv4::Prechecked<'a, 'static>>);
 
 /// The checks [`authenticate`] makes that need no body (see `Verifier::precheck`); `Ok` when
 /// authentication is off.

@@ -155,9 +155,10 @@ pub enum Payload<'a> {
 
 /// What [`Verifier::precheck`] established (the parsed signature, the signer's credential), kept
 /// for [`Verifier::verify_prechecked`] once the body has arrived.
-pub struct Prechecked<'a>(HeadersChecked<'a, 'static>);
+/// `precheck` gives one that owns its credential (`'c` is `'static`), so it outlives the verifier.
+pub struct Prechecked<'a, 'c>(HeadersChecked<'a, 'c>);
 
-impl Prechecked<'_> {
+impl Prechecked<'_, '_> {
     /// The signing name of the credential scope (`bedrock-agentcore`, `s3`, ...).
     pub fn service(&self) -> &str {
         &self.0.input.service
@@ -412,7 +413,7 @@ impl<'c> Verifier<'c> {
     /// presigned query is well formed, the date is within the allowed skew, the access key is known
     /// and a temporary one carries its live session token. A request failing here is refused
     /// without reading its body, so an unauthenticated client cannot hold the server on a body.
-    pub fn precheck<'a>(&self, parts: &RequestParts<'a>, now: i64) -> Result<Prechecked<'a>, AuthError> {
+    pub fn precheck<'a>(&self, parts: &RequestParts<'a>, now: i64) -> Result<Prechecked<'a, 'static>, AuthError> {
         let HeadersChecked { input, credential, query, presigned } = self.check_headers(parts, now)?;
         Ok(Prechecked(HeadersChecked { input, credential: Cow::Owned(credential.into_owned()), query, presigned }))
     }
@@ -480,29 +481,19 @@ impl<'c> Verifier<'c> {
         now: i64,
     ) -> Result<Verified, AuthError> {
         let checked = self.check_headers(parts, now)?;
-        self.verify_checked(checked, parts, payload, encoding)
+        self.verify_prechecked(Prechecked(checked), parts, payload, encoding)
     }
 
     /// [`Verifier::verify`] of a request whose headers `precheck` has checked: the signature is
     /// not parsed, nor the time and credential checked, a second time.
     pub fn verify_prechecked(
         &self,
-        prechecked: Prechecked<'_>,
+        prechecked: Prechecked<'_, '_>,
         parts: &RequestParts<'_>,
         payload: Payload<'_>,
         encoding: UriEncoding,
     ) -> Result<Verified, AuthError> {
-        self.verify_checked(prechecked.0, parts, payload, encoding)
-    }
-
-    fn verify_checked(
-        &self,
-        checked: HeadersChecked<'_, '_>,
-        parts: &RequestParts<'_>,
-        payload: Payload<'_>,
-        encoding: UriEncoding,
-    ) -> Result<Verified, AuthError> {
-        let HeadersChecked { input, credential, query, presigned } = checked;
+        let Prechecked(HeadersChecked { input, credential, query, presigned }) = prechecked;
         let declared = if presigned {
             query
                 .iter()
