@@ -192,10 +192,10 @@ pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> Vec
 }
 
 /// Signing keys derived lately, by secret, date, Region and service: a client signs every
-/// request of a day with the same key, and deriving it is four HMACs and their allocations, a third
-/// of the work of verifying a small request. Keyed by the secret itself, so a rotated or revoked
-/// credential simply stops being looked up. The owner decides its lifetime (this module keeps no
-/// globals); a std mutex, held for one scan or push.
+/// request of a day with the same key, and deriving it is four HMACs and their allocations per
+/// request. Keyed by the secret itself, so a rotated or revoked credential simply stops being
+/// looked up (and an expired one is refused before its key is: `check_session`). The owner decides
+/// its lifetime (this module keeps no globals); a std mutex, held for one scan or push.
 #[derive(Default)]
 pub struct SigningKeyCache(std::sync::Mutex<Vec<([String; 4], Vec<u8>)>>);
 
