@@ -108,7 +108,7 @@ pub struct RouteTable {
     templates: Vec<Template>,
     /// For each literal first segment, the templates a path starting with it can fit (those
     /// starting with that literal, or with a label), in `templates` order; a request is compared
-    /// with these alone instead of every template (some 200: the scan was most of the routing).
+    /// with these alone instead of every template (some 200).
     by_first_literal: HashMap<String, Vec<usize>>,
     /// The templates a path whose first segment is no template's literal can fit.
     open_first: Vec<usize>,
@@ -150,6 +150,12 @@ impl RouteTable {
     }
 
     pub fn route(&self, method: &str, raw_path: &str) -> Result<Matched, NoRoute> {
+        self.route_among(method, raw_path, false)
+    }
+
+    /// `route`, comparing the path with the templates that can share its first segment, or with
+    /// every template when `scan_all` (the tests' reference: both must always agree).
+    fn route_among(&self, method: &str, raw_path: &str, scan_all: bool) -> Result<Matched, NoRoute> {
         let segments = split_path(raw_path);
         // Decoded once: every template compares its literals with them (an invocation's ARN
         // segment, full of escapes, was decoded again for each of some 200 templates).
@@ -157,8 +163,14 @@ impl RouteTable {
             segments.iter().map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy()).collect();
         let mut allowed = Vec::new();
         let mut unimplemented = None;
-        let candidates = decoded.first().and_then(|first| self.by_first_literal.get(first.as_ref()));
-        for t in candidates.unwrap_or(&self.open_first).iter().map(|&i| &self.templates[i]) {
+        let every: Vec<usize>;
+        let candidates = if scan_all {
+            every = (0..self.templates.len()).collect();
+            &every
+        } else {
+            decoded.first().and_then(|first| self.by_first_literal.get(first.as_ref())).unwrap_or(&self.open_first)
+        };
+        for t in candidates.iter().map(|&i| &self.templates[i]) {
             if !fits(t, &decoded) {
                 continue;
             }
@@ -245,6 +257,38 @@ mod tests {
 
     fn op(method: &str, path: &str) -> &'static str {
         route(method, path).unwrap_or_else(|e| panic!("{method} {path}: {e:?}")).operation
+    }
+
+    /// Every modelled path of both planes (labels filled in, with and without a trailing slash,
+    /// under every method), and paths no template has, route the same through the first-segment
+    /// index as by comparing every template.
+    #[test]
+    fn the_first_segment_index_routes_as_a_scan_of_every_template() {
+        let table = agentcore();
+        let mut paths: Vec<String> = ["/", "/nothing/here", "/runtimes/x/y/z/w/v"].map(String::from).to_vec();
+        for t in &table.templates {
+            let path: Vec<&str> = t
+                .segments
+                .iter()
+                .map(|s| match s {
+                    Segment::Literal(lit) => lit.as_str(),
+                    Segment::Label(_) => "a-AbCdEf1234",
+                    Segment::Greedy(_) => "some/key",
+                })
+                .collect();
+            paths.push(format!("/{}", path.join("/")));
+            paths.push(format!("/{}/", path.join("/")));
+        }
+        for path in &paths {
+            for method in ["GET", "PUT", "POST", "DELETE", "PATCH"] {
+                let (indexed, scanned) = (table.route(method, path), table.route_among(method, path, true));
+                assert_eq!(
+                    indexed.as_ref().map(|m| (m.model, m.operation, &m.labels)),
+                    scanned.as_ref().map(|m| (m.model, m.operation, &m.labels)),
+                    "{method} {path}"
+                );
+            }
+        }
     }
 
     #[test]
