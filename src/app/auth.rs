@@ -76,19 +76,7 @@ fn verifier<'c>(credentials: &'c KnownCredentials<'c>) -> Verifier<'c> {
 /// `bedrock-agentcore`, `s3`, `logs`), which picks the API. With `--auth off` nothing is verified:
 /// the configured account, the scope's Region and service if the request has a scope.
 pub fn authenticate(config: &Config, parts: &RequestParts<'_>, body: &[u8]) -> Result<(Caller, String), AuthError> {
-    let scope = sigv4::verify::credential_scope(parts);
-    if config.auth == AuthMode::Off {
-        let (region, service) = scope.unwrap_or_else(|| (config.region.clone(), "bedrock-agentcore".into()));
-        return Ok((Caller::new(config.account_id.clone(), region), service));
-    }
-    let service = scope.map(|(_, s)| s).unwrap_or_default();
-    let verified = verifier(&known_credentials(config)).verify(
-        parts,
-        Payload::Buffered(body),
-        encoding_for(&service),
-        unix_now(),
-    )?;
-    Ok((Caller::signed(verified.account_id, verified.region, verified.access_key_id), verified.service))
+    authenticate_prechecked(config, precheck(config, parts)?, parts, body)
 }
 
 /// What [`precheck`] established, for [`authenticate_prechecked`]: nothing with `--auth off`.
@@ -111,7 +99,12 @@ pub fn authenticate_prechecked(
     parts: &RequestParts<'_>,
     body: &[u8],
 ) -> Result<(Caller, String), AuthError> {
-    let Prechecked(Some(prechecked)) = prechecked else { return authenticate(config, parts, body) };
+    let Prechecked(Some(prechecked)) = prechecked else {
+        // `--auth off`: nothing was checked, and nothing is verified.
+        let (region, service) = sigv4::verify::credential_scope(parts)
+            .unwrap_or_else(|| (config.region.clone(), "bedrock-agentcore".into()));
+        return Ok((Caller::new(config.account_id.clone(), region), service));
+    };
     let encoding = encoding_for(prechecked.service());
     let verified =
         verifier(&known_credentials(config)).verify_prechecked(prechecked, parts, Payload::Buffered(body), encoding)?;

@@ -215,8 +215,9 @@ impl Holders {
 
 /// Holders of processes that are gone, and ones with this process's pid made before it started (a
 /// restarted emulator in a container is pid 1 again), except those a listed sandbox still runs in:
-/// their ids, for the caller to remove. (This process's own, spare or still being made, stay.) Holders of emulators in another PID namespace are left alone
-/// (their owner's liveness cannot be seen from here).
+/// their ids, for the caller to remove. This process's own, spare or still being made, stay.
+/// Holders of emulators in another PID namespace are left alone (their owner's liveness cannot be
+/// seen from here).
 pub async fn orphans(docker: &Docker, holders: &Holders, in_use: &std::collections::HashSet<String>) -> Vec<String> {
     let filters = HashMap::from([("label".to_string(), vec![format!("{HOLDER}=true")])]);
     let options = ListContainersOptions { all: true, filters: Some(filters), ..Default::default() };
