@@ -226,6 +226,22 @@ def test_no_authentication_at_all(emulator, control):
     assert runtime_count(control) == 0
 
 
+def test_auth_off_accepts_any_signature_and_unsigned_requests(emulators):
+    """`--auth off`: any key and secret, or none; the Region is the signature's scope's, else
+    `--region`'s, and the account the configured one."""
+    emu = emulators("--auth", "off", "--region", "ap-south-1")
+    stranger = boto_client(emu.url, "bedrock-agentcore-control", access_key="AKIDNOBODY", secret="wrong",
+                           region="eu-west-1")
+    created = create_runtime(stranger, "signed_by_anyone")
+    assert created["agentRuntimeArn"].startswith(f"arn:aws:bedrock-agentcore:eu-west-1:{ACCOUNT}:runtime/")
+    reply = send(AWSRequest(method="PUT", url=emu.url + "/runtimes/", data=CREATE_BODY,
+                            headers={"Content-Type": "application/json"}))
+    assert reply.status == 202, reply
+    assert reply.json()["agentRuntimeArn"].startswith(f"arn:aws:bedrock-agentcore:ap-south-1:{ACCOUNT}:runtime/")
+    # Each runtime is found in its own Region.
+    assert [r["agentRuntimeName"] for r in stranger.list_agent_runtimes()["agentRuntimes"]] == ["signed_by_anyone"]
+
+
 def test_malformed_authorization_header_is_rejected(emulator):
     req = AWSRequest(method="POST", url=emulator.url + "/runtimes/", data=b"",
                      headers={"Authorization": "AWS4-HMAC-SHA256 Credential=test/20250101/us-east-1/bedrock-agentcore/aws4_request",
