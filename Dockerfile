@@ -21,6 +21,9 @@ CMD ["serve", "--listen", "127.0.0.1:4599", "--data-dir", "/var/lib/agentcore-lo
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+# The release link's hot-text order (ARCHITECTURE.md, "Release builds").
+COPY .cargo .cargo
+COPY tools/hot-text tools/hot-text
 COPY src src
 COPY benches benches
 COPY docker docker
