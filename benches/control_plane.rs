@@ -4,7 +4,9 @@
 //! client allow on this machine).
 //!
 //! Then start-up and idle RSS with a data dir holding 1 000 runtimes, 10 000 objects and 100 log
-//! streams, next to start-up with an empty data dir.
+//! streams, next to start-up with an empty data dir; that RSS is split into anonymous memory and
+//! file-backed pages (mostly the binary's code, which the release link lays out hot first: see
+//! ARCHITECTURE.md, "Release builds"; `AGENTCORE_LOCAL_HOT_TEXT=off` at build time to compare).
 //!
 //! Run: `cargo bench --bench control_plane` (release build of the real binary).
 
@@ -20,7 +22,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use support::{rss_kib, signed, spawn_server};
+use support::{rss_kib, signed, spawn_server, status_kib};
 
 const CONCURRENCY: usize = 32;
 const RUN_FOR: Duration = Duration::from_secs(4);
@@ -141,17 +143,32 @@ fn populate(rt: &tokio::runtime::Runtime, dir: &str) {
     let _ = server.child.wait();
 }
 
+/// Resident memory in KiB: the whole, and its two parts (the binary's and libraries' pages, mostly
+/// code, are file-backed; heaps and stacks anonymous).
+#[derive(Default)]
+struct Rss {
+    total: u64,
+    anonymous: u64,
+    file: u64,
+}
+
+impl Rss {
+    fn of(pid: u32) -> Rss {
+        Rss { total: rss_kib(pid), anonymous: status_kib(pid, "RssAnon:"), file: status_kib(pid, "RssFile:") }
+    }
+}
+
 /// Median start-up of 7 starts on `dir` with the default (Docker) backend, which opens its
 /// listener for sandboxes before accepting, and the idle RSS of the last one.
-fn startup_on(dir: &str) -> (Duration, u64) {
+fn startup_on(dir: &str) -> (Duration, Rss) {
     let mut startups = Vec::new();
-    let mut rss = 0;
+    let mut rss = Rss::default();
     for i in 0..7 {
         let (mut s, took) = spawn_server(&["--warm-pool", "0", "--data-dir", dir]);
         startups.push(took);
         if i == 6 {
             std::thread::sleep(Duration::from_millis(300));
-            rss = rss_kib(s.child.id());
+            rss = Rss::of(s.child.id());
         }
         // SIGTERM: the next start finds the data dir as a clean shutdown leaves it.
         let _ = std::process::Command::new("kill").args(["-TERM", &s.child.id().to_string()]).status();
@@ -229,7 +246,13 @@ fn main() {
             populated_startup.as_secs_f64() * 1e3
         );
         println!("| baseline: start-up, empty data dir (both with Docker) | {:>6.1} ms |  |", empty_startup.as_secs_f64() * 1e3);
-        println!("| idle RSS with that data dir         | {:>9.1} MiB | <= 16 MiB  |", populated_rss as f64 / 1024.0);
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        println!("| idle RSS with that data dir         | {:>9.1} MiB | <= 16 MiB  |", mib(populated_rss.total));
+        println!(
+            "| of which anonymous / file-backed (the binary's code, libraries) | {:.1} / {:.1} MiB | |",
+            mib(populated_rss.anonymous),
+            mib(populated_rss.file)
+        );
         println!("| baseline: bare hyper `{{}}` req/s     | {:>12.0} |             |", baseline);
         println!("| GetAgentRuntime signed req/s        | {:>12.0} | > 5000      | ({:.0}% of baseline, {get_failed} failed)", get, 100.0 * get / baseline);
         println!("| ListAgentRuntimes signed req/s      | {:>12.0} |             | ({:.0}% of baseline, {list_failed} failed)", list, 100.0 * list / baseline);
