@@ -6,7 +6,8 @@
 //! Then start-up and idle RSS with a data dir holding 1 000 runtimes, 10 000 objects and 100 log
 //! streams, next to start-up with an empty data dir; that RSS is split into anonymous memory and
 //! file-backed pages (mostly the binary's code, which the release link lays out hot first: see
-//! ARCHITECTURE.md, "Release builds"; `AGENTCORE_LOCAL_HOT_TEXT=off` at build time to compare).
+//! ARCHITECTURE.md, "Release builds"; to compare, build with `AGENTCORE_LOCAL_HOT_TEXT=off` after
+//! `touch src/main.rs`, since cargo does not track the variable).
 //!
 //! Run: `cargo bench --bench control_plane` (release build of the real binary).
 
