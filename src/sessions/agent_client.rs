@@ -130,7 +130,7 @@ impl AgentClient {
         loop {
             let (mut link, reused) = match self.pool.take() {
                 Some(link) => (link, true),
-                None => (self.pool.connect(address).await?, false),
+                None => (self.pool.connect(address).await.map_err(|e| self.pool.explain(address, e))?, false),
             };
             match link.exchange(request).await {
                 Ok(response) => {
@@ -144,7 +144,7 @@ impl AgentClient {
                 // A pooled connection the agent had closed meanwhile: the request never left, so
                 // it goes out on another connection.
                 Err(NotAnswered { unsent: Some(unsent), .. }) if reused => request = unsent,
-                Err(NotAnswered { error, .. }) => return Err(error.into()),
+                Err(NotAnswered { error, .. }) => return Err(self.pool.explain(address, error.into())),
             }
         }
     }
@@ -194,6 +194,24 @@ impl Pool {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         if idle.len() < MAX_IDLE {
             idle.push((link, Instant::now()));
+        }
+    }
+
+    /// Why a request to `address` failed: when the sandbox no longer holds its own address, that,
+    /// rather than how the failure looked from here. After the sandbox lets go of its address, a
+    /// connection to it is refused or reset by whichever container took the address next (or by
+    /// nobody, and times out): messages that send the caller looking at the agent, which did
+    /// nothing wrong. Checked on failures only, so it costs the warm path nothing.
+    fn explain(&self, address: SocketAddr, error: AgentError) -> AgentError {
+        match self.owner {
+            Some((ip, pid)) if address.ip() == ip && !matches!(error, AgentError::NotTheSandbox { .. }) => {
+                if namespace_holds(pid, ip) {
+                    error
+                } else {
+                    AgentError::NotTheSandbox { address }
+                }
+            }
+            _ => error,
         }
     }
 
@@ -402,6 +420,29 @@ mod tests {
         assert!(refused.to_string().contains("is no longer this session's sandbox"), "{refused}");
         // A port forwarded on the host is not checked.
         assert!(connect(None).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_failed_request_to_an_address_the_sandbox_let_go_of_says_so() {
+        // A port nobody listens on: connecting is refused.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = closed.local_addr().unwrap();
+        drop(closed);
+        let send = |owner: Option<(IpAddr, u32)>| async move {
+            let client = AgentClient { pool: Arc::new(Pool::new(owner)) };
+            let request = http::Request::post("/invocations").body(Full::new(Bytes::new())).unwrap();
+            client.request_at(addr, request).await.map(|_| ()).expect_err("nobody listens")
+        };
+        // The sandbox still holds the address (this process's namespace holds 127.0.0.1): the
+        // refusal is the agent's, and said as such.
+        let refused = send(Some((addr.ip(), std::process::id()))).await;
+        assert!(matches!(refused, AgentError::Connect { .. }), "{refused}");
+        // The sandbox let go of it (a process that is gone holds nothing): whoever refused is not
+        // the sandbox.
+        let moved = send(Some((addr.ip(), u32::MAX))).await;
+        assert!(matches!(moved, AgentError::NotTheSandbox { .. }), "{moved}");
+        // A port forwarded on the host is not checked.
+        assert!(matches!(send(None).await, AgentError::Connect { .. }));
     }
 
     /// A plain HTTP/1.1 server on loopback answering `hello` to every request; after
