@@ -82,6 +82,12 @@ def test_tokens_time_ranges_patterns_and_pagination(stack):
     session = f"page-{uuid.uuid4()}"
     for i in range(5):
         invoke(data, rt["agentRuntimeArn"], session, {"action": "log", "stdout": f"event {i} {'ERROR' if i % 2 else 'ok'}"})
+        # Docker stamps a line when its log copier reads it from the container's pipe. Warm invokes
+        # are a millisecond apart, and a copier that is scheduled late (CI's load) reads several
+        # lines at once and stamps them within one millisecond (CI saw events 0 and 1 share one),
+        # so the time-range checks below would have no event outside the range. Spaced out, the
+        # events get timestamps of their own.
+        time.sleep(0.03)
     group = group_of(rt["agentRuntimeId"])
     wait_for_messages(logs, group, ["event 4 ok"])
     stream = logs.describe_log_streams(logGroupName=group)["logStreams"][0]["logStreamName"]
