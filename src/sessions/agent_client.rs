@@ -205,16 +205,17 @@ impl Pool {
     /// nobody, and times out): messages that send the caller looking at the agent, which did
     /// nothing wrong. Checked on failures only, so it costs the warm path nothing.
     fn explain(&self, address: SocketAddr, error: AgentError) -> AgentError {
-        match self.owner {
-            Some((ip, pid)) if address.ip() == ip && !matches!(error, AgentError::NotTheSandbox { .. }) => {
-                if namespace_holds(pid, ip) {
-                    error
-                } else {
-                    AgentError::NotTheSandbox { address }
-                }
-            }
-            _ => error,
+        if !matches!(error, AgentError::NotTheSandbox { .. }) && self.let_go_of(address) {
+            AgentError::NotTheSandbox { address }
+        } else {
+            error
         }
+    }
+
+    /// Is `address` the sandbox's own, and does the sandbox no longer hold it? (A port forwarded
+    /// on the host is never let go of.)
+    fn let_go_of(&self, address: SocketAddr) -> bool {
+        self.owner.is_some_and(|(ip, pid)| address.ip() == ip && !namespace_holds(pid, ip))
     }
 
     /// A new connection to `address`; to the sandbox's own address, refused unless the sandbox
@@ -227,12 +228,10 @@ impl Pool {
             // kernel's retries (a minute and more) before the caller learns the session is gone.
             .map_err(|_| AgentError::ConnectTimedOut { address })?
             .map_err(|source| AgentError::Connect { address, source })?;
-        if let Some((ip, pid)) = self.owner {
-            // Checked after the connection is made: had the address changed hands before, the
-            // sandbox would not hold it now.
-            if address.ip() == ip && !namespace_holds(pid, ip) {
-                return Err(AgentError::NotTheSandbox { address });
-            }
+        // Checked after the connection is made: had the address changed hands before, the
+        // sandbox would not hold it now.
+        if self.let_go_of(address) {
+            return Err(AgentError::NotTheSandbox { address });
         }
         let _ = stream.set_nodelay(true);
         let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
