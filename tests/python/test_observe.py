@@ -149,13 +149,10 @@ def test_logs_command_prints_and_follows(stack):
     invoke(stack.url, rt["agentRuntimeArn"], session, {"action": "log", "stdout": "first line", "stderr": "an error"})
     # The output reaches the log group when the emulator's follower next reads it (every 100 ms
     # while lines come, later on a loaded machine): asked again until it has, within a deadline.
-    deadline = time.time() + 10
-    while True:
+    def printed():
         out = subprocess.run([str(BINARY), "logs", rt["agentRuntimeId"], "--endpoint", stack.url], capture_output=True, text=True, check=True).stdout
-        if ("first line" in out and "[stderr] an error" in out) or time.time() > deadline:
-            break
-        time.sleep(0.1)
-    assert "first line" in out and "[stderr] an error" in out, out
+        return "first line" in out and "[stderr] an error" in out
+    wait_until(printed, 10, message="`agentcore-local logs` printing the invocation's stdout and stderr lines")
     follower = subprocess.Popen([str(BINARY), "logs", rt["agentRuntimeId"], "--session", session, "--follow", "--endpoint", stack.url],
                                 stdout=subprocess.PIPE, text=True)
     try:
