@@ -19,10 +19,12 @@ use http_body_util::Full;
 use hyper::Request;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use support::bare_relay::Kind;
 use support::floor::{docker_floor, FloorContainer};
 use support::microvm::DockerFigures;
 use support::{
     body_of, cold_starts, fixture_runtime, invoke_request, rss_kib, spawn_server, warm_calls, HttpClient, Presigned,
+    Straight,
 };
 
 const COLD_STARTS: usize = 15;
@@ -135,9 +137,9 @@ fn pooled_cold_starts(rt: &tokio::runtime::Runtime) -> Vec<Duration> {
 /// Makes one worker's next request.
 type MakeRequest = Arc<dyn Fn() -> Request<Full<Bytes>> + Send + Sync>;
 
-/// Every worker sends its own request, back to back, for `THROUGHPUT_FOR`; completed requests per
-/// second over all workers.
-async fn throughput(client: &HttpClient, makers: &[MakeRequest]) -> f64 {
+/// Every worker sends its own request, back to back, for `THROUGHPUT_FOR`; requests completed over
+/// all workers, and the time they took.
+async fn throughput(client: &HttpClient, makers: &[MakeRequest]) -> (u64, Duration) {
     let deadline = Instant::now() + THROUGHPUT_FOR;
     let started = Instant::now();
     let mut workers = Vec::new();
@@ -157,7 +159,70 @@ async fn throughput(client: &HttpClient, makers: &[MakeRequest]) -> f64 {
     for w in workers {
         total += w.await.unwrap();
     }
-    total as f64 / started.elapsed().as_secs_f64()
+    (total, started.elapsed())
+}
+
+/// The machine's CPU time so far, busy and in all (`/proc/stat`'s first line, in clock ticks).
+fn machine_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<u64> =
+        stat.lines().next().unwrap_or_default().split_whitespace().skip(1).filter_map(|t| t.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal (guest time is counted in user already)
+    let total: u64 = ticks.iter().take(8).sum();
+    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
+/// Where the CPU went while one way of invoking ran: completed invokes, and the CPU time of the
+/// emulator, the bare relays, this benchmark (the client) and the whole machine over them.
+#[derive(Default)]
+struct Spent {
+    invokes: u64,
+    elapsed: Duration,
+    emulator: Duration,
+    relays: Duration,
+    client: Duration,
+    machine_busy_ticks: u64,
+    machine_ticks: u64,
+}
+
+impl Spent {
+    /// Runs `throughput` over `makers`, adding what it took to `self`.
+    async fn measure(&mut self, client: &HttpClient, makers: &[MakeRequest], emulator: u32, relays: &[u32]) {
+        let me = std::process::id();
+        let relays_cpu = || relays.iter().map(|&pid| support::cpu_time(pid)).sum::<Duration>();
+        let (e0, r0, c0, (b0, t0)) =
+            (support::cpu_time(emulator), relays_cpu(), support::cpu_time(me), machine_ticks());
+        let (invokes, elapsed) = throughput(client, makers).await;
+        let (b1, t1) = machine_ticks();
+        self.emulator += support::cpu_time(emulator).saturating_sub(e0);
+        self.relays += relays_cpu().saturating_sub(r0);
+        self.client += support::cpu_time(me).saturating_sub(c0);
+        self.machine_busy_ticks += b1 - b0;
+        self.machine_ticks += t1 - t0;
+        self.invokes += invokes;
+        self.elapsed += elapsed;
+    }
+
+    fn rate(&self) -> f64 {
+        self.invokes as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// CPU per invoke in µs: the emulator, the relays, the client, and the rest of the machine
+    /// (the agents, Docker, the kernel's work not charged to those three); and the machine's busy share.
+    fn per_invoke(&self) -> (f64, f64, f64, f64, f64) {
+        let n = self.invokes.max(1) as f64;
+        let us = |d: Duration| d.as_secs_f64() * 1e6 / n;
+        let busy_s = self.machine_busy_ticks as f64 / clock_ticks_per_second();
+        let rest = busy_s * 1e6 / n - us(self.emulator) - us(self.relays) - us(self.client);
+        let busy_share = 100.0 * self.machine_busy_ticks as f64 / self.machine_ticks.max(1) as f64;
+        (us(self.emulator), us(self.relays), us(self.client), rest, busy_share)
+    }
+}
+
+fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf only reads a constant of the system.
+    (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }) as f64
 }
 
 /// Where each session's agent is reached without the emulator, by session id: its port published
@@ -224,23 +289,30 @@ async fn warm(client: &HttpClient, addr: SocketAddr, pid: u32, arn_path: &str) -
     body_of(client, presigned.request()).await;
     let direct = agent_addresses(&session).remove(&session).expect("the warm session's agent address");
     let relay = support::bare_relay::start(direct);
+    let verifying = support::bare_relay::start_many(&[direct], 1, Kind::Verifying);
     // BENCH_WARM_CALLS=n: a longer warm loop, to attach a profiler to the emulator.
     let calls = std::env::var("BENCH_WARM_CALLS").ok().and_then(|n| n.parse().ok()).unwrap_or(WARM_CALLS);
-    let (cpu_before, sleeps_before, relay_cpu_before) =
-        (support::cpu_time(pid), support::sleeps(pid), relay.cpu_time());
-    let (via, mut straight) = warm_calls(client, &presigned, &[direct, relay.addresses[0]], calls).await;
+    let (cpu_before, sleeps_before, relay_cpu_before, verifying_cpu_before) =
+        (support::cpu_time(pid), support::sleeps(pid), relay.cpu_time(), verifying.cpu_time());
+    let straight_to =
+        [Straight::Plain(direct), Straight::Plain(relay.addresses[0]), Straight::Signed(verifying.addresses[0])];
+    let (via, mut straight) = warm_calls(client, &presigned, &straight_to, calls).await;
     let emulator_cpu_per_call = (support::cpu_time(pid) - cpu_before) / calls as u32;
     let relay_cpu_per_call = (relay.cpu_time() - relay_cpu_before) / calls as u32;
+    let verifying_cpu_per_call = (verifying.cpu_time() - verifying_cpu_before) / calls as u32;
     let emulator_sleeps_per_call = (support::sleeps(pid) - sleeps_before) as f64 / calls as f64;
+    let verified = straight.pop().unwrap();
     let relayed = straight.pop().unwrap();
     Warm {
         via,
         direct: straight.pop().unwrap(),
         relayed,
+        verified,
         address: direct,
         emulator_cpu_per_call,
         emulator_sleeps_per_call,
         relay_cpu_per_call,
+        verifying_cpu_per_call,
     }
 }
 
@@ -250,6 +322,8 @@ struct Warm {
     via: Vec<Duration>,
     direct: Vec<Duration>,
     relayed: Vec<Duration>,
+    /// Through the verifying relay (`support::verifying_relay`).
+    verified: Vec<Duration>,
     address: SocketAddr,
     /// The emulator's CPU time (all threads) over the loop, per invoke through it.
     emulator_cpu_per_call: Duration,
@@ -257,21 +331,34 @@ struct Warm {
     emulator_sleeps_per_call: f64,
     /// The bare relay's CPU time over the loop, per invoke through it.
     relay_cpu_per_call: Duration,
+    /// The verifying relay's CPU time over the loop, per invoke through it.
+    verifying_cpu_per_call: Duration,
 }
 
-/// Invokes per second with THROUGHPUT_SESSIONS sessions invoked at once, each by its own worker
-/// (the mean over THROUGHPUT_ROUNDS rounds).
+/// THROUGHPUT_SESSIONS sessions invoked at once, each by its own worker, over THROUGHPUT_ROUNDS
+/// rounds: invokes per second and where the CPU went, for each way of invoking.
+#[derive(Default)]
 struct Throughput {
-    via: f64,
-    direct: f64,
+    via: Spent,
+    direct: Spent,
     /// Through bare TCP relays on as many threads as the emulator serves on: the floor for any
     /// relay on this machine.
-    relayed: f64,
+    relayed: Spent,
+    /// Through verifying relays (`support::verifying_relay`), as many threads: the floor for any
+    /// emulator.
+    verified: Spent,
 }
 
 impl Throughput {
     fn rows(&self) -> Vec<String> {
-        let Throughput { via, direct, relayed } = self;
+        let (via, direct, relayed, verified) =
+            (self.via.rate(), self.direct.rate(), self.relayed.rate(), self.verified.rate());
+        let cpu = |label: &str, spent: &Spent| {
+            let (emulator, relays, client, rest, busy) = spent.per_invoke();
+            format!(
+                "| CPU per invoke at {THROUGHPUT_SESSIONS} sessions, {label}: emulator / relays / client / rest (agents, Docker, kernel) | {emulator:.0} / {relays:.0} / {client:.0} / {rest:.0} us, machine {busy:.0}% busy | |"
+            )
+        };
         vec![
             format!(
                 "| invokes/s, {THROUGHPUT_SESSIONS} sessions at once, via emulator / directly | {via:.0} / {direct:.0} ({:.0}%) | >= 90% |",
@@ -283,6 +370,16 @@ impl Throughput {
                 100.0 * relayed / direct
             ),
             format!("| emulator / bare relays                        | {:>13.0}% |              |", 100.0 * via / relayed),
+            format!(
+                "| baseline: through verifying relays ({} threads) / directly | {verified:.0} ({:.0}%) | (the floor for any emulator) |",
+                relay_threads(),
+                100.0 * verified / direct
+            ),
+            format!("| emulator / verifying relays                   | {:>13.0}% |              |", 100.0 * via / verified),
+            cpu("via emulator", &self.via),
+            cpu("directly", &self.direct),
+            cpu("through bare relays", &self.relayed),
+            cpu("through verifying relays", &self.verified),
         ]
     }
 }
@@ -294,7 +391,7 @@ fn relay_threads() -> usize {
 
 /// Invokes per second with THROUGHPUT_SESSIONS sessions invoked at once, each by its own worker:
 /// through the emulator, the same containers directly, and through bare relays, taking turns.
-async fn fifty_at_once(client: &HttpClient, addr: SocketAddr, arn_path: &str) -> Throughput {
+async fn fifty_at_once(client: &HttpClient, addr: SocketAddr, pid: u32, arn_path: &str) -> Throughput {
     let tp_prefix = format!("bench-tp-{}-", uuid::Uuid::new_v4());
     let tp_sessions: Vec<String> = (0..THROUGHPUT_SESSIONS).map(|i| format!("{tp_prefix}{i:02}")).collect();
     let presigned: Vec<Presigned> =
@@ -331,18 +428,27 @@ async fn fifty_at_once(client: &HttpClient, addr: SocketAddr, arn_path: &str) ->
             .collect::<Vec<_>>()
     };
     let direct = to_each(&agents);
-    let relays = support::bare_relay::start_many(&agents, relay_threads());
+    let relays = support::bare_relay::start_many(&agents, relay_threads(), Kind::Bare);
     let relayed = to_each(&relays.addresses);
-    // The three take turns, round after round: this machine's speed drifts over seconds (a
+    let verifying = support::bare_relay::start_many(&agents, relay_threads(), Kind::Verifying);
+    let verified: Vec<MakeRequest> = (0..THROUGHPUT_SESSIONS)
+        .map(|i| {
+            let (presigned, to) = (presigned.clone(), verifying.addresses[i]);
+            Arc::new(move || presigned[i].request_to(to)) as MakeRequest
+        })
+        .collect();
+    let relay_pids = [relays.pid(), verifying.pid()];
+    // The four take turns, round after round: this machine's speed drifts over seconds (a
     // direct baseline measured once ranged from 5 163 to 11 663/s between runs), and each ratio
     // should compare rates measured under the same conditions.
-    let mut rates = Throughput { via: 0.0, direct: 0.0, relayed: 0.0 };
+    let mut spent = Throughput::default();
     for _ in 0..THROUGHPUT_ROUNDS {
-        rates.via += throughput(client, &via).await / THROUGHPUT_ROUNDS as f64;
-        rates.direct += throughput(client, &direct).await / THROUGHPUT_ROUNDS as f64;
-        rates.relayed += throughput(client, &relayed).await / THROUGHPUT_ROUNDS as f64;
+        spent.via.measure(client, &via, pid, &relay_pids).await;
+        spent.direct.measure(client, &direct, pid, &relay_pids).await;
+        spent.relayed.measure(client, &relayed, pid, &relay_pids).await;
+        spent.verified.measure(client, &verified, pid, &relay_pids).await;
     }
-    rates
+    spent
 }
 
 /// The warm invoke rows: the emulator, the agent directly, and the bare relay, p50 / p95.
@@ -350,6 +456,7 @@ fn warm_rows(warm: &mut Warm) -> Vec<String> {
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     let p = |samples: &mut Vec<Duration>| (us(percentile(samples, 0.5)), us(percentile(samples, 0.95)));
     let ((v50, v95), (d50, d95), (r50, r95)) = (p(&mut warm.via), p(&mut warm.direct), p(&mut warm.relayed));
+    let (s50, s95) = p(&mut warm.verified);
     let direct = warm.address;
     vec![
         format!("| warm invoke via emulator p50 / p95            | {v50:>6.0} / {v95:>4.0} us |              |"),
@@ -357,8 +464,11 @@ fn warm_rows(warm: &mut Warm) -> Vec<String> {
         format!("| overhead added by the emulator (p50)          | {:>11.0} us | <= 30 us     |", v50 - d50),
         format!("| baseline: through a bare TCP relay (copies bytes, parses nothing) p50/p95 | {r50:>4.0} / {r95:>4.0} us | |"),
         format!("| overhead of the bare relay over direct (p50)  | {:>11.0} us | (the floor for any relay) |", r50 - d50),
+        format!("| baseline: through a verifying relay (parses HTTP, verifies SigV4, forwards) p50/p95 | {s50:>4.0} / {s95:>4.0} us | |"),
+        format!("| overhead of the verifying relay over direct (p50) | {:>7.0} us | (the floor for any emulator) |", s50 - d50),
         format!("| emulator CPU time per warm invoke (all threads) | {:>9.0} us |              |", us(warm.emulator_cpu_per_call)),
         format!("| baseline: bare relay CPU time per warm invoke   | {:>9.0} us |              |", us(warm.relay_cpu_per_call)),
+        format!("| baseline: verifying relay CPU time per warm invoke | {:>6.0} us |              |", us(warm.verifying_cpu_per_call)),
         format!("| emulator threads' sleeps per warm invoke        | {:>12.2} |              |", warm.emulator_sleeps_per_call),
     ]
 }
@@ -372,7 +482,7 @@ fn relay_rows(rt: &tokio::runtime::Runtime) {
         let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
         let arn_path = fixture_runtime(&client, addr, "bench_relay").await;
         let mut warm = warm(&client, addr, pid, &arn_path).await;
-        let fifty = fifty_at_once(&client, addr, &arn_path).await;
+        let fifty = fifty_at_once(&client, addr, pid, &arn_path).await;
         for row in warm_rows(&mut warm).into_iter().chain(fifty.rows()) {
             println!("{row}");
         }
@@ -449,7 +559,7 @@ fn main() {
         }
         let burst_rate = BURST_SESSIONS as f64 / started.elapsed().as_secs_f64();
 
-        let fifty = fifty_at_once(&client, addr, &arn_path).await;
+        let fifty = fifty_at_once(&client, addr, pid, &arn_path).await;
 
         let (c50, c95) = (percentile(&mut cold, 0.5), percentile(&mut cold, 0.95));
         println!("\nsessions benchmark (fixture agent FROM scratch, Docker, loopback)");

@@ -2,7 +2,9 @@
 //! no HTTP parsing, signature or session lookup at all. A process of its own (the benchmark's own
 //! executable, re-run with `bare-relay`) accepts on loopback and copies bytes both ways between
 //! each connection and a new one to the agent, on threads that are each a one-thread runtime. The
-//! emulator's warm invoke overhead is measured against the direct call and against this.
+//! emulator's warm invoke overhead is measured against the direct call and against this. The same
+//! process serves the verifying relays too (`Kind::Verifying`, `super::verifying_relay`): the floor
+//! for anything that must parse HTTP and verify SigV4, as the emulator must.
 //!
 //! Why a separate process: every real relay, the emulator included, is one, so its CPU time can
 //! be read from /proc beside the emulator's, and the client's switches to it change address
@@ -17,6 +19,25 @@ use std::time::Duration;
 /// The argument that makes the benchmark's executable serve bare relays instead.
 const SERVE_ARG: &str = "bare-relay";
 
+/// What a relay does with each connection.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    /// Copies bytes both ways, parsing nothing: the floor for any relay.
+    Bare,
+    /// Parses HTTP and verifies SigV4, then forwards (`super::verifying_relay`): the floor for
+    /// any emulator.
+    Verifying,
+}
+
+impl Kind {
+    fn arg(self) -> &'static str {
+        match self {
+            Kind::Bare => "bare",
+            Kind::Verifying => "verifying",
+        }
+    }
+}
+
 /// Bare relays in a process of their own; it ends when this is dropped (or the benchmark exits).
 pub struct BareRelays {
     child: Child,
@@ -30,6 +51,11 @@ impl BareRelays {
     pub fn cpu_time(&self) -> Duration {
         super::cpu_time(self.child.id())
     }
+
+    /// The relay process.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for BareRelays {
@@ -41,15 +67,16 @@ impl Drop for BareRelays {
 
 /// A bare relay to `target`, on one thread.
 pub fn start(target: SocketAddr) -> BareRelays {
-    start_many(&[target], 1)
+    start_many(&[target], 1, Kind::Bare)
 }
 
-/// Bare relays to each of `targets`, served by `threads` threads (as the emulator serves its
+/// Relays of `kind` to each of `targets`, served by `threads` threads (as the emulator serves its
 /// connections on one thread per CPU).
-pub fn start_many(targets: &[SocketAddr], threads: usize) -> BareRelays {
+pub fn start_many(targets: &[SocketAddr], threads: usize, kind: Kind) -> BareRelays {
     let exe = std::env::current_exe().expect("the benchmark's own executable");
     let mut child = Command::new(exe)
         .arg(SERVE_ARG)
+        .arg(kind.arg())
         .arg(threads.to_string())
         .args(targets.iter().map(SocketAddr::to_string))
         .stdin(Stdio::piped())
@@ -64,7 +91,7 @@ pub fn start_many(targets: &[SocketAddr], threads: usize) -> BareRelays {
     BareRelays { child, addresses }
 }
 
-/// In the relay process: when the executable was run with `bare-relay THREADS TARGET...`, serve
+/// In the relay process: when the executable was run with `bare-relay KIND THREADS TARGET...`, serve
 /// the relays, print their addresses one per line, and exit when the benchmark closes stdin
 /// (which it does by exiting, however it exits). Returns otherwise.
 pub fn serve_if_asked() {
@@ -72,8 +99,9 @@ pub fn serve_if_asked() {
     if args.get(1).map(String::as_str) != Some(SERVE_ARG) {
         return;
     }
-    let threads: usize = args[2].parse().expect("bare-relay THREADS TARGET...");
-    let targets: Vec<SocketAddr> = args[3..].iter().map(|t| t.parse().expect("a target address")).collect();
+    let kind = if args[2] == Kind::Verifying.arg() { Kind::Verifying } else { Kind::Bare };
+    let threads: usize = args[3].parse().expect("bare-relay KIND THREADS TARGET...");
+    let targets: Vec<SocketAddr> = args[4..].iter().map(|t| t.parse().expect("a target address")).collect();
     let mut per_thread: Vec<Vec<(std::net::TcpListener, SocketAddr)>> = (0..threads).map(|_| Vec::new()).collect();
     for (i, target) in targets.iter().enumerate() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the bare relay");
@@ -87,7 +115,10 @@ pub fn serve_if_asked() {
             rt.block_on(async move {
                 let accepting: Vec<_> = listeners
                     .into_iter()
-                    .map(|(listener, target)| tokio::spawn(relay_each(listener, target)))
+                    .map(|(listener, target)| match kind {
+                        Kind::Bare => tokio::spawn(relay_each(listener, target)),
+                        Kind::Verifying => tokio::spawn(super::verifying_relay::relay_each(listener, target)),
+                    })
                     .collect();
                 for a in accepting {
                     let _ = a.await;

@@ -108,7 +108,7 @@ pub fn rows(docker: Option<&DockerFigures>) -> Vec<String> {
             vms(&vm_root).into_iter().find(|(pid, _)| !before.contains(pid)).expect("the warm session's VM");
         let local = ports.iter().find(|(guest, _)| *guest == 8080).expect("the agent's port forwarded").1;
         let warm = Presigned::new(invoke_request(addr, &arn_path, &session, echo), echo);
-        let (via, mut direct) = warm_calls(&client, &warm, &[local], WARM_CALLS).await;
+        let (via, mut direct) = warm_calls(&client, &warm, &[super::Straight::Plain(local)], WARM_CALLS).await;
         (cold, qemu_mib, via, direct.remove(0))
     });
     // SIGTERM, so the emulator stops every VM it started.

@@ -6,6 +6,7 @@ pub mod code_deploy;
 pub mod floor;
 pub mod microvm;
 pub mod models;
+pub mod verifying_relay;
 
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -207,6 +208,25 @@ impl Presigned {
         }
         b.body(Full::new(self.body.clone())).unwrap()
     }
+
+    /// The same signed request sent to `to` instead (a relay), its `Host` still the one signed.
+    pub fn request_to(&self, to: SocketAddr) -> Request<Full<Bytes>> {
+        let uri: hyper::Uri = self.uri.parse().unwrap();
+        let signed_host = uri.authority().unwrap().to_string();
+        let mut request = self.request();
+        *request.uri_mut() = format!("http://{to}{}", uri.path_and_query().unwrap()).parse().unwrap();
+        request.headers_mut().insert(hyper::header::HOST, signed_host.parse().unwrap());
+        request
+    }
+}
+
+/// Where `warm_calls` sends the payload besides the emulator.
+#[derive(Clone, Copy)]
+pub enum Straight {
+    /// Unsigned, as to the agent itself (or a bare relay to it).
+    Plain(SocketAddr),
+    /// The emulator's signed request, sent to a relay that verifies it.
+    Signed(SocketAddr),
 }
 
 /// `n` new sessions of the runtime at `arn_path`, one after another with `gap` between one's
@@ -242,7 +262,7 @@ pub async fn cold_starts(
 pub async fn warm_calls(
     client: &HttpClient,
     via: &Presigned,
-    direct: &[SocketAddr],
+    direct: &[Straight],
     n: usize,
 ) -> (Vec<Duration>, Vec<Vec<Duration>>) {
     let mut through = Vec::with_capacity(n);
@@ -254,10 +274,13 @@ pub async fn warm_calls(
         assert_eq!(status, 200);
         through.push(t.elapsed());
         for (to, samples) in direct.iter().zip(&mut straight) {
-            let request = Request::post(format!("http://{to}/invocations"))
-                .header("content-type", "application/json")
-                .body(Full::new(via.body.clone()))
-                .unwrap();
+            let request = match *to {
+                Straight::Plain(to) => Request::post(format!("http://{to}/invocations"))
+                    .header("content-type", "application/json")
+                    .body(Full::new(via.body.clone()))
+                    .unwrap(),
+                Straight::Signed(to) => via.request_to(to),
+            };
             let t = Instant::now();
             let (status, _) = body_of(client, request).await;
             assert_eq!(status, 200);
