@@ -182,8 +182,25 @@ struct Spent {
     emulator: Duration,
     relays: Duration,
     client: Duration,
+    /// Docker's processes: dockerd, containerd and the containers' shims (which copy the agents'
+    /// output into Docker's logs, and from there to the emulator's log capture).
+    docker: Duration,
     machine_busy_ticks: u64,
     machine_ticks: u64,
+}
+
+/// The CPU time so far of Docker's own processes (`dockerd`, `containerd`, `containerd-shim*`).
+fn docker_cpu() -> Duration {
+    let Ok(processes) = std::fs::read_dir("/proc") else { return Duration::ZERO };
+    processes
+        .flatten()
+        .filter_map(|p| p.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            matches!(comm.trim(), "dockerd" | "containerd") || comm.starts_with("containerd-shim")
+        })
+        .map(support::cpu_time)
+        .sum()
 }
 
 impl Spent {
@@ -191,10 +208,11 @@ impl Spent {
     async fn measure(&mut self, client: &HttpClient, makers: &[MakeRequest], emulator: u32, relays: &[u32]) {
         let me = std::process::id();
         let relays_cpu = || relays.iter().map(|&pid| support::cpu_time(pid)).sum::<Duration>();
-        let (e0, r0, c0, (b0, t0)) =
-            (support::cpu_time(emulator), relays_cpu(), support::cpu_time(me), machine_ticks());
+        let (e0, r0, c0, d0, (b0, t0)) =
+            (support::cpu_time(emulator), relays_cpu(), support::cpu_time(me), docker_cpu(), machine_ticks());
         let (invokes, elapsed) = throughput(client, makers).await;
         let (b1, t1) = machine_ticks();
+        self.docker += docker_cpu().saturating_sub(d0);
         self.emulator += support::cpu_time(emulator).saturating_sub(e0);
         self.relays += relays_cpu().saturating_sub(r0);
         self.client += support::cpu_time(me).saturating_sub(c0);
@@ -208,15 +226,15 @@ impl Spent {
         self.invokes as f64 / self.elapsed.as_secs_f64()
     }
 
-    /// CPU per invoke in µs: the emulator, the relays, the client, and the rest of the machine
-    /// (the agents, Docker, the kernel's work not charged to those three); and the machine's busy share.
-    fn per_invoke(&self) -> (f64, f64, f64, f64, f64) {
+    /// CPU per invoke in µs: the emulator, the relays, the client, Docker, and the rest of the
+    /// machine (the agents and the kernel's work not charged to those); and the machine's busy share.
+    fn per_invoke(&self) -> [f64; 6] {
         let n = self.invokes.max(1) as f64;
         let us = |d: Duration| d.as_secs_f64() * 1e6 / n;
         let busy_s = self.machine_busy_ticks as f64 / clock_ticks_per_second();
-        let rest = busy_s * 1e6 / n - us(self.emulator) - us(self.relays) - us(self.client);
+        let rest = busy_s * 1e6 / n - us(self.emulator) - us(self.relays) - us(self.client) - us(self.docker);
         let busy_share = 100.0 * self.machine_busy_ticks as f64 / self.machine_ticks.max(1) as f64;
-        (us(self.emulator), us(self.relays), us(self.client), rest, busy_share)
+        [us(self.emulator), us(self.relays), us(self.client), us(self.docker), rest, busy_share]
     }
 }
 
@@ -354,9 +372,9 @@ impl Throughput {
         let (via, direct, relayed, verified) =
             (self.via.rate(), self.direct.rate(), self.relayed.rate(), self.verified.rate());
         let cpu = |label: &str, spent: &Spent| {
-            let (emulator, relays, client, rest, busy) = spent.per_invoke();
+            let [emulator, relays, client, docker, rest, busy] = spent.per_invoke();
             format!(
-                "| CPU per invoke at {THROUGHPUT_SESSIONS} sessions, {label}: emulator / relays / client / rest (agents, Docker, kernel) | {emulator:.0} / {relays:.0} / {client:.0} / {rest:.0} us, machine {busy:.0}% busy | |"
+                "| CPU per invoke at {THROUGHPUT_SESSIONS} sessions, {label}: emulator / relays / client / Docker / rest (agents, kernel) | {emulator:.0} / {relays:.0} / {client:.0} / {docker:.0} / {rest:.0} us, machine {busy:.0}% busy | |"
             )
         };
         vec![
