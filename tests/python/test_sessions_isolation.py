@@ -214,6 +214,18 @@ def test_a_request_never_reaches_the_container_that_took_a_sessions_address(stac
             docker("rm", "-f", newcomer, check=False)
 
 
+def test_session_output_goes_to_a_log_driver_docker_can_read_back_with_a_size_cap(stack):
+    """Whatever the daemon's default log driver, a sandbox logs to Docker's `local` driver: one
+    Docker can read back (the emulator's log capture does, live and after a restart) and which
+    keeps at most 100 MB per container, where `json-file` keeps all an agent prints."""
+    emu, data, rt = stack
+    sid = new_session_id("logdriver")
+    whoami(data, rt["agentRuntimeArn"], sid)
+    container = only_container(sid)
+    assert inspect_container(container)["HostConfig"]["LogConfig"]["Type"] == "local"
+    assert "test-agent ready" in docker("logs", container).stdout
+
+
 def test_session_container_is_hardened(stack):
     emu, data, rt = stack
     sid = new_session_id("harden")
