@@ -3,8 +3,8 @@
 //! - S3 PutObject / GetObject of a 100 MB object through the emulator against `cp` + fsync of the
 //!   same file, measured in the same run, with MD5 alone (S3's ETag) as the ceiling.
 //!
-//! Needs the PYTHON_3_11 base image and python3 with pip (the zip is built with pip install
-//! --target, cached under target/bench-cache).
+//! Needs the PYTHON_3_11 base image and python3 with pip (the zip is built with
+//! `fixtures/pip-install-target.sh`, as the tests' zips are, and cached under target/bench-cache).
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -91,13 +91,15 @@ fn build_code_zip(cache: &Path) -> PathBuf {
     }
     let staging = cache.join("sdk-agent");
     let _ = std::fs::remove_dir_all(&staging);
-    let ok = std::process::Command::new("python3")
-        .args(["-m", "pip", "install", "--quiet", "--target"])
+    // The fixtures' installer: wheels for the sandbox's Python (CPython 3.11, the base image's
+    // glibc), not the host's, and without pip's complaints about the host's own packages.
+    let ok = std::process::Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/pip-install-target.sh"))
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/code-agent/requirements.txt"))
         .arg(&staging)
-        .args(["-r", concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/code-agent/requirements.txt")])
         .status()
-        .expect("python3 with pip");
-    assert!(ok.success(), "pip install -r fixtures/code-agent/requirements.txt failed");
+        .expect("bash and python3 with pip");
+    assert!(ok.success(), "fixtures/pip-install-target.sh fixtures/code-agent/requirements.txt failed");
     std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/code-agent/main.py"), staging.join("main.py"))
         .unwrap();
     let ok = std::process::Command::new("python3")
