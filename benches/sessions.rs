@@ -174,7 +174,7 @@ fn machine_ticks() -> (u64, u64) {
 }
 
 /// Where the CPU went while one way of invoking ran: completed invokes, and the CPU time of the
-/// emulator, the bare relays, this benchmark (the client) and the whole machine over them.
+/// emulator, the relays, this benchmark (the client), Docker and the whole machine over them.
 #[derive(Default)]
 struct Spent {
     invokes: u64,
@@ -300,14 +300,14 @@ fn agent_addresses(session_prefix: &str) -> std::collections::HashMap<String, So
 const ECHO: &[u8] = br#"{"action":"echo","n":1}"#;
 
 /// Warm invokes of one session, alternating: through the emulator, to its agent directly at the
-/// address the emulator reaches it at, and to the agent through a bare relay.
+/// address the emulator reaches it at, and to the agent through a bare relay and a verifying one.
 async fn warm(client: &HttpClient, addr: SocketAddr, pid: u32, arn_path: &str) -> Warm {
     let session = format!("bench-warm-{}", uuid::Uuid::new_v4());
     let presigned = Presigned::new(invoke_request(addr, arn_path, &session, ECHO), ECHO);
     body_of(client, presigned.request()).await;
     let direct = agent_addresses(&session).remove(&session).expect("the warm session's agent address");
-    let relay = support::bare_relay::start(direct);
-    let verifying = support::bare_relay::start_many(&[direct], 1, Kind::Verifying);
+    let relay = support::bare_relay::start(direct, Kind::Bare);
+    let verifying = support::bare_relay::start(direct, Kind::Verifying);
     // BENCH_WARM_CALLS=n: a longer warm loop, to attach a profiler to the emulator.
     let calls = std::env::var("BENCH_WARM_CALLS").ok().and_then(|n| n.parse().ok()).unwrap_or(WARM_CALLS);
     let (cpu_before, sleeps_before, relay_cpu_before, verifying_cpu_before) =
@@ -335,7 +335,7 @@ async fn warm(client: &HttpClient, addr: SocketAddr, pid: u32, arn_path: &str) -
 }
 
 /// Warm invoke round trips of one session: through the emulator, straight to its agent, and
-/// through the bare relay (`support::bare_relay`) to its agent.
+/// through the bare relay (`support::bare_relay`) and the verifying relay to its agent.
 struct Warm {
     via: Vec<Duration>,
     direct: Vec<Duration>,
@@ -408,7 +408,8 @@ fn relay_threads() -> usize {
 }
 
 /// Invokes per second with THROUGHPUT_SESSIONS sessions invoked at once, each by its own worker:
-/// through the emulator, the same containers directly, and through bare relays, taking turns.
+/// through the emulator, the same containers directly, through bare relays and through verifying
+/// relays, taking turns.
 async fn fifty_at_once(client: &HttpClient, addr: SocketAddr, pid: u32, arn_path: &str) -> Throughput {
     let tp_prefix = format!("bench-tp-{}-", uuid::Uuid::new_v4());
     let tp_sessions: Vec<String> = (0..THROUGHPUT_SESSIONS).map(|i| format!("{tp_prefix}{i:02}")).collect();
@@ -469,7 +470,8 @@ async fn fifty_at_once(client: &HttpClient, addr: SocketAddr, pid: u32, arn_path
     spent
 }
 
-/// The warm invoke rows: the emulator, the agent directly, and the bare relay, p50 / p95.
+/// The warm invoke rows: the emulator, the agent directly, the bare relay and the verifying relay,
+/// p50 / p95.
 fn warm_rows(warm: &mut Warm) -> Vec<String> {
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     let p = |samples: &mut Vec<Duration>| (us(percentile(samples, 0.5)), us(percentile(samples, 0.95)));

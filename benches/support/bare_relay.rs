@@ -30,11 +30,17 @@ pub enum Kind {
 }
 
 impl Kind {
+    const ALL: [Kind; 2] = [Kind::Bare, Kind::Verifying];
+
     fn arg(self) -> &'static str {
         match self {
             Kind::Bare => "bare",
             Kind::Verifying => "verifying",
         }
+    }
+
+    fn from_arg(arg: &str) -> Kind {
+        Kind::ALL.into_iter().find(|k| k.arg() == arg).expect("bare-relay KIND: bare or verifying")
     }
 }
 
@@ -65,9 +71,9 @@ impl Drop for BareRelays {
     }
 }
 
-/// A bare relay to `target`, on one thread.
-pub fn start(target: SocketAddr) -> BareRelays {
-    start_many(&[target], 1, Kind::Bare)
+/// A relay of `kind` to `target`, on one thread.
+pub fn start(target: SocketAddr, kind: Kind) -> BareRelays {
+    start_many(&[target], 1, kind)
 }
 
 /// Relays of `kind` to each of `targets`, served by `threads` threads (as the emulator serves its
@@ -99,7 +105,7 @@ pub fn serve_if_asked() {
     if args.get(1).map(String::as_str) != Some(SERVE_ARG) {
         return;
     }
-    let kind = if args[2] == Kind::Verifying.arg() { Kind::Verifying } else { Kind::Bare };
+    let kind = Kind::from_arg(&args[2]);
     let threads: usize = args[3].parse().expect("bare-relay KIND THREADS TARGET...");
     let targets: Vec<SocketAddr> = args[4..].iter().map(|t| t.parse().expect("a target address")).collect();
     let mut per_thread: Vec<Vec<(std::net::TcpListener, SocketAddr)>> = (0..threads).map(|_| Vec::new()).collect();

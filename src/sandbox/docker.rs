@@ -48,6 +48,7 @@ const JOINED_PORTS: &str = "agentcore-local.joined-ports";
 /// per line than `json-file` (measured with one container printing a line per request: 28-32 us
 /// per line against 35-39 us; 22-24 us with no log kept at all).
 const LOG_DRIVER: &str = "local";
+
 /// Starts retried while a concurrent emulator's duplicate sandbox network is being removed.
 const AMBIGUOUS_NETWORK_RETRIES: usize = 10;
 
