@@ -321,6 +321,20 @@ impl DockerBackend {
         }
     }
 
+    /// After a spare could not be joined: whatever made it unusable (removed by hand, a daemon
+    /// restart) may have done the same to the others, and a dead spare kept counts as ready, so
+    /// that no live one is made in its place. Those no longer running go; a fill replaces them.
+    /// (The join can also fail for the sandbox's own reasons, a command not found: then the
+    /// spares run, and stay.)
+    async fn prune_spares(&self, docker: &Docker, network: &str) {
+        for spare in self.holders.spares(network) {
+            if !matches!(self.state(&spare).await, SandboxState::Running) && self.holders.forget(network, &spare) {
+                Self::remove_container(docker, &spare).await;
+            }
+        }
+        self.holders.refill(docker.clone(), network.to_string());
+    }
+
     /// Removes a container (a sandbox, or a network holder) by force, retrying: a forced removal
     /// can fail for a moment (the kernel still tearing down the container's mounts or network
     /// namespace: "device or resource busy"), and a removal that fails for good leaves a
@@ -498,6 +512,7 @@ impl SandboxBackend for DockerBackend {
                         if let Some(h) = holder.take() {
                             tracing::info!(holder = %h.id, error = %e, "could not join a network holder; attaching the sandbox's network instead");
                             Self::remove_container(docker, &h.id).await;
+                            self.prune_spares(docker, &network).await;
                             continue;
                         }
                         return Err(SandboxError::Failed(format!(
@@ -518,6 +533,7 @@ impl SandboxBackend for DockerBackend {
                     tracing::info!(holder = ?joined, error = %e, "could not start in a network holder; attaching the sandbox's network instead");
                     // Removes the holder too (bound above).
                     self.remove(docker, &id).await;
+                    self.prune_spares(docker, &network).await;
                     continue;
                 }
                 break (id, started, t_created);
@@ -718,7 +734,8 @@ impl SandboxBackend for DockerBackend {
             let options = StopContainerOptions { t: Some(grace.as_secs() as i32), signal: None };
             match docker.stop_container(id, Some(options)).await {
                 Ok(()) => {}
-                Err(e) if is_not_found(&e) => return Ok(()),
+                // Gone already (removed by hand): the holder it joined must still go.
+                Err(e) if is_not_found(&e) => {}
                 Err(e) => tracing::debug!(container = id, error = %e, "stop failed; removing by force"),
             }
             self.remove(docker, id).await;

@@ -25,18 +25,22 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{CreateImageOptions, ListContainersOptions};
 use bollard::Docker;
 use futures_util::StreamExt;
 use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
 
 use super::labels;
 
 /// Holders kept ready per network: two, so that sessions started one after another still find
 /// one while the next is being made (making one takes about as long as a sandbox start).
 const SPARES: usize = 2;
+/// The pauses before a fill tries again after a holder could not be made.
+const MAKE_PAUSES: [Duration; 3] = [Duration::from_millis(500), Duration::from_secs(2), Duration::from_secs(5)];
 /// The label every holder carries (its value: `true`). Holders are not sandboxes: they carry no
 /// `managed` label, so `list_owned` never reports them.
 pub const HOLDER: &str = "agentcore-local.netns-holder";
@@ -55,18 +59,25 @@ pub struct Holders {
     /// When this process made its first holder at the earliest (unix seconds): a holder labelled
     /// with this process's pid but created before then is from an earlier life of the pid.
     born_s: i64,
-    /// The pause image's id; `None` when it cannot be made here (another architecture) or its
-    /// holders do not run: then sandboxes start on their network as before.
+    /// The pause image's id; `None` when it cannot be made here (another architecture, or the
+    /// import failed): then sandboxes start on their network as before.
     image: OnceCell<Option<String>>,
     /// One lock for the little state there is; held for map operations only, never across an
     /// await, so a plain mutex.
     state: Mutex<State>,
+    /// Cancelled at shutdown: a fill pausing before its next try stops at once.
+    closing: CancellationToken,
 }
 
 impl Default for Holders {
     fn default() -> Self {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        Holders { born_s: now.as_secs() as i64, image: OnceCell::new(), state: Mutex::default() }
+        Holders {
+            born_s: now.as_secs() as i64,
+            image: OnceCell::new(),
+            state: Mutex::default(),
+            closing: CancellationToken::new(),
+        }
     }
 }
 
@@ -101,6 +112,22 @@ impl Holders {
         self.state.lock().unwrap().taken.remove(sandbox)
     }
 
+    /// The ids of `network`'s spares.
+    pub fn spares(&self, network: &str) -> Vec<String> {
+        let state = self.state.lock().unwrap();
+        state.spares.get(network).into_iter().flatten().map(|h| h.id.clone()).collect()
+    }
+
+    /// Forgets `network`'s spare `id` (the caller removes it): whether it still was one, not
+    /// taken meanwhile.
+    pub fn forget(&self, network: &str, id: &str) -> bool {
+        let mut state = self.state.lock().unwrap();
+        let Some(spares) = state.spares.get_mut(network) else { return false };
+        let before = spares.len();
+        spares.retain(|h| h.id != id);
+        spares.len() < before
+    }
+
     /// At shutdown: no more spares are made; once the fills under way have ended, every spare,
     /// forgotten here (the caller removes them).
     pub async fn drain_spares(&self) -> Vec<String> {
@@ -109,6 +136,7 @@ impl Holders {
             state.closed = true;
             std::mem::take(&mut state.fills)
         };
+        self.closing.cancel();
         for fill in fills {
             let _ = fill.await;
         }
@@ -122,42 +150,90 @@ impl Holders {
         {
             let mut state = self.state.lock().unwrap();
             let ready = state.spares.get(&network).map_or(0, Vec::len);
-            if state.closed || ready >= SPARES || !state.filling.insert(network.clone()) {
+            if state.closed || self.no_image() || ready >= SPARES || !state.filling.insert(network.clone()) {
                 return;
             }
         }
         let holders = self.clone();
         let fill = tokio::spawn(async move {
-            loop {
-                let (ready, closed) = {
-                    let state = holders.state.lock().unwrap();
-                    (state.spares.get(&network).map_or(0, Vec::len), state.closed)
-                };
-                if closed || ready >= SPARES {
-                    break;
-                }
-                let Some(holder) = holders.make(&docker, &network).await else { break };
-                let kept = {
-                    let mut state = holders.state.lock().unwrap();
-                    if !state.closed {
-                        state.spares.entry(network.clone()).or_default().push(holder.clone());
-                    }
-                    !state.closed
-                };
-                if !kept {
-                    super::docker::DockerBackend::remove_container(&docker, &holder.id).await;
-                    break;
-                }
+            let make = || holders.make(&docker, &network);
+            if let Some(late) = holders.fill(&network, &MAKE_PAUSES, make).await {
+                super::docker::DockerBackend::remove_container(&docker, &late.id).await;
             }
-            holders.state.lock().unwrap().filling.remove(&network);
         });
         let mut state = self.state.lock().unwrap();
         state.fills.retain(|f| !f.is_finished());
         state.fills.push(fill);
     }
 
-    /// One new holder on `network`; `None` (and holders off for good, if the program does not
-    /// run) when it cannot be made.
+    /// The body of a fill of `network` (marked `filling` by the caller): `make` until `SPARES` are
+    /// ready. A failed `make` is tried again after each of `pauses` in turn (a busy daemon fails
+    /// one now and then), so that one failure does not leave the network without spares until the
+    /// next sandbox start, however late that comes; after the last, the fill ends and that start
+    /// begins another. Returns a holder made after shutdown began, for the caller to remove.
+    async fn fill<F, Fut>(&self, network: &str, pauses: &[Duration], mut make: F) -> Option<Holder>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<Holder>>,
+    {
+        let mut failures = 0;
+        while !self.filled(network) {
+            match make().await {
+                Some(holder) => {
+                    failures = 0;
+                    if !self.keep(network, &holder) {
+                        return Some(holder);
+                    }
+                }
+                None => {
+                    // Without the image, trying again cannot help.
+                    let next = if self.no_image() { None } else { pauses.get(failures) };
+                    let Some(pause) = next else {
+                        self.state.lock().unwrap().filling.remove(network);
+                        return None;
+                    };
+                    failures += 1;
+                    tokio::select! {
+                        _ = tokio::time::sleep(*pause) => {}
+                        _ = self.closing.cancelled() => {}
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Whether holders cannot be made here at all (see `image`).
+    fn no_image(&self) -> bool {
+        matches!(self.image.get(), Some(None))
+    }
+
+    /// Whether the fill of `network` is done (`SPARES` ready, or shut down), and if so, no longer
+    /// `filling`: both under one lock, so a sandbox that takes a spare right after this check
+    /// finds no fill running and starts one (checked apart, its refill could see the ending fill
+    /// still `filling` and make none).
+    fn filled(&self, network: &str) -> bool {
+        let mut state = self.state.lock().unwrap();
+        let done = state.closed || state.spares.get(network).map_or(0, Vec::len) >= SPARES;
+        if done {
+            state.filling.remove(network);
+        }
+        done
+    }
+
+    /// Keeps `holder` as a spare of `network`, unless shut down (then the fill ends).
+    fn keep(&self, network: &str, holder: &Holder) -> bool {
+        let mut state = self.state.lock().unwrap();
+        if state.closed {
+            state.filling.remove(network);
+            return false;
+        }
+        state.spares.entry(network.to_string()).or_default().push(holder.clone());
+        true
+    }
+
+    /// One new holder on `network`, running; `None` when it cannot be made (what went wrong is
+    /// logged, and what was created removed).
     async fn make(&self, docker: &Docker, network: &str) -> Option<Holder> {
         let image = self.image.get_or_init(|| pause_image(docker)).await.clone()?;
         let mut holder_labels = HashMap::from([(HOLDER.to_string(), "true".to_string())]);
@@ -183,34 +259,39 @@ impl Holders {
             match docker.create_container(None::<bollard::query_parameters::CreateContainerOptions>, body).await {
                 Ok(c) => c.id,
                 Err(e) => {
-                    tracing::debug!(error = %e, "could not create a network holder");
+                    tracing::info!(error = %e, "could not create a network holder");
                     return None;
                 }
             };
-        let started = docker.start_container(&created, None::<bollard::query_parameters::StartContainerOptions>).await;
-        let inspect = match started {
-            Ok(()) => docker
-                .inspect_container(&created, None::<bollard::query_parameters::InspectContainerOptions>)
-                .await
-                .ok(),
-            Err(_) => None,
-        };
-        let running = inspect.as_ref().and_then(|i| i.state.as_ref()?.running).unwrap_or(false);
-        let address = inspect
-            .as_ref()
-            .and_then(|i| i.network_settings.as_ref()?.networks.as_ref())
-            .and_then(|n| n.values().find_map(|e| e.ip_address.as_deref()?.parse().ok()));
-        match (running, address) {
-            (true, Some(address)) => Some(Holder { id: created, address }),
-            _ => {
-                // The pause program does not run here (or the holder got no address): make no more.
-                tracing::info!(holder = %created, "a network holder did not come up; sandboxes attach their network themselves");
-                let _ = self.image.set(None);
+        match come_up(docker, &created).await {
+            Ok(address) => Some(Holder { id: created, address }),
+            Err(why) => {
+                tracing::info!(holder = %created, why, "a network holder did not come up");
                 super::docker::DockerBackend::remove_container(docker, &created).await;
                 None
             }
         }
     }
+}
+
+/// Starts a created holder: its address once it runs, or why it does not.
+async fn come_up(docker: &Docker, id: &str) -> Result<IpAddr, String> {
+    docker
+        .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
+        .await
+        .map_err(|e| format!("start: {e}"))?;
+    let inspect = docker
+        .inspect_container(id, None::<bollard::query_parameters::InspectContainerOptions>)
+        .await
+        .map_err(|e| format!("inspect: {e}"))?;
+    if !inspect.state.as_ref().and_then(|s| s.running).unwrap_or(false) {
+        return Err(format!("not running: {:?}", inspect.state.and_then(|s| s.status)));
+    }
+    inspect
+        .network_settings
+        .and_then(|s| s.networks)
+        .and_then(|n| n.values().find_map(|e| e.ip_address.as_deref()?.parse().ok()))
+        .ok_or_else(|| "no address on the network".to_string())
 }
 
 /// Holders of processes that are gone, and ones with this process's pid made before it started (a
@@ -346,6 +427,78 @@ mod tests {
         let status = child.wait().unwrap();
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(status.signal(), Some(9));
+    }
+
+    fn holder(n: u8) -> Holder {
+        Holder { id: format!("holder-{n}"), address: IpAddr::from([10, 0, 0, n]) }
+    }
+
+    /// `fill` as `refill` runs it (`network` marked filling), making what `outcomes` says, in turn.
+    async fn fill_with(
+        holders: &Holders,
+        outcomes: Vec<Option<Holder>>,
+        pauses: &[Duration],
+    ) -> (usize, Option<Holder>) {
+        holders.state.lock().unwrap().filling.insert("net".into());
+        let mut outcomes = outcomes.into_iter();
+        let mut tries = 0;
+        let late = holders
+            .fill("net", pauses, || {
+                tries += 1;
+                std::future::ready(outcomes.next().expect("made more than the test planned"))
+            })
+            .await;
+        (tries, late)
+    }
+
+    fn filling(holders: &Holders) -> bool {
+        holders.state.lock().unwrap().filling.contains("net")
+    }
+
+    #[tokio::test]
+    async fn a_holder_that_could_not_be_made_is_tried_again_until_the_spares_are_ready() {
+        let holders = Holders::default();
+        let outcomes = vec![None, Some(holder(1)), None, None, Some(holder(2))];
+        let (tries, late) = fill_with(&holders, outcomes, &[Duration::ZERO; 2]).await;
+        assert_eq!((tries, late.is_none()), (5, true));
+        assert_eq!(holders.spares("net"), ["holder-1", "holder-2"]);
+        assert!(!filling(&holders), "a fill that is done must let the next refill begin another");
+    }
+
+    #[tokio::test]
+    async fn a_fill_that_keeps_failing_ends_so_that_the_next_start_begins_another() {
+        let holders = Holders::default();
+        let (tries, _) = fill_with(&holders, vec![Some(holder(1)), None, None, None], &[Duration::ZERO; 2]).await;
+        assert_eq!(tries, 4, "one try, then one after each pause");
+        assert_eq!(holders.spares("net"), ["holder-1"]);
+        assert!(!filling(&holders));
+    }
+
+    #[tokio::test]
+    async fn a_holder_made_after_shutdown_began_is_handed_back_for_removal() {
+        let holders = Holders::default();
+        holders.state.lock().unwrap().filling.insert("net".into());
+        let late = holders
+            .fill("net", &[], || {
+                holders.state.lock().unwrap().closed = true;
+                std::future::ready(Some(holder(1)))
+            })
+            .await;
+        assert_eq!(late.map(|h| h.id).as_deref(), Some("holder-1"));
+        assert!(holders.spares("net").is_empty());
+    }
+
+    #[tokio::test]
+    async fn shutdown_ends_a_fill_pausing_before_its_next_try() {
+        let holders = Holders::default();
+        let hour = [Duration::from_secs(3600)];
+        let fill = fill_with(&holders, vec![None], &hour);
+        let shutdown = async {
+            tokio::task::yield_now().await;
+            holders.drain_spares().await
+        };
+        let ended = tokio::time::timeout(Duration::from_secs(10), async { tokio::join!(fill, shutdown) }).await;
+        assert!(ended.is_ok(), "shutdown waited for the fill's pause");
     }
 
     #[test]

@@ -82,17 +82,57 @@ def network_owner(cid):
     return mode.split(":", 1)[1] if mode.startswith("container:") else cid
 
 
-def wait_for_spare_holder(emu, timeout=30):
+# The spare holders an emulator keeps per network once a session has started there (`SPARES` in
+# src/sandbox/holders.rs).
+SPARE_HOLDERS = 2
+
+
+def holder_states(pid):
+    """Each network holder of an emulator: (its id, Docker's status of it or "gone", the sandboxes
+    that joined it as "<container>/<session id>"; none for a spare). Two `docker inspect` calls in
+    all, not one per container: on a loaded machine a poll of a dozen containers one by one took
+    seconds."""
+    joined = {}
+    sandboxes = managed_containers([pid])
+    if sandboxes:
+        fmt = '{{.Id}}|{{.HostConfig.NetworkMode}}|{{index .Config.Labels "agentcore-local.session-id"}}'
+        for line in docker("inspect", "--format", fmt, *sandboxes, check=False).stdout.splitlines():
+            cid, mode, session = (line.split("|") + ["", ""])[:3]
+            if mode.startswith("container:"):
+                joined.setdefault(mode.split(":", 1)[1], []).append(f"{cid[:12]}/{session}")
+    holders = holders_of(pid)
+    status = {}
+    if holders:
+        listed = docker("inspect", "--format", "{{.Id}}|{{.State.Status}}", *holders, check=False).stdout
+        for line in listed.splitlines():
+            hid, state = (line.split("|") + [""])[:2]
+            status[hid] = state
+    return [(h, status.get(h, "gone"), joined.get(h, [])) for h in holders]
+
+
+def describe_holders(states):
+    """`holder_states` as lines for a failure message."""
+    return [f"{h[:12]} {status} " + (f"joined by {', '.join(by)}" if by else "spare") for h, status, by in states]
+
+
+def wait_for_spare_holder(emu, count=SPARE_HOLDERS, timeout=30):
     """Spare holders are made in the background once a session has started on the network: wait
-    for a running one that no sandbox has taken."""
+    until `count` running ones no sandbox has joined are there, and no other unjoined one (one
+    still being made: created, not yet running). Then the emulator's fill is done: a caller that
+    removes the spares returned knows that no fresh one turns up behind its back."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        in_use = {network_owner(c) for c in managed_containers([emu.proc.pid])}
-        spares = [h for h in holders_of(emu.proc.pid) if h not in in_use]
-        if spares and all(inspect_container(h)["State"]["Running"] for h in spares):
-            return spares
+    while True:
+        states = holder_states(emu.proc.pid)
+        spares = [(h, status) for h, status, joined in states if not joined]
+        if len(spares) >= count and all(status == "running" for _, status in spares):
+            return [h for h, _ in spares]
+        if time.monotonic() > deadline:
+            break
         time.sleep(0.1)
-    pytest.fail(f"no spare network holder was made: {holders_of(emu.proc.pid)}")
+    said = [line for line in emu.log().splitlines() if "holder" in line][-20:]
+    pytest.fail(f"no {count} running spare network holders within {timeout} s; the emulator's holders:\n  "
+                + "\n  ".join(describe_holders(states))
+                + "\nits log lines about holders (last 20):\n  " + "\n  ".join(said))
 
 
 def managed_containers(owner_pids=None):

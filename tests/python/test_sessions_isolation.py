@@ -298,6 +298,25 @@ def test_a_new_session_joins_a_network_namespace_made_ahead_which_ends_with_it(s
     assert holder not in holders_of(emu.proc.pid), "the stopped session's holder is still there"
 
 
+def test_a_session_whose_sandbox_is_removed_by_hand_ends_and_its_holder_goes(stack):
+    emu, data, rt = stack
+    arn = rt["agentRuntimeArn"]
+    whoami(data, arn, new_session_id("before-sandbox-removal"))
+    wait_for_spare_holder(emu)
+    sid = new_session_id("sandbox-removed")
+    whoami(data, arn, sid)
+    cid = only_container(sid)
+    holder = network_owner(cid)
+    assert holder != cid, "the session attached its own network although a holder was ready"
+    docker("rm", "-f", cid)
+    # The session's supervisor finds its sandbox gone and ends it. Its holder goes too: kept, it
+    # would outlive the emulator (see the fixture's check after SIGTERM).
+    deadline = time.monotonic() + 30
+    while holder in holders_of(emu.proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert holder not in holders_of(emu.proc.pid), "the holder of the session whose sandbox was removed is still there"
+
+
 def test_a_spare_holder_removed_by_hand_does_not_fail_the_next_session(stack):
     emu, data, rt = stack
     arn = rt["agentRuntimeArn"]
@@ -309,6 +328,8 @@ def test_a_spare_holder_removed_by_hand_does_not_fail_the_next_session(stack):
     cid = only_container(sid)
     assert network_owner(cid) == cid, "the session should have attached its own network"
     assert list(inspect_container(cid)["NetworkSettings"]["Networks"]) == [NETWORK]
+    # The spares removed by hand no longer count as ready: new ones are made in their place.
+    wait_for_spare_holder(emu)
 
 
 def test_sandbox_limit_flags_and_read_only_root(emulators, ready_runtime):
