@@ -4,7 +4,6 @@
 //! models into the JSON files beside this module; nothing here is written by hand, so a route or a
 //! constraint can only differ from AWS's if the model does.
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use regex::Regex;
@@ -181,11 +180,18 @@ pub struct Metadata {
 #[derive(Debug, Deserialize)]
 pub struct ServiceModel {
     pub metadata: Metadata,
-    pub operations: HashMap<String, Operation>,
-    pub shapes: HashMap<String, Shape>,
+    pub operations: ModelMap<Operation>,
+    pub shapes: ModelMap<Shape>,
     #[serde(rename = "allOperations")]
-    pub all_operations: HashMap<String, OperationSummary>,
+    pub all_operations: ModelMap<OperationSummary>,
 }
+
+/// A model's operations or shapes by name. Every request looks names up in these (an invocation
+/// some twenty times: its operation, then each member's shape as its input is validated), and
+/// their keys are the model's own names, fixed at build time, never a client's: so the fast,
+/// unkeyed Fx hash instead of the standard library's SipHash, whose keying protects maps that
+/// clients fill and cost some 270 instructions a lookup here.
+pub type ModelMap<V> = rustc_hash::FxHashMap<String, V>;
 
 impl ServiceModel {
     pub fn shape(&self, name: &str) -> &Shape {
