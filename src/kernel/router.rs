@@ -246,9 +246,59 @@ fn labels_of(t: &Template, segments: &[&str], decoded: &[Cow<'_, str>]) -> HashM
 }
 
 pub fn route(method: &str, raw_path: &str) -> Result<Route, NoRoute> {
+    if let Some(route) = RECENT_ROUTES.with_borrow(|recent| recent.find(method, raw_path)) {
+        return Ok(route);
+    }
     let m = agentcore().route(method, raw_path)?;
     let plane = if m.model == 0 { Plane::Control } else { Plane::Data };
-    Ok(Route { plane, operation: m.operation, labels: m.labels })
+    let route = Route { plane, operation: m.operation, labels: m.labels };
+    RECENT_ROUTES.with_borrow_mut(|recent| recent.remember(method, raw_path, &route));
+    Ok(route)
+}
+
+thread_local! {
+    /// The routes this thread found last. A route is a function of the method and path alone
+    /// (the models are fixed), and clients call the same few paths again and again: a session's
+    /// invocations all go to its runtime's path. Matching one anew decodes its segments and
+    /// compares them with the candidate templates (some 8 000 instructions for an invocation's
+    /// ARN path); finding it here is a comparison of strings and a copy of its labels. Per thread,
+    /// as connections are served (`serving`), so no lock.
+    static RECENT_ROUTES: std::cell::RefCell<RecentRoutes> = const { std::cell::RefCell::new(RecentRoutes::new()) };
+}
+
+/// A few routes by method and path, the oldest replaced first. Bounded in count and in path
+/// length, so a client sending endless distinct paths costs a little memory and no more.
+struct RecentRoutes {
+    entries: Vec<(String, String, Route)>,
+    /// Where the next route goes once `entries` is full.
+    next: usize,
+}
+
+impl RecentRoutes {
+    const CAPACITY: usize = 32;
+    /// Longer paths are routed every time (an invocation's path is about 110 bytes).
+    const LONGEST_PATH: usize = 512;
+
+    const fn new() -> RecentRoutes {
+        RecentRoutes { entries: Vec::new(), next: 0 }
+    }
+
+    fn find(&self, method: &str, raw_path: &str) -> Option<Route> {
+        self.entries.iter().find(|(m, p, _)| p == raw_path && m == method).map(|(_, _, route)| route.clone())
+    }
+
+    fn remember(&mut self, method: &str, raw_path: &str, route: &Route) {
+        if raw_path.len() > Self::LONGEST_PATH {
+            return;
+        }
+        let entry = (method.to_string(), raw_path.to_string(), route.clone());
+        if self.entries.len() < Self::CAPACITY {
+            self.entries.push(entry);
+        } else {
+            self.entries[self.next] = entry;
+            self.next = (self.next + 1) % Self::CAPACITY;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -289,6 +339,28 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A route found again among the recent ones is the route matched anew, and the recent
+    /// routes stay bounded however many distinct paths come.
+    #[test]
+    fn a_recent_route_is_the_route_and_recent_routes_stay_bounded() {
+        let path =
+            "/runtimes/arn%3Aaws%3Abedrock-agentcore%3Aus-east-1%3A123456789012%3Aruntime%2Fa-AbCdEf1234/invocations";
+        let first = route("POST", path).unwrap();
+        let again = route("POST", path).unwrap();
+        assert_eq!((again.plane, again.operation, &again.labels), (first.plane, first.operation, &first.labels));
+        // The same path under another method is another route (or none).
+        assert!(matches!(route("GET", path), Err(NoRoute::WrongMethod { .. })));
+        assert_eq!(op("GET", "/runtimes/a-AbCdEf1234/"), "GetAgentRuntime");
+        for i in 0..100 {
+            let labels = route("GET", &format!("/runtimes/a-{i:010}/")).unwrap().labels;
+            assert_eq!(labels["agentRuntimeId"], format!("a-{i:010}"));
+        }
+        RECENT_ROUTES.with_borrow(|recent| assert_eq!(recent.entries.len(), RecentRoutes::CAPACITY));
+        let long = format!("/runtimes/{}/", "a".repeat(RecentRoutes::LONGEST_PATH));
+        assert_eq!(op("GET", &long), "GetAgentRuntime");
+        RECENT_ROUTES.with_borrow(|recent| assert!(recent.entries.iter().all(|(_, p, _)| p != &long)));
     }
 
     #[test]
