@@ -71,15 +71,18 @@ pub fn bind(model: &ServiceModel, operation: &str, http: &HttpInput<'_>) -> Resu
                 }
             }
             Some("header") => {
-                let values: Vec<&str> = http
-                    .headers
-                    .iter()
-                    .filter(|(k, _)| k.eq_ignore_ascii_case(location_name))
-                    .map(|(_, v)| v.as_str())
-                    .collect();
-                if !values.is_empty() {
-                    out.insert(name.clone(), typed(model, &member.shape, &values.join(","), name)?);
-                }
+                let mut values =
+                    http.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(location_name)).map(|(_, v)| v.as_str());
+                let Some(first) = values.next() else { continue };
+                // A header sent more than once reads as its values joined by commas (RFC 9110);
+                // once, as itself, without a copy.
+                let rest: Vec<&str> = values.collect();
+                let text = if rest.is_empty() {
+                    std::borrow::Cow::Borrowed(first)
+                } else {
+                    std::borrow::Cow::Owned(std::iter::once(first).chain(rest).collect::<Vec<_>>().join(","))
+                };
+                out.insert(name.clone(), typed(model, &member.shape, &text, name)?);
             }
             Some(_) => {}
             None => {
@@ -205,6 +208,21 @@ mod tests {
         let http = HttpInput { labels: &labels, raw_query: "tagKeys=k1&tagKeys=k%202", headers: &[], body: b"" };
         let input = bind_and_validate(model::control(), "UntagResource", &http).unwrap();
         assert_eq!(input["tagKeys"], serde_json::json!(["k1", "k 2"]));
+    }
+
+    #[test]
+    fn a_header_sent_twice_binds_as_its_values_joined_by_commas() {
+        let labels = HashMap::from([("agentRuntimeArn".to_string(), "a-AbCdEf1234".to_string())]);
+        let pairs = |values: &[&str]| -> Vec<(String, String)> {
+            values.iter().map(|v| ("accept".to_string(), v.to_string())).collect()
+        };
+        let bound = |headers: &[(String, String)]| {
+            let http = HttpInput { labels: &labels, raw_query: "", headers, body: b"{}" };
+            bind_and_validate(model::data(), "InvokeAgentRuntime", &http).unwrap()
+        };
+        assert_eq!(bound(&pairs(&["application/json"]))["accept"], "application/json");
+        assert_eq!(bound(&pairs(&["text/plain", "application/json"]))["accept"], "text/plain,application/json");
+        assert!(!bound(&[]).contains_key("accept"));
     }
 
     #[test]

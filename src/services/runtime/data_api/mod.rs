@@ -30,7 +30,7 @@ pub async fn dispatch(state: &AppState, call: &Call<'_>) -> Result<Response<Body
     let started = std::time::Instant::now();
     let result = run(state, call).await;
     if state.sessions.is_some() {
-        let label = call.route.labels.get("agentRuntimeArn").cloned().unwrap_or_default();
+        let label = call.route.labels.get("agentRuntimeArn").map(String::as_str).unwrap_or_default();
         let header =
             |name: &str| call.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
         let session_id = match &result {
