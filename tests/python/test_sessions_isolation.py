@@ -266,16 +266,30 @@ def test_session_container_is_hardened(stack):
     assert labels["agentcore-local.account"] == ACCOUNT
 
 
-def test_a_new_session_joins_a_network_namespace_made_ahead_which_ends_with_it(stack):
-    emu, data, rt = stack
-    arn = rt["agentRuntimeArn"]
-    whoami(data, arn, new_session_id("first-on-network"))
+def session_in_a_holder(emu, data, arn, name):
+    """A new session started once a spare holder is ready, which it must have joined: its id, the
+    agent's `whoami` answer, its container and the holder."""
+    whoami(data, arn, new_session_id(f"before-{name}"))
     wait_for_spare_holder(emu)
-    sid = new_session_id("joined")
+    sid = new_session_id(name)
     answer = whoami(data, arn, sid)
     cid = only_container(sid)
     holder = network_owner(cid)
     assert holder != cid, "the session attached its own network although a holder was ready"
+    return sid, answer, cid, holder
+
+
+def wait_until_holder_gone(emu, holder, why):
+    deadline = time.monotonic() + 30
+    while holder in holders_of(emu.proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert holder not in holders_of(emu.proc.pid), why
+
+
+def test_a_new_session_joins_a_network_namespace_made_ahead_which_ends_with_it(stack):
+    emu, data, rt = stack
+    arn = rt["agentRuntimeArn"]
+    sid, answer, cid, holder = session_in_a_holder(emu, data, arn, "joined")
     assert holder.startswith(answer["hostname"]), "the agent runs in the holder's namespace"
     info = inspect_container(holder)
     assert list(info["NetworkSettings"]["Networks"]) == [NETWORK]
@@ -292,29 +306,16 @@ def test_a_new_session_joins_a_network_namespace_made_ahead_which_ends_with_it(s
     assert network_owner(only_container(other)) != holder
     # The holder goes with its session.
     data.stop_runtime_session(agentRuntimeArn=arn, runtimeSessionId=sid)
-    deadline = time.monotonic() + 30
-    while holder in holders_of(emu.proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert holder not in holders_of(emu.proc.pid), "the stopped session's holder is still there"
+    wait_until_holder_gone(emu, holder, "the stopped session's holder is still there")
 
 
 def test_a_session_whose_sandbox_is_removed_by_hand_ends_and_its_holder_goes(stack):
     emu, data, rt = stack
-    arn = rt["agentRuntimeArn"]
-    whoami(data, arn, new_session_id("before-sandbox-removal"))
-    wait_for_spare_holder(emu)
-    sid = new_session_id("sandbox-removed")
-    whoami(data, arn, sid)
-    cid = only_container(sid)
-    holder = network_owner(cid)
-    assert holder != cid, "the session attached its own network although a holder was ready"
+    _, _, cid, holder = session_in_a_holder(emu, data, rt["agentRuntimeArn"], "sandbox-removed")
     docker("rm", "-f", cid)
     # The session's supervisor finds its sandbox gone and ends it. Its holder goes too: kept, it
     # would outlive the emulator (see the fixture's check after SIGTERM).
-    deadline = time.monotonic() + 30
-    while holder in holders_of(emu.proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert holder not in holders_of(emu.proc.pid), "the holder of the session whose sandbox was removed is still there"
+    wait_until_holder_gone(emu, holder, "the holder of the session whose sandbox was removed is still there")
 
 
 def test_a_spare_holder_removed_by_hand_does_not_fail_the_next_session(stack):
