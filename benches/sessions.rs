@@ -110,8 +110,8 @@ async fn phase_p50s(client: &HttpClient, addr: SocketAddr, prefix: &str) -> [f64
 
 /// Cold starts with `--warm-pool 1`: the first session fills the pool, later ones claim spares.
 fn pooled_cold_starts(rt: &tokio::runtime::Runtime) -> Vec<Duration> {
-    let (server, _) = spawn_server(&["--max-tps-per-endpoint", "0", "--warm-pool", "1"]);
-    let (addr, pid) = (server.addr, server.child.id());
+    let (mut server, _) = spawn_server(&["--max-tps-per-endpoint", "0", "--warm-pool", "1"]);
+    let addr = server.addr;
     let samples = rt.block_on(async move {
         let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
         let arn_path = fixture_runtime(&client, addr, "bench_pool").await;
@@ -128,9 +128,8 @@ fn pooled_cold_starts(rt: &tokio::runtime::Runtime) -> Vec<Duration> {
         }
         samples
     });
-    let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
-    let mut child = server.child;
-    let _ = child.wait();
+    // SIGTERM, so the emulator removes every sandbox it started.
+    server.stop();
     samples
 }
 
@@ -496,7 +495,7 @@ fn warm_rows(warm: &mut Warm) -> Vec<String> {
 /// `cargo bench --bench sessions -- relay`: the warm and throughput rows alone, printed with
 /// their baselines (for work on the relay path).
 fn relay_rows(rt: &tokio::runtime::Runtime) {
-    let (server, _) = spawn_server(&["--max-tps-per-endpoint", "0", "--warm-pool", "0"]);
+    let (mut server, _) = spawn_server(&["--max-tps-per-endpoint", "0", "--warm-pool", "0"]);
     let (addr, pid) = (server.addr, server.child.id());
     rt.block_on(async move {
         let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
@@ -507,9 +506,8 @@ fn relay_rows(rt: &tokio::runtime::Runtime) {
             println!("{row}");
         }
     });
-    let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
-    let mut child = server.child;
-    let _ = child.wait();
+    // SIGTERM, so the emulator removes every sandbox it started.
+    server.stop();
 }
 
 fn main() {
@@ -528,7 +526,7 @@ fn main() {
     }
     let mut pooled = pooled_cold_starts(&rt);
     // Cold starts measured without spares (the warm pool is on by default).
-    let (server, _) = spawn_server(&["--max-tps-per-endpoint", "0", "--warm-pool", "0"]);
+    let (mut server, _) = spawn_server(&["--max-tps-per-endpoint", "0", "--warm-pool", "0"]);
     let addr = server.addr;
     let pid = server.child.id();
     let docker = rt.block_on(async move {
@@ -644,9 +642,7 @@ fn main() {
         DockerFigures { cold_start_p50: c50, container_mib: container_mib / containers.max(1) as f64 }
     });
     // SIGTERM, so the emulator removes every sandbox it started.
-    let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
-    let mut child = server.child;
-    let _ = child.wait();
+    server.stop();
     for row in support::code_deploy::rows() {
         println!("{row}");
     }

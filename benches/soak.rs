@@ -43,7 +43,7 @@ fn main() {
     if on_disk {
         args.extend(["--data-dir", &data_dir_arg]);
     }
-    let (server, _) = spawn_server(&args);
+    let (mut server, _) = spawn_server(&args);
     let (addr, pid) = (server.addr, server.child.id());
     let rows = rt.block_on(async move {
         let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
@@ -82,9 +82,8 @@ fn main() {
         }
         rows
     });
-    let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
-    let mut child = server.child;
-    let _ = child.wait();
+    // SIGTERM, so the emulator removes every sandbox it started.
+    server.stop();
 
     let state = if on_disk { "state in a data dir on disk" } else { "state in memory" };
     println!("\nsoak benchmark ({total} sessions of the fixture agent, {concurrency} at a time, each invoked once and stopped; {state})");

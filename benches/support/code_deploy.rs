@@ -161,7 +161,7 @@ pub fn rows() -> Vec<String> {
 
     let data_dir = tempfile::tempdir().unwrap();
     // Cold starts measured without spares (the warm pool is on by default).
-    let (server, _) = spawn_server(&[
+    let (mut server, _) = spawn_server(&[
         "--max-tps-per-endpoint",
         "0",
         "--warm-pool",
@@ -169,7 +169,7 @@ pub fn rows() -> Vec<String> {
         "--data-dir",
         data_dir.path().to_str().unwrap(),
     ]);
-    let (addr, pid) = (server.addr, server.child.id());
+    let addr = server.addr;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let rows = rt.block_on(async move {
         let client = Client::builder(TokioExecutor::new()).build_http::<BoxBody>();
@@ -274,8 +274,7 @@ pub fn rows() -> Vec<String> {
             format!("| S3 GetObject 100 MB                                | {:>7.0} MB/s | >= 50% of cp: {:.0}% |", mbps(get), 100.0 * mbps(get) / mbps(cp)),
         ]
     });
-    let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
-    let mut child = server.child;
-    let _ = child.wait();
+    // SIGTERM, so the emulator removes every sandbox it started.
+    server.stop();
     rows
 }

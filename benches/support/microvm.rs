@@ -56,17 +56,6 @@ fn vms(root: &Path) -> Vec<(u32, Vec<(u16, SocketAddr)>)> {
     .collect()
 }
 
-/// SIGTERM to the emulator and a wait for it, also when a row panics: it must stop its VMs while
-/// their records (in the temporary directory, removed after it) still exist.
-struct StopOnDrop(std::process::Child);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
-        let _ = self.0.wait();
-    }
-}
-
 pub fn rows(docker: Option<&DockerFigures>) -> Vec<String> {
     let host = Host::detect();
     if !host.ready() {
@@ -87,7 +76,9 @@ pub fn rows(docker: Option<&DockerFigures>) -> Vec<String> {
         &[("AGENTCORE_LOCAL_MICROVM_DIR", vm_root.as_os_str())],
     );
     let addr = server.addr;
-    let emulator = StopOnDrop(server.child);
+    // Stopped on drop (`Spawned`), also when a row panics: it must stop its VMs while their
+    // records (in the temporary directory, removed after it) still exist.
+    let emulator = server;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let (mut cold, qemu_mib, mut via, mut direct) = rt.block_on(async {
         let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();

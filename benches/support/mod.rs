@@ -22,9 +22,28 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Request;
 
+/// A running emulator. Dropped while it still runs (a row panicked, or the benchmark died on a
+/// closed stdout), it gets SIGTERM and is waited for, so that it removes every sandbox it started
+/// instead of outliving the benchmark with them (seen: 115 containers left running).
 pub struct Spawned {
     pub child: std::process::Child,
     pub addr: SocketAddr,
+}
+
+impl Spawned {
+    /// SIGTERM (the emulator then stops its sessions and removes their sandboxes) and a wait.
+    pub fn stop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 /// Start `agentcore-local serve` on an ephemeral port with `extra` flags (in memory unless they name

@@ -38,9 +38,8 @@ async fn timed(client: &HttpClient, req: Request<Full<Bytes>>) -> (Duration, Dur
 }
 
 pub fn rows() -> Vec<String> {
-    let (server, _) = spawn_server(&["--sandbox", "none"]);
+    let (mut server, _) = spawn_server(&["--sandbox", "none"]);
     let addr = server.addr;
-    let pid = server.child.id();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let (mut baseline, mut converse, mut first_event) = rt.block_on(async move {
         let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
@@ -62,9 +61,7 @@ pub fn rows() -> Vec<String> {
         }
         (baseline, converse, first_event)
     });
-    let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
-    let mut child = server.child;
-    let _ = child.wait();
+    server.stop();
     vec![
         format!(
             "| Converse round trip via emulator, echo, p50   | {:>11.0} us |              |",
