@@ -128,7 +128,6 @@ fn pooled_cold_starts(rt: &tokio::runtime::Runtime) -> Vec<Duration> {
         }
         samples
     });
-    // SIGTERM, so the emulator removes every sandbox it started.
     server.stop();
     samples
 }
@@ -506,7 +505,6 @@ fn relay_rows(rt: &tokio::runtime::Runtime) {
             println!("{row}");
         }
     });
-    // SIGTERM, so the emulator removes every sandbox it started.
     server.stop();
 }
 
@@ -641,7 +639,6 @@ fn main() {
         }
         DockerFigures { cold_start_p50: c50, container_mib: container_mib / containers.max(1) as f64 }
     });
-    // SIGTERM, so the emulator removes every sandbox it started.
     server.stop();
     for row in support::code_deploy::rows() {
         println!("{row}");

@@ -82,7 +82,6 @@ fn main() {
         }
         rows
     });
-    // SIGTERM, so the emulator removes every sandbox it started.
     server.stop();
 
     let state = if on_disk { "state in a data dir on disk" } else { "state in memory" };

@@ -274,7 +274,6 @@ pub fn rows() -> Vec<String> {
             format!("| S3 GetObject 100 MB                                | {:>7.0} MB/s | >= 50% of cp: {:.0}% |", mbps(get), 100.0 * mbps(get) / mbps(cp)),
         ]
     });
-    // SIGTERM, so the emulator removes every sandbox it started.
     server.stop();
     rows
 }

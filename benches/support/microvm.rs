@@ -75,10 +75,10 @@ pub fn rows(docker: Option<&DockerFigures>) -> Vec<String> {
         &["--sandbox", "microvm", "--startup-timeout", "240", "--warm-pool", "0", "--max-tps-per-endpoint", "0"],
         &[("AGENTCORE_LOCAL_MICROVM_DIR", vm_root.as_os_str())],
     );
-    let addr = server.addr;
     // Stopped on drop (`Spawned`), also when a row panics: it must stop its VMs while their
     // records (in the temporary directory, removed after it) still exist.
-    let emulator = server;
+    let mut server = server;
+    let addr = server.addr;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let (mut cold, qemu_mib, mut via, mut direct) = rt.block_on(async {
         let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
@@ -103,7 +103,7 @@ pub fn rows(docker: Option<&DockerFigures>) -> Vec<String> {
         (cold, qemu_mib, via, direct.remove(0))
     });
     // SIGTERM, so the emulator stops every VM it started.
-    drop(emulator);
+    server.stop();
 
     let (c50, b50) = (p50(&mut cold), p50(&mut boots));
     let (v50, d50) = (p50(&mut via), p50(&mut direct));

@@ -76,11 +76,9 @@ pub fn bind(model: &ServiceModel, operation: &str, http: &HttpInput<'_>) -> Resu
                 let Some(first) = values.next() else { continue };
                 // A header sent more than once reads as its values joined by commas (RFC 9110);
                 // once, as itself, without a copy.
-                let rest: Vec<&str> = values.collect();
-                let text = if rest.is_empty() {
-                    std::borrow::Cow::Borrowed(first)
-                } else {
-                    std::borrow::Cow::Owned(std::iter::once(first).chain(rest).collect::<Vec<_>>().join(","))
+                let text = match values.next() {
+                    None => std::borrow::Cow::Borrowed(first),
+                    Some(second) => [first, second].into_iter().chain(values).collect::<Vec<_>>().join(",").into(),
                 };
                 out.insert(name.clone(), typed(model, &member.shape, &text, name)?);
             }

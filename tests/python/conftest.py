@@ -76,10 +76,14 @@ def holders_of(pid):
                   "--filter", f"label=agentcore-local.owner-pid={pid}").stdout.split()
 
 
+def joined_namespace(network_mode):
+    """The container whose namespace a `HostConfig.NetworkMode` joins (`container:<id>`), if any."""
+    return network_mode.split(":", 1)[1] if network_mode.startswith("container:") else None
+
+
 def network_owner(cid):
     """The container whose network namespace a sandbox runs in: a holder it joined, or itself."""
-    mode = inspect_container(cid)["HostConfig"]["NetworkMode"]
-    return mode.split(":", 1)[1] if mode.startswith("container:") else cid
+    return joined_namespace(inspect_container(cid)["HostConfig"]["NetworkMode"]) or cid
 
 
 # The spare holders an emulator keeps per network once a session has started there (`SPARES` in
@@ -98,8 +102,8 @@ def holder_states(pid):
         fmt = '{{.Id}}|{{.HostConfig.NetworkMode}}|{{index .Config.Labels "agentcore-local.session-id"}}'
         for line in docker("inspect", "--format", fmt, *sandboxes, check=False).stdout.splitlines():
             cid, mode, session = (line.split("|") + ["", ""])[:3]
-            if mode.startswith("container:"):
-                joined.setdefault(mode.split(":", 1)[1], []).append(f"{cid[:12]}/{session}")
+            if holder := joined_namespace(mode):
+                joined.setdefault(holder, []).append(f"{cid[:12]}/{session}")
     holders = holders_of(pid)
     status = {}
     if holders:
