@@ -26,6 +26,8 @@ use bollard::Docker;
 use futures_util::StreamExt;
 use tokio::sync::OnceCell;
 
+use super::attached::{Attached, Taken};
+use super::output_client::Daemon;
 use super::{
     image, labels, Egress, Exec, ExecOutput, OwnedSandbox, SandboxBackend, SandboxError, SandboxHandle, SandboxSpec,
     SandboxState, StartTimings,
@@ -41,12 +43,14 @@ pub const PRIVATE_NETWORK: &str = "agentcore-local-sandboxes-private";
 const JOINED_PORTS: &str = "agentcore-local.joined-ports";
 
 /// The log driver a sandbox's output goes to, whatever the daemon's default: Docker's `local`
-/// driver. The emulator reads a sandbox's output back from Docker (live, and after a restart from
-/// where it left off), so the driver must be one Docker can read; `local` keeps at most 100 MB per
-/// container (five files of 20 MB, the older ones compressed), where the usual default, `json-file`,
-/// keeps everything an agent prints for as long as its session lives; and it costs Docker less CPU
-/// per line than `json-file` (measured with one container printing a line per request: 28-32 us
-/// per line against 35-39 us; 22-24 us with no log kept at all).
+/// driver. The emulator reads a sandbox's output back from Docker where its attach stream cannot
+/// (`attached`: a spare that printed too much before it was claimed, a `DOCKER_HOST` of another
+/// scheme) and for a failed start's last lines, so the driver must be one Docker can read;
+/// `local` keeps at most 100 MB per container (five files of 20 MB, the older ones compressed),
+/// where the usual default, `json-file`, keeps everything an agent prints for as long as its
+/// session lives; and it costs Docker less CPU per line than `json-file` (measured with one
+/// container printing a line per request: 28-32 us per line against 35-39 us; 22-24 us with no
+/// log kept at all).
 const LOG_DRIVER: &str = "local";
 
 /// Starts retried while a concurrent emulator's duplicate sandbox network is being removed.
@@ -115,6 +119,12 @@ pub struct DockerBackend {
     /// Network namespaces made ahead of time (`holders`): a sandbox joins a ready one instead of
     /// having Docker attach it to the network while the session waits.
     holders: std::sync::Arc<super::holders::Holders>,
+    /// Where attach streams connect (`attached`); `None` where `DOCKER_HOST`'s scheme needs
+    /// bollard's own transport, and output is followed through Docker's log instead.
+    daemon: Option<Daemon>,
+    /// Sandboxes' output streams attached before they started, until their output is taken
+    /// (`follow_output`) or they are removed.
+    attached: parking_lot::Mutex<HashMap<String, Attached>>,
 }
 
 fn docker_host() -> String {
@@ -168,6 +178,8 @@ impl DockerBackend {
             routable: [OnceCell::new(), OnceCell::new()],
             network_names: [NETWORK.to_string(), PRIVATE_NETWORK.to_string()],
             holders: Default::default(),
+            daemon: Daemon::parse(&docker_host()),
+            attached: Default::default(),
         }
     }
 
@@ -312,8 +324,24 @@ impl DockerBackend {
         networks?.values().find_map(|n| n.ip_address.as_deref().and_then(|a| a.parse().ok()))
     }
 
+    /// Attaches to a created container's output before it starts, so that its first line is
+    /// read too (see `attached`). Without an attach stream its output is followed through
+    /// Docker's log, as before: slower, but nothing is lost.
+    async fn attach_output(&self, id: &str) {
+        let Some(daemon) = &self.daemon else { return };
+        match Attached::attach(daemon, id).await {
+            Ok(attached) => {
+                self.attached.lock().insert(id.to_string(), attached);
+            }
+            Err(e) => {
+                tracing::info!(container = id, error = %e, "could not attach to the sandbox's output; it is read from Docker's log instead")
+            }
+        }
+    }
+
     /// Removes a sandbox's container and the network holder it joined, if any.
     async fn remove(&self, docker: &Docker, id: &str) {
+        self.attached.lock().remove(id);
         Self::remove_container(docker, id).await;
         // The holder goes with its sandbox: no other sandbox may ever join its namespace.
         if let Some(holder) = self.holders.release(id) {
@@ -526,6 +554,7 @@ impl SandboxBackend for DockerBackend {
                 if let Some(h) = &holder {
                     self.holders.bind(&id, &h.id);
                 }
+                self.attach_output(&id).await;
                 let started =
                     docker.start_container(&id, None::<bollard::query_parameters::StartContainerOptions>).await;
                 if let (Err(e), true) = (&started, holder.is_some()) {
@@ -635,6 +664,17 @@ impl SandboxBackend for DockerBackend {
 
     fn follow_output<'a>(&'a self, id: &'a str, since_ms: i64) -> BoxFuture<'a, super::OutputStream> {
         Box::pin(async move {
+            // From the start: the stream attached before the sandbox started, unless it printed
+            // more than is held before anyone asked (then Docker's log has it all).
+            let attached = if since_ms == 0 { self.attached.lock().remove(id) } else { None };
+            match attached.map(Attached::take) {
+                Some(Taken::Lines(lines)) => return lines,
+                Some(Taken::LetGo) => tracing::info!(
+                    container = id,
+                    "the sandbox printed more before its output was taken than is held; reading it from Docker's log"
+                ),
+                None => {}
+            }
             let Ok(docker) = self.client() else {
                 return Box::pin(futures_util::stream::empty()) as super::OutputStream;
             };

@@ -6,6 +6,7 @@
 //! to that address (`crate::sessions`), so a microVM or namespace backend only has to provide an
 //! address too.
 
+mod attached;
 pub mod cgroup;
 pub mod docker;
 mod holders;
@@ -191,7 +192,8 @@ pub struct SandboxStats {
     pub memory_peak_bytes: u64,
 }
 
-/// One line a sandbox wrote, with Docker's timestamp.
+/// One line a sandbox wrote, stamped when it was written (by Docker, or as the attach stream
+/// delivered it: `attached`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutputLine {
     pub timestamp_ms: i64,

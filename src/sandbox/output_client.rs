@@ -12,23 +12,45 @@ use bollard::{BollardRequest, Docker};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
-use super::paced::{PacedStream, Socket};
+use super::paced::PacedStream;
 
 /// Where the Docker daemon listens, for the schemes a paced connection can reach.
 #[derive(Clone, Debug, PartialEq)]
-enum Daemon {
+pub(super) enum Daemon {
     Unix(std::path::PathBuf),
     Tcp(String),
 }
 
 impl Daemon {
     /// From a `DOCKER_HOST` value; `None` for schemes bollard reaches by other means (ssh, TLS).
-    fn parse(host: &str) -> Option<Daemon> {
+    pub(super) fn parse(host: &str) -> Option<Daemon> {
         if let Some(path) = host.strip_prefix("unix://") {
             return Some(Daemon::Unix(path.into()));
         }
         let address = host.strip_prefix("tcp://").or_else(|| host.strip_prefix("http://"))?;
         Some(Daemon::Tcp(address.trim_end_matches('/').to_string()))
+    }
+}
+
+/// A byte stream both ways (a socket to the daemon).
+pub(super) trait Duplex: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Duplex for T {}
+
+impl Daemon {
+    /// A new connection to the daemon, read at most once per `pace` while data keeps coming
+    /// (`PacedStream`), registered with the calling runtime's reactor.
+    pub(super) async fn connect(&self, pace: Duration) -> std::io::Result<Box<dyn Duplex>> {
+        Ok(match self {
+            Daemon::Unix(path) => {
+                let socket = tokio::net::UnixStream::connect(path).await?.into_std()?;
+                Box::new(PacedStream::new(socket, pace)?)
+            }
+            Daemon::Tcp(address) => {
+                let socket = tokio::net::TcpStream::connect(address.as_str()).await?;
+                socket.set_nodelay(true)?;
+                Box::new(PacedStream::new(socket.into_std()?, pace)?)
+            }
+        })
     }
 }
 
@@ -53,31 +75,13 @@ pub fn paced_client(docker_host: &str, pace: Duration) -> Option<Docker> {
     .ok()
 }
 
+/// One request on a new connection; the connection lives as long as its response's body.
 async fn send(
     daemon: &Daemon,
     pace: Duration,
     request: BollardRequest,
 ) -> Result<http::Response<Incoming>, bollard::errors::Error> {
-    match daemon {
-        Daemon::Unix(path) => {
-            let socket = tokio::net::UnixStream::connect(path).await?.into_std()?;
-            exchange(socket, pace, request).await
-        }
-        Daemon::Tcp(address) => {
-            let socket = tokio::net::TcpStream::connect(address.as_str()).await?;
-            socket.set_nodelay(true)?;
-            exchange(socket.into_std()?, pace, request).await
-        }
-    }
-}
-
-/// One request on a new connection; the connection lives as long as its response's body.
-async fn exchange<S: Socket>(
-    socket: S,
-    pace: Duration,
-    request: BollardRequest,
-) -> Result<http::Response<Incoming>, bollard::errors::Error> {
-    let stream = PacedStream::new(socket, pace)?;
+    let stream = daemon.connect(pace).await?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {

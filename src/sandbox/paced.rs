@@ -4,10 +4,11 @@
 //! on its own, and every arrival woke the thread whose reactor held the socket, even while the
 //! log capture was batching lines for 100 ms and read none of them. Those wake-ups landed on the
 //! serving threads, between the reads and writes of invocations (1.4 extra sleeps per warm
-//! invoke, measured). A `PacedStream` leaves the reactor for `pace` after each read that
-//! returned data, so output that arrives meanwhile waits in the kernel's socket buffer and is read
-//! in one go when the interval ends; an idle socket is watched as usual, so the first byte after
-//! a quiet spell is read at once.
+//! invoke, measured). A `PacedStream` leaves the reactor after each read that returned data,
+//! until the pace's next tick (`next_tick`: half a pace to one and a half, on ticks all streams
+//! share), so output that arrives meanwhile waits in the kernel's socket buffer and is read in one
+//! go when the rest ends; an idle socket is watched as usual, so the first byte after a quiet
+//! spell is read at once.
 //!
 //! Back-pressure is unchanged: the writer blocks only when the socket buffer is full, as it did
 //! when the reader was merely slow.
@@ -71,10 +72,10 @@ impl<S: Socket> PacedStream<S> {
         Ok(PacedStream { state: State::Watching(watch(socket)?), pace })
     }
 
-    /// Leave the reactor for one pace interval.
+    /// Leave the reactor until the pace's next tick.
     fn rest(&mut self) {
         if let State::Watching(fd) = std::mem::replace(&mut self.state, State::Broken) {
-            let until = Box::pin(tokio::time::sleep(self.pace));
+            let until = Box::pin(tokio::time::sleep_until(next_tick(tokio::time::Instant::now(), self.pace)));
             self.state = State::Resting { socket: fd.into_inner(), until };
         }
     }
@@ -87,6 +88,20 @@ impl<S: Socket> PacedStream<S> {
         }
         Ok(())
     }
+}
+
+/// The end of a rest that begins at `now`: the first multiple of `pace` (counted from one instant
+/// for the whole process) at least half a pace away, so a rest lasts half a pace to one and a half.
+/// Streams of one pace that rest at about the same time then wake at the same tick, and their
+/// thread wakes once for all of them: 50 streams, each resting a whole pace from its own read,
+/// woke it about once per line when their lines came a few ms apart.
+fn next_tick(now: tokio::time::Instant, pace: Duration) -> tokio::time::Instant {
+    static EPOCH: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(|| now);
+    let pace_ns = pace.as_nanos().max(1);
+    let earliest = (now + pace / 2).saturating_duration_since(epoch).as_nanos();
+    let ticks = earliest.div_ceil(pace_ns);
+    epoch + Duration::from_nanos(u64::try_from(ticks * pace_ns).unwrap_or(u64::MAX))
 }
 
 fn watch<S: Socket>(socket: S) -> std::io::Result<AsyncFd<S>> {
@@ -228,6 +243,24 @@ mod tests {
         let n = tokio::time::timeout(Duration::from_secs(5), paced.read(&mut buf)).await.unwrap().unwrap();
         assert_eq!(&buf[..n], b"b");
         drop(writer.join());
+    }
+
+    #[test]
+    fn rests_end_on_shared_ticks_between_half_a_pace_and_one_and_a_half() {
+        let pace = Duration::from_millis(100);
+        let start = tokio::time::Instant::now();
+        let ends: Vec<_> = (0..40u64)
+            .map(|i| {
+                let now = start + Duration::from_millis(i * 7);
+                let end = next_tick(now, pace);
+                assert!(end - now >= pace / 2 && end - now <= pace * 3 / 2, "rest of {:?}", end - now);
+                end
+            })
+            .collect();
+        // 40 rests begun 7 ms apart, over 280 ms, end on four ticks or fewer.
+        let mut ticks = ends.clone();
+        ticks.dedup();
+        assert!(ticks.len() <= 4, "{} distinct ends", ticks.len());
     }
 
     #[tokio::test]
