@@ -77,17 +77,54 @@ fn in_time_order(order: &mut TimeOrder, mut lines: Vec<OutputLine>) -> Vec<LogEv
         .collect()
 }
 
-/// Store every line `sandbox_id` writes from `since_ms` into `group`/`stream`.
+/// Where a capture begins: a sandbox's first line, or (a sandbox re-adopted after a restart)
+/// the millisecond of the last line its stream holds.
+#[derive(Default)]
+pub struct StartAt {
+    /// Unix ms; 0 for the sandbox's first line.
+    pub since_ms: i64,
+    /// The stream's lines stamped `since_ms`: the sandbox's output from that millisecond repeats
+    /// them, and each is skipped once.
+    pub stored: Vec<String>,
+}
+
+impl StartAt {
+    /// Where the capture of `group`/`stream` that a restart interrupted resumes.
+    pub fn after_stored(store: &LogStore, group: &str, stream: &str) -> StartAt {
+        // The stream's last lines; those of its last millisecond are what may be read again.
+        let last = store.last_events(group, stream, 64);
+        let Some(since_ms) = last.last().map(|e| e.timestamp) else { return StartAt::default() };
+        let stored = last.into_iter().filter(|e| e.timestamp == since_ms).map(|e| e.message).collect();
+        StartAt { since_ms, stored }
+    }
+
+    /// Whether `line` is one of `stored`, read again (and then no longer expected).
+    fn stored_already(&mut self, line: &OutputLine) -> bool {
+        if line.timestamp_ms != self.since_ms {
+            return false;
+        }
+        match self.stored.iter().position(|text| *text == line.text) {
+            Some(at) => {
+                self.stored.swap_remove(at);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Store every line `sandbox_id` writes, from `from`, into `group`/`stream`.
 pub fn follow(
     backend: Arc<dyn SandboxBackend>,
     sandbox_id: String,
     store: LogStore,
     group: String,
     stream: String,
-    since_ms: i64,
+    mut from: StartAt,
 ) -> CaptureHandle {
     let task = tokio::spawn(async move {
-        let mut lines = backend.follow_output(&sandbox_id, since_ms).await;
+        let lines = backend.follow_output(&sandbox_id, from.since_ms).await;
+        let mut lines = lines.filter(move |line| futures_util::future::ready(!from.stored_already(line)));
         let mut batch: Vec<OutputLine> = Vec::new();
         let mut order = TimeOrder::default();
         // Idle sessions cost no wake-ups: the task sleeps until a line comes.
@@ -154,6 +191,16 @@ mod tests {
         // A line older than one stored in an earlier batch takes that line's time.
         let second = in_time_order(&mut order, vec![line(20, false, "late")]);
         assert_eq!(second[0].timestamp, 31);
+    }
+
+    #[test]
+    fn a_resumed_capture_skips_each_line_of_the_last_stored_millisecond_once() {
+        let line = |ms, text: &str| OutputLine { timestamp_ms: ms, stderr: false, text: text.into() };
+        let mut from = super::StartAt { since_ms: 50, stored: vec!["a".into(), "a".into(), "b".into()] };
+        let read = [line(50, "a"), line(50, "b"), line(50, "a"), line(50, "a"), line(50, "c"), line(51, "b")];
+        let kept: Vec<_> =
+            read.iter().filter(|l| !from.stored_already(l)).map(|l| (l.timestamp_ms, &*l.text)).collect();
+        assert_eq!(kept, [(50, "a"), (50, "c"), (51, "b")], "a third 'a' and later lines were never stored");
     }
 
     #[test]

@@ -212,24 +212,22 @@ impl Sessions {
         }
     }
 
-    /// Start storing a sandbox's output in its session's log stream.
+    /// Start storing a sandbox's output in its session's log stream: from its first line, or,
+    /// for a sandbox re-adopted after a restart (`resumed`), after the lines the stream holds.
     pub(crate) fn capture(
         &self,
         target: &InvocationTarget,
         session_id: &str,
         started_ms: i64,
         sandbox_id: &str,
-        since_ms: i64,
+        resumed: bool,
     ) -> Option<capture::CaptureHandle> {
         let store = self.logs.as_ref()?.scoped(&target.account, &target.region);
-        Some(capture::follow(
-            self.backend.clone(),
-            sandbox_id.to_string(),
-            store,
-            crate::services::logs::group_name(&target.runtime_id, &target.endpoint_name),
-            crate::services::logs::stream_name(session_id, started_ms),
-            since_ms,
-        ))
+        let group = crate::services::logs::group_name(&target.runtime_id, &target.endpoint_name);
+        let stream = crate::services::logs::stream_name(session_id, started_ms);
+        let from =
+            if resumed { capture::StartAt::after_stored(&store, &group, &stream) } else { capture::StartAt::default() };
+        Some(capture::follow(self.backend.clone(), sandbox_id.to_string(), store, group, stream, from))
     }
 
     /// Output that could not be followed live (a sandbox already gone), stored as it was read.
@@ -383,7 +381,7 @@ impl Sessions {
         let (ready, capture, phases) = match spare {
             // A spare has run since it started: capture it all, from its start.
             Some(ready) => {
-                let capture = self.capture(&target, &key.session_id, started_ms, &ready.handle.id, 0);
+                let capture = self.capture(&target, &key.session_id, started_ms, &ready.handle.id, false);
                 let phases = StartPhases {
                     warm_spare: true,
                     agent_ready_ms: Some(session::millis(began.elapsed())),

@@ -141,7 +141,7 @@ impl Sessions {
     ) -> Result<Started, StartFailure> {
         let handle = self.backend.start(spec).await.map_err(StartFailure::NotStarted)?;
         self.directory.enter(&handle, target, session);
-        let capture = session.and_then(|id| self.capture(target, id, started_ms, &handle.id, 0));
+        let capture = session.and_then(|id| self.capture(target, id, started_ms, &handle.id, false));
         let Some(addr) = handle.ports.get(&target.protocol.port).copied() else {
             return Err(StartFailure::NoAgentPort { handle });
         };

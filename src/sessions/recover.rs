@@ -90,6 +90,14 @@ impl Sessions {
             slot_id,
             Default::default(),
         ));
+        // Its output goes on into the session's stream, after the lines stored before the restart.
+        session.set_capture(self.capture(
+            &session.target,
+            &session.key.session_id,
+            started_ms,
+            &sandbox.handle.id,
+            true,
+        ));
         let ready = session.clone();
         let start: BoxFuture<'static, Result<Arc<Session>>> = Box::pin(async move { Ok(ready) });
         let slot = Arc::new(Slot {

@@ -419,6 +419,28 @@ def wait_until(predicate, timeout, interval=0.1, message="condition"):
         time.sleep(interval)
 
 
+def session_log_messages(url, runtime_id, session_id):
+    """Every message of a session's log stream (default endpoint), oldest first, all pages; []
+    before the stream exists."""
+    logs = boto_client(url, "logs")
+    group = f"/aws/bedrock-agentcore/runtimes/{runtime_id}-DEFAULT"
+    try:
+        streams = logs.describe_log_streams(logGroupName=group)["logStreams"]
+    except logs.exceptions.ResourceNotFoundException:
+        return []
+    stream = next((s["logStreamName"] for s in streams if s["logStreamName"].endswith(session_id)), None)
+    if stream is None:
+        return []
+    messages, token = [], None
+    while True:
+        page = logs.get_log_events(logGroupName=group, logStreamName=stream, startFromHead=True,
+                                   **({"nextToken": token} if token else {}))
+        messages += [e["message"] for e in page["events"]]
+        if page["nextForwardToken"] == token:
+            return messages
+        token = page["nextForwardToken"]
+
+
 def invoke(data, arn, session_id, payload, **kw):
     """InvokeAgentRuntime through boto3; returns (response without body, decoded JSON body)."""
     resp = data.invoke_agent_runtime(agentRuntimeArn=arn, runtimeSessionId=session_id,

@@ -14,6 +14,7 @@ from conftest import (
     containers_with,
     create_runtime,
     new_session_id,
+    session_log_messages,
     wait_for_status,
     wait_until,
     whoami,
@@ -100,25 +101,6 @@ def test_a_new_session_gets_a_ready_spare_the_agent_cannot_tell_from_a_fresh_san
         emu.stop()
 
 
-def stream_messages(logs, group, session_id):
-    """Every message of a session's log stream, oldest first (all pages)."""
-    try:
-        streams = logs.describe_log_streams(logGroupName=group)["logStreams"]
-    except logs.exceptions.ResourceNotFoundException:
-        return []
-    stream = next((s["logStreamName"] for s in streams if s["logStreamName"].endswith(session_id)), None)
-    if stream is None:
-        return []
-    messages, token = [], None
-    while True:
-        kw = {"logGroupName": group, "logStreamName": stream, "startFromHead": True}
-        page = logs.get_log_events(**kw, **({"nextToken": token} if token else {}))
-        messages += [e["message"] for e in page["events"]]
-        if page["nextForwardToken"] == token:
-            return messages
-        token = page["nextForwardToken"]
-
-
 def test_a_spare_that_printed_much_before_its_claim_hands_its_session_every_line(tmp_path):
     # 12 000 lines of 100 bytes at start-up: more than the emulator holds for a spare's output
     # before anyone claims it (1 MiB), so the claim reads that output back from Docker's log.
@@ -127,11 +109,9 @@ def test_a_spare_that_printed_much_before_its_claim_hands_its_session_every_line
     emu = Emulator(warm_pool=None).start(log_file)
     try:
         control, data = boto_client(emu.url, "bedrock-agentcore-control"), boto_client(emu.url, "bedrock-agentcore")
-        logs = boto_client(emu.url, "logs")
         rt = create_runtime(control, "warm_chatty", environmentVariables={"AGENT_STARTUP_LINES": str(startup_lines)})
         wait_for_status(control, rt["agentRuntimeId"])
         rid, arn = rt["agentRuntimeId"], rt["agentRuntimeArn"]
-        group = f"/aws/bedrock-agentcore/runtimes/{rid}-DEFAULT"
         expected = [f"startup line {i:>8} {'x' * 78}" for i in range(startup_lines)]
 
         cold_id = new_session_id("cold")
@@ -143,7 +123,7 @@ def test_a_spare_that_printed_much_before_its_claim_hands_its_session_every_line
 
         for session_id in (cold_id, warm_id):
             messages = wait_until(
-                lambda: (m := stream_messages(logs, group, session_id)) and any(x.startswith("invocation 1 ") for x in m) and m,
+                lambda: (m := session_log_messages(emu.url, rid, session_id)) and any(x.startswith("invocation 1 ") for x in m) and m,
                 timeout=30, message=f"{session_id}'s invocation in its log")
             assert messages[0].startswith("test-agent starting"), messages[:3]
             assert [m for m in messages if m.startswith("startup line")] == expected, session_id
