@@ -1,5 +1,6 @@
 //! Follows a sandbox's output into its log stream from the moment the sandbox starts.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -77,38 +78,59 @@ fn in_time_order(order: &mut TimeOrder, mut lines: Vec<OutputLine>) -> Vec<LogEv
         .collect()
 }
 
-/// Where a capture begins: a sandbox's first line, or (a sandbox re-adopted after a restart)
-/// the millisecond of the last line its stream holds.
+/// How far before the last stored line a resumed capture reads again. Stored lines carry the time
+/// the emulator read them (`sandbox::attached`), a few ms after Docker's copier stamped the same
+/// lines in its log; a line Docker stamped just before the last stored line may not have been
+/// stored when the emulator stopped.
+const RESUME_OVERLAP_MS: i64 = 2_000;
+/// Stored lines read back to recognise them in the overlap, at most.
+const RESUME_LINES: usize = 1_000;
+
+/// Where a capture begins: a sandbox's first line, or (a sandbox re-adopted after a restart) a
+/// little before the last line its stream holds.
 #[derive(Default)]
 pub struct StartAt {
     /// Unix ms; 0 for the sandbox's first line.
     pub since_ms: i64,
-    /// The stream's lines stamped `since_ms`: the sandbox's output from that millisecond repeats
-    /// them, and each is skipped once.
-    pub stored: Vec<String>,
+    /// The stream's lines stored from `since_ms` on, counted by text: the sandbox's output from
+    /// then repeats them, and each is skipped once. (By text, not in order: Docker's log and the
+    /// attach stream may interleave stdout and stderr differently.)
+    pub stored: HashMap<String, usize>,
+    /// The newest stored line's time: a line Docker stamped later cannot have been stored (the
+    /// emulator reads a line after Docker stamps it), so it is never skipped.
+    pub stored_until_ms: i64,
 }
 
 impl StartAt {
-    /// Where the capture of `group`/`stream` that a restart interrupted resumes.
+    /// Where the capture of `group`/`stream` that a restart interrupted resumes: from the last
+    /// stored line's time less `RESUME_OVERLAP_MS` (or the oldest of the `RESUME_LINES` read back,
+    /// if later), skipping the lines stored since then. Matching by text is exact unless the
+    /// sandbox printed the same text again around the overlap's start (then a copy may be
+    /// stored twice, or once instead of twice).
     pub fn after_stored(store: &LogStore, group: &str, stream: &str) -> StartAt {
-        // The stream's last lines; those of its last millisecond are what may be read again.
-        let last = store.last_events(group, stream, 64);
-        let Some(since_ms) = last.last().map(|e| e.timestamp) else { return StartAt::default() };
-        let stored = last.into_iter().filter(|e| e.timestamp == since_ms).map(|e| e.message).collect();
-        StartAt { since_ms, stored }
+        let last = store.last_events(group, stream, RESUME_LINES);
+        let (Some(oldest), Some(newest)) = (last.first().map(|e| e.timestamp), last.last().map(|e| e.timestamp)) else {
+            return StartAt::default();
+        };
+        let since_ms = (newest - RESUME_OVERLAP_MS).max(oldest);
+        let mut stored = HashMap::new();
+        for event in last.into_iter().filter(|e| e.timestamp >= since_ms) {
+            *stored.entry(event.message).or_insert(0) += 1;
+        }
+        StartAt { since_ms, stored, stored_until_ms: newest }
     }
 
-    /// Whether `line` is one of `stored`, read again (and then no longer expected).
+    /// Whether `line` is one of `stored`, read again (and then expected once less).
     fn stored_already(&mut self, line: &OutputLine) -> bool {
-        if line.timestamp_ms != self.since_ms {
+        if line.timestamp_ms > self.stored_until_ms {
             return false;
         }
-        match self.stored.iter().position(|text| *text == line.text) {
-            Some(at) => {
-                self.stored.swap_remove(at);
+        match self.stored.get_mut(&line.text) {
+            Some(count) if *count > 0 => {
+                *count -= 1;
                 true
             }
-            None => false,
+            _ => false,
         }
     }
 }
@@ -194,13 +216,15 @@ mod tests {
     }
 
     #[test]
-    fn a_resumed_capture_skips_each_line_of_the_last_stored_millisecond_once() {
+    fn a_resumed_capture_skips_each_stored_line_it_reads_again_once_and_keeps_the_rest() {
         let line = |ms, text: &str| OutputLine { timestamp_ms: ms, stderr: false, text: text.into() };
-        let mut from = super::StartAt { since_ms: 50, stored: vec!["a".into(), "a".into(), "b".into()] };
-        let read = [line(50, "a"), line(50, "b"), line(50, "a"), line(50, "a"), line(50, "c"), line(51, "b")];
-        let kept: Vec<_> =
-            read.iter().filter(|l| !from.stored_already(l)).map(|l| (l.timestamp_ms, &*l.text)).collect();
-        assert_eq!(kept, [(50, "a"), (50, "c"), (51, "b")], "a third 'a' and later lines were never stored");
+        let stored = [("a".to_string(), 2), ("b".to_string(), 1)].into_iter().collect();
+        let mut from = super::StartAt { since_ms: 50, stored, stored_until_ms: 52 };
+        // Docker's log from 50 ms: "a", "b", "a" were stored; "x" between them and the rest were
+        // not; a line stamped after the newest stored one is never taken for a stored one.
+        let read = [line(50, "a"), line(50, "x"), line(51, "b"), line(52, "a"), line(52, "a"), line(53, "b")];
+        let kept: Vec<_> = read.iter().filter(|l| !from.stored_already(l)).map(|l| &*l.text).collect();
+        assert_eq!(kept, ["x", "a", "b"]);
     }
 
     #[test]
