@@ -13,10 +13,14 @@
 //! run` does), so no line goes unseen, and read on a thread of its own (`OUTPUT_THREAD`) as lines
 //! come, at most 7.5 ms after each was written (`READ_PACE`), and stamped then (Docker stamps its
 //! log entries as its copier reads them, which under load is late by as much). Reads wake that
-//! thread, not the serving threads (what `paced` prevents for the log follower). Until someone takes the output (`take`: a session's log capture, or a
-//! job's wait) its lines are held; a sandbox that prints more than `HELD_BYTES` meanwhile (a
-//! spare nobody claims) is let go, and its taker reads Docker's log from the start instead, so
-//! nothing is lost and Docker's pipe never stalls behind a reader that is not reading.
+//! thread, not the serving threads (what `paced` prevents for the log follower). Until someone
+//! takes the output (`take`: a session's log capture, or a job's wait) its lines are held; a
+//! sandbox that prints more than `HELD_BYTES` meanwhile (a spare nobody claims) is let go, and
+//! its taker reads Docker's log from the start instead, so nothing is lost and Docker's pipe
+//! never stalls behind a reader that is not reading.
+//!
+//! The taker's stream ends when the reader has ended and the output was taken: the channel's
+//! sender lives in `Held`, which goes with the last of the reader and the `Attached` taken.
 
 use std::sync::{Arc, OnceLock};
 
@@ -30,8 +34,8 @@ use crate::kernel::clock::now_ms;
 
 /// After a read, the stream rests until this pace's next tick (`paced`: 2.5 to 7.5 ms, stamps
 /// as late), so that an agent printing a line per request wakes the output thread about once per
-/// tick for all sandboxes instead of once per line (unpaced: 5.3 sleeps per warm invocation of
-/// the emulator's threads against 1.9). The first line after a quiet spell is read at once.
+/// tick for all sandboxes instead of once per line (unpaced: 3.7-5.3 sleeps per warm invocation
+/// of the emulator's threads against 1.7-1.9). The first line after a quiet spell is read at once.
 const READ_PACE: std::time::Duration = std::time::Duration::from_millis(5);
 /// Output held for a sandbox whose output nobody has taken yet, at most (the text's bytes).
 const HELD_BYTES: usize = 1 << 20;
@@ -58,7 +62,7 @@ pub(super) enum Taken {
 
 enum Held {
     /// Nobody has taken the output: lines wait here (`bytes` of text).
-    Waiting { lines: Vec<OutputLine>, bytes: usize, ended: bool },
+    Waiting { lines: Vec<OutputLine>, bytes: usize },
     /// Taken: lines go to the taker's stream as they are read.
     Taken(tokio::sync::mpsc::UnboundedSender<Vec<OutputLine>>),
     /// Over `HELD_BYTES` before it was taken; the reader has stopped.
@@ -78,7 +82,7 @@ impl Attached {
     /// Attach to `container_id`'s stdout and stderr. Returns once Docker has answered the attach,
     /// which it does before it starts copying: the container may be started then.
     pub(super) async fn attach(daemon: &Daemon, container_id: &str) -> std::io::Result<Attached> {
-        let held = Arc::new(Mutex::new(Held::Waiting { lines: Vec::new(), bytes: 0, ended: false }));
+        let held = Arc::new(Mutex::new(Held::Waiting { lines: Vec::new(), bytes: 0 }));
         let (answered, answer) = tokio::sync::oneshot::channel();
         let (daemon, id, for_reader) = (daemon.clone(), container_id.to_string(), held.clone());
         // The socket belongs to the output thread's reactor: it is opened there.
@@ -101,14 +105,12 @@ impl Attached {
     /// The output, from the sandbox's first line.
     pub(super) fn take(mut self) -> Taken {
         let mut held = self.held.lock();
-        let (lines, ended) = match &mut *held {
-            Held::Waiting { lines, ended, .. } => (std::mem::take(lines), *ended),
-            Held::Taken(_) | Held::LetGo => return Taken::LetGo,
-        };
+        let Held::Waiting { lines, .. } = &mut *held else { return Taken::LetGo };
         let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
-        let _ = sender.send(lines);
-        // Once ended, no sender stays: the stream ends after what was held.
-        *held = if ended { Held::LetGo } else { Held::Taken(sender) };
+        let _ = sender.send(std::mem::take(lines));
+        // A reader that has ended holds `Held` no longer: it goes with `self`, below, and the
+        // stream ends after what was held.
+        *held = Held::Taken(sender);
         drop(held);
         // The reader keeps running for the taker; it stops when the stream ends or is dropped.
         self.reader = None;
@@ -161,16 +163,10 @@ async fn read_attached<S: AsyncRead + AsyncWrite + Unpin>(
         }
     }
     lines.extend(frames.finish(now_ms()));
-    if !lines.is_empty() && !deliver(&held, lines) {
-        return;
+    if !lines.is_empty() {
+        deliver(&held, lines);
     }
-    let mut held = held.lock();
-    match &mut *held {
-        Held::Waiting { ended, .. } => *ended = true,
-        // The taker's stream ends with the sender.
-        Held::Taken(_) => *held = Held::LetGo,
-        Held::LetGo => {}
-    }
+    // Returning drops this reader's `held`: once the output is taken, its stream then ends.
 }
 
 /// Hands `lines` to the taker, or holds them; false once the output is let go (stop reading).
@@ -331,7 +327,7 @@ mod tests {
     }
 
     fn waiting() -> Mutex<Held> {
-        Mutex::new(Held::Waiting { lines: Vec::new(), bytes: 0, ended: false })
+        Mutex::new(Held::Waiting { lines: Vec::new(), bytes: 0 })
     }
 
     fn some(text: &str) -> Vec<OutputLine> {
@@ -357,12 +353,23 @@ mod tests {
             panic!("let go")
         };
         assert!(deliver(&held, some("after")));
-        *held.lock() = Held::LetGo;
+        // The reader ends (the sandbox stopped): its `held` goes.
+        drop(held);
         let mut seen = Vec::new();
         while let Some(line) = lines.next().await {
             seen.push(line.text);
         }
         assert_eq!(seen, ["before", "after"]);
+    }
+
+    #[tokio::test]
+    async fn output_taken_after_its_reader_ended_is_what_was_held_and_then_ends() {
+        let held = Arc::new(waiting());
+        deliver(&held, some("all it printed"));
+        let reader = tokio::spawn(std::future::pending::<()>()).abort_handle();
+        let Taken::Lines(lines) = (Attached { held, reader: Some(reader) }).take() else { panic!("let go") };
+        let seen: Vec<String> = lines.map(|line| line.text).collect().await;
+        assert_eq!(seen, ["all it printed"]);
     }
 
     #[tokio::test]
