@@ -30,13 +30,7 @@ impl Daemon {
         let address = host.strip_prefix("tcp://").or_else(|| host.strip_prefix("http://"))?;
         Some(Daemon::Tcp(address.trim_end_matches('/').to_string()))
     }
-}
 
-/// A byte stream both ways (a socket to the daemon).
-pub(super) trait Duplex: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Duplex for T {}
-
-impl Daemon {
     /// A new connection to the daemon, read at most once per `pace` while data keeps coming
     /// (`PacedStream`), registered with the calling runtime's reactor.
     pub(super) async fn connect(&self, pace: Duration) -> std::io::Result<Box<dyn Duplex>> {
@@ -53,6 +47,10 @@ impl Daemon {
         })
     }
 }
+
+/// A byte stream both ways (a socket to the daemon).
+pub(super) trait Duplex: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Duplex for T {}
 
 /// Seconds bollard waits for a response's head (its own default).
 const RESPONSE_HEAD_TIMEOUT_SECS: u64 = 120;

@@ -258,7 +258,7 @@ mod tests {
             })
             .collect();
         // 40 rests begun 7 ms apart, over 280 ms, end on four ticks or fewer.
-        let mut ticks = ends.clone();
+        let mut ticks = ends;
         ticks.dedup();
         assert!(ticks.len() <= 4, "{} distinct ends", ticks.len());
     }

@@ -91,14 +91,14 @@ const RESUME_LINES: usize = 1_000;
 #[derive(Default)]
 pub struct StartAt {
     /// Unix ms; 0 for the sandbox's first line.
-    pub since_ms: i64,
+    since_ms: i64,
     /// The stream's lines stored from `since_ms` on, counted by text: the sandbox's output from
     /// then repeats them, and each is skipped once. (By text, not in order: Docker's log and the
     /// attach stream may interleave stdout and stderr differently.)
-    pub stored: HashMap<String, usize>,
+    stored: HashMap<String, usize>,
     /// The newest stored line's time: a line Docker stamped later cannot have been stored (the
     /// emulator reads a line after Docker stamps it), so it is never skipped.
-    pub stored_until_ms: i64,
+    stored_until_ms: i64,
 }
 
 impl StartAt {
