@@ -3,13 +3,12 @@ however many first requests race, and sessions that cannot see each other's file
 network ports. Also the hardening of the session containers, read back with `docker inspect`."""
 import json
 import threading
-import time
 
 import pytest
 
 from conftest import (ACCOUNT, HOLDER_LABEL, TEST_IMAGE, Emulator, boto_client, create_runtime, docker, holders_of,
                       inspect_container, invoke, managed_containers, network_owner, new_session_id, session_containers,
-                      wait_for_spare_holder, wait_for_status, whoami)
+                      wait_for_spare_holder, wait_for_status, wait_until, whoami)
 
 NETWORK = "agentcore-local-sandboxes"
 
@@ -279,13 +278,6 @@ def session_in_a_holder(emu, data, arn, name):
     return sid, answer, cid, holder
 
 
-def wait_until_holder_gone(emu, holder, why):
-    deadline = time.monotonic() + 30
-    while holder in holders_of(emu.proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert holder not in holders_of(emu.proc.pid), why
-
-
 def test_a_new_session_joins_a_network_namespace_made_ahead_which_ends_with_it(stack):
     emu, data, rt = stack
     arn = rt["agentRuntimeArn"]
@@ -306,7 +298,7 @@ def test_a_new_session_joins_a_network_namespace_made_ahead_which_ends_with_it(s
     assert network_owner(only_container(other)) != holder
     # The holder goes with its session.
     data.stop_runtime_session(agentRuntimeArn=arn, runtimeSessionId=sid)
-    wait_until_holder_gone(emu, holder, "the stopped session's holder is still there")
+    wait_until(lambda: holder not in holders_of(emu.proc.pid), timeout=30, message="the stopped session's holder gone")
 
 
 def test_a_session_whose_sandbox_is_removed_by_hand_ends_and_its_holder_goes(stack):
@@ -315,7 +307,8 @@ def test_a_session_whose_sandbox_is_removed_by_hand_ends_and_its_holder_goes(sta
     docker("rm", "-f", cid)
     # The session's supervisor finds its sandbox gone and ends it. Its holder goes too: kept, it
     # would outlive the emulator (see the fixture's check after SIGTERM).
-    wait_until_holder_gone(emu, holder, "the holder of the session whose sandbox was removed is still there")
+    wait_until(lambda: holder not in holders_of(emu.proc.pid), timeout=30,
+               message="the holder of the session whose sandbox was removed gone")
 
 
 def test_a_spare_holder_removed_by_hand_does_not_fail_the_next_session(stack):
